@@ -1,0 +1,3 @@
+"""chaosml: chaos engineering for ML serving stacks (public API)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""pod-kill: kill replicas of a service by mode; the target's supervisor replaces them. Used by the runner."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from typing import Any
+
+from chaosml.faults.base import injector
+from chaosml.model.experiment import FaultSpec
+from chaosml.model.faults import PodKillParams
+from chaosml.records import FaultEvent
+
+
+class PodKill:
+    """Kill ``victim_count`` replicas of ``params.service``, chosen at random (seeded) among running ones."""
+
+    def __init__(self, spec: FaultSpec, target: Any, seed: int = 0):
+        self.spec = spec
+        self.params: PodKillParams = spec.params
+        self.target = target
+        self._rng = random.Random(f"{seed}:{spec.name}")
+        self._victims: dict[int, list[str]] = {}
+
+    def apply(self, injection: int) -> FaultEvent:
+        members = self.target.members(self.params.service)
+        running = sorted(m.name for m in members if m.running)
+        count = self.params.victim_count(len(members))
+        victims = sorted(self._rng.sample(running, min(count, len(running))))
+        self._victims[injection] = victims
+        t = time.time()
+        sig = getattr(signal, self.params.signal)
+        self.target.kill(victims, sig)
+        return FaultEvent(
+            t=t,
+            fault=self.spec.name,
+            injection=injection,
+            action="apply",
+            ok=len(victims) == count,
+            targets=tuple(victims),
+            detail={
+                "service": self.params.service,
+                "mode": self.params.mode,
+                "value": self.params.value,
+                "signal": self.params.signal,
+                "replicas": len(members),
+                "running_before": len(running),
+                "killed": len(victims),
+            },
+        )
+
+    def recover(self, injection: int) -> FaultEvent:
+        """Nothing to undo (the supervisor restarts replicas); record what is ready now."""
+        members = self.target.members(self.params.service)
+        ready = sum(1 for m in members if m.ready)
+        return FaultEvent(
+            t=time.time(),
+            fault=self.spec.name,
+            injection=injection,
+            action="recover",
+            ok=True,
+            targets=tuple(self._victims.get(injection, ())),
+            detail={"ready": ready, "desired": len(members)},
+        )
+
+
+@injector("pod-kill")
+def _make(spec: FaultSpec, target: Any, seed: int) -> PodKill:
+    return PodKill(spec, target, seed)

@@ -1,0 +1,62 @@
+"""Names the experiment format accepts: SLIs, operators, phases, cohorts; no I/O."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+
+#: SLIs computed over a set of request samples (any phase, window or cohort).
+SAMPLE_SLIS: dict[str, str] = {
+    "success_ratio": "2xx answers / requests",
+    "error_ratio": "5xx, refused, reset or timed-out requests / requests",
+    "timeout_ratio": "timed-out requests / requests",
+    "rejected_ratio": "4xx answers / requests",
+    "primary_ratio": "answers served by the primary model / 2xx answers",
+    "fallback_ratio": "answers served by anything but the primary model / 2xx answers",
+    "default_ratio": "answers served by the default response / 2xx answers",
+    "accuracy": "correct predictions / 2xx answers with a prediction",
+    "confident_wrong_ratio": "wrong predictions with confidence >= threshold / 2xx answers with a prediction",
+    "latency_p50_ms": "median latency of all requests, ms",
+    "latency_p95_ms": "95th percentile latency of all requests, ms",
+    "latency_p99_ms": "99th percentile latency of all requests, ms",
+    "latency_mean_ms": "mean latency of all requests, ms",
+    "throughput_rps": "requests sent per second",
+}
+
+#: SLIs measured per injection of a fault, aggregated over its repeats.
+INJECTION_SLIS: dict[str, str] = {
+    "ttd_s": "time to detect: fault apply -> first response or probe showing the stack noticed, s",
+    "mttr_s": "time to recover: fault apply -> start of the first run of `hold` windows within all SLOs, s",
+    "ready_s": "fault apply -> every killed replica replaced and ready again, s",
+}
+
+ALL_SLIS: tuple[str, ...] = (*SAMPLE_SLIS, *INJECTION_SLIS)
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+#: "fault" is the union of every fault window; a fault's name selects that fault's windows alone.
+PHASES: tuple[str, ...] = ("baseline", "fault", "recovery", "after", "all")
+
+AGGREGATES: tuple[str, ...] = ("max", "mean", "median", "min")
+
+#: Load cohorts the harness can generate from a labelled dataset.
+COHORTS: dict[str, str] = {
+    "clean": "held-out dataset rows, unchanged",
+    "missing-features": "one to three request features dropped from the payload",
+    "out-of-range": "one request feature pushed far outside its training range",
+}
+
+TARGET_PLATFORMS: tuple[str, ...] = ("local", "kubernetes")
+PROFILES: tuple[str, ...] = ("naive", "hardened")
+DATASETS: tuple[str, ...] = ("breast_cancer",)
+
+#: Rollback actions run after every fault is recovered: type -> description of its params.
+ROLLBACK_TYPES: dict[str, str] = {
+    "wait-ready": "wait until every replica of the target is ready again (params: timeout, default 30s)",
+}

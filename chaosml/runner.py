@@ -1,0 +1,449 @@
+"""Runs one experiment: target up, load, faults on schedule, recovery always, journal, report. Called by the CLI.
+
+The order of a run, and what ``finally`` guarantees whatever happens (error, Ctrl-C, SIGTERM, abort):
+
+1. validate-time work is done already (the experiment is a frozen model);
+2. start the target and wait until it is ready; build the payload pool; start the load process;
+3. apply and recover faults at their offsets from the load start, watching progress and abort conditions;
+4. finally: recover every applied injection, run rollbacks, stop the load process, stop the target,
+   write the journal; then analyse and render the report from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from chaosml.errors import (
+    EXIT_ABORTED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RECOVERY_FAILED,
+    RecoveryError,
+    RunAborted,
+    TargetError,
+)
+from chaosml.faults.base import Injector, make_injector
+from chaosml.journal import SAMPLES_FILE, Journal
+from chaosml.model.catalog import OPERATORS
+from chaosml.model.experiment import Experiment, FaultSpec
+
+#: How long after the planned load end the load process may take to finish on its own.
+LOAD_GRACE_S = 20.0
+#: SLIs that abort conditions can watch live (from the load process's progress lines).
+LIVE_SLIS = {"success_ratio": "success_ratio", "latency_p99_ms": "p99_ms", "throughput_rps": "rps"}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    status: str  # completed | aborted | failed
+    exit_code: int
+    reason: str | None = None
+
+
+class _Interrupted(BaseException):
+    """Raised by the signal handler; BaseException so that no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class _Step:
+    at: float  # epoch
+    action: str  # apply | recover
+    spec: FaultSpec
+    injection: int
+
+
+def new_run_id(experiment: Experiment, reports_dir: Path) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", experiment.title.lower()).strip("-")[:40] or "run"
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+    run_id, n = base, 1
+    while (reports_dir / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any], None]) -> Any:
+    """The target adapter for ``experiment.target.platform``."""
+    spec = experiment.target
+    if spec.platform == "local":
+        from chaosml.targets.local import LocalTarget
+
+        return LocalTarget(
+            run_dir=run_dir / "target",
+            profile=spec.profile,
+            replicas=spec.replicas,
+            restart_delay_s=spec.restart_delay,
+            dataset=experiment.load.dataset,
+            seed=experiment.load.seed,
+            on_event=on_event,
+        )
+    raise TargetError(f"target platform {spec.platform!r} is not available yet")
+
+
+class Progress:
+    """One live line on a terminal (a line every few seconds elsewhere): phase, elapsed/total, success, p99."""
+
+    def __init__(self, out: IO[str], total_s: float):
+        self.out = out
+        self.total_s = total_s
+        self.tty = out.isatty()
+        self._last = 0.0
+
+    def show(self, phase: str, elapsed: float, stats: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._last < 5.0:
+            return
+        self._last = now
+        sr = stats.get("success_ratio")
+        p99 = stats.get("p99_ms")
+        line = (
+            f"[{phase:<22}] {elapsed:5.1f}/{self.total_s:.0f}s  "
+            f"requests {stats.get('requests', 0):>6}  "
+            f"success {'-' if sr is None else f'{sr:6.2%}'}  "
+            f"p99 {'-' if p99 is None else f'{p99:7.1f} ms'}"
+        )
+        if self.tty:
+            self.out.write("\r" + line[:120].ljust(120))
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def message(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\r" + " " * 120 + "\r")
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+class Runner:
+    """Runs one experiment once. ``run()`` returns a RunResult; it never leaves a fault applied
+    unless it raises RecoveryError, whose message says what is left."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        *,
+        experiment_file: str,
+        experiment_source: str,
+        reports_dir: Path = Path("reports"),
+        out: IO[str] = sys.stderr,
+        render: bool = True,
+        target_factory: Callable[[Experiment, Path, Callable[[Any], None]], Any] = make_target,
+    ):
+        self.experiment = experiment
+        self.reports_dir = reports_dir
+        self.run_id = new_run_id(experiment, reports_dir)
+        self.run_dir = reports_dir / self.run_id
+        self.run_dir.mkdir(parents=True)
+        self.journal = Journal(self.run_dir, self.run_id, experiment_file, experiment_source)
+        self.progress = Progress(out, experiment.load.duration)
+        self.render = render
+        self.target_factory = target_factory
+        self.target: Any = None
+        self.load_proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._stats: dict[str, Any] = {}
+        self._applied: dict[tuple[str, int], Injector] = {}
+        self._injectors: dict[str, Injector] = {}
+        self._abort_since: dict[int, float] = {}
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RunResult:
+        status, reason = "completed", None
+        recovery_errors: list[str] = []
+        old_handlers = self._install_signal_handlers()
+        try:
+            self._start_target()
+            self._start_load()
+            self._drive()
+        except _Interrupted as exc:
+            status, reason = "aborted", f"interrupted by {exc}"
+        except RunAborted as exc:
+            status, reason = "aborted", str(exc)
+        except TargetError as exc:
+            status, reason = "failed", f"target error: {exc}"
+        except Exception as exc:  # noqa: BLE001 - recorded, recovered, re-raised below as a run failure
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self._ignore_signals()
+            recovery_errors = self._recover_all()
+            self._run_rollbacks()
+            self._stop_load()
+            self._stop_target()
+            self._restore_signal_handlers(old_handlers)
+        if recovery_errors:
+            status, reason = "failed", "; ".join(recovery_errors)
+        self.journal.update(status=status, reason=reason, ended_at=time.time())
+        self.journal.flush(force=True)
+        if reason:
+            self.progress.message(f"run {status}: {reason}")
+
+        passed = None
+        if self.render and (self.run_dir / SAMPLES_FILE).exists():
+            passed = self._render()
+        if recovery_errors:
+            code = EXIT_RECOVERY_FAILED
+        elif status == "aborted":
+            code = EXIT_ABORTED
+        elif status == "failed":
+            code = EXIT_FAILED if passed is None else EXIT_FAILED
+        else:
+            code = EXIT_OK if passed else EXIT_FAILED
+        self.journal.update(exit_code=code)
+        self.journal.flush(force=True)
+        if recovery_errors:
+            raise RecoveryError(
+                "could not recover: " + "; ".join(recovery_errors) + f" (journal: {self.run_dir / 'journal.json'})"
+            )
+        if status == "failed" and reason and reason.startswith("target error"):
+            raise TargetError(reason.removeprefix("target error: "))
+        return RunResult(self.run_dir, status, code, reason)
+
+    # ------------------------------------------------------------- phases
+    def _start_target(self) -> None:
+        self.progress.message(f"starting target ({self.experiment.target.platform}, profile {self.experiment.target.profile}) ...")
+        self.target = self.target_factory(self.experiment, self.run_dir, self.journal.add_target_event)
+        self.target.start()
+        self.journal.update(target=self.target.describe())
+        self.journal.flush()
+
+    def _start_load(self) -> None:
+        from chaosml.cohorts import build_payloads
+        from chaosml.dataset import load_dataset
+        from chaosml.load.config import LoadConfig, start_load
+
+        load = self.experiment.load
+        ds = load_dataset(load.dataset, seed=load.seed)
+        cohorts = [c for c, w in load.mix.items() if w > 0]
+        payloads = build_payloads(ds, cohorts, seed=load.seed)
+        payloads_file = self.run_dir / "payloads.json"
+        payloads_file.write_text(json.dumps(payloads))
+        config = LoadConfig(
+            target_url=self.target.entry_url,
+            path="/predict",
+            users=load.users,
+            spawn_rate=load.spawn_rate,
+            duration_s=load.duration,
+            rate_per_user=load.rate_per_user,
+            request_timeout_s=load.request_timeout,
+            mix={c: float(w) for c, w in load.mix.items() if w > 0},
+            payloads_file=str(payloads_file),
+            samples_file=str(self.run_dir / SAMPLES_FILE),
+            seed=load.seed,
+        )
+        self.progress.message(
+            f"driving load: {load.users} users for {load.duration:.0f}s against {self.target.entry_url}"
+        )
+        self.load_proc = start_load(config, str(self.run_dir / "load-config.json"))
+        threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True).start()
+
+    def _read_lines(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._lines.put(line)
+
+    def _wait_load_start(self, timeout_s: float = 30.0) -> float:
+        """The load start (epoch) as the load process measures it, from its first progress line."""
+        from chaosml.load.config import parse_progress
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.load_proc is not None
+            try:
+                line = self._lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.load_proc.poll() is not None:
+                    raise RuntimeError(f"load process exited with code {self.load_proc.returncode} before sending load")
+                continue
+            msg = parse_progress(line)
+            if msg and msg.get("type") == "progress":
+                self._stats = msg
+                return time.time() - float(msg.get("elapsed_s", 0.0))
+        raise RuntimeError(f"load process sent no progress within {timeout_s:.0f}s")
+
+    def _drive(self) -> None:
+        exp = self.experiment
+        t0 = self._wait_load_start()
+        self.journal.update_load(started_at=t0)
+        steps: list[_Step] = []
+        timeline = []
+        for spec, i, start, end in exp.injections():
+            steps.append(_Step(t0 + start, "apply", spec, i))
+            steps.append(_Step(t0 + end, "recover", spec, i))
+            timeline.append(
+                {"fault": spec.name, "type": spec.type, "injection": i, "planned_start": t0 + start, "planned_end": t0 + end}
+            )
+        steps.sort(key=lambda s: (s.at, 0 if s.action == "recover" else 1))
+        self.journal.update(timeline=timeline)
+        for spec in exp.faults:
+            self._injectors[spec.name] = make_injector(spec, self.target, exp.load.seed)
+        self.journal.flush()
+
+        hard_end = t0 + exp.load.duration + LOAD_GRACE_S
+        assert self.load_proc is not None
+        while True:
+            now = time.time()
+            while steps and steps[0].at <= now:
+                step = steps.pop(0)
+                if step.action == "apply":
+                    self._apply(step.spec, step.injection, planned=step.at)
+                else:
+                    self._recover(step.spec, step.injection, planned=step.at)
+            self._drain_progress()
+            self.progress.show(self._phase(now - t0), now - t0, self._stats)
+            self._check_abort()
+            if self.load_proc.poll() is not None:
+                break
+            if now > hard_end:
+                raise RuntimeError(f"load process still running {LOAD_GRACE_S:.0f}s after the planned end")
+            wait = 0.1 if not steps else max(0.0, min(0.1, steps[0].at - time.time()))
+            time.sleep(wait)
+        self._drain_progress()
+        self.journal.update_load(ended_at=time.time(), requests=int(self._stats.get("requests", 0)))
+        if self.load_proc.returncode != 0:
+            raise RuntimeError(f"load process exited with code {self.load_proc.returncode}")
+        if steps and any(s.action == "apply" for s in steps):
+            raise RuntimeError("load ended before every fault was injected")
+        self.progress.message(f"load finished: {self._stats.get('requests', 0)} requests")
+
+    def _phase(self, elapsed: float) -> str:
+        active = sorted(f"{name}#{i + 1}" for (name, i) in self._applied)
+        if active:
+            return "fault " + ",".join(active)
+        if not self.journal.data["fault_events"]:
+            return "baseline"
+        return "recovery/after"
+
+    def _apply(self, spec: FaultSpec, injection: int, planned: float) -> None:
+        inj = self._injectors[spec.name]
+        self._applied[(spec.name, injection)] = inj
+        event = inj.apply(injection)
+        event.detail["planned_at"] = planned
+        self.journal.add_fault_event(event)
+        self.progress.message(
+            f"apply   {spec.name} #{injection + 1}/{spec.repeat.count} ({spec.type}): {', '.join(event.targets) or '-'}"
+        )
+
+    def _recover(self, spec: FaultSpec, injection: int, planned: float | None = None) -> None:
+        inj = self._applied.pop((spec.name, injection), None)
+        if inj is None:
+            return
+        event = inj.recover(injection)
+        if planned is not None:
+            event.detail["planned_at"] = planned
+        self.journal.add_fault_event(event)
+        self.progress.message(f"recover {spec.name} #{injection + 1}/{spec.repeat.count} ({spec.type}): ok={event.ok}")
+
+    def _recover_all(self) -> list[str]:
+        errors = []
+        for name, injection in list(self._applied):
+            spec = self.experiment.fault(name)
+            try:
+                self._recover(spec, injection)
+            except Exception as exc:  # noqa: BLE001 - every injection gets its chance to recover
+                self._applied.pop((name, injection), None)
+                errors.append(f"{name} #{injection + 1}: {type(exc).__name__}: {exc}")
+        return errors
+
+    def _run_rollbacks(self) -> None:
+        if self.target is None:
+            return
+        for rb in self.experiment.rollbacks:
+            started = time.time()
+            ok, detail = False, ""
+            try:
+                if rb.type == "wait-ready":
+                    timeout = float(rb.params.get("timeout", 30.0))
+                    ok = all(self.target.wait_group_ready(g, timeout) for g in self.target.groups())
+                    detail = "every replica ready" if ok else f"not every replica ready within {timeout:.0f}s"
+            except Exception as exc:  # noqa: BLE001 - recorded in the journal
+                detail = f"{type(exc).__name__}: {exc}"
+            self.journal.add_rollback({"type": rb.type, "t": started, "ok": ok, "detail": detail, "duration_s": time.time() - started})
+
+    def _drain_progress(self) -> None:
+        from chaosml.load.config import parse_progress
+
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            msg = parse_progress(line)
+            if msg and msg.get("type") in ("progress", "done"):
+                self._stats.update(msg)
+
+    def _check_abort(self) -> None:
+        now = time.time()
+        for k, cond in enumerate(self.experiment.abort):
+            key = LIVE_SLIS.get(cond.sli)
+            value = self._stats.get(key) if key else None
+            if value is None or not OPERATORS[cond.op](float(value), cond.target):
+                self._abort_since.pop(k, None)
+                continue
+            since = self._abort_since.setdefault(k, now)
+            if now - since >= cond.for_:
+                raise RunAborted(f"abort condition held: {cond.sli} {cond.op} {cond.target} for {cond.for_:g}s (now {value:.4g})")
+
+    def _stop_load(self) -> None:
+        proc = self.load_proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def _stop_target(self) -> None:
+        if self.target is not None:
+            try:
+                self.target.stop()
+            finally:
+                self.journal.flush(force=True)
+
+    def _render(self) -> bool | None:
+        from chaosml.report import render_report
+
+        try:
+            analysis = render_report(self.run_dir)
+        except Exception as exc:  # noqa: BLE001 - the journal and samples stay; `chaosml report` can retry
+            self.progress.message(f"report could not be rendered: {type(exc).__name__}: {exc}")
+            return None
+        self.journal.update(analysis=analysis.get("summary") if isinstance(analysis, dict) else None)
+        return bool(analysis.get("passed")) if isinstance(analysis, dict) else None
+
+    # ------------------------------------------------------------ signals
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum: int, frame: Any) -> None:
+            raise _Interrupted(signum)
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _ignore_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, lambda signum, frame: None)
+
+    def _restore_signal_handlers(self, old: dict[int, Any]) -> None:
+        for s, h in old.items():
+            signal.signal(s, h)

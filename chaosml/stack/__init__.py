@@ -1,0 +1,1 @@
+"""The reference ML serving stack (feature store, model replicas, gateway) that chaosml breaks."""
