@@ -1,0 +1,288 @@
+"""The locust-based load driver; imported only by ``python -m chaosml.load`` (importing locust patches gevent in)."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import logging
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import gevent
+import gevent.event
+import locust
+from geventhttpclient.useragent import BadStatusCode
+from locust import FastHttpUser, constant, constant_throughput, task
+from locust.contrib.fasthttp import LocustBadStatusCode
+from locust.env import Environment
+
+from chaosml.load.config import LoadConfig
+from chaosml.load.payloads import Payload
+from chaosml.load.samples import SampleWriter
+from chaosml.records import classify_outcome
+
+log = logging.getLogger("chaosml.load")
+
+#: How often buffered sample rows are written to the file, seconds.
+FLUSH_INTERVAL_S = 0.25
+#: Extra time allowed for users to stop beyond the request timeout, seconds.
+STOP_GRACE_S = 5.0
+
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+_RESPONSE_FIELDS = ("served_by", "prediction", "confidence", "model_version", "replica")
+
+
+def _is_timeout(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    if isinstance(exc, TimeoutError | socket.timeout | gevent.Timeout):
+        return True
+    return "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower()
+
+
+def _scalar(value: Any) -> Any:
+    """A response field as a CSV-safe scalar; containers and None become empty."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | str):
+        return value
+    return None
+
+
+def _parse_body(content: bytes | None) -> dict[str, Any]:
+    if not content:
+        return {}
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: _scalar(data.get(k)) for k in _RESPONSE_FIELDS}
+
+
+def _p99(values: list[float]) -> float | None:
+    """Nearest-rank 99th percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-99 * len(ordered) // 100))  # ceil(0.99 n)
+    return ordered[rank - 1]
+
+
+class Recorder:
+    """Picks payloads, sends requests, records one sample row per request and interval stats."""
+
+    def __init__(self, config: LoadConfig, payloads: dict[str, list[Payload]], writer: SampleWriter) -> None:
+        self.config = config
+        self.writer = writer
+        self.rng = random.Random(config.seed)
+        self.cohorts = [c for c, w in config.mix.items() if w > 0]
+        self.cum_weights = list(itertools.accumulate(config.mix[c] for c in self.cohorts))
+        self.payloads = payloads
+        self.total = 0
+        self._interval_count = 0
+        self._interval_ok = 0
+        self._interval_latencies: list[float] = []
+
+    def pick(self) -> tuple[str, Payload]:
+        x = self.rng.random() * self.cum_weights[-1]
+        i = min(bisect.bisect_right(self.cum_weights, x), len(self.cohorts) - 1)
+        cohort = self.cohorts[i]
+        return cohort, self.rng.choice(self.payloads[cohort])
+
+    def send(self, client: Any) -> None:
+        cohort, payload = self.pick()
+        path = self.config.path
+        t = time.time()
+        t0 = time.perf_counter()
+        with client.request(
+            "POST", path, name=path, data=payload.body, headers=_HEADERS, catch_response=True
+        ) as resp:
+            latency_ms = (time.perf_counter() - t0) * 1000.0
+            resp.success()  # outcomes live in our samples, not in locust's failure stats
+            exc = resp.request_meta.get("exception")
+            bad_status = isinstance(exc, BadStatusCode | LocustBadStatusCode)
+            transport_error = exc if exc is not None and not bad_status else None
+            if transport_error is not None:
+                # no (complete) response: refused, reset, timed out, or body read failed
+                status, fields = 0, {}
+            else:
+                status = int(resp.status_code or 0)
+                fields = _parse_body(resp.content) if status else {}
+        timed_out = _is_timeout(transport_error)
+        outcome = classify_outcome(status, timed_out=timed_out)
+        self.record(
+            (
+                round(t, 6),
+                round(latency_ms, 3),
+                status,
+                outcome,
+                fields.get("served_by"),
+                fields.get("prediction"),
+                fields.get("confidence"),
+                payload.label,
+                cohort,
+                payload.entity_id,
+                fields.get("replica"),
+                fields.get("model_version"),
+            ),
+            ok=outcome == "ok",
+            latency_ms=latency_ms,
+        )
+
+    def record(self, row: tuple[Any, ...], *, ok: bool, latency_ms: float) -> None:
+        self.writer.append(row)
+        self.total += 1
+        self._interval_count += 1
+        self._interval_ok += ok
+        self._interval_latencies.append(latency_ms)
+
+    def take_interval(self) -> tuple[int, int, float | None]:
+        """(requests, ok, p99 ms) since the last call, and reset."""
+        count, ok, p99 = self._interval_count, self._interval_ok, _p99(self._interval_latencies)
+        self._interval_count = self._interval_ok = 0
+        self._interval_latencies = []
+        return count, ok, p99
+
+
+def make_user_class(config: LoadConfig, recorder: Recorder) -> type[FastHttpUser]:
+    """A FastHttpUser subclass bound to this config and recorder."""
+
+    class PredictUser(FastHttpUser):
+        host = config.target_url
+        network_timeout = config.request_timeout_s
+        connection_timeout = config.request_timeout_s
+        max_retries = 0
+        wait_time = (
+            constant_throughput(config.rate_per_user) if config.rate_per_user is not None else constant(0)
+        )
+
+        @task
+        def predict(self) -> None:
+            recorder.send(self.client)
+
+        def on_stop(self) -> None:
+            self.client.client.close()  # close pooled keep-alive sockets
+
+    return PredictUser
+
+
+class _Output:
+    """JSON lines to stdout; a vanished reader does not stop the load."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self.broken = True
+
+
+def _every(interval_s: float, fn: Callable[[], Any], stop: gevent.event.Event) -> None:
+    while not stop.wait(timeout=interval_s):
+        fn()
+
+
+def run(
+    config: LoadConfig,
+    payloads: dict[str, list[Payload]],
+    stdout: IO[str] | None = None,
+    early_signals: list[str] | None = None,
+) -> int:
+    """Run the load for ``config.duration_s`` (or until SIGTERM/SIGINT); return the exit code.
+
+    ``early_signals`` names signals received before this call (the caller's interim handler
+    appends to it); if it is non-empty once our handlers are installed, no load is sent.
+    """
+    out = _Output(stdout if stdout is not None else sys.stdout)
+    writer = SampleWriter(config.samples_file)
+    recorder = Recorder(config, payloads, writer)
+    user_class = make_user_class(config, recorder)
+    env = Environment(
+        user_classes=[user_class],
+        events=locust.events,
+        host=config.target_url,
+        stop_timeout=config.request_timeout_s,  # let in-flight requests finish and be recorded
+    )
+    runner = env.create_local_runner()
+
+    stop_requested = gevent.event.Event()
+    reason = ["duration"]
+
+    def on_signal(signame: str) -> None:
+        reason[0] = signame
+        stop_requested.set()
+
+    handlers = [
+        gevent.signal_handler(signal.SIGTERM, on_signal, "SIGTERM"),
+        gevent.signal_handler(signal.SIGINT, on_signal, "SIGINT"),
+    ]
+    if early_signals:
+        on_signal(early_signals[0])
+    flush_stop = gevent.event.Event()
+    flusher = gevent.spawn(_every, FLUSH_INTERVAL_S, writer.flush, flush_stop)
+
+    start = time.monotonic()
+    end = start + config.duration_s
+    interval = config.progress_interval_s
+    next_progress = start + interval
+    last_tick = start
+    try:
+        if not stop_requested.is_set():
+            runner.start(config.users, config.spawn_rate)
+        while not stop_requested.is_set():
+            now = time.monotonic()
+            if now >= end:
+                break
+            stop_requested.wait(timeout=max(0.0, min(next_progress, end) - now))
+            now = time.monotonic()
+            if now >= next_progress and not stop_requested.is_set():
+                count, ok, p99 = recorder.take_interval()
+                span = max(now - last_tick, 1e-9)
+                out.emit(
+                    {
+                        "type": "progress",
+                        "elapsed_s": round(now - start, 3),
+                        "requests": recorder.total,
+                        "rps": round(count / span, 3),
+                        "success_ratio": round(ok / count, 6) if count else None,
+                        "p99_ms": round(p99, 3) if p99 is not None else None,
+                    }
+                )
+                last_tick = now
+                while next_progress <= now:
+                    next_progress += interval
+    finally:
+        try:
+            with gevent.Timeout(config.request_timeout_s + STOP_GRACE_S, False):
+                runner.quit()
+            if runner.user_greenlets:
+                runner.user_greenlets.kill(block=True, timeout=STOP_GRACE_S)
+        finally:
+            flush_stop.set()
+            flusher.join(timeout=STOP_GRACE_S)
+            writer.close()
+            for h in handlers:
+                h.cancel()
+    out.emit(
+        {
+            "type": "done",
+            "requests": recorder.total,
+            "duration_s": round(time.monotonic() - start, 3),
+            "stopped_by": reason[0],
+        }
+    )
+    return 0
