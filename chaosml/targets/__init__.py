@@ -1,0 +1,1 @@
+"""Targets: where the system under test runs (local processes; kubernetes)."""

@@ -1,0 +1,328 @@
+"""Local target: the reference stack as supervised processes on 127.0.0.1 (redis-server, replicas, gateway).
+
+Used by the runner for ``platform: local``. Members and groups: ``redis`` (``feature-store``),
+``model-0`` .. ``model-N-1`` (``model``), ``gateway`` (``gateway``). A killed member is restarted by
+the supervisor after ``restart_delay_s``, like the kubelet. Redis runs without persistence, so when
+it comes back after a kill the target re-seeds the features (standing in for a persistent volume).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+from chaosml.records import TargetEvent
+from chaosml.targets.base import TargetError
+from chaosml.targets.supervisor import ProcessSpec, ReplicaStatus, Supervisor
+
+log = logging.getLogger(__name__)
+
+GROUP_FEATURE_STORE = "feature-store"
+GROUP_MODEL = "model"
+GROUP_GATEWAY = "gateway"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free TCP ports on 127.0.0.1 (held open together while choosing)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class LocalTarget:
+    """The reference stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        profile: str = "hardened",
+        replicas: int = 3,
+        restart_delay_s: float = 2.0,
+        dataset: str = "breast_cancer",
+        seed: int = 0,
+        on_event: Callable[[TargetEvent], None] | None = None,
+        cache_dir: Path | None = None,
+        redis_url_for_replicas: Callable[[str], str] | None = None,
+    ) -> None:
+        if profile not in ("naive", "hardened"):
+            raise ValueError(f"unknown profile {profile!r}; known profiles: naive, hardened")
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        self.run_dir = Path(run_dir).resolve()
+        self.profile = profile
+        self.replicas = replicas
+        self.restart_delay_s = restart_delay_s
+        self.dataset = dataset
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self._user_on_event = on_event
+        self._redis_url_for_replicas = redis_url_for_replicas
+        self._sup: Supervisor | None = None
+        self._ports: dict[str, int] = {}
+        self._artifact: Path | None = None
+        self._replica_redis_url: str | None = None
+        self._stopped = False
+        self._started = False
+        self._reseed_threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._dataset_obj: Any = None
+
+    # --- properties ------------------------------------------------------------------
+    @property
+    def entry_url(self) -> str:
+        return f"http://127.0.0.1:{self._port('gateway')}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self._port('redis')}/0"
+
+    @property
+    def artifact(self) -> Path:
+        if self._artifact is None:
+            raise TargetError("the local target is not started")
+        return self._artifact
+
+    @property
+    def replica_names(self) -> list[str]:
+        return [f"model-{i}" for i in range(self.replicas)]
+
+    def _port(self, name: str) -> int:
+        try:
+            return self._ports[name]
+        except KeyError:
+            raise TargetError("the local target is not started") from None
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._sup is None:
+            raise TargetError("the local target is not started")
+        return self._sup
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Train/load the artifact, start redis, seed it, start replicas and the gateway, wait until ready."""
+        if self._started:
+            raise TargetError("the local target was already started (make a new one)")
+        self._started = True
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._start(deadline)
+        except BaseException as e:
+            self.stop()
+            if isinstance(e, TargetError):
+                raise
+            if isinstance(e, Exception):
+                raise TargetError(f"local target failed to start: {type(e).__name__}: {e}") from e
+            raise
+
+    def _start(self, deadline: float) -> None:
+        from chaosml.dataset import load_dataset
+        from chaosml.stack import featurestore
+        from chaosml.stack.models import ensure_artifact
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._artifact = ensure_artifact(self.cache_dir, self.dataset, self.seed)
+        self._dataset_obj = load_dataset(self.dataset, self.seed)
+        redis_bin = featurestore.redis_server_binary()
+        names = ["redis", *self.replica_names, "gateway"]
+        self._ports = dict(zip(names, free_ports(len(names))))
+        self._sup = Supervisor(self.run_dir, on_event=self._on_event)
+        py_env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _PACKAGE_ROOT}
+        redis_dir = self.run_dir / "redis"
+        redis_dir.mkdir(exist_ok=True)
+
+        def left() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        self._sup.start(
+            ProcessSpec(
+                name="redis",
+                argv=[str(redis_bin), "--port", str(self._ports["redis"]), "--bind", "127.0.0.1",
+                      "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(redis_dir)],
+                cwd=redis_dir,
+                ready_url=f"tcp://127.0.0.1:{self._ports['redis']}",
+                restart_delay_s=self.restart_delay_s,
+                group=GROUP_FEATURE_STORE,
+            )
+        )
+        self._require_ready(["redis"], left())
+        featurestore.seed(self.redis_url, self._dataset_obj)
+        self._replica_redis_url = (
+            self._redis_url_for_replicas(self.redis_url) if self._redis_url_for_replicas else self.redis_url
+        )
+        for name in self.replica_names:
+            port = self._ports[name]
+            self._sup.start(
+                ProcessSpec(
+                    name=name,
+                    argv=[sys.executable, "-m", "chaosml.stack.service", "--port", str(port),
+                          "--redis-url", self._replica_redis_url, "--artifact", str(self._artifact),
+                          "--profile", self.profile, "--name", name],
+                    env=py_env,
+                    cwd=self.run_dir,
+                    ready_url=f"http://127.0.0.1:{port}/readyz",
+                    restart_delay_s=self.restart_delay_s,
+                    group=GROUP_MODEL,
+                )
+            )
+        backends = ",".join(f"http://127.0.0.1:{self._ports[n]}" for n in self.replica_names)
+        self._sup.start(
+            ProcessSpec(
+                name="gateway",
+                argv=[sys.executable, "-m", "chaosml.stack.gateway", "--port", str(self._ports["gateway"]),
+                      "--backends", backends, "--artifact", str(self._artifact), "--profile", self.profile],
+                env=py_env,
+                cwd=self.run_dir,
+                ready_url=f"http://127.0.0.1:{self._ports['gateway']}/readyz",
+                restart_delay_s=self.restart_delay_s,
+                group=GROUP_GATEWAY,
+            )
+        )
+        self._require_ready([*self.replica_names, "gateway"], left())
+
+    def _require_ready(self, names: list[str], timeout_s: float) -> None:
+        sup = self.supervisor
+        if sup.wait_ready(names, timeout_s):
+            return
+        states = {s.name: s for s in sup.status()}
+        lines = []
+        for n in names:
+            s = states[n]
+            if not s.ready:
+                lines.append(
+                    f"  {n}: running={s.running} pid={s.pid}; last log lines of {self.run_dir / 'logs' / (n + '.log')}:\n"
+                    + _tail(self.run_dir / "logs" / f"{n}.log")
+                )
+        raise TargetError("local target members not ready in time:\n" + "\n".join(lines))
+
+    def stop(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL) and reap them; idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self._sup is not None:
+            self._sup.stop_all()
+        for t in self._reseed_threads:
+            t.join(timeout=5.0)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- events ----------------------------------------------------------------------
+    def _on_event(self, ev: TargetEvent) -> None:
+        if self._user_on_event is not None:
+            self._user_on_event(ev)  # the supervisor logs a failing listener
+        if ev.kind == "replica_ready" and ev.subject == "redis" and self._dataset_obj is not None and self._replica_redis_url:
+            # Redis came back empty after a restart (no persistence): seed it again, off the monitor thread.
+            t = threading.Thread(target=self._reseed, name="reseed-redis", daemon=True)
+            self._reseed_threads.append(t)
+            t.start()
+
+    def _reseed(self) -> None:
+        from chaosml.stack import featurestore
+
+        try:
+            n = featurestore.seed(self.redis_url, self._dataset_obj)
+            ev = TargetEvent(t=time.time(), kind="feature_store_seeded", subject="redis", detail={"rows": n})
+        except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
+            ev = TargetEvent(t=time.time(), kind="feature_store_seed_failed", subject="redis", detail={"error": str(e)})
+        if self._user_on_event is not None:
+            try:
+                self._user_on_event(ev)
+            except Exception:
+                log.exception("on_event listener failed for %s", ev)
+
+    # --- queries and actions ---------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        from chaosml.stack.models import load_meta
+
+        meta = load_meta(self._artifact) if self._artifact else {}
+        return {
+            "platform": "local",
+            "profile": self.profile,
+            "entry_url": self.entry_url if self._ports else None,
+            "redis_url": self.redis_url if self._ports else None,
+            "replica_redis_url": self._replica_redis_url,
+            "ports": dict(self._ports),
+            "replicas": self.replica_names,
+            "groups": {
+                GROUP_FEATURE_STORE: ["redis"],
+                GROUP_MODEL: self.replica_names,
+                GROUP_GATEWAY: ["gateway"],
+            },
+            "restart_delay_s": self.restart_delay_s,
+            "pids": self._sup.pids() if self._sup else {},
+            "run_dir": str(self.run_dir),
+            "artifact": str(self._artifact) if self._artifact else None,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "model_versions": {
+                k: meta[k]["version"] if k != "default" else meta[k]["model_version"]
+                for k in ("primary", "fallback", "default")
+                if k in meta
+            },
+            "test_accuracy": {k: meta[k]["test_accuracy"] for k in ("primary", "fallback") if k in meta},
+        }
+
+    def members(self, group: str) -> list[ReplicaStatus]:
+        return [s for s in self.supervisor.status() if s.group == group]
+
+    def groups(self) -> list[str]:
+        """Every group with members, in start order (feature-store, model, gateway)."""
+        seen: dict[str, None] = {}
+        for s in self.supervisor.status():
+            seen.setdefault(s.group, None)
+        return list(seen)
+
+    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
+        """Signal each named member's process group (SIGKILL by default); the supervisor restarts them."""
+        sup = self.supervisor
+        known = set(sup.names())
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise TargetError(f"unknown member(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for n in names:
+            try:
+                sup.kill(n, sig)
+            except ProcessLookupError:
+                log.info("%s was not running when asked to kill it", n)
+
+    def stop_member(self, name: str) -> None:
+        """Stop a member and keep it down until :meth:`start_member` (e.g. a feature-store outage)."""
+        self.supervisor.stop(name)
+
+    def start_member(self, name: str) -> None:
+        self.supervisor.resume(name)
+
+    def wait_group_ready(self, group: str, timeout_s: float) -> bool:
+        names = [s.name for s in self.members(group)]
+        if not names:
+            raise TargetError(f"no members in group {group!r}")
+        return self.supervisor.wait_ready(names, timeout_s)

@@ -1,0 +1,221 @@
+"""Replica and gateway apps in-process against a real redis-server: routing, validation, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from chaosml.dataset import Dataset, load_dataset
+from chaosml.stack import featurestore
+from chaosml.stack.gateway import GatewayConfig
+from chaosml.stack.gateway import create_app as create_gateway
+from chaosml.stack.models import ensure_artifact
+from chaosml.stack.service import ServiceConfig, create_app
+from chaosml.targets.local import free_ports
+from chaosml.targets.supervisor import probe
+
+
+@pytest.fixture(scope="module")
+def ds() -> Dataset:
+    return load_dataset()
+
+
+@pytest.fixture(scope="module")
+def artifact() -> Path:
+    return ensure_artifact()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory, ds: Dataset) -> Iterator[str]:
+    port = free_ports(1)[0]
+    d = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [str(featurestore.redis_server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--daemonize", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not probe(f"tcp://127.0.0.1:{port}", 0.2):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        url = f"redis://127.0.0.1:{port}/0"
+        assert featurestore.seed(url, ds) == 569
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def closed_port_url() -> str:
+    return f"redis://127.0.0.1:{free_ports(1)[0]}/0"
+
+
+Scenario = Callable[[TestClient[Any, Any]], Awaitable[None]]
+
+
+def run_app(app: web.Application, scenario: Scenario, wait_ready: bool = True) -> None:
+    async def main() -> None:
+        async with TestClient(TestServer(app)) as client:
+            if wait_ready:
+                for _ in range(100):
+                    if (await client.get("/readyz")).status == 200:
+                        break
+                    await asyncio.sleep(0.02)
+            await scenario(client)
+
+    asyncio.run(main())
+
+
+def replica(redis_url: str, artifact: Path, profile: str) -> web.Application:
+    return create_app(ServiceConfig(name="model-t", redis_url=redis_url, artifact=artifact, profile=profile))
+
+
+@pytest.mark.parametrize("profile", ["naive", "hardened"])
+def test_clean_rows_served_by_primary(profile: str, redis_url: str, artifact: Path, ds: Dataset) -> None:
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        served, correct = [], 0
+        for i in ds.test_idx:
+            r = await c.post("/predict", json=ds.row_payload(int(i)))
+            assert r.status == 200
+            body = await r.json()
+            assert r.headers["X-Served-By"] == body["served_by"]
+            assert set(body) >= {"prediction", "confidence", "served_by", "model_version", "replica"}
+            assert 0.0 <= body["confidence"] <= 1.0 and body["replica"] == "model-t"
+            served.append(body["served_by"])
+            correct += body["prediction"] == ds.label(int(i))
+        assert served.count("primary") / len(served) >= 0.97
+        assert correct / len(served) > 0.9
+        text = await (await c.get("/metrics")).text()
+        assert 'served_by="primary",status="200"' in text
+        assert "chaosml_replica_request_duration_seconds_bucket" in text
+        assert ("chaosml_replica_breaker_state" in text) == (profile == "hardened")
+        assert (await c.get("/healthz")).status == 200
+
+    run_app(replica(redis_url, artifact, profile), scenario)
+
+
+BAD_BODIES: list[tuple[Any, str]] = [
+    ("not json", "body"),
+    ([1, 2], "body"),
+    ({"features": {}}, "entity_id"),
+    ({"entity_id": "7", "features": {}}, "entity_id"),
+    ({"entity_id": 10**6, "features": {}}, "entity_id"),
+    ({"entity_id": 7}, "features"),
+]
+
+
+def test_hardened_rejects_bad_input_naming_the_field(redis_url: str, artifact: Path, ds: Dataset) -> None:
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        for body, field in BAD_BODIES:
+            data = body if isinstance(body, str) else json.dumps(body)
+            r = await c.post("/predict", data=data, headers={"Content-Type": "application/json"})
+            got = await r.json()
+            assert (r.status, got["field"], got["served_by"]) == (422, field, "rejected"), (body, got)
+            assert r.headers["X-Served-By"] == "rejected"
+        good = ds.row_payload(3)
+        for value, why in [(None, "missing"), ("1.0", "a number"), (True, "a number"),
+                           (float("nan"), "finite"), (1e9, "out of range")]:
+            p = json.loads(json.dumps(good))
+            if value is None:
+                del p["features"]["mean_texture"]
+            else:
+                p["features"]["mean_texture"] = value
+            r = await c.post("/predict", data=json.dumps(p), headers={"Content-Type": "application/json"})
+            got = await r.json()
+            assert r.status == 422 and got["field"] == "features.mean_texture" and why in got["error"], got
+        r = await c.post("/predict", data=b"x" * (65 * 1024), headers={"Content-Type": "application/json"})
+        assert r.status == 413 and (await r.json())["served_by"] == "rejected"
+
+    run_app(replica(redis_url, artifact, "hardened"), scenario)
+
+
+def test_naive_gives_500_on_bad_input(redis_url: str, artifact: Path, ds: Dataset) -> None:
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        r = await c.post("/predict", json={"entity_id": 7})
+        assert r.status == 500 and "error" in await r.json()
+
+    run_app(replica(redis_url, artifact, "naive"), scenario)
+
+
+def test_hardened_ood_goes_to_fallback(redis_url: str, artifact: Path, ds: Dataset) -> None:
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        p = ds.row_payload(int(ds.test_idx[0]))
+        lo, hi = ds.feature_ranges()["mean_smoothness"]
+        p["features"]["mean_smoothness"] = hi + 2 * (hi - lo)  # within the accepted range, far from the data
+        body = await (await c.post("/predict", json=p)).json()
+        assert (body["served_by"], body["reason"]) == ("fallback", "ood")
+
+    run_app(replica(redis_url, artifact, "hardened"), scenario)
+
+
+def test_hardened_falls_back_when_feature_store_is_down(artifact: Path, ds: Dataset) -> None:
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        reasons = []
+        for i in ds.test_idx[:20]:
+            r = await c.post("/predict", json=ds.row_payload(int(i)))
+            body = await r.json()
+            assert r.status == 200 and body["served_by"] == "fallback"
+            assert body["model_version"].startswith("fallback-")
+            reasons.append(body["reason"])
+        assert reasons[0] == "feature_store_error" and reasons[-1] == "breaker_open"
+        assert "chaosml_replica_breaker_state{" in (text := await (await c.get("/metrics")).text())
+        assert next(ln for ln in text.splitlines() if ln.startswith("chaosml_replica_breaker_state{")).endswith(" 1.0")
+        assert (await c.get("/readyz")).status == 503  # never reached the store at startup
+
+    run_app(replica(closed_port_url(), artifact, "hardened"), scenario, wait_ready=False)
+
+
+def test_naive_answers_confidently_from_primary_when_store_is_down(artifact: Path, ds: Dataset) -> None:
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        for i in ds.test_idx[:10]:
+            r = await c.post("/predict", json=ds.row_payload(int(i)))
+            body = await r.json()
+            assert r.status == 200 and body["served_by"] == "primary"  # the silent failure
+
+    run_app(replica(closed_port_url(), artifact, "naive"), scenario, wait_ready=False)
+
+
+def test_hardened_falls_back_on_missing_entity_row(redis_url: str, artifact: Path, ds: Dataset) -> None:
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    eid = int(ds.test_idx[1])
+    saved = r.hgetall(featurestore.entity_key(eid))
+    r.delete(featurestore.entity_key(eid))
+    try:
+        async def scenario(c: TestClient[Any, Any]) -> None:
+            body = await (await c.post("/predict", json=ds.row_payload(eid))).json()
+            assert (body["served_by"], body["reason"]) == ("fallback", "entity_features_missing")
+
+        run_app(replica(redis_url, artifact, "hardened"), scenario)
+    finally:
+        r.hset(featurestore.entity_key(eid), mapping=saved)
+        r.close()
+
+
+@pytest.mark.parametrize("profile,status,served_by", [("naive", 502, None), ("hardened", 200, "default")])
+def test_gateway_without_live_backends(profile: str, status: int, served_by: str | None, artifact: Path, ds: Dataset) -> None:
+    ports = free_ports(2)
+    app = create_gateway(GatewayConfig(backends=[f"http://127.0.0.1:{p}" for p in ports], artifact=artifact, profile=profile))
+
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        await asyncio.sleep(0.1)
+        r = await c.post("/predict", json=ds.row_payload(1))
+        body = await r.json()
+        assert r.status == status, body
+        assert body.get("served_by") == served_by
+        assert (await c.get("/readyz")).status == 503
+        assert "chaosml_gateway_backend_up" in await (await c.get("/metrics")).text()
+
+    run_app(app, scenario, wait_ready=False)

@@ -1,0 +1,141 @@
+"""LocalTarget end to end: real redis-server, replicas and gateway on 127.0.0.1; kills and restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaosml.dataset import load_dataset
+from chaosml.records import TargetEvent
+from chaosml.targets.base import Target, TargetError
+from chaosml.targets.local import LocalTarget
+
+DS = load_dataset()
+
+
+def post(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        url + "/predict", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        e.close()
+        return e.code, json.loads(body) if body.startswith(b"{") else {}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def assert_nothing_left(run_dir: Path) -> None:
+    history = json.loads((run_dir / "pids.json").read_text())["history"]
+    assert history and not [h for h in history if alive(h["pid"])]
+    out = subprocess.run(["pgrep", "-f", str(run_dir)], check=False, capture_output=True, text=True)
+    assert out.stdout.strip() == ""
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[TargetEvent] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: TargetEvent) -> None:
+        with self.lock:
+            self.items.append(ev)
+
+    def of(self, subject: str, kind: str) -> list[TargetEvent]:
+        with self.lock:
+            return [e for e in self.items if e.subject == subject and e.kind == kind]
+
+
+def wait_for(cond: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_hardened_survives_replica_and_feature_store_kills(tmp_path: Path) -> None:
+    ev = Events()
+    run_dir = tmp_path / "run-hardened"
+    t = LocalTarget(run_dir, profile="hardened", replicas=2, restart_delay_s=1.0, on_event=ev)
+    with t:
+        assert isinstance(t, Target)
+        d = t.describe()
+        assert d["profile"] == "hardened" and d["replicas"] == ["model-0", "model-1"]
+        assert set(d["pids"]) == {"redis", "model-0", "model-1", "gateway"}
+        assert t.entry_url.startswith("http://127.0.0.1:")
+        rows = [int(i) for i in DS.test_idx[:20]]
+        answers = [post(t.entry_url, DS.row_payload(i)) for i in rows[:4]]
+        assert all(s == 200 and b["served_by"] == "primary" for s, b in answers)
+        assert {b["replica"] for _, b in answers} == {"model-0", "model-1"}
+
+        old_pid = t.members("model")[0].pid
+        t.kill(["model-0"])
+        answers = [post(t.entry_url, DS.row_payload(i)) for i in rows]
+        assert [s for s, _ in answers] == [200] * 20
+        assert all(b["served_by"] == "primary" and b["replica"] == "model-1" for _, b in answers)
+        assert t.wait_group_ready("model", 15)
+        restarted = ev.of("model-0", "replica_started")[-1]
+        ready = ev.of("model-0", "replica_ready")[-1]
+        exited = ev.of("model-0", "replica_exited")[-1]
+        assert restarted.detail["pid"] != old_pid and restarted.t - exited.t >= 0.9
+        print(f"model-0 restart-to-ready {ready.t - restarted.t:.2f}s, exit-to-ready {ready.t - exited.t:.2f}s")
+        assert ready.t - restarted.t < 3
+
+        # feature store outage: replicas fall back; redis comes back empty and is re-seeded
+        t.kill(["redis"])
+        answers = [post(t.entry_url, DS.row_payload(i)) for i in rows[:10]]
+        assert all(s == 200 and b["served_by"] == "fallback" for s, b in answers), answers
+        assert wait_for(lambda: ev.of("redis", "feature_store_seeded"), 10)
+        assert wait_for(lambda: post(t.entry_url, DS.row_payload(rows[0]))[1]["served_by"] == "primary", 5)
+
+        with pytest.raises(TargetError):
+            t.kill(["model-9"])
+    assert_nothing_left(run_dir)
+    assert not t.members("model")[0].running
+    t.stop()  # idempotent
+
+
+@pytest.mark.slow
+def test_naive_gateway_gives_502_for_a_dead_replica(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run-naive"
+    with LocalTarget(run_dir, profile="naive", replicas=2, restart_delay_s=3.0) as t:
+        assert post(t.entry_url, DS.row_payload(0))[0] == 200
+        t.kill(["model-1"])
+        time.sleep(0.1)
+        statuses = [post(t.entry_url, DS.row_payload(int(i)))[0] for i in DS.test_idx[:10]]
+        assert statuses.count(502) >= 4 and statuses.count(200) >= 4, statuses
+        assert t.wait_group_ready("model", 15)
+        statuses = [post(t.entry_url, DS.row_payload(int(i)))[0] for i in DS.test_idx[:10]]
+        assert statuses == [200] * 10
+    assert_nothing_left(run_dir)
+
+
+def test_start_failure_tears_down_and_explains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chaosml.stack import featurestore
+
+    monkeypatch.setattr(featurestore, "redis_server_binary", lambda: Path("/nonexistent/redis-server"))
+    t = LocalTarget(tmp_path / "run-bad", replicas=1)
+    with pytest.raises(TargetError, match="redis-server"):
+        t.start(timeout_s=10)
+    t.stop()
