@@ -1,0 +1,1112 @@
+"""Experiment YAML -> validated, frozen chaosml.model.Experiment (or one ExperimentError with every issue).
+
+Called by the CLI (validate, plan, run), the game-day runner and the report (which re-loads the
+source text stored in a run's journal).
+
+How it works:
+
+1. The text is composed (never constructed) with a bounded ``yaml.SafeLoader``: no tag is ever
+   evaluated, and the composer refuses documents nested too deeply or whose aliases would expand
+   past :data:`MAX_NODES` nodes (billion laughs) while it reads them, before anything is built.
+2. The node tree becomes a small located tree (:class:`_Y`): every value keeps its 1-based line
+   and column; duplicate keys, non-string keys and non-standard tags become issues here.
+3. Each section is decoded by a schema of converters; unknown keys, missing required keys, wrong
+   types and out-of-range values become issues with the field path (``faults[0].repeat.every``).
+   Faults decode in two steps: the envelope, then ``params`` into ``FAULT_TYPES[type]`` from the
+   params dataclass annotations, then the class's own ``check()``.
+4. Cross-field checks (references between hypotheses and faults, the timeline against the load
+   duration, baseline availability, unique names) run on whatever decoded cleanly, so one mistake
+   does not hide another and does not cause spurious follow-up issues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from chaosml.errors import ExperimentError, Issue
+from chaosml.model import catalog
+from chaosml.model.experiment import (
+    AbortCondition,
+    Experiment,
+    FaultSpec,
+    Hypothesis,
+    KubernetesSpec,
+    LoadSpec,
+    Repeat,
+    RollbackSpec,
+    Slo,
+    SteadyState,
+    TargetSpec,
+)
+from chaosml.model.faults import FAULT_TYPES
+
+__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "load_experiment", "load_experiment_text", "parse_duration"]
+
+#: Larger files are refused before parsing.
+MAX_FILE_BYTES = 1024 * 1024
+#: Most YAML nodes a document may hold, counting every alias as the nodes it expands to.
+MAX_NODES = 10_000
+#: Deepest nesting of mappings and lists.
+MAX_DEPTH = 64
+#: Most injections of one fault.
+MAX_REPEAT = 1000
+#: Upper bounds that keep a typo from starting a runaway run.
+MAX_REPLICAS = 100
+MAX_USERS = 100_000
+
+#: Stack names the target accepts (only the bundled reference stack for now).
+STACKS: tuple[str, ...] = ("reference",)
+#: Params accepted per rollback type: key -> kind ("duration").
+ROLLBACK_PARAMS: dict[str, dict[str, str]] = {"wait-ready": {"timeout": "duration"}}
+#: Operators as the SLO/hypothesis/abort ``op`` key accepts them.
+OPERATORS: tuple[str, ...] = tuple(catalog.OPERATORS)
+#: SLIs whose value is a fraction: targets must lie in [0, 1].
+RATIO_SLIS: frozenset[str] = frozenset(s for s in catalog.SAMPLE_SLIS if s.endswith("_ratio") or s == "accuracy")
+
+_TAG = "tag:yaml.org,2002:"
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_DURATION_TEXT = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ms|s|m|h))+")
+_DURATION_HINT = "use a number with ms, s, m or h (e.g. 250ms, 20s, 1.5m) or plain seconds"
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load and validate an experiment file; raise ExperimentError holding every issue."""
+    filename = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ExperimentError([Issue(filename, 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ExperimentError([_too_large(filename)])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ExperimentError([Issue(filename, line, column, "", "the file is not UTF-8 text")]) from None
+    return load_experiment_text(text, filename)
+
+
+def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:
+    """Validate experiment YAML given as text; raise ExperimentError holding every issue."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ExperimentError([_too_large(filename)])
+    decoder = _Decoder(filename)
+    root = decoder.compose(text)
+    if root is None:
+        raise ExperimentError(decoder.issues)
+    experiment = decoder.experiment(root)
+    if experiment is None:
+        raise ExperimentError(decoder.issues or [Issue(filename, 1, 1, "", "invalid experiment")])
+    return experiment
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a duration: a number of seconds or a string like "250ms", "20s", "1.5m", "1h", "1m30s".
+
+    Raises ValueError with a user-facing message for anything else (negative, nan, bool, ...).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"invalid duration {value!r}: {_DURATION_HINT}")  # noqa: TRY004 - a user-facing message
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("-") and _is_duration_text(text[1:].strip()):
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        if not _is_duration_text(text):
+            raise ValueError(f"invalid duration {value!r}: {_DURATION_HINT}")
+        if _DURATION_TEXT.fullmatch(text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            seconds = float(text)
+    else:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValueError(f"invalid duration {_short(str(value))}: too large") from None
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"invalid duration {_short(str(value))}: must be a finite number of seconds")
+    if seconds < 0:
+        raise ValueError(f"invalid duration {_short(str(value))}: must not be negative")
+    return seconds
+
+
+def _is_duration_text(text: str) -> bool:
+    return bool(_DURATION_TEXT.fullmatch(text) or re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", text))
+
+
+def _too_large(filename: str) -> Issue:
+    return Issue(filename, 1, 1, "", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; refusing to read it")
+
+
+# --------------------------------------------------------------------------------------------
+# YAML -> located tree
+
+
+class _Refused(Exception):
+    """The composer stopped reading: too many nodes, too deep, or a recursive alias."""
+
+    def __init__(self, message: str, mark: Any):
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer counts nodes, alias expansions included, and bounds nesting."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._count = 0
+        self._depth = 0
+        self._aliases = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _Refused("recursive alias: a node cannot contain itself", mark)
+            self._aliases += 1
+            self._add(size, mark)
+            return node
+        mark = self.peek_event().start_mark
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep; refusing to read it", mark)
+        before = self._count
+        self._add(1, mark)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._sizes[id(node)] = self._count - before
+        return node
+
+    def _add(self, n: int, mark: Any) -> None:
+        self._count += n
+        if self._count > MAX_NODES:
+            if self._aliases:
+                raise _Refused(
+                    f"aliases expand to more than {MAX_NODES} nodes (a 'billion laughs' document?); "
+                    "refusing to read it",
+                    mark,
+                )
+            raise _Refused(f"the document has more than {MAX_NODES} nodes; refusing to read it", mark)
+
+
+@dataclass(slots=True)
+class _Y:
+    """A located YAML value: kind map (dict key -> (key line, key column, _Y)), seq, scalar or bad."""
+
+    kind: str
+    value: Any
+    line: int  # 1-based
+    col: int  # 1-based
+    text: str = ""  # a scalar's source text
+
+
+_BAD: Any = object()  # a value already reported as an issue
+_MISSING: Any = object()
+_constructor = SafeConstructor()
+
+_SCALAR_BUILDERS: dict[str, Callable[[ScalarNode], Any]] = {
+    _TAG + "str": lambda n: n.value,
+    _TAG + "timestamp": lambda n: n.value,  # dates stay text: no field takes a date
+    _TAG + "null": lambda n: None,
+    _TAG + "bool": _constructor.construct_yaml_bool,
+    _TAG + "int": _constructor.construct_yaml_int,
+    _TAG + "float": _constructor.construct_yaml_float,
+}
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quote(value: str) -> str:
+    return repr(_short(value))
+
+
+def _describe(y: _Y) -> str:
+    """'a string ('fast')', 'an integer (5)', 'a list', ... for type-mismatch messages."""
+    if y.kind == "map":
+        return "a mapping"
+    if y.kind == "seq":
+        return "a list"
+    v = y.value
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"a boolean ({y.text})"
+    if isinstance(v, int):
+        return f"an integer ({_short(y.text)})"
+    if isinstance(v, float):
+        return f"a number ({_short(y.text)})"
+    return f"a string ({_quote(v)})"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+Conv = Callable[["_Y", str], Any]
+
+
+class _Decoder:
+    """Turns a located tree into model objects, collecting every issue."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.issues: list[Issue] = []
+        self.where: dict[str, tuple[int, int]] = {}
+
+    # -- issues -------------------------------------------------------------------------
+
+    def issue(self, at: _Y | tuple[int, int], path: str, message: str) -> None:
+        line, col = (at.line, at.col) if isinstance(at, _Y) else at
+        self.issues.append(Issue(self.filename, line, col, path, message))
+
+    def issue_at(self, path: str, message: str) -> None:
+        """An issue at the value of ``path``, or of its nearest ancestor present in the file."""
+        p = path
+        while p not in self.where and p:
+            p = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", p)
+            if p == path:  # defensive: no progress
+                p = ""
+        line, col = self.where.get(p, (1, 1))
+        self.issues.append(Issue(self.filename, line, col, path, message))
+
+    # -- compose ------------------------------------------------------------------------
+
+    def compose(self, text: str) -> _Y | None:
+        try:
+            node = yaml.compose(text, Loader=_BoundedLoader)
+        except _Refused as exc:
+            self.issue((exc.mark.line + 1, exc.mark.column + 1), "", exc.message)
+            return None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            self.issue((line, col), "", _syntax_message(exc))
+            return None
+        except yaml.reader.ReaderError as exc:
+            before = text[: exc.position]
+            line = before.count("\n") + 1
+            col = exc.position - (before.rfind("\n") + 1) + 1
+            self.issue((line, col), "", f"invalid YAML: unacceptable character {exc.character!r}")
+            return None
+        except yaml.YAMLError as exc:
+            self.issue((1, 1), "", f"invalid YAML: {exc}")
+            return None
+        except RecursionError:
+            self.issue((1, 1), "", "invalid YAML: nested too deeply")
+            return None
+        if node is None or (isinstance(node, ScalarNode) and node.tag == _TAG + "null" and not node.value):
+            self.issue((1, 1), "", "the file is empty: expected a mapping with at least 'title'")
+            return None
+        root = self.tree(node, "")
+        if root.kind == "bad":
+            return None
+        if root.kind != "map":
+            self.issue(root, "", f"expected a mapping at the top of the document, got {_describe(root)}")
+            return None
+        return root
+
+    def tree(self, node: Node, path: str) -> _Y:
+        """Node -> _Y; aliases are expanded (their size was bounded by the composer)."""
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        if isinstance(node, ScalarNode):
+            builder = _SCALAR_BUILDERS.get(node.tag)
+            if builder is None:
+                self.issue((line, col), path, f"unsupported tag {_tag_name(node.tag)!r}: only plain YAML values are read")
+                return _Y("bad", None, line, col, node.value)
+            try:
+                value = builder(node)
+            except (ValueError, KeyError, TypeError, OverflowError):  # "!!int abc", "!!bool maybe", 5000 digits
+                self.issue((line, col), path, f"cannot read {_quote(node.value)} as {_tag_name(node.tag)}")
+                return _Y("bad", None, line, col, node.value)
+            return _Y("scalar", value, line, col, node.value)
+        if isinstance(node, SequenceNode):
+            if node.tag != _TAG + "seq":
+                self.issue((line, col), path, f"unsupported tag {_tag_name(node.tag)!r}: only plain YAML values are read")
+                return _Y("bad", None, line, col)
+            return _Y("seq", [self.tree(n, f"{path}[{i}]") for i, n in enumerate(node.value)], line, col)
+        assert isinstance(node, MappingNode)
+        if node.tag != _TAG + "map":
+            self.issue((line, col), path, f"unsupported tag {_tag_name(node.tag)!r}: only plain YAML values are read")
+            return _Y("bad", None, line, col)
+        items: dict[str, tuple[int, int, _Y]] = {}
+        merged: dict[str, tuple[int, int, _Y]] = {}
+        for key_node, value_node in node.value:
+            kpos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if isinstance(key_node, ScalarNode) and key_node.tag == _TAG + "merge":
+                self.merge(value_node, path, merged)
+                continue
+            key = self.tree(key_node, path)
+            if key.kind == "bad":
+                continue
+            if key.kind != "scalar" or not isinstance(key.value, str):
+                self.issue(kpos, path, f"keys must be strings, got {_describe(key)}")
+                continue
+            cpath = _join(path, key.value)
+            if key.value in items:
+                first = items[key.value]
+                self.issue(kpos, cpath, f"duplicate key {key.value!r} (first at line {first[0]})")
+                continue
+            items[key.value] = (kpos[0], kpos[1], self.tree(value_node, cpath))
+        for mkey, item in merged.items():
+            items.setdefault(mkey, item)
+        return _Y("map", items, line, col)
+
+    def merge(self, node: Node, path: str, into: dict[str, tuple[int, int, _Y]]) -> None:
+        """A YAML merge key (``<<: *defaults``): earlier sources win, explicit keys win over all."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        for source in sources:
+            y = self.tree(source, path)
+            if y.kind == "bad":
+                continue
+            if y.kind != "map":
+                self.issue(y, path, f"'<<' merges mappings only, got {_describe(y)}")
+                continue
+            for key, item in y.value.items():
+                into.setdefault(key, item)
+
+    # -- converters (each returns a value or _BAD after reporting) -----------------------
+
+    def expect_scalar(self, y: _Y, path: str, what: str) -> bool:
+        if y.kind == "bad":
+            return False
+        if y.kind != "scalar":
+            self.issue(y, path, f"expected {what}, got {_describe(y)}")
+            return False
+        return True
+
+    def string(self, choices: Iterable[str] | None = None, what: str = "value", allow_empty: bool = False) -> Conv:
+        known = tuple(choices) if choices is not None else None
+
+        def conv(y: _Y, path: str) -> Any:
+            if not self.expect_scalar(y, path, "a string"):
+                return _BAD
+            v = y.value
+            if not isinstance(v, str):
+                hint = f"; quote it if you mean the text {y.text!r}" if y.value is not None else ""
+                self.issue(y, path, f"expected a string, got {_describe(y)}{hint}")
+                return _BAD
+            if not v.strip() and not allow_empty:
+                self.issue(y, path, "must not be empty")
+                return _BAD
+            if known is not None and v not in known:
+                self.issue(y, path, f"unknown {what} {_quote(v)}{_suggest(v, known)}; choose from: {', '.join(known)}")
+                return _BAD
+            return v
+
+        return conv
+
+    def integer(self, lo: int | None = None, hi: int | None = None) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if not self.expect_scalar(y, path, "a whole number"):
+                return _BAD
+            v = y.value
+            if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+                v = int(v)
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.issue(y, path, f"expected a whole number, got {_describe(y)}")
+                return _BAD
+            if lo is not None and v < lo:
+                self.issue(y, path, f"must be >= {lo}, got {_short(y.text)}")
+                return _BAD
+            if hi is not None and v > hi:
+                self.issue(y, path, f"must be <= {hi}, got {_short(y.text)}")
+                return _BAD
+            return v
+
+        return conv
+
+    def number(self, lo: float | None = None, lo_open: bool = False, hi: float | None = None) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if not self.expect_scalar(y, path, "a number"):
+                return _BAD
+            v = y.value
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                self.issue(y, path, f"expected a number, got {_describe(y)}")
+                return _BAD
+            try:
+                f = float(v)
+            except OverflowError:
+                self.issue(y, path, f"number too large: {_short(y.text)}")
+                return _BAD
+            if not math.isfinite(f):
+                self.issue(y, path, f"expected a finite number, got {y.text}")
+                return _BAD
+            if lo is not None and (f <= lo if lo_open else f < lo):
+                self.issue(y, path, f"must be {'>' if lo_open else '>='} {lo:g}, got {_short(y.text)}")
+                return _BAD
+            if hi is not None and f > hi:
+                self.issue(y, path, f"must be <= {hi:g}, got {_short(y.text)}")
+                return _BAD
+            return f
+
+        return conv
+
+    def duration(self, positive: bool = False) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if not self.expect_scalar(y, path, "a duration"):
+                return _BAD
+            v = y.value
+            if v is None or isinstance(v, bool):
+                self.issue(y, path, f"expected a duration, got {_describe(y)}: {_DURATION_HINT}")
+                return _BAD
+            try:
+                seconds = parse_duration(v)
+            except ValueError as exc:
+                if isinstance(v, (int, float)):  # show the source text, not Python's rendering
+                    self.issue(y, path, str(exc).replace(_short(str(v)), _short(y.text), 1))
+                else:
+                    self.issue(y, path, str(exc))
+                return _BAD
+            if positive and seconds <= 0:
+                self.issue(y, path, f"must be longer than 0s, got {_short(y.text)}")
+                return _BAD
+            return seconds
+
+        return conv
+
+    def boolean(self) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if not self.expect_scalar(y, path, "true or false"):
+                return _BAD
+            if not isinstance(y.value, bool):
+                self.issue(y, path, f"expected true or false, got {_describe(y)}")
+                return _BAD
+            return y.value
+
+        return conv
+
+    def optional(self, inner: Conv) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if y.kind == "scalar" and y.value is None:
+                return None
+            return inner(y, path)
+
+        return conv
+
+    def list_of(self, item: Conv, non_empty: bool = False, unique: bool = False) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if y.kind == "bad":
+                return _BAD
+            if y.kind != "seq":
+                self.issue(y, path, f"expected a list, got {_describe(y)}")
+                return _BAD
+            if non_empty and not y.value:
+                self.issue(y, path, "must not be empty")
+                return _BAD
+            out = []
+            seen: dict[Any, int] = {}
+            for i, iy in enumerate(y.value):
+                ipath = f"{path}[{i}]"
+                self.where[ipath] = (iy.line, iy.col)
+                v = item(iy, ipath)
+                if unique and v is not _BAD:
+                    try:
+                        if v in seen:
+                            self.issue(iy, ipath, f"{_quote(str(v))} is listed twice")
+                            v = _BAD
+                        else:
+                            seen[v] = i
+                    except TypeError:
+                        pass
+                out.append(v)
+            return _BAD if any(v is _BAD for v in out) else tuple(out)
+
+        return conv
+
+    def mapping_of(self, value: Conv, keys: Iterable[str] | None = None, what: str = "key") -> Conv:
+        known = tuple(keys) if keys is not None else None
+
+        def conv(y: _Y, path: str) -> Any:
+            if y.kind == "bad":
+                return _BAD
+            if y.kind != "map":
+                self.issue(y, path, f"expected a mapping, got {_describe(y)}")
+                return _BAD
+            out: dict[str, Any] = {}
+            ok = True
+            for key, (kl, kc, vy) in y.value.items():
+                cpath = _join(path, key)
+                self.where[cpath] = (vy.line, vy.col)
+                if known is not None and key not in known:
+                    self.issue((kl, kc), cpath, f"unknown {what} {_quote(key)}{_suggest(key, known)}; choose from: {', '.join(known)}")
+                    ok = False
+                    continue
+                v = value(vy, cpath)
+                ok = ok and v is not _BAD
+                out[key] = v
+            return MappingProxyType(out) if ok else _BAD
+
+        return conv
+
+    def plain(self) -> Conv:
+        """Any plain YAML value, made immutable (tuples and read-only mappings)."""
+
+        def conv(y: _Y, path: str) -> Any:
+            if y.kind == "bad":
+                return _BAD
+            if y.kind == "seq":
+                items = [conv(iy, f"{path}[{i}]") for i, iy in enumerate(y.value)]
+                return _BAD if any(v is _BAD for v in items) else tuple(items)
+            if y.kind == "map":
+                d = {k: conv(vy, _join(path, k)) for k, (_, _, vy) in y.value.items()}
+                return _BAD if any(v is _BAD for v in d.values()) else MappingProxyType(d)
+            return y.value
+
+        return conv
+
+    def fields(
+        self,
+        y: _Y,
+        path: str,
+        schema: Mapping[str, tuple[str, Conv]],
+        required: Iterable[str] = (),
+    ) -> dict[str, Any] | None:
+        """Decode a mapping by schema (yaml key -> (attribute, converter)).
+
+        Returns attribute -> value for every key present (``_BAD`` for values already reported,
+        and for missing required keys), or None when ``y`` is not a mapping.
+        """
+        if y.kind == "bad":
+            return None
+        if y.kind != "map":
+            self.issue(y, path, f"expected a mapping, got {_describe(y)}")
+            return None
+        out: dict[str, Any] = {}
+        for key, (kl, kc, vy) in y.value.items():
+            cpath = _join(path, key)
+            if key not in schema:
+                known = ", ".join(schema)
+                hint = _suggest(key, schema) or f"; known keys: {known}"
+                self.issue((kl, kc), cpath, f"unknown key {_quote(key)}{hint}")
+                continue
+            self.where[cpath] = (vy.line, vy.col)
+            attr, conv = schema[key]
+            out[attr] = conv(vy, cpath)
+        for key in required:
+            if key not in y.value:
+                self.issue(y, path, f"missing required key {key!r}")
+                out[schema[key][0]] = _BAD
+        return out
+
+    def build(self, cls: type, values: dict[str, Any] | None) -> Any:
+        if values is None or any(v is _BAD for v in values.values()):
+            return _BAD
+        return cls(**values)
+
+    # -- sections -----------------------------------------------------------------------
+
+    def experiment(self, root: _Y) -> Experiment | None:
+        self.where[""] = (root.line, root.col)
+        schema: dict[str, tuple[str, Conv]] = {
+            "version": ("version", self.integer()),
+            "title": ("title", self.string()),
+            "description": ("description", self.string(allow_empty=True)),
+            "release": ("release", self.string()),
+            "target": ("target", self.target),
+            "load": ("load", self.load),
+            "steady_state": ("steady_state", self.steady_state),
+            "hypotheses": ("hypotheses", self.section_list(self.hypothesis)),
+            "faults": ("faults", self.section_list(self.fault)),
+            "abort": ("abort", self.section_list(self.abort)),
+            "rollbacks": ("rollbacks", self.section_list(self.rollback)),
+        }
+        self.names_complete = True  # False once a fault's name could not be read
+        self.mix_cohorts: set[str] | None = None
+        self.hyp_raw: list[tuple[str, dict[str, Any]]] = []
+        self.slo_raw: list[tuple[str, dict[str, Any]]] = []
+        self.abort_raw: list[tuple[str, dict[str, Any]]] = []
+        self.fault_raw: list[tuple[str, dict[str, Any]]] = []
+        values = self.fields(root, "", schema, required=("title",))
+        assert values is not None
+        version = values.get("version", 1)
+        if version is not _BAD and version != 1:
+            self.issue_at("version", f"unsupported version {version}: this chaosml reads version 1")
+            values["version"] = _BAD
+        if "load" not in values:
+            self.mix_cohorts = set(LoadSpec().mix)
+        self.cross_checks(values)
+        if self.issues:
+            return None
+        experiment = self.build(Experiment, values)
+        return None if experiment is _BAD else experiment
+
+    def section_list(self, item: Callable[[_Y, str, int], Any]) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if y.kind == "bad":
+                if path == "faults":
+                    self.names_complete = False
+                return _BAD
+            if y.kind == "scalar" and y.value is None:
+                return ()
+            if y.kind != "seq":
+                self.issue(y, path, f"expected a list, got {_describe(y)}")
+                if path == "faults":
+                    self.names_complete = False
+                return _BAD
+            out = []
+            for i, iy in enumerate(y.value):
+                ipath = f"{path}[{i}]"
+                self.where[ipath] = (iy.line, iy.col)
+                out.append(item(iy, ipath, i))
+            return _BAD if any(v is _BAD for v in out) else tuple(out)
+
+        return conv
+
+    def target(self, y: _Y, path: str) -> Any:
+        schema = {
+            "platform": ("platform", self.string(catalog.TARGET_PLATFORMS, "platform")),
+            "stack": ("stack", self.string(STACKS, "stack")),
+            "profile": ("profile", self.string(catalog.PROFILES, "profile")),
+            "replicas": ("replicas", self.integer(1, MAX_REPLICAS)),
+            "restart_delay": ("restart_delay", self.duration()),
+            "kubernetes": ("kubernetes", self.optional(self.kubernetes)),
+        }
+        values = self.fields(y, path, schema)
+        if values is None:
+            return _BAD
+        platform = values.get("platform", TargetSpec().platform)
+        if platform == "kubernetes" and values.get("kubernetes") is None:
+            values["kubernetes"] = KubernetesSpec()
+        elif platform == "local" and values.get("kubernetes") not in (None, _BAD):
+            self.issue_at(f"{path}.kubernetes", "only used when platform is kubernetes (platform is local)")
+            values["kubernetes"] = _BAD
+        return self.build(TargetSpec, values)
+
+    def kubernetes(self, y: _Y, path: str) -> Any:
+        schema = {
+            "context": ("context", self.optional(self.string())),
+            "namespace": ("namespace", self.dns_label()),
+            "allowed_contexts": ("allowed_contexts", self.list_of(self.string(), non_empty=True)),
+            "allow_any_context": ("allow_any_context", self.boolean()),
+        }
+        return self.build(KubernetesSpec, self.fields(y, path, schema))
+
+    def dns_label(self) -> Conv:
+        base = self.string()
+
+        def conv(y: _Y, path: str) -> Any:
+            v = base(y, path)
+            if v is not _BAD and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
+                self.issue(y, path, f"{_quote(v)} is not a valid namespace name (lowercase letters, digits and '-')")
+                return _BAD
+            return v
+
+        return conv
+
+    def load(self, y: _Y, path: str) -> Any:
+        schema = {
+            "users": ("users", self.integer(1, MAX_USERS)),
+            "spawn_rate": ("spawn_rate", self.number(0, lo_open=True)),
+            "duration": ("duration", self.duration(positive=True)),
+            "rate_per_user": ("rate_per_user", self.optional(self.number(0, lo_open=True))),
+            "request_timeout": ("request_timeout", self.duration(positive=True)),
+            "mix": ("mix", self.mix),
+            "dataset": ("dataset", self.string(catalog.DATASETS, "dataset")),
+            "seed": ("seed", self.integer(0, 2**32 - 1)),
+        }
+        values = self.fields(y, path, schema)
+        if values is not None and values.get("mix", LoadSpec().mix) is not _BAD:
+            self.mix_cohorts = set(values.get("mix", LoadSpec().mix))
+        return self.build(LoadSpec, values)
+
+    def mix(self, y: _Y, path: str) -> Any:
+        weights = self.mapping_of(self.number(0), catalog.COHORTS, "cohort")(y, path)
+        if weights is _BAD:
+            return _BAD
+        if not weights:
+            self.issue(y, path, "must name at least one cohort")
+            return _BAD
+        if not any(w > 0 for w in weights.values()):
+            self.issue(y, path, "weights must not all be zero")
+            return _BAD
+        return weights
+
+    def steady_state(self, y: _Y, path: str) -> Any:
+        schema = {
+            "window": ("window", self.duration(positive=True)),
+            "hold": ("hold", self.integer(1, 10_000)),
+            "confidence_threshold": ("confidence_threshold", self.number(0, hi=1)),
+            "min_samples": ("min_samples", self.integer(1)),
+            "slos": ("slos", self.section_list(self.slo)),
+        }
+        return self.build(SteadyState, self.fields(y, path, schema))
+
+    def check_common(self, path: str, values: dict[str, Any], kind: str) -> None:
+        """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
+        sli = values.get("sli", _BAD)
+        if sli is not _BAD:
+            if sli not in catalog.ALL_SLIS:
+                hint = _suggest(sli, catalog.ALL_SLIS) or f"; choose from: {', '.join(catalog.ALL_SLIS)}"
+                self.issue_at(f"{path}.sli", f"unknown SLI {_quote(sli)}{hint}")
+                values["sli"] = sli = _BAD
+            elif kind != "hypothesis" and sli in catalog.INJECTION_SLIS:
+                self.issue_at(
+                    f"{path}.sli",
+                    f"{sli} is measured per fault injection, not over samples; use it in a hypothesis with 'fault:'",
+                )
+                values["sli"] = sli = _BAD
+        op = values.get("op", _BAD)
+        if op is not _BAD and op not in OPERATORS:
+            self.issue_at(f"{path}.op", f"unknown operator {_quote(op)}; choose from: {', '.join(OPERATORS)}")
+            values["op"] = _BAD
+        target = values.get("target", _BAD)
+        if sli is not _BAD and target is not _BAD:
+            if sli in RATIO_SLIS and not 0 <= target <= 1:
+                self.issue_at(f"{path}.target", f"{sli} is a ratio: the target must be within [0, 1], got {target:g}")
+                values["target"] = _BAD
+            elif sli not in RATIO_SLIS and target < 0:
+                self.issue_at(f"{path}.target", f"{sli} is never negative: the target must be >= 0, got {target:g}")
+                values["target"] = _BAD
+        cohort = values.get("cohort")
+        mix = self.mix_cohorts
+        if cohort not in (None, _BAD) and mix is not None and cohort not in mix:
+            self.issue_at(f"{path}.cohort", f"cohort {_quote(cohort)} is not in load.mix, so it would have no samples")
+            values["cohort"] = _BAD
+
+    def slo(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "name": ("name", self.string()),
+            "sli": ("sli", self.string()),
+            "op": ("op", self.string()),
+            "target": ("target", self.number()),
+            "phases": ("phases", self.list_of(self.string(catalog.PHASES, "phase"), non_empty=True, unique=True)),
+            "cohort": ("cohort", self.optional(self.string(catalog.COHORTS, "cohort"))),
+        }
+        values = self.fields(y, path, schema, required=("name", "sli", "op", "target"))
+        if values is None:
+            return _BAD
+        self.slo_raw.append((path, values))
+        return values  # built in cross_checks, after the load mix is known
+
+    def hypothesis(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "name": ("name", self.string()),
+            "sli": ("sli", self.string()),
+            "op": ("op", self.string()),
+            "target": ("target", self.number()),
+            "during": ("during", self.optional(self.string())),
+            "fault": ("fault", self.optional(self.string())),
+            "cohort": ("cohort", self.optional(self.string(catalog.COHORTS, "cohort"))),
+            "agg": ("agg", self.string(catalog.AGGREGATES, "aggregate")),
+            "min_samples": ("min_samples", self.optional(self.integer(1))),
+        }
+        values = self.fields(y, path, schema, required=("name", "sli", "op", "target"))
+        if values is None:
+            return _BAD
+        self.hyp_raw.append((path, values))
+        return values
+
+    def abort(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "sli": ("sli", self.string()),
+            "op": ("op", self.string()),
+            "target": ("target", self.number()),
+            "for": ("for_", self.duration()),
+            "cohort": ("cohort", self.optional(self.string(catalog.COHORTS, "cohort"))),
+        }
+        values = self.fields(y, path, schema, required=("sli", "op", "target"))
+        if values is None:
+            return _BAD
+        self.abort_raw.append((path, values))
+        return values
+
+    def rollback(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "type": ("type", self.string(catalog.ROLLBACK_TYPES, "rollback type")),
+            "params": ("params", self.optional(lambda py, ppath: py)),  # decoded below, by type
+        }
+        values = self.fields(y, path, schema, required=("type",))
+        if values is None:
+            return _BAD
+        rtype, params_y = values.get("type", _BAD), values.pop("params", None)
+        if rtype is _BAD:
+            return _BAD
+        if params_y is not None:
+            kinds = ROLLBACK_PARAMS.get(rtype)
+            if kinds is None:
+                values["params"] = self.mapping_of(self.plain())(params_y, f"{path}.params")
+            else:
+                convs = {k: self.duration() if kind == "duration" else self.plain() for k, kind in kinds.items()}
+                fields = self.fields(params_y, f"{path}.params", {k: (k, c) for k, c in convs.items()})
+                values["params"] = (
+                    _BAD if fields is None or _BAD in fields.values() else MappingProxyType(fields)
+                )
+        return self.build(RollbackSpec, values)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def fault(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "name": ("name", self.string()),
+            "type": ("type", self.string()),
+            "at": ("at", self.duration()),
+            "duration": ("duration", self.duration(positive=True)),
+            "repeat": ("repeat", self.repeat),
+            "params": ("params", self.optional(lambda py, ppath: py)),  # decoded below, by type
+        }
+        values = self.fields(y, path, schema, required=("name", "type", "at", "duration"))
+        if values is None:
+            self.names_complete = False
+            return _BAD
+        if values.get("name") is _BAD:
+            self.names_complete = False
+        ftype = values.get("type", _BAD)
+        params_y = values.get("params")
+        if ftype is not _BAD and ftype not in FAULT_TYPES:
+            known = ", ".join(sorted(FAULT_TYPES))
+            self.issue_at(f"{path}.type", f"unknown fault type {_quote(ftype)}{_suggest(ftype, FAULT_TYPES)}; known types: {known}")
+            values["type"] = ftype = _BAD
+        if ftype is _BAD:
+            values["params"] = _BAD
+        else:
+            if params_y is None:
+                params_y = _Y("map", {}, *self.where.get(f"{path}.params", (y.line, y.col)))
+            values["params"] = self.params(FAULT_TYPES[ftype], params_y, f"{path}.params")
+        repeat = values.get("repeat", Repeat())
+        duration = values.get("duration", _BAD)
+        if repeat is not _BAD and duration is not _BAD and repeat.count > 1 and repeat.every <= duration:
+            self.issue_at(
+                f"{path}.repeat.every",
+                f"must be longer than the fault's duration ({_fmt_s(duration)}) "
+                f"when count > 1, so that its windows do not overlap, got {_fmt_s(repeat.every)}",
+            )
+            values["repeat"] = _BAD
+        self.fault_raw.append((path, values))
+        return self.build(FaultSpec, values)
+
+    def repeat(self, y: _Y, path: str) -> Any:
+        schema = {
+            "count": ("count", self.integer(1, MAX_REPEAT)),
+            "every": ("every", self.duration()),
+        }
+        return self.build(Repeat, self.fields(y, path, schema))
+
+    def params(self, cls: type, y: _Y, path: str) -> Any:
+        """A fault's params mapping -> its params dataclass, typed from the annotations."""
+        hints = typing.get_type_hints(cls)
+        schema: dict[str, tuple[str, Conv]] = {}
+        required = []
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            conv = self.duration() if f.metadata.get("duration") else self.for_type(hints.get(f.name, Any))
+            schema[f.name] = (f.name, conv)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                required.append(f.name)
+        values = self.fields(y, path, schema, required)
+        if values is None or any(v is _BAD for v in values.values()):
+            return _BAD
+        try:
+            obj = cls(**values)
+        except (TypeError, ValueError) as exc:
+            self.issue(y, path, f"invalid params: {exc}")
+            return _BAD
+        check = getattr(obj, "check", None)
+        problems = list(check()) if callable(check) else []
+        for field_name, message in problems:
+            self.issue_at(_join(path, field_name) if field_name else path, message)
+        return _BAD if problems else obj
+
+    def for_type(self, t: Any) -> Conv:
+        if t is str:
+            return self.string(allow_empty=True)
+        if t is bool:
+            return self.boolean()
+        if t is int:
+            return self.integer()
+        if t is float:
+            return self.number()
+        origin = typing.get_origin(t)
+        args = typing.get_args(t)
+        if origin in (typing.Union, types.UnionType) and type(None) in args:
+            rest = [a for a in args if a is not type(None)]
+            inner = self.for_type(rest[0]) if len(rest) == 1 else self.plain()
+            return self.optional(inner)
+        if origin is typing.Literal:
+            return self.string(tuple(str(a) for a in args))
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return self.list_of(self.for_type(args[0]))
+        if origin in (dict, Mapping) or t in (dict, Mapping):
+            return self.mapping_of(self.for_type(args[1]) if len(args) == 2 else self.plain())
+        return self.plain()
+
+    # -- checks across sections -------------------------------------------------------------
+
+    def cross_checks(self, values: dict[str, Any]) -> None:
+        # fault names: unique, not phase names; all known only when every fault's name was read
+        names: dict[str, str] = {}
+        for path, fv in self.fault_raw:
+            name = fv.get("name", _BAD)
+            if name is _BAD:
+                continue
+            if name in names:
+                self.issue_at(f"{path}.name", f"duplicate fault name {name!r} (also {names[name]})")
+                values["faults"] = _BAD
+            elif name in catalog.PHASES:
+                self.issue_at(f"{path}.name", f"{name!r} is a phase name; choose another fault name")
+                values["faults"] = _BAD
+            names.setdefault(name, path)
+        fault_names = set(names) if self.names_complete else None
+
+        # SLOs and hypotheses (built here, now that the load mix and fault names are known)
+        for kind, raw in (("slo", self.slo_raw), ("hypothesis", self.hyp_raw), ("abort", self.abort_raw)):
+            seen: dict[str, str] = {}
+            for path, hv in raw:
+                self.check_common(path, hv, kind)
+                name = hv.get("name", _BAD)
+                if kind != "abort" and name is not _BAD:
+                    if name in seen:
+                        self.issue_at(f"{path}.name", f"duplicate {'SLO' if kind == 'slo' else kind} name {name!r} (also {seen[name]})")
+                        hv["name"] = _BAD
+                    seen[name] = path
+                if kind == "hypothesis":
+                    self.check_hypothesis(path, hv, fault_names)
+
+        ss = values.get("steady_state")
+        if ss is not None and ss is not _BAD:
+            slos = tuple(self.build(Slo, v) for _, v in self.slo_raw)
+            values["steady_state"] = _BAD if _BAD in slos else dataclasses.replace(ss, slos=slos)
+        elif ss is _BAD:
+            for _, v in self.slo_raw:
+                self.build(Slo, v)
+        if values.get("hypotheses") not in (None, _BAD):
+            hyps = tuple(self.build(Hypothesis, v) for _, v in self.hyp_raw)
+            values["hypotheses"] = _BAD if _BAD in hyps else hyps
+        if values.get("abort") not in (None, _BAD):
+            aborts = tuple(self.build(AbortCondition, v) for _, v in self.abort_raw)
+            values["abort"] = _BAD if _BAD in aborts else aborts
+
+        self.check_timeline(values)
+
+    def check_hypothesis(self, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
+        sli = hv.get("sli", _BAD)
+        if sli is _BAD:
+            return
+        during, fault = hv.get("during"), hv.get("fault")
+        injection = ", ".join(catalog.INJECTION_SLIS)
+        if sli in catalog.SAMPLE_SLIS:
+            if "fault" in hv and fault is not None:
+                self.issue_at(f"{path}.fault", f"'fault' is for injection SLIs ({injection}); {sli} is measured 'during' a fault or phase")
+                hv["fault"] = _BAD
+            if "agg" in hv and hv["agg"] is not _BAD:
+                self.issue_at(f"{path}.agg", f"'agg' is for injection SLIs ({injection}), not {sli}")
+                hv["agg"] = _BAD
+            if "during" not in hv or during is None:
+                if "fault" not in hv:
+                    self.issue_at(path, f"missing required key 'during': {sli} is measured during a fault (its name) or a phase ({', '.join(catalog.PHASES)})")
+                    hv["during"] = _BAD
+            elif during is not _BAD and fault_names is not None and during not in catalog.PHASES and during not in fault_names:
+                choices = [*catalog.PHASES, *sorted(fault_names)]
+                self.issue_at(
+                    f"{path}.during",
+                    f"{_quote(during)} is neither a phase nor a declared fault{_suggest(during, choices)}; "
+                    f"choose from: {', '.join(choices)}",
+                )
+                hv["during"] = _BAD
+        else:
+            if "during" in hv and during is not None:
+                self.issue_at(f"{path}.during", f"{sli} is measured per injection of a fault: use 'fault:', not 'during:'")
+                hv["during"] = _BAD
+            if "fault" not in hv or fault is None:
+                if "during" not in hv:
+                    self.issue_at(path, f"missing required key 'fault': {sli} is measured per injection of the named fault")
+                    hv["fault"] = _BAD
+            elif fault is not _BAD and fault_names is not None and fault not in fault_names:
+                declared = ", ".join(sorted(fault_names)) or "none"
+                self.issue_at(f"{path}.fault", f"unknown fault {_quote(fault)}{_suggest(fault, fault_names)}; declared faults: {declared}")
+                hv["fault"] = _BAD
+
+    def check_timeline(self, values: dict[str, Any]) -> None:
+        load = values.get("load", LoadSpec())
+        load_end = None if load is _BAD else load.duration
+        starts: list[tuple[float, str]] = []
+        for path, fv in self.fault_raw:
+            at, dur, rep = fv.get("at", _BAD), fv.get("duration", _BAD), fv.get("repeat", Repeat())
+            if _BAD in (at, dur, rep):
+                continue
+            starts.append((at, path))
+            if load_end is None:
+                continue
+            name = fv.get("name", "?")
+            for i in range(rep.count):
+                end = at + i * rep.every + dur
+                if end >= load_end:
+                    where = f"{path}.duration" if i == 0 else f"{path}.repeat"
+                    label = f"fault window {i + 1} of {name!r}" if rep.count > 1 else f"fault {name!r}"
+                    verb = "after the load ends" if end > load_end else "just as the load ends"
+                    tail = "" if end > load_end else ", leaving no time to observe recovery"
+                    self.issue_at(where, f"{label} ends at {_fmt_s(end)}, {verb} at {_fmt_s(load_end)}{tail}")
+                    values["faults"] = _BAD
+                    break
+        if not starts:
+            return
+        first, first_path = min(starts)
+        if first > 0:
+            return
+        users = []
+        for path, sv in self.slo_raw:
+            phases = sv.get("phases", Slo.__dataclass_fields__["phases"].default)
+            if phases is not _BAD and "baseline" in phases:
+                users.append(f"SLO {sv.get('name', path)!r}")
+        for path, hv in self.hyp_raw:
+            if hv.get("during") == "baseline":
+                users.append(f"hypothesis {hv.get('name', path)!r}")
+        if users:
+            shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+            self.issue_at(
+                f"{first_path}.at",
+                f"a fault at 0s leaves no baseline, but the baseline phase is used by {shown}; start the first fault later",
+            )
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = (exc.problem or "").strip()
+    context = (exc.context or "").strip()
+    if context == "expected a single document in the stream":
+        return "invalid YAML: expected a single document, found another one (remove the extra '---')"
+    message = f"invalid YAML: {problem or context}"
+    if problem and context:
+        where = f" at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+        message += f" ({context}{where})"
+    return message

@@ -1,0 +1,311 @@
+"""Experiment -> run plan (timed apply/recover steps, phases, resolved targets, blast radius); pure, no I/O.
+
+``chaosml plan`` prints :func:`render_plan` of :func:`build_plan` as its dry run; the runner walks
+``Plan.steps``. Everything here is a function of the validated experiment alone, so the same file
+always gives the same plan (no clocks, pids or hosts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chaosml.loader import ROLLBACK_PARAMS
+from chaosml.model import catalog
+from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
+
+__all__ = [
+    "BlastRadius",
+    "Injection",
+    "PhaseSpan",
+    "Plan",
+    "Step",
+    "blast_radius",
+    "build_plan",
+    "pod_kill_victims",
+    "render_plan",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """One window of one fault on the timeline (offsets in seconds from load start)."""
+
+    fault: str
+    type: str
+    index: int  # 1-based injection number
+    count: int  # injections of this fault
+    start: float
+    end: float
+    params: str  # one-line summary of the fault's params
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A timed action for the runner: apply or recover one injection."""
+
+    at: float  # seconds from load start
+    action: str  # apply | recover
+    fault: str
+    index: int  # 1-based injection number
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadius:
+    """What one injection of a fault touches on the resolved target."""
+
+    fault: str
+    type: str
+    victims: int | None  # units hit per injection, when countable
+    of: int | None  # units there are
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSpan:
+    """A planned stretch of the run; recovery's true end is only known once SLIs are back."""
+
+    name: str  # baseline | fault | recovery/after
+    start: float
+    end: float
+    faults: tuple[str, ...] = ()  # faults active (fault spans) or just recovered (recovery spans)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The resolved, timed plan of one experiment."""
+
+    experiment: Experiment
+    load_end: float
+    injections: tuple[Injection, ...]
+    steps: tuple[Step, ...]
+    blast_radius: tuple[BlastRadius, ...]
+    phases: tuple[PhaseSpan, ...]
+
+
+def build_plan(experiment: Experiment) -> Plan:
+    """Resolve the experiment's timeline, targets and phases."""
+    counts = {f.name: f.repeat.count for f in experiment.faults}
+    injections = tuple(
+        Injection(f.name, f.type, i + 1, counts[f.name], start, end, params_summary(f.params))
+        for f, i, start, end in experiment.injections()
+    )
+    steps: list[Step] = []
+    for inj in injections:
+        steps.append(Step(inj.start, "apply", inj.fault, inj.index))
+        steps.append(Step(inj.end, "recover", inj.fault, inj.index))
+    # at equal times recover first, so two faults never look stacked for an instant
+    steps.sort(key=lambda s: (s.at, s.action != "recover", s.fault, s.index))
+    return Plan(
+        experiment=experiment,
+        load_end=experiment.load.duration,
+        injections=injections,
+        steps=tuple(steps),
+        blast_radius=tuple(blast_radius(f, experiment.target) for f in experiment.faults),
+        phases=_phases(injections, experiment.load.duration),
+    )
+
+
+def pod_kill_victims(mode: str, value: float | None, replicas: int) -> int:
+    """Replicas one pod-kill injection hits: one=1, all=N, fixed=min(value, N), percent=ceil(N*value/100)."""
+    if replicas <= 0:
+        return 0
+    if mode == "one":
+        return 1
+    if mode == "all":
+        return replicas
+    if mode == "fixed":
+        return min(int(value or 0), replicas)
+    if mode == "percent":
+        return min(math.ceil(replicas * (value or 0) / 100), replicas)
+    raise ValueError(f"unknown pod-kill mode {mode!r}")
+
+
+def blast_radius(fault: FaultSpec, target: TargetSpec) -> BlastRadius:
+    """The blast radius of one injection of ``fault`` on ``target``."""
+    injections = _plural(fault.repeat.count, "injection")
+    if fault.type == "pod-kill":
+        p = fault.params
+        n = target.replicas
+        victims = pod_kill_victims(p.mode, p.value, n)
+        pct = round(100 * victims / n) if n else 0
+        if target.platform == "kubernetes" and target.kubernetes is not None:
+            selector = p.selector or f"app={p.service}"
+            what = f"{victims} of {n} pods matching {selector!r} in namespace {target.kubernetes.namespace!r}"
+            how = f"deleted with grace period {_s(p.grace_period)}; the ReplicaSet replaces them"
+        else:
+            what = f"{victims} of {n} replicas of {p.service!r}"
+            how = f"killed with {p.signal}; restarted after {_s(target.restart_delay)}"
+        text = f"{what} ({pct}%) per injection, {injections}; {how}"
+        if victims == n:
+            text += "; every replica: expect a full outage until they are back"
+        return BlastRadius(fault.name, fault.type, victims, n, text)
+    return BlastRadius(fault.name, fault.type, None, None, f"{params_summary(fault.params)}; {injections}")
+
+
+def params_summary(params: Any) -> str:
+    """``key=value`` for every set field of a params dataclass (or mapping), in field order."""
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        items = [(f.name, getattr(params, f.name)) for f in dataclasses.fields(params)]
+    elif isinstance(params, dict) or hasattr(params, "items"):
+        items = list(params.items())
+    else:
+        return "" if params is None else str(params)
+    return " ".join(f"{k}={_value(v)}" for k, v in items if v is not None) or "-"
+
+
+def _phases(injections: Sequence[Injection], load_end: float) -> tuple[PhaseSpan, ...]:
+    if not injections:
+        return (PhaseSpan("baseline", 0.0, load_end),)
+    spans: list[PhaseSpan] = []
+    first = min(i.start for i in injections)
+    if first > 0:
+        spans.append(PhaseSpan("baseline", 0.0, first))
+    # merge overlapping windows into "fault" spans; the gaps after them are recovery, then after
+    merged: list[tuple[float, float, list[str]]] = []
+    for inj in sorted(injections, key=lambda i: (i.start, i.end, i.fault)):
+        label = f"{inj.fault} #{inj.index}"
+        if merged and inj.start <= merged[-1][1]:
+            start, end, names = merged[-1]
+            merged[-1] = (start, max(end, inj.end), [*names, label])
+        else:
+            merged.append((inj.start, inj.end, [label]))
+    for k, (start, end, names) in enumerate(merged):
+        spans.append(PhaseSpan("fault", start, end, tuple(names)))
+        gap_end = merged[k + 1][0] if k + 1 < len(merged) else load_end
+        if gap_end > end:
+            spans.append(PhaseSpan("recovery/after", end, gap_end, tuple(names)))
+    return tuple(spans)
+
+
+# ------------------------------------------------------------------------------------------------
+# rendering
+
+
+def render_plan(plan: Plan) -> str:
+    """The dry-run text ``chaosml plan`` prints."""
+    exp = plan.experiment
+    t, load, ss = exp.target, exp.load, exp.steady_state
+    out: list[str] = [f"plan: {exp.title}", f"release: {exp.release}"]
+
+    target = f"target: {t.platform}, {t.stack} stack, profile {t.profile}, {_plural(t.replicas, 'replica')}"
+    if t.platform == "kubernetes" and t.kubernetes is not None:
+        k = t.kubernetes
+        context = k.context or "the kubeconfig's current context"
+        allowed = "any (confirmed on the command line)" if k.allow_any_context else ", ".join(k.allowed_contexts)
+        target += f", context {context} (allowed: {allowed}), namespace {k.namespace}"
+    else:
+        target += f", restart delay {_s(t.restart_delay)}"
+    out.append(target)
+
+    rate = "as fast as possible" if load.rate_per_user is None else f"{_num(load.rate_per_user)} req/s per user"
+    total = "" if load.rate_per_user is None else f" (about {_num(load.rate_per_user * load.users)} req/s)"
+    out.append(
+        f"load: {_plural(load.users, 'user')} (spawn {_num(load.spawn_rate)}/s), {rate}{total}, "
+        f"for {_s(load.duration)}, request timeout {_s(load.request_timeout)}, "
+        f"dataset {load.dataset}, seed {load.seed}"
+    )
+    weight = sum(load.mix.values()) or 1.0
+    out.append("mix: " + ", ".join(f"{c} {_num(round(100 * w / weight, 1))}%" for c, w in load.mix.items()))
+
+    out.append("")
+    out.append(f"timeline (offsets from load start; the load ends at {_s(plan.load_end)}):")
+    if plan.injections:
+        rows: list[tuple[str, ...]] = [("start", "end", "fault", "type", "injection", "params")]
+        rows += [
+            (_s(i.start), _s(i.end), i.fault, i.type, f"{i.index}/{i.count}", i.params) for i in plan.injections
+        ]
+        out += _table(rows)
+    else:
+        out.append("  no faults: a baseline-only run")
+
+    out.append("")
+    out.append("blast radius:")
+    out += [f"  {b.fault}: {b.description}" for b in plan.blast_radius] or ["  nothing is injected"]
+
+    out.append("")
+    out.append("phases:")
+    out += _table([(p.name, _s(p.start), _s(p.end), ", ".join(p.faults)) for p in plan.phases])
+    out.append(
+        f"  recovery ends when every SLO holds for {_plural(ss.hold, 'window')} of {_s(ss.window)}; "
+        "after follows until the next fault or the end of the load"
+    )
+
+    out.append("")
+    out.append(
+        f"steady state: window {_s(ss.window)}, hold {ss.hold}, at least {ss.min_samples} samples per verdict, "
+        f"confident-wrong at confidence >= {_num(ss.confidence_threshold)}"
+    )
+    out.append("slos:")
+    out += [
+        f"  {s.name}: {s.sli} {s.op} {_num(s.target)} (during {', '.join(s.phases)}){_cohort(s.cohort)}"
+        for s in ss.slos
+    ] or ["  none"]
+    out.append("hypotheses:")
+    out += [f"  {_hypothesis(h)}" for h in exp.hypotheses] or ["  none"]
+    out.append("abort when:")
+    out += [
+        f"  {a.sli} {a.op} {_num(a.target)} for {_s(a.for_)}{_cohort(a.cohort)}" for a in exp.abort
+    ] or ["  never (no abort conditions)"]
+    out.append("rollbacks:")
+    out += [f"  {_rollback(r.type, r.params)}" for r in exp.rollbacks] or ["  none"]
+    out.append("")
+    out.append("dry run: nothing was injected")
+    return "\n".join(out) + "\n"
+
+
+def _hypothesis(h: Any) -> str:
+    head = f"{h.name}: {h.sli} {h.op} {_num(h.target)}"
+    if h.sli in catalog.INJECTION_SLIS:
+        tail = f" ({h.agg} over the injections of {h.fault})"
+    else:
+        tail = f" (during {h.during})"
+    if h.min_samples is not None:
+        tail += f", at least {h.min_samples} samples"
+    return head + tail + _cohort(h.cohort)
+
+
+def _rollback(rtype: str, params: Any) -> str:
+    kinds = ROLLBACK_PARAMS.get(rtype, {})
+    shown = [
+        f"{k}={_s(v) if kinds.get(k) == 'duration' and isinstance(v, (int, float)) else _value(v)}"
+        for k, v in params.items()
+    ]
+    return " ".join([rtype, *shown])
+
+
+def _cohort(cohort: str | None) -> str:
+    return f" [cohort {cohort}]" if cohort else ""
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _s(seconds: float) -> str:
+    """Seconds as the plan shows them: 250ms, 20s, 1.5s, 90s."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, tuple):
+        return ",".join(_value(x) for x in v)
+    return str(v)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
