@@ -1,0 +1,280 @@
+"""analyze(experiment, journal, samples) -> Analysis: phases, SLIs, TTD/MTTR/ready, verdicts, time series.
+
+A pure function of the experiment model, the journal dict and the samples frame (as read by
+``read_samples``); the runner, ``chaosml report`` and ``compare`` call it. ``Analysis.to_dict()``
+is JSON-safe (no NaN: undefined values are None) and is what the report renders.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
+from chaosml.analysis.phases import (
+    LoadRange,
+    Phase,
+    build_phases,
+    injection_windows,
+    load_range,
+)
+from chaosml.analysis.slis import (
+    MIX_CLASSES,
+    SampleArrays,
+    grouped_slis,
+    mix_counts,
+    row,
+    slis_of,
+    to_optional,
+)
+from chaosml.analysis.verdicts import (
+    Verdict,
+    counts,
+    hypothesis_verdicts,
+    passed,
+    slo_verdicts,
+)
+from chaosml.model.experiment import Experiment
+
+ANALYSIS_SCHEMA = "chaosml.analysis/1"
+
+#: Most windows a time series holds; longer runs get wider plot windows (recovery uses its own).
+MAX_SERIES_WINDOWS = 5000
+
+SERIES_SLIS: tuple[str, ...] = (
+    "success_ratio",
+    "error_ratio",
+    "fallback_ratio",
+    "accuracy",
+    "confident_wrong_ratio",
+    "latency_p50_ms",
+    "latency_p99_ms",
+)
+
+
+@dataclass(slots=True)
+class PhaseResult:
+    """SLIs of one phase, overall and per cohort, with its served-by mix."""
+
+    phase: Phase
+    offsets: list[tuple[float, float]]
+    slis: dict[str, float | None]
+    cohorts: dict[str, dict[str, float | None]]
+    mix: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.phase.name,
+            "kind": self.phase.kind,
+            "intervals": [[s, e] for s, e in self.phase.intervals],
+            "offsets": [[s, e] for s, e in self.offsets],
+            "duration_s": self.phase.duration,
+            "slis": self.slis,
+            "cohorts": self.cohorts,
+            "served_by": self.mix,
+        }
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything the report shows about one run."""
+
+    run_id: str
+    status: str
+    reason: str | None
+    title: str
+    release: str
+    profile: str
+    platform: str
+    load: LoadRange
+    window_s: float
+    hold: int
+    confidence_threshold: float
+    restart_delay_s: float
+    cohorts: list[str]
+    phases: list[PhaseResult]
+    injections: list[InjectionResult]
+    faults: list[dict[str, Any]]
+    verdicts: list[Verdict]
+    passed: bool
+    timeseries: dict[str, Any]
+    events: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "aborted", "failed")
+
+    def phase(self, name: str) -> PhaseResult | None:
+        for p in self.phases:
+            if p.phase.name == name:
+                return p
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """The few facts the runner copies into journal["analysis"]."""
+        return {
+            "passed": self.passed,
+            "counts": counts(self.verdicts),
+            "verdicts": [{"name": v.name, "scope": v.scope, "verdict": v.verdict, "measured": v.measured} for v in self.verdicts],
+            "faults": [
+                {k: f[k] for k in ("fault", "injections", "recovered", "not_recovered")} | {"mttr_s_max": f["mttr_s"]["max"]}
+                for f in self.faults
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: what analysis.json holds and the report renders."""
+        return {
+            "schema": ANALYSIS_SCHEMA,
+            "run_id": self.run_id,
+            "status": self.status,
+            "reason": self.reason,
+            "title": self.title,
+            "release": self.release,
+            "profile": self.profile,
+            "platform": self.platform,
+            "load": {
+                "started_at": self.load.start,
+                "ended_at": self.load.end if self.load.end_known else None,
+                "last_seen_at": self.load.end,
+                "duration_s": self.load.duration,
+            },
+            "window_s": self.window_s,
+            "hold": self.hold,
+            "confidence_threshold": self.confidence_threshold,
+            "restart_delay_s": self.restart_delay_s,
+            "cohorts": list(self.cohorts),
+            "phases": [p.to_dict() for p in self.phases],
+            "injections": [r.to_dict() for r in self.injections],
+            "faults": self.faults,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "counts": counts(self.verdicts),
+            "passed": self.passed,
+            "summary": self.summary(),
+            "timeseries": self.timeseries,
+            "events": self.events,
+            "notes": list(self.notes),
+        }
+
+
+def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFrame) -> Analysis:
+    """Analyse one run: phases from the actual fault events, SLIs, TTD/MTTR/ready, verdicts."""
+    steady = experiment.steady_state
+    a = SampleArrays.from_frame(samples, steady.confidence_threshold)
+    load = load_range(journal, a.t)
+    types = {f.name: f.type for f in experiment.faults}
+    windows = injection_windows(journal, load, types)
+    results, notes = injection_results(
+        a, windows, journal.get("target_events") or [], steady, load, experiment.target.restart_delay
+    )
+    phases = build_phases(load, windows, [r.recovered_at for r in results])
+    phase_results = [_phase_result(a, p, load) for p in phases.values()]
+    verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results)
+    if load.end_known is False:
+        notes.append("the journal has no load end: analysed up to the last sample or event")
+    never = [f.name for f in experiment.faults if f.name not in phases]
+    if never:
+        notes.append("never applied: " + ", ".join(never))
+    target = journal.get("target") or {}
+    return Analysis(
+        run_id=str(journal.get("run_id", "")),
+        status=str(journal.get("status", "unknown")),
+        reason=journal.get("reason"),
+        title=experiment.title,
+        release=experiment.release,
+        profile=str(target.get("profile", experiment.target.profile)),
+        platform=str(target.get("platform", experiment.target.platform)),
+        load=load,
+        window_s=float(steady.window),
+        hold=int(steady.hold),
+        confidence_threshold=float(steady.confidence_threshold),
+        restart_delay_s=float(experiment.target.restart_delay),
+        cohorts=list(a.cohorts),
+        phases=phase_results,
+        injections=results,
+        faults=aggregate(results, [f.name for f in experiment.faults]),
+        verdicts=verdicts,
+        passed=passed(verdicts),
+        timeseries=timeseries(a, load, steady.window),
+        events=_events(journal, load),
+        notes=notes,
+    )
+
+
+def _phase_result(a: SampleArrays, phase: Phase, load: LoadRange) -> PhaseResult:
+    mask = phase.select(a.t)
+    duration = phase.duration
+    overall = slis_of(a, mask, duration)
+    cohorts: dict[str, dict[str, float | None]] = {}
+    if a.cohorts:
+        gid = np.where(mask, a.cohort, -1)
+        grouped = grouped_slis(a, gid, len(a.cohorts), duration)
+        cohorts = {name: row(grouped, i) for i, name in enumerate(a.cohorts)}
+    offsets = [(round(s - load.start, 6), round(min(e, load.end) - load.start, 6)) for s, e in phase.intervals]
+    return PhaseResult(phase=phase, offsets=offsets, slis=overall, cohorts=cohorts, mix=mix_counts(a, mask))
+
+
+def timeseries(a: SampleArrays, load: LoadRange, window: float) -> dict[str, Any]:
+    """Per-window SLIs and served-by mix, windows aligned at load start (columnar, JSON-safe)."""
+    duration = load.duration
+    w = float(window) if window > 0 else 1.0
+    if duration / w > MAX_SERIES_WINDOWS:
+        w = duration / MAX_SERIES_WINDOWS
+    nwin = max(1, math.ceil(duration / w - 1e-9))
+    j = np.floor((a.t - load.start) / w + 1e-9).astype(np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+    inside = (a.t >= load.start) & (a.t <= load.end)
+    gid = np.where(inside, np.minimum(j, nwin - 1), -1)
+    g = grouped_slis(a, gid, nwin, w)
+    keep = gid >= 0
+    mix = np.bincount(gid[keep] * len(MIX_CLASSES) + a.mix[keep].astype(np.int64), minlength=nwin * len(MIX_CLASSES))
+    mix = mix[: nwin * len(MIX_CLASSES)].reshape(nwin, len(MIX_CLASSES))
+    out: dict[str, Any] = {
+        "window_s": w,
+        "t": [round(i * w, 9) for i in range(nwin)],
+        "requests": [int(x) for x in g["requests"]],
+    }
+    for name in SERIES_SLIS:
+        out[name] = [to_optional(x) for x in g[name]]
+    out["mix"] = {name: mix[:, i].astype(int).tolist() for i, name in enumerate(MIX_CLASSES)}
+    return out
+
+
+def _events(journal: dict[str, Any], load: LoadRange) -> list[dict[str, Any]]:
+    """Fault and target events in time order, with offsets from load start."""
+    out: list[dict[str, Any]] = []
+    for e in journal.get("fault_events") or []:
+        if e.get("t") is None:
+            continue
+        out.append(
+            {
+                "t": float(e["t"]),
+                "offset_s": round(float(e["t"]) - load.start, 6),
+                "source": "fault",
+                "what": f"{e.get('action')} {e.get('fault')}#{e.get('injection', 0)}",
+                "ok": bool(e.get("ok", True)),
+                "subjects": [str(x) for x in e.get("targets") or []],
+            }
+        )
+    for e in journal.get("target_events") or []:
+        if e.get("t") is None:
+            continue
+        out.append(
+            {
+                "t": float(e["t"]),
+                "offset_s": round(float(e["t"]) - load.start, 6),
+                "source": "target",
+                "what": str(e.get("kind")),
+                "ok": True,
+                "subjects": [str(e.get("subject", ""))],
+            }
+        )
+    out.sort(key=lambda d: d["t"])
+    return out
+
+
+__all__ = ["ANALYSIS_SCHEMA", "Analysis", "PhaseResult", "analyze", "timeseries"]

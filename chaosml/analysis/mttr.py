@@ -1,0 +1,320 @@
+"""Per-injection time to detect, time to recover and replica ready time, and their aggregates; used by analyze.
+
+- TTD: apply -> the first sample sent at or after apply that was not a 2xx answer from the primary
+  model (fallback, default, rejected, error, timeout), or the first ``replica_exited`` /
+  ``replica_unready`` target event at or after apply, whichever comes first; searched until the
+  next apply of any fault (or load end). None = not detected.
+- MTTR: windows of ``steady_state.window`` seconds aligned at apply, searched until the next
+  apply of any fault (or load end), whole windows only. A window is healthy when it holds at
+  least one sample and every SLO (its sample SLI over the window's samples of the SLO's cohort)
+  holds; an SLI that is undefined in a window (e.g. no 2xx answers for fallback_ratio) does not
+  hold. MTTR = apply -> start of the first run of ``hold`` healthy windows; none found = not
+  recovered (``mttr_s`` None, ``recovered`` False), never a number.
+- ready_s: apply -> the last of the first ``replica_ready`` events of each replica named in the
+  apply event's ``targets`` (each searched until that replica is targeted again). None if one of
+  them never came back, or the injection named no replicas.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from chaosml.analysis.phases import InjectionWindow, LoadRange
+from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
+from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
+from chaosml.model.experiment import SteadyState
+
+DETECT_EVENT_KINDS: tuple[str, ...] = ("replica_exited", "replica_unready")
+
+#: catalog.OPERATORS, elementwise over arrays (NaN compares false).
+_NP_OPERATORS: dict[str, np.ufunc] = {
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+    ">": np.greater,
+    "<": np.less,
+    "==": np.equal,
+}
+assert set(_NP_OPERATORS) == set(OPERATORS)
+
+_EPS = 1e-9  # tolerance (in windows) for float send times that sit exactly on a window boundary
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionResult:
+    """What one injection did to the stack and how fast it came back."""
+
+    fault: str
+    type: str
+    injection: int
+    apply_t: float
+    recover_t: float | None
+    offset_s: float  # apply, seconds after load start
+    duration_s: float | None  # apply -> recover
+    apply_ok: bool
+    recover_ok: bool | None
+    targets: tuple[str, ...]
+    ttd_s: float | None
+    detected_by: str | None
+    mttr_s: float | None
+    recovered: bool
+    windows_searched: int  # whole windows between apply and the next apply (or load end)
+    ready_s: float | None
+    ready_detail: str
+    restart_delay_s: float
+
+    @property
+    def recovered_at(self) -> float | None:
+        return None if self.mttr_s is None else self.apply_t + self.mttr_s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["targets"] = list(self.targets)
+        return d
+
+
+def window_health(
+    a: SampleArrays,
+    gid: np.ndarray,
+    ngroups: int,
+    steady: SteadyState,
+) -> tuple[np.ndarray, list[str]]:
+    """Healthy flag per window group, and notes on SLOs that cannot judge windows."""
+    n = np.bincount(gid[gid >= 0], minlength=ngroups)[:ngroups]
+    healthy = n > 0
+    notes: list[str] = []
+    cache: dict[str | None, dict[str, np.ndarray]] = {}
+    for slo in steady.slos:
+        if slo.sli not in SAMPLE_SLIS:
+            notes.append(f"SLO {slo.name}: {slo.sli} is not a sample SLI; ignored for recovery")
+            continue
+        if slo.cohort not in cache:
+            mask = a.cohort_mask(slo.cohort)
+            g = gid if mask is None else np.where(mask, gid, -1)
+            cache[slo.cohort] = grouped_slis(a, g, ngroups, steady.window)
+        values = cache[slo.cohort][slo.sli]
+        with np.errstate(invalid="ignore"):
+            holds = _NP_OPERATORS[slo.op](values, slo.target) & ~np.isnan(values)
+        healthy &= holds
+    if not steady.slos:
+        notes.append("no SLOs: any window with traffic counts as healthy")
+    return healthy, notes
+
+
+def first_run(healthy: np.ndarray, hold: int) -> int | None:
+    """Index of the first window that starts ``hold`` healthy windows in a row."""
+    hold = max(1, int(hold))
+    if len(healthy) < hold:
+        return None
+    runs = np.convolve(healthy.astype(np.int64), np.ones(hold, dtype=np.int64), mode="valid")
+    hits = np.flatnonzero(runs == hold)
+    return int(hits[0]) if len(hits) else None
+
+
+def recovery_times(
+    a: SampleArrays,
+    injections: Sequence[InjectionWindow],
+    steady: SteadyState,
+) -> tuple[list[float | None], list[int], list[str]]:
+    """MTTR (s, None = not recovered) and whole windows searched, per injection; plus notes."""
+    w = float(steady.window)
+    if not injections or w <= 0:
+        return [None] * len(injections), [0] * len(injections), []
+    starts = np.array(sorted({inj.apply_t for inj in injections}), dtype=np.float64)
+    ends = np.array([min(inj.search_end for inj in injections if inj.apply_t == s) for s in starts])
+    nw = np.maximum(np.floor((ends - starts) / w + _EPS), 0).astype(np.int64)
+    woff = np.cumsum(nw) - nw
+    total = int(nw.sum())
+    idx = np.searchsorted(starts, a.t, side="right") - 1
+    safe = np.clip(idx, 0, None)
+    j = np.floor((a.t - starts[safe]) / w + _EPS).astype(np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+    valid = (idx >= 0) & (j >= 0) & (j < nw[safe])
+    gid = np.where(valid, woff[safe] + j, -1)
+    healthy, notes = window_health(a, gid, total, steady)
+    by_start: dict[float, tuple[float | None, int]] = {}
+    for k, s in enumerate(starts):
+        seg = healthy[woff[k] : woff[k] + nw[k]]
+        first = first_run(seg, steady.hold)
+        by_start[float(s)] = (None if first is None else round(first * w, 6), int(nw[k]))
+    mttr = [by_start[inj.apply_t][0] for inj in injections]
+    searched = [by_start[inj.apply_t][1] for inj in injections]
+    return mttr, searched, notes
+
+
+def detection_times(
+    a: SampleArrays,
+    injections: Sequence[InjectionWindow],
+    target_events: Sequence[dict[str, Any]],
+) -> list[tuple[float | None, str | None]]:
+    """TTD (s) and what showed it, per injection."""
+    abnormal = np.flatnonzero(~a.primary)
+    ta = a.t[abnormal]
+    events = sorted(
+        (float(e["t"]), str(e.get("kind")), str(e.get("subject", "")))
+        for e in target_events
+        if e.get("kind") in DETECT_EVENT_KINDS and e.get("t") is not None
+    )
+    ev_t = np.array([e[0] for e in events], dtype=np.float64)
+    out: list[tuple[float | None, str | None]] = []
+    for inj in injections:
+        best: tuple[float, str] | None = None
+        i = int(np.searchsorted(ta, inj.apply_t, side="left"))
+        if i < len(ta) and ta[i] < inj.search_end:
+            row = abnormal[i]
+            cls = MIX_CLASSES[int(a.mix[row])]
+            code = int(a.cohort[row])
+            cohort = a.cohorts[code] if code >= 0 else "?"
+            best = (float(ta[i]), f"request answered {cls} (cohort {cohort})")
+        k = int(np.searchsorted(ev_t, inj.apply_t, side="left"))
+        if k < len(events) and ev_t[k] < inj.search_end and (best is None or ev_t[k] < best[0]):
+            best = (float(ev_t[k]), f"{events[k][1]} {events[k][2]}")
+        if best is None:
+            out.append((None, None))
+        else:
+            out.append((round(best[0] - inj.apply_t, 6), best[1]))
+    return out
+
+
+def ready_times(injections: Sequence[InjectionWindow], target_events: Sequence[dict[str, Any]]) -> list[tuple[float | None, str]]:
+    """ready_s and a short explanation, per injection."""
+    ready: dict[str, list[float]] = {}
+    for e in target_events:
+        if e.get("kind") == "replica_ready" and e.get("t") is not None:
+            ready.setdefault(str(e.get("subject", "")), []).append(float(e["t"]))
+    for times in ready.values():
+        times.sort()
+    out: list[tuple[float | None, str]] = []
+    for inj in injections:
+        if not inj.targets:
+            out.append((None, "no replica targets"))
+            continue
+        back: list[float] = []
+        missing: list[str] = []
+        for r in inj.targets:
+            # Until this replica is targeted again by a later injection of any fault.
+            later = [o.apply_t for o in injections if o.apply_t > inj.apply_t and r in o.targets]
+            bound = min(later) if later else math.inf
+            times = ready.get(r, [])
+            i = int(np.searchsorted(times, inj.apply_t, side="left"))
+            if i < len(times) and times[i] < bound:
+                back.append(times[i])
+            else:
+                missing.append(r)
+        if missing:
+            out.append((None, f"{len(missing)} of {len(inj.targets)} replicas not ready again: {', '.join(missing)}"))
+        else:
+            out.append((round(max(back) - inj.apply_t, 6), f"{len(back)} replicas ready again"))
+    return out
+
+
+def injection_results(
+    a: SampleArrays,
+    injections: Sequence[InjectionWindow],
+    target_events: Sequence[dict[str, Any]],
+    steady: SteadyState,
+    load: LoadRange,
+    restart_delay: float,
+) -> tuple[list[InjectionResult], list[str]]:
+    """TTD, MTTR and ready time of every injection, in apply order; plus notes."""
+    mttr, searched, notes = recovery_times(a, injections, steady)
+    ttd = detection_times(a, injections, target_events)
+    ready = ready_times(injections, target_events)
+    out = []
+    for k, inj in enumerate(injections):
+        out.append(
+            InjectionResult(
+                fault=inj.fault,
+                type=inj.type,
+                injection=inj.index,
+                apply_t=inj.apply_t,
+                recover_t=inj.recover_t,
+                offset_s=round(inj.apply_t - load.start, 6),
+                duration_s=None if inj.recover_t is None else round(inj.recover_t - inj.apply_t, 6),
+                apply_ok=inj.apply_ok,
+                recover_ok=inj.recover_ok,
+                targets=inj.targets,
+                ttd_s=ttd[k][0],
+                detected_by=ttd[k][1],
+                mttr_s=mttr[k],
+                recovered=mttr[k] is not None,
+                windows_searched=searched[k],
+                ready_s=ready[k][0],
+                ready_detail=ready[k][1],
+                restart_delay_s=float(restart_delay),
+            )
+        )
+    return out, notes
+
+
+def stats(values: Sequence[float]) -> dict[str, float | int | None]:
+    """count, mean, median, min, max of the defined values (None when there are none)."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return {"count": 0, "mean": None, "median": None, "min": None, "max": None}
+    return {
+        "count": len(vals),
+        "mean": statistics.fmean(vals),
+        "median": statistics.median(vals),
+        "min": min(vals),
+        "max": max(vals),
+    }
+
+
+def aggregate(results: Sequence[InjectionResult], fault_order: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per fault: injections, recovered/detected/ready counts, and stats of ttd/mttr/ready over the defined values."""
+    names: list[str] = list(fault_order or [])
+    for r in results:
+        if r.fault not in names:
+            names.append(r.fault)
+    out = []
+    for name in names:
+        rs = [r for r in results if r.fault == name]
+        out.append(
+            {
+                "fault": name,
+                "type": rs[0].type if rs else "",
+                "injections": len(rs),
+                "recovered": sum(r.recovered for r in rs),
+                "not_recovered": sum(not r.recovered for r in rs),
+                "detected": sum(r.ttd_s is not None for r in rs),
+                "with_targets": sum(bool(r.targets) for r in rs),
+                "ready": sum(r.ready_s is not None for r in rs),
+                "ttd_s": stats([r.ttd_s for r in rs if r.ttd_s is not None]),
+                "mttr_s": stats([r.mttr_s for r in rs if r.mttr_s is not None]),
+                "ready_s": stats([r.ready_s for r in rs if r.ready_s is not None]),
+                "restart_delay_s": rs[0].restart_delay_s if rs else None,
+            }
+        )
+    return out
+
+
+def aggregate_values(values: Sequence[float], agg: str) -> float:
+    """Aggregate injection values with a catalog.AGGREGATES name."""
+    if agg == "max":
+        return max(values)
+    if agg == "min":
+        return min(values)
+    if agg == "mean":
+        return statistics.fmean(values)
+    if agg == "median":
+        return float(statistics.median(values))
+    raise ValueError(f"unknown aggregate {agg!r}")
+
+
+__all__ = [
+    "InjectionResult",
+    "aggregate",
+    "aggregate_values",
+    "detection_times",
+    "first_run",
+    "injection_results",
+    "ready_times",
+    "recovery_times",
+    "stats",
+    "window_health",
+]

@@ -1,0 +1,366 @@
+"""The report as a list of format-neutral blocks built from the analysis dict and the journal; rendered by markdown.py and html.py.
+
+Building the content once keeps the Markdown and HTML reports saying the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaosml.analysis.slis import MIX_CLASSES
+
+PARTIAL_STATUSES = ("running", "partial")
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Para:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """A highlighted line; ``kind`` is pass, fail, warn or info."""
+
+    text: str
+    kind: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    # Per row CSS class for HTML (e.g. "fail"); Markdown ignores it.
+    row_kinds: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    name: str
+    path: Path
+    alt: str
+
+
+Block = Heading | Para | Banner | Table | Image
+
+# ----------------------------------------------------------------------------- formatting
+
+RATIO_SLIS = (
+    "success_ratio", "error_ratio", "timeout_ratio", "rejected_ratio", "primary_ratio", "fallback_ratio",
+    "default_ratio", "accuracy", "confident_wrong_ratio",
+)
+
+
+def fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    pct = 100.0 * x
+    if 0 < pct < 0.01 or 99.99 < pct < 100:
+        return f"{pct:.3f}%"
+    return f"{pct:.2f}%"
+
+
+def fmt_ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f} ms"
+
+
+def fmt_s(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f} s"
+
+
+def fmt_num(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}g}"
+
+
+def fmt_sli(sli: str, x: float | None) -> str:
+    """A value of an SLI, in that SLI's unit."""
+    if sli in RATIO_SLIS:
+        return fmt_ratio(x)
+    if sli.endswith("_ms"):
+        return fmt_ms(x)
+    if sli.endswith("_s"):
+        return fmt_s(x)
+    if sli == "throughput_rps":
+        return "n/a" if x is None else f"{x:.1f} req/s"
+    return fmt_num(x)
+
+
+def fmt_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "n/a"
+    return dt.datetime.fromtimestamp(float(epoch), tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ----------------------------------------------------------------------------- sections
+
+PHASE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("requests", "requests"),
+    ("throughput_rps", "req/s"),
+    ("success_ratio", "success"),
+    ("error_ratio", "errors"),
+    ("fallback_ratio", "fallback"),
+    ("latency_p50_ms", "p50"),
+    ("latency_p99_ms", "p99"),
+    ("accuracy", "accuracy"),
+    ("confident_wrong_ratio", "confident wrong"),
+)
+
+COHORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("requests", "requests"),
+    ("success_ratio", "success"),
+    ("fallback_ratio", "fallback"),
+    ("rejected_ratio", "rejected"),
+    ("latency_p99_ms", "p99"),
+    ("accuracy", "accuracy"),
+    ("confident_wrong_ratio", "confident wrong"),
+)
+
+
+def _cell(name: str, value: float | None) -> str:
+    if name == "requests":
+        return "0" if value is None else str(int(value))
+    return fmt_sli(name, value)
+
+
+def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
+    status = str(analysis.get("status") or "unknown")
+    load = analysis["load"]
+    blocks: list[Block] = [Heading(f"chaosml report: {analysis['title']}", 1)]
+    if status in PARTIAL_STATUSES:
+        blocks.append(Banner(f"PARTIAL: the run did not finish (status {status}); figures cover what was recorded.", "warn"))
+    elif status == "aborted":
+        blocks.append(Banner(f"ABORTED: {analysis.get('reason') or 'no reason recorded'}", "warn"))
+    elif status == "failed":
+        blocks.append(Banner(f"FAILED RUN: {analysis.get('reason') or 'no reason recorded'}", "fail"))
+    c = analysis["counts"]
+    total = sum(c.values())
+    if analysis["passed"]:
+        blocks.append(Banner(f"PASSED: all {total} verdicts passed", "pass"))
+    else:
+        blocks.append(Banner(f"NOT PASSED: {c['fail']} failed, {c['inconclusive']} inconclusive, {c['pass']} passed of {total}", "fail"))
+    rows = [
+        ("release", str(analysis["release"])),
+        ("profile", str(analysis["profile"])),
+        ("platform", str(analysis["platform"])),
+        ("run id", str(analysis["run_id"])),
+        ("status", status + (f" ({analysis['reason']})" if analysis.get("reason") else "")),
+        ("experiment file", str(journal.get("experiment_file", ""))),
+        ("load started", fmt_time(load["started_at"])),
+        ("load duration", fmt_s(load["duration_s"]) + ("" if load["ended_at"] is not None else " (so far: no load end recorded)")),
+        ("requests", str(next((p["slis"]["requests"] for p in analysis["phases"] if p["name"] == "all"), 0))),
+        ("window / hold", f"{analysis['window_s']:g} s x {analysis['hold']}"),
+        ("chaosml", str(journal.get("chaosml_version", ""))),
+    ]
+    blocks.append(Table(("", ""), tuple(rows)))
+    return blocks
+
+
+def verdict_table(analysis: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [Heading("Verdicts")]
+    verdicts = analysis["verdicts"]
+    if not verdicts:
+        return [*blocks, Para("No SLOs or hypotheses to judge.")]
+    rows = []
+    kinds = []
+    for v in verdicts:
+        rows.append(
+            (
+                v["verdict"].upper(),
+                v["name"],
+                v["kind"],
+                v["scope"],
+                v["sli"],
+                fmt_sli(v["sli"], v["measured"]),
+                f"{v['op']} {fmt_sli(v['sli'], v['target'])}",
+                str(v["samples"]),
+                v["detail"],
+            )
+        )
+        kinds.append(v["verdict"])
+    table = Table(("verdict", "name", "kind", "scope", "SLI", "measured", "target", "n", "detail"), tuple(rows), tuple(kinds))
+    return [*blocks, table]
+
+
+def fault_timeline(analysis: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [Heading("Fault timeline")]
+    events = analysis.get("events") or []
+    if not events:
+        return [*blocks, Para("No fault was applied.")]
+    rows = []
+    kinds = []
+    for e in events:
+        rows.append((f"{e['offset_s']:+.2f} s", e["source"], e["what"], "yes" if e["ok"] else "NO", ", ".join(e["subjects"]) or "-"))
+        kinds.append("" if e["ok"] else "fail")
+    blocks.append(Para("Offsets are seconds since load start; fault offsets in the experiment are relative to it too."))
+    blocks.append(Table(("offset", "source", "event", "ok", "targets / subject"), tuple(rows), tuple(kinds)))
+    return blocks
+
+
+def injection_tables(analysis: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [Heading("Injections: detection and recovery")]
+    injections = analysis.get("injections") or []
+    if not injections:
+        return [*blocks, Para("No injections.")]
+    blocks.append(
+        Para(
+            f"TTD: apply to the first non-primary/failed answer or replica exit/unready. MTTR: apply to the start of the "
+            f"first {analysis['hold']} windows of {analysis['window_s']:g} s in a row within every SLO. Ready: apply to the "
+            "last targeted replica ready again."
+        )
+    )
+    rows = []
+    kinds = []
+    for r in injections:
+        rows.append(
+            (
+                f"{r['fault']}#{r['injection']}",
+                r["type"],
+                f"{r['offset_s']:.2f} s",
+                fmt_s(r["duration_s"]) if r["duration_s"] is not None else "no recover",
+                ", ".join(r["targets"]) or "-",
+                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "not detected",
+                r["detected_by"] or "-",
+                fmt_s(r["mttr_s"]) if r["recovered"] else "not recovered",
+                fmt_s(r["ready_s"]) if r["ready_s"] is not None else ("-" if not r["targets"] else "not ready"),
+                fmt_s(r["restart_delay_s"]) if r["targets"] else "-",
+            )
+        )
+        kinds.append("" if r["recovered"] and r["apply_ok"] else "fail")
+    blocks.append(
+        Table(
+            ("injection", "type", "apply at", "fault window", "targets", "TTD", "detected by", "MTTR", "ready", "restart delay"),
+            tuple(rows),
+            tuple(kinds),
+        )
+    )
+    agg_rows = []
+    sentences = []
+    for f in analysis.get("faults") or []:
+        m = f["mttr_s"]
+        mttr = "n/a" if m["count"] == 0 else f"{fmt_s(m['mean'])} / {fmt_s(m['median'])} / {fmt_s(m['max'])}"
+        agg_rows.append(
+            (
+                f["fault"],
+                str(f["injections"]),
+                f"{f['recovered']} of {f['injections']}",
+                mttr,
+                fmt_s(f["ttd_s"]["mean"]) + f" ({f['detected']} detected)",
+                fmt_s(f["ready_s"]["mean"]) if f["with_targets"] else "-",
+            )
+        )
+        if f["not_recovered"]:
+            sentences.append(f"{f['fault']}: not recovered in {f['not_recovered']} of {f['injections']} injections.")
+        if f["with_targets"]:
+            if f["ready_s"]["count"]:
+                sentences.append(
+                    f"{f['fault']}: restart delay {f['restart_delay_s']:.1f} s vs measured replica ready "
+                    f"{f['ready_s']['mean']:.1f} s (mean over {f['ready_s']['count']})."
+                )
+            else:
+                sentences.append(f"{f['fault']}: restart delay {f['restart_delay_s']:.1f} s; no targeted replica was seen ready again.")
+    blocks.append(Heading("Per fault", 3))
+    blocks.append(Table(("fault", "injections", "recovered", "MTTR mean / median / max", "TTD mean", "ready mean"), tuple(agg_rows)))
+    blocks.extend(Para(s) for s in sentences)
+    return blocks
+
+
+def _phase_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in analysis["phases"] if p["slis"]["requests"] or p["name"] in ("baseline", "fault", "after", "all")]
+
+
+def phase_table(analysis: dict[str, Any]) -> list[Block]:
+    rows = []
+    for p in _phase_rows(analysis):
+        name = p["name"] if p["kind"] == "phase" else f"{p['name']} (fault)"
+        span = f"{p['duration_s']:.1f} s"
+        rows.append((name, span, *(_cell(k, p["slis"][k]) for k, _ in PHASE_COLUMNS)))
+    headers = ("phase", "duration", *(label for _, label in PHASE_COLUMNS))
+    return [
+        Heading("SLIs per phase"),
+        Para("Phases come from the recorded fault events. Latencies are over all requests, ratios as defined in the catalogue "
+             f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
+        Table(headers, tuple(rows)),
+    ]
+
+
+def cohort_table(analysis: dict[str, Any]) -> list[Block]:
+    cohorts = analysis.get("cohorts") or []
+    if not cohorts:
+        return []
+    rows = []
+    for c in cohorts:
+        for p in analysis["phases"]:
+            if p["kind"] != "phase" or p["name"] == "between":
+                continue
+            s = p["cohorts"].get(c)
+            if not s or not s["requests"]:
+                continue
+            rows.append((c, p["name"], *(_cell(k, s[k]) for k, _ in COHORT_COLUMNS)))
+    headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
+    return [Heading("Per cohort"), Table(headers, tuple(rows))]
+
+
+def mix_table(analysis: dict[str, Any]) -> list[Block]:
+    rows = []
+    classes = [c for c in MIX_CLASSES if any(p["served_by"].get(c) for p in analysis["phases"])] or ["primary"]
+    for p in _phase_rows(analysis):
+        n = sum(p["served_by"].values())
+        rows.append((p["name"], str(n), *(fmt_ratio(p["served_by"].get(c, 0) / n) if n else "n/a" for c in classes)))
+    return [
+        Heading("Served-by mix per phase"),
+        Para("Share of requests by how they ended: the serving path for 2xx answers, else rejected, error or timeout."),
+        Table(("phase", "requests", *classes), tuple(rows)),
+    ]
+
+
+def plots_section(plots: dict[str, Path]) -> list[Block]:
+    if not plots:
+        return []
+    alts = {
+        "timeline": "Latency p50/p99, success and fallback ratio and request rate per window, faults shaded",
+        "served_by": "Stacked served-by mix per window, errors included",
+        "cohorts": "Success ratio and accuracy per cohort and phase",
+    }
+    return [Heading("Plots"), *(Image(name, path, alts.get(name, name)) for name, path in plots.items())]
+
+
+def environment(journal: dict[str, Any]) -> list[Block]:
+    env = journal.get("environment") or {}
+    rows: list[tuple[str, str]] = [("python", str(env.get("python", ""))), ("platform", str(env.get("platform", "")))]
+    for name, version in sorted((env.get("packages") or {}).items()):
+        rows.append((str(name), str(version)))
+    for key, value in sorted((journal.get("target") or {}).items()):
+        if isinstance(value, dict | list):
+            continue
+        rows.append((f"target.{key}", str(value)))
+    return [Heading("Environment"), Table(("", ""), tuple(rows))]
+
+
+def notes(analysis: dict[str, Any]) -> list[Block]:
+    if not analysis.get("notes"):
+        return []
+    return [Heading("Notes"), *(Para(n) for n in analysis["notes"])]
+
+
+def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
+    """Every section of the report, in order."""
+    return [
+        *header(analysis, journal),
+        *verdict_table(analysis),
+        *fault_timeline(analysis),
+        *injection_tables(analysis),
+        *phase_table(analysis),
+        *cohort_table(analysis),
+        *mix_table(analysis),
+        *plots_section(plots),
+        *notes(analysis),
+        *environment(journal),
+    ]

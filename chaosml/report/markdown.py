@@ -1,0 +1,40 @@
+"""Render report blocks (document.py) as GitHub-flavoured Markdown; called by render_report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from chaosml.report.document import Banner, Block, Heading, Image, Para, Table
+
+_BANNER_MARK = {"pass": "✅", "fail": "❌", "warn": "⚠️", "info": "ℹ️"}
+
+
+def _esc(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: Sequence[Block], base_dir: Path | None = None) -> str:
+    """Markdown text; images are linked relative to ``base_dir`` (the run directory)."""
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            out.append(f"{'#' * b.level} {b.text}")
+        elif isinstance(b, Para):
+            out.append(b.text)
+        elif isinstance(b, Banner):
+            out.append(f"> {_BANNER_MARK.get(b.kind, '')} **{b.text}**")
+        elif isinstance(b, Table):
+            headers = [h or " " for h in b.headers]
+            lines = ["| " + " | ".join(_esc(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+            lines.extend("| " + " | ".join(_esc(c) for c in row) + " |" for row in b.rows)
+            out.append("\n".join(lines))
+        elif isinstance(b, Image):
+            rel = b.path
+            if base_dir is not None:
+                try:
+                    rel = b.path.relative_to(base_dir)
+                except ValueError:
+                    rel = b.path
+            out.append(f"![{b.alt}]({rel.as_posix()})")
+    return "\n\n".join(out) + "\n"
