@@ -255,7 +255,7 @@ def _events(journal: dict[str, Any], load: LoadRange) -> list[dict[str, Any]]:
                 "t": float(e["t"]),
                 "offset_s": round(float(e["t"]) - load.start, 6),
                 "source": "fault",
-                "what": f"{e.get('action')} {e.get('fault')}#{e.get('injection', 0)}",
+                "what": f"{e.get('action')} {e.get('fault')} #{int(e.get('injection') or 0) + 1}",
                 "ok": bool(e.get("ok", True)),
                 "subjects": [str(x) for x in e.get("targets") or []],
             }

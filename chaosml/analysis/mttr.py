@@ -1,7 +1,8 @@
 """Per-injection time to detect, time to recover and replica ready time, and their aggregates; used by analyze.
 
 - TTD: apply -> the first sample sent at or after apply that was not a 2xx answer from the primary
-  model (fallback, default, rejected, error, timeout), or the first ``replica_exited`` /
+  model (fallback, default, rejected, error, timeout) of a kind that cohort never got in the
+  baseline, or the first ``replica_exited`` /
   ``replica_unready`` target event at or after apply, whichever comes first; searched until the
   next apply of any fault (or load end). None = not detected.
 - MTTR: windows of ``steady_state.window`` seconds aligned at apply, searched until the next
@@ -151,8 +152,18 @@ def detection_times(
     injections: Sequence[InjectionWindow],
     target_events: Sequence[dict[str, Any]],
 ) -> list[tuple[float | None, str | None]]:
-    """TTD (s) and what showed it, per injection."""
+    """TTD (s) and what showed it, per injection.
+
+    A kind of answer the stack already gave in the baseline (e.g. the hardened stack's fallback for
+    low-confidence inputs of a cohort) is its normal behaviour, not a sign it noticed the fault: a
+    (cohort, answer class) pair seen before the first apply does not count as detection.
+    """
     abnormal = np.flatnonzero(~a.primary)
+    if len(injections) and len(abnormal):
+        first_apply = min(inj.apply_t for inj in injections)
+        key = a.cohort[abnormal].astype(np.int64) * (len(MIX_CLASSES) + 1) + a.mix[abnormal].astype(np.int64)
+        usual = np.unique(key[a.t[abnormal] < first_apply])
+        abnormal = abnormal[~np.isin(key, usual)]
     ta = a.t[abnormal]
     events = sorted(
         (float(e["t"]), str(e.get("kind")), str(e.get("subject", "")))

@@ -221,7 +221,7 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
     for r in injections:
         rows.append(
             (
-                f"{r['fault']}#{r['injection']}",
+                f"{r['fault']} #{r['injection'] + 1}",
                 r["type"],
                 f"{r['offset_s']:.2f} s",
                 fmt_s(r["duration_s"]) if r["duration_s"] is not None else "no recover",

@@ -76,7 +76,7 @@ def _shade_faults(axes: list[Any], analysis: dict[str, Any], label_axis: Any) ->
             ax.axvline(end, color=color, lw=1.0, ls="--")
             if inj["mttr_s"] is not None:
                 ax.axvline(start + float(inj["mttr_s"]), color="#2b8a3e", lw=1.2, ls=":")
-        label = f"{inj['fault']}#{inj['injection']}"
+        label = f"{inj['fault']} #{inj['injection'] + 1}"
         label_axis.annotate(label, xy=(start, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2),
                             textcoords="offset points", fontsize=7, color="#343a40", va="bottom")
         mttr = "not recovered" if inj["mttr_s"] is None else f"MTTR {float(inj['mttr_s']):.1f}s"

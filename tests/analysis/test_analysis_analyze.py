@@ -37,7 +37,7 @@ def test_to_dict_is_json_safe_and_complete():
     assert phases["all"]["cohorts"]["clean"]["requests"] == 1500
     assert phases["all"]["served_by"]["error"] == 250 and phases["all"]["served_by"]["fallback"] == 50
     assert sum(phases["all"]["served_by"].values()) == 3000
-    assert [e["what"] for e in d["events"]] == ["apply kill#0", "replica_exited", "recover kill#0", "replica_ready"]
+    assert [e["what"] for e in d["events"]] == ["apply kill #1", "replica_exited", "recover kill #1", "replica_ready"]
     assert d["events"][0]["offset_s"] == 10.0
     assert d["summary"]["passed"] == d["passed"]
 

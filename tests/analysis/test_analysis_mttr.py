@@ -169,3 +169,15 @@ def test_mttr_property(outage, hold, tail, window, bounded_by_next_apply):
         assert first.recovered and first.mttr_s == outage * window
     else:
         assert not first.recovered and first.mttr_s is None
+
+
+def test_ttd_ignores_answers_the_cohort_already_got_in_the_baseline():
+    """A stack that serves some fallback answers all the time has not 'detected' a fault by doing so."""
+    df = samples(60, 50)
+    usual = np.arange(len(df)) % 20 == 0  # 5% fallback answers throughout, baseline included
+    df.loc[usual, "served_by"] = "fallback"
+    set_outcome(df, 12, 12.5)  # the fault shows as errors 2 s after apply at 10 s
+    an = analyze(experiment(), journal(duration=60, injections=[{**KILL, "targets": []}]), df)
+    (inj,) = an.injections
+    assert inj.ttd_s is not None and abs(inj.ttd_s - 2.0) < 0.05, (inj.ttd_s, inj.detected_by)
+    assert "error" in inj.detected_by
