@@ -1,0 +1,66 @@
+"""``python -m chaosml.proxy``: run the fault proxy and its Toxiproxy-compatible API until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from chaosml.proxy.server import ApiError, ProxyServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m chaosml.proxy",
+        description="TCP fault proxy serving the Toxiproxy 2.x REST API.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="API address (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8474, help="API port, 0 = any (default 8474)"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="JSON list of proxies to populate at start"
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="logging level (default WARNING)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(
+            _serve(ProxyServer(args.host, args.port, config=args.config))
+        )
+    except ApiError as exc:
+        print(f"chaosml proxy: {exc.message}", file=sys.stderr)
+        return 4 if exc.status == 400 else 3
+    except OSError as exc:
+        print(
+            f"chaosml proxy: cannot serve the API on {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 3
+
+
+async def _serve(server: ProxyServer) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    print(f"chaosml proxy API listening on {server.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

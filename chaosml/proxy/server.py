@@ -1,0 +1,656 @@
+"""The fault proxy: asyncio TCP proxies plus Toxiproxy's 2.x REST API; run by chaosml.proxy.__main__ and tests.
+
+Routes, JSON shapes, status codes and error bodies follow Toxiproxy's api.go:
+
+    GET  /version                          200 {"version": ...}
+    POST /reset                            204   enable every proxy, remove every toxic
+    GET  /proxies                          200 {name: proxy}
+    POST /proxies                          201 proxy | 400 | 409
+    POST /populate                         201 {"proxies": [...]} | 400 | 409 (+ "error", "status")
+    GET  /proxies/{p}                      200 proxy | 404
+    POST|PATCH /proxies/{p}                200 proxy | 400 | 404
+    DELETE /proxies/{p}                    204 | 404
+    GET  /proxies/{p}/toxics               200 [toxic]
+    POST /proxies/{p}/toxics               200 toxic | 400 | 404 | 409
+    GET  /proxies/{p}/toxics/{t}           200 toxic | 404
+    POST|PATCH /proxies/{p}/toxics/{t}     200 toxic | 400 | 404
+    DELETE /proxies/{p}/toxics/{t}         204 | 404
+
+Errors are ``{"error": "...", "status": N}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from aiohttp import web
+
+from chaosml.proxy.link import STREAMS, Connection, ToxicSpec
+from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+VERSION = (
+    "2.12.0-chaosml"  # the Toxiproxy API level served, tagged as this implementation
+)
+DEFAULT_LISTEN = "127.0.0.1:0"
+DIAL_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+
+
+class ApiError(Exception):
+    """An API failure with its HTTP status, rendered as Toxiproxy's error body."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.message, "status": self.status}
+
+
+class PopulateError(ApiError):
+    """/populate failed part-way; ``proxies`` were applied before the failure (as upstream)."""
+
+    def __init__(self, message: str, status: int, proxies: list[Proxy]) -> None:
+        super().__init__(message, status)
+        self.proxies = proxies
+
+
+def bad_body(detail: str) -> ApiError:
+    return ApiError(f"bad request body: {detail}", 400)
+
+
+def missing(field: str) -> ApiError:
+    return ApiError(f"missing required field: {field}", 400)
+
+
+PROXY_NOT_FOUND = ("proxy not found", 404)
+TOXIC_NOT_FOUND = ("toxic not found", 404)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); raises ValueError."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"address {address!r}: expected host:port")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"address {address!r}: port out of range")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def join_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Proxy:
+    """One named proxy: a listener, its live connections and its toxics."""
+
+    def __init__(self, name: str, listen: str, upstream: str) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.toxics: dict[
+            str, ToxicSpec
+        ] = {}  # insertion order = chain order per stream
+        self.connections: set[Connection] = set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()  # one per accepted client
+        self._dialing: set[asyncio.Task[Any]] = set()  # those still connecting upstream
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": self.toxic_list(),
+        }
+
+    def toxic_list(self) -> list[dict[str, Any]]:
+        return [
+            spec.to_json()
+            for stream in STREAMS
+            for spec in self.toxics.values()
+            if spec.stream == stream
+        ]
+
+    async def start(self) -> None:
+        if self.enabled:
+            return
+        try:
+            host, port = split_address(self.listen)
+            server = await asyncio.start_server(self._accept, host or None, port)
+        except (ValueError, OSError) as exc:
+            raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from exc
+        self._server = server
+        sockname = server.sockets[0].getsockname()
+        self.listen = join_address(sockname[0], sockname[1])
+        self.enabled = True
+        log.info(
+            "proxy %s listening on %s -> %s", self.name, self.listen, self.upstream
+        )
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection (clients see refused / closed)."""
+        self.enabled = False
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        for conn in list(self.connections):
+            conn.abort()
+        for task in list(self._dialing):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._tasks.discard(task)
+            self._dialing.discard(task)
+            if not writer.transport.is_closing():
+                writer.transport.abort()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._dialing.add(task)
+        try:
+            host, port = split_address(self.upstream)
+            upstream = await asyncio.wait_for(
+                asyncio.open_connection(host, port), DIAL_TIMEOUT_S
+            )
+        except (ValueError, OSError, TimeoutError) as exc:
+            log.warning(
+                "proxy %s: unable to open connection to upstream %s: %s",
+                self.name,
+                self.upstream,
+                exc,
+            )
+            writer.transport.abort()
+            return
+        finally:
+            self._dialing.discard(task)
+        if not self.enabled:  # disabled while dialing
+            upstream[1].transport.abort()
+            writer.transport.abort()
+            return
+        conn = Connection((reader, writer), upstream, self.connections.discard)
+        self.connections.add(conn)
+        await conn.run(self.toxics.values())
+
+    # -- toxics -----------------------------------------------------------------
+    def add_toxic(self, spec: ToxicSpec) -> None:
+        self.toxics[spec.name] = spec
+        for conn in self.connections:
+            conn.links[spec.stream].add(spec)
+
+    async def update_toxic(self, spec: ToxicSpec) -> None:
+        self.toxics[spec.name] = spec
+        await asyncio.gather(
+            *(c.links[spec.stream].update(spec) for c in list(self.connections))
+        )
+
+    async def remove_toxic(self, name: str) -> None:
+        spec = self.toxics.pop(name)
+        await asyncio.gather(
+            *(c.links[spec.stream].remove(name) for c in list(self.connections))
+        )
+
+    async def reset_toxics(self) -> None:
+        for name in list(self.toxics):
+            await self.remove_toxic(name)
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise bad_body(f"{key}: expected a string")
+    return value
+
+
+def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad_body(f"{key}: expected a boolean")
+    return value
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_body(str(exc) if raw.strip() else "EOF") from exc
+
+
+def _check_address(what: str, address: str) -> None:
+    try:
+        split_address(address)
+    except ValueError as exc:
+        raise ApiError(f"invalid {what} address: {exc}", 400) from exc
+
+
+class ProxyServer:
+    """Serves the REST API and owns every proxy; all state lives on one event loop."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 8474, *, config: Path | None = None
+    ):
+        self.host = host
+        self.port = port
+        self.config = config
+        self.proxies: dict[str, Proxy] = {}
+        self._lock = asyncio.Lock()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{join_address(self.host, self.port)}"
+
+    # -- lifecycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        """Populate from ``config`` (if any), then serve the API; ``port`` 0 picks a free one."""
+        if self.config is not None:
+            try:
+                data = json.loads(Path(self.config).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ApiError(f"config {self.config}: {exc}", 400) from exc
+            await self.populate(data)
+        app = web.Application(middlewares=[self._middleware])
+        self._routes(app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            await self._stop_proxies()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        log.info("chaosml proxy API on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self._stop_proxies()
+
+    async def _stop_proxies(self) -> None:
+        for proxy in list(self.proxies.values()):
+            await proxy.stop()
+        self.proxies.clear()
+
+    def start_in_thread(self, timeout_s: float = 10.0) -> ServerThread:
+        """Run on a fresh event loop in a daemon thread; returns once the API is listening."""
+        handle = ServerThread(self)
+        handle.start(timeout_s)
+        return handle
+
+    # -- operations (each raises ApiError) -----------------------------------------
+    def _get(self, name: str) -> Proxy:
+        proxy = self.proxies.get(name)
+        if proxy is None:
+            raise ApiError(*PROXY_NOT_FOUND)
+        return proxy
+
+    async def create_proxy(self, body: Any) -> Proxy:
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        name, upstream = _text(body, "name"), _text(body, "upstream")
+        listen = _text(body, "listen") or DEFAULT_LISTEN
+        enabled = _flag(body, "enabled", True)
+        if not name:
+            raise missing("name")
+        if not upstream:
+            raise missing("upstream")
+        _check_address("listen", listen)
+        _check_address("upstream", upstream)
+        if name in self.proxies:
+            raise ApiError("proxy already exists", 409)
+        proxy = Proxy(name, listen, upstream)
+        if enabled:
+            await proxy.start()
+        self.proxies[name] = proxy
+        return proxy
+
+    async def update_proxy(self, name: str, body: Any) -> Proxy:
+        proxy = self._get(name)
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        listen = _text(body, "listen") or proxy.listen
+        upstream = _text(body, "upstream") or proxy.upstream
+        enabled = _flag(body, "enabled", proxy.enabled)
+        _check_address("listen", listen)
+        _check_address("upstream", upstream)
+        if listen != proxy.listen or upstream != proxy.upstream:
+            await proxy.stop()
+            proxy.listen, proxy.upstream = listen, upstream
+        if enabled and not proxy.enabled:
+            await proxy.start()
+        elif not enabled and proxy.enabled:
+            await proxy.stop()
+        return proxy
+
+    async def delete_proxy(self, name: str) -> None:
+        proxy = self._get(name)
+        await proxy.stop()
+        del self.proxies[name]
+
+    async def populate(self, body: Any) -> list[Proxy]:
+        """Create or replace each proxy; all input is checked before anything changes."""
+        if not isinstance(body, list):
+            raise bad_body("expected a JSON array of proxies")
+        wanted: list[tuple[str, str, str, bool]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(body, start=1):
+            if not isinstance(item, dict):
+                raise bad_body(f"proxy {i}: expected a JSON object")
+            name, upstream = _text(item, "name"), _text(item, "upstream")
+            listen = _text(item, "listen") or DEFAULT_LISTEN
+            enabled = _flag(item, "enabled", True)
+            if not name:
+                raise missing(f"name at proxy {i}")
+            if not upstream:
+                raise missing(f"upstream at proxy {i}")
+            if name in seen:
+                raise ApiError(f"duplicate proxy name {name!r} at proxy {i}", 400)
+            seen.add(name)
+            _check_address("listen", listen)
+            _check_address("upstream", upstream)
+            wanted.append((name, listen, upstream, enabled))
+        result: list[Proxy] = []
+        for name, listen, upstream, enabled in wanted:
+            existing = self.proxies.get(name)
+            if existing is not None:
+                if existing.listen == listen and existing.upstream == upstream:
+                    result.append(existing)  # unchanged: keeps its state and toxics
+                    continue
+                await existing.stop()
+                del self.proxies[name]
+            proxy = Proxy(name, listen, upstream)
+            if enabled:
+                try:
+                    await proxy.start()
+                except ApiError as exc:
+                    raise PopulateError(exc.message, exc.status, result) from exc
+            self.proxies[name] = proxy
+            result.append(proxy)
+        return result
+
+    async def reset(self) -> None:
+        for proxy in list(self.proxies.values()):
+            await proxy.start()
+            await proxy.reset_toxics()
+
+    def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
+        spec = self._get(proxy_name).toxics.get(toxic_name)
+        if spec is None:
+            raise ApiError(*TOXIC_NOT_FOUND)
+        return spec
+
+    def add_toxic(self, proxy_name: str, body: Any) -> ToxicSpec:
+        proxy = self._get(proxy_name)
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        stream = _text(body, "stream") or "downstream"
+        if stream not in STREAMS:
+            raise ApiError(
+                "stream was invalid, can be either upstream or downstream", 400
+            )
+        type_name = _text(body, "type")
+        name = _text(body, "name") or f"{type_name}_{stream}"
+        toxicity = body.get("toxicity", 1.0)
+        if isinstance(toxicity, bool) or not isinstance(toxicity, (int, float)):
+            raise bad_body("toxicity: expected a number")
+        cls = TOXICS.get(type_name)
+        if cls is None:
+            raise ApiError("invalid toxic type", 400)
+        if name in proxy.toxics:
+            raise ApiError("toxic already exists", 409)
+        if not 0.0 <= toxicity <= 1.0:
+            raise bad_body("toxicity: must be between 0 and 1")
+        try:
+            toxic = decode_attributes(cls, body.get("attributes"))
+        except ToxicAttributesError as exc:
+            raise bad_body(str(exc)) from exc
+        spec = ToxicSpec(name, type_name, stream, float(toxicity), toxic)
+        proxy.add_toxic(spec)
+        return spec
+
+    async def update_toxic(
+        self, proxy_name: str, toxic_name: str, body: Any
+    ) -> ToxicSpec:
+        proxy = self._get(proxy_name)
+        old = self.get_toxic(proxy_name, toxic_name)
+        if not isinstance(body, dict):
+            raise bad_body("expected a JSON object")
+        toxicity = body.get("toxicity", old.toxicity)
+        if isinstance(toxicity, bool) or not isinstance(toxicity, (int, float)):
+            raise bad_body("toxicity: expected a number")
+        if not 0.0 <= toxicity <= 1.0:
+            raise bad_body("toxicity: must be between 0 and 1")
+        try:
+            toxic = decode_attributes(
+                type(old.toxic), body.get("attributes"), old.toxic
+            )
+        except ToxicAttributesError as exc:
+            raise bad_body(str(exc)) from exc
+        spec = ToxicSpec(old.name, old.type, old.stream, float(toxicity), toxic)
+        await proxy.update_toxic(spec)
+        return spec
+
+    async def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
+        self.get_toxic(proxy_name, toxic_name)
+        await self._get(proxy_name).remove_toxic(toxic_name)
+
+    # -- HTTP ---------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        if request.headers.get("User-Agent", "").startswith("Mozilla/"):
+            return web.Response(
+                status=403, text="User agent not allowed\n"
+            )  # as upstream
+        try:
+            if request.method == "GET":
+                return await handler(request)
+            async with (
+                self._lock
+            ):  # one change at a time, like upstream's collection locks
+                return await handler(request)
+        except ApiError as exc:
+            return _json(exc.to_json(), exc.status)
+
+    def _routes(self, app: web.Application) -> None:
+        p, t = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
+        app.router.add_get("/version", self._h_version)
+        app.router.add_post("/reset", self._h_reset)
+        app.router.add_get("/proxies", self._h_proxies)
+        app.router.add_post("/proxies", self._h_create)
+        app.router.add_post("/populate", self._h_populate)
+        app.router.add_get(p, self._h_show)
+        app.router.add_post(p, self._h_update)
+        app.router.add_patch(p, self._h_update)
+        app.router.add_delete(p, self._h_delete)
+        app.router.add_get(p + "/toxics", self._h_toxics)
+        app.router.add_post(p + "/toxics", self._h_toxic_create)
+        app.router.add_get(t, self._h_toxic_show)
+        app.router.add_post(t, self._h_toxic_update)
+        app.router.add_patch(t, self._h_toxic_update)
+        app.router.add_delete(t, self._h_toxic_delete)
+
+    async def _h_version(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=json.dumps({"version": VERSION}) + "\n",
+            content_type="application/json",
+            charset="utf-8",
+        )
+
+    async def _h_reset(self, request: web.Request) -> web.Response:
+        await self.reset()
+        return web.Response(status=204)
+
+    async def _h_proxies(self, request: web.Request) -> web.Response:
+        return _json({name: p.to_json() for name, p in self.proxies.items()})
+
+    async def _h_create(self, request: web.Request) -> web.Response:
+        proxy = await self.create_proxy(_parse_json(await request.read()))
+        return _json(proxy.to_json(), 201)
+
+    async def _h_populate(self, request: web.Request) -> web.Response:
+        try:
+            proxies = await self.populate(_parse_json(await request.read()))
+        except (
+            ApiError
+        ) as exc:  # upstream: {"error", "status", "proxies"}; null if none applied
+            applied = exc.proxies if isinstance(exc, PopulateError) else []
+            body = {**exc.to_json(), "proxies": [p.to_json() for p in applied] or None}
+            return _json(body, exc.status)
+        return _json({"proxies": [p.to_json() for p in proxies]}, 201)
+
+    async def _h_show(self, request: web.Request) -> web.Response:
+        return _json(self._get(request.match_info["proxy"]).to_json())
+
+    async def _h_update(self, request: web.Request) -> web.Response:
+        name = request.match_info["proxy"]
+        self._get(name)
+        proxy = await self.update_proxy(name, _parse_json(await request.read()))
+        return _json(proxy.to_json())
+
+    async def _h_delete(self, request: web.Request) -> web.Response:
+        await self.delete_proxy(request.match_info["proxy"])
+        return web.Response(status=204)
+
+    async def _h_toxics(self, request: web.Request) -> web.Response:
+        return _json(self._get(request.match_info["proxy"]).toxic_list())
+
+    async def _h_toxic_create(self, request: web.Request) -> web.Response:
+        self._get(request.match_info["proxy"])
+        spec = self.add_toxic(
+            request.match_info["proxy"], _parse_json(await request.read())
+        )
+        return _json(spec.to_json())
+
+    async def _h_toxic_show(self, request: web.Request) -> web.Response:
+        spec = self.get_toxic(request.match_info["proxy"], request.match_info["toxic"])
+        return _json(spec.to_json())
+
+    async def _h_toxic_update(self, request: web.Request) -> web.Response:
+        proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
+        self.get_toxic(proxy, toxic)
+        spec = await self.update_toxic(proxy, toxic, _parse_json(await request.read()))
+        return _json(spec.to_json())
+
+    async def _h_toxic_delete(self, request: web.Request) -> web.Response:
+        await self.remove_toxic(
+            request.match_info["proxy"], request.match_info["toxic"]
+        )
+        return web.Response(status=204)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data), status=status, content_type="application/json"
+    )
+
+
+class ServerThread:
+    """A ProxyServer running on its own event loop in a daemon thread (tests, bench, CLI helpers)."""
+
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._main, name="chaosml-proxy", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self, timeout_s: float) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"proxy server did not start within {timeout_s}s")
+        if self._error is not None:
+            self._thread.join(timeout_s)
+            raise self._error
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.server.stop()
+
+    def run(self, coro: Awaitable[Any], timeout_s: float = 10.0) -> Any:
+        """Run a coroutine on the server's loop (e.g. ``handle.run(server.reset())``)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)  # type: ignore[arg-type]
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if (
+            self._loop is not None
+            and self._stop is not None
+            and self._thread.is_alive()
+        ):
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
