@@ -27,13 +27,14 @@ from typing import IO, Any
 from chaosml.errors import (
     EXIT_ABORTED,
     EXIT_FAILED,
+    EXIT_INTERNAL,
     EXIT_OK,
     EXIT_RECOVERY_FAILED,
     RecoveryError,
     RunAborted,
     TargetError,
 )
-from chaosml.faults.base import Injector, make_injector
+from chaosml.faults.base import FaultContext, Injector, make_injector
 from chaosml.journal import SAMPLES_FILE, Journal
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
@@ -202,7 +203,7 @@ class Runner:
         elif status == "aborted":
             code = EXIT_ABORTED
         elif status == "failed":
-            code = EXIT_FAILED if passed is None else EXIT_FAILED
+            code = EXIT_INTERNAL  # the run itself broke (load process died, ...); faults were recovered
         else:
             code = EXIT_OK if passed else EXIT_FAILED
         self.journal.update(exit_code=code)
@@ -292,7 +293,7 @@ class Runner:
         steps.sort(key=lambda s: (s.at, 0 if s.action == "recover" else 1))
         self.journal.update(timeline=timeline)
         for spec in exp.faults:
-            self._injectors[spec.name] = make_injector(spec, self.target, exp.load.seed)
+            self._injectors[spec.name] = make_injector(spec, self.target, FaultContext(exp.load.seed, self.run_dir))
         self.journal.flush()
 
         hard_end = t0 + exp.load.duration + LOAD_GRACE_S

@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any
 
-from chaosml.faults.base import injector
+from chaosml.faults.base import FaultContext, injector, undoer
 from chaosml.model.experiment import FaultSpec
 from chaosml.model.faults import PodKillParams
 from chaosml.records import FaultEvent
@@ -16,19 +16,29 @@ from chaosml.records import FaultEvent
 class PodKill:
     """Kill ``victim_count`` replicas of ``params.service``, chosen at random (seeded) among running ones."""
 
-    def __init__(self, spec: FaultSpec, target: Any, seed: int = 0):
+    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext):
         self.spec = spec
         self.params: PodKillParams = spec.params
         self.target = target
-        self._rng = random.Random(f"{seed}:{spec.name}")
+        self._rng = random.Random(f"{context.seed}:{spec.name}")
         self._victims: dict[int, list[str]] = {}
+        self._counts: dict[int, tuple[int, int, int]] = {}
 
-    def apply(self, injection: int) -> FaultEvent:
+    def undo_record(self, injection: int) -> dict[str, Any]:
+        """Choose the victims now; a kill needs no undo beyond the target's own restart."""
         members = self.target.members(self.params.service)
         running = sorted(m.name for m in members if m.running)
         count = self.params.victim_count(len(members))
         victims = sorted(self._rng.sample(running, min(count, len(running))))
         self._victims[injection] = victims
+        self._counts[injection] = (len(members), len(running), count)
+        return {"service": self.params.service, "victims": victims, "replicas": len(members)}
+
+    def apply(self, injection: int) -> FaultEvent:
+        if injection not in self._victims:
+            self.undo_record(injection)
+        victims = self._victims[injection]
+        replicas, running, count = self._counts[injection]
         t = time.time()
         sig = getattr(signal, self.params.signal)
         self.target.kill(victims, sig)
@@ -44,8 +54,8 @@ class PodKill:
                 "mode": self.params.mode,
                 "value": self.params.value,
                 "signal": self.params.signal,
-                "replicas": len(members),
-                "running_before": len(running),
+                "replicas": replicas,
+                "running_before": running,
                 "killed": len(victims),
             },
         )
@@ -65,6 +75,12 @@ class PodKill:
         )
 
 
+@undoer("pod-kill")
+def _undo(record: dict[str, Any]) -> str:
+    """A killed replica is replaced by its supervisor (or ReplicaSet): nothing to put back."""
+    return f"pod-kill of {', '.join(record.get('victims', [])) or 'nothing'}: nothing to undo"
+
+
 @injector("pod-kill")
-def _make(spec: FaultSpec, target: Any, seed: int) -> PodKill:
-    return PodKill(spec, target, seed)
+def _make(spec: FaultSpec, target: Any, context: FaultContext) -> PodKill:
+    return PodKill(spec, target, context)
