@@ -55,6 +55,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     experiment = load_experiment(path)
+    if args.rollback_first:
+        _rollback(dry_run=False, include_live=False)
     runner = Runner(
         experiment,
         experiment_file=str(path),
@@ -87,6 +89,27 @@ def _print_verdicts(run_dir: Path) -> None:
         )
 
 
+def _rollback(dry_run: bool, include_live: bool) -> int:
+    from chaosml.errors import RecoveryError
+    from chaosml.ledger import Ledger, rollback
+
+    ledger = Ledger()
+    report = rollback(ledger, include_live=include_live, dry_run=dry_run)
+    for line in report.undone:
+        print(f"undone: {line}")
+    for line in report.skipped:
+        print(f"skipped: {line}")
+    if report.failed:
+        raise RecoveryError("could not undo:\n  " + "\n  ".join(report.failed) + f"\n(ledger: {ledger.path})")
+    if not report.undone:
+        print(f"nothing to roll back (ledger: {ledger.path})")
+    return EXIT_OK
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    return _rollback(dry_run=args.dry_run, include_live=args.include_live)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from chaosml.report import render_report
 
@@ -97,6 +120,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     _print_verdicts(run_dir)
     return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from chaosml.compare import FailPolicy, Settings, compare_runs, failing_rows, parse_min_change, render_terminal, write_outputs
+    from chaosml.errors import EXIT_FAILED
+
+    baseline = list(args.baseline or [])
+    candidate = list(args.candidate or [])
+    positional = list(args.runs or [])
+    if positional and not baseline and not candidate and len(positional) == 2:
+        baseline, candidate = [positional[0]], [positional[1]]
+    elif positional and not baseline:
+        baseline = positional
+    elif positional:
+        raise InvalidInputError("give runs either as BASELINE CANDIDATE or with --baseline/--candidate, not both")
+    if not baseline or not candidate:
+        raise InvalidInputError("compare needs baseline and candidate runs: chaosml compare A B, or BASELINE... --candidate CANDIDATE...")
+    if not 0.5 <= args.confidence < 1.0:
+        raise InvalidInputError(f"--confidence {args.confidence}: must be in [0.5, 1)")
+    if not 100 <= args.resamples <= 100_000:
+        raise InvalidInputError(f"--resamples {args.resamples}: must be in [100, 100000]")
+    policies = [FailPolicy.parse(p) for p in (args.fail_on or ["any"])]
+    settings = Settings(
+        resamples=args.resamples,
+        confidence=args.confidence,
+        seed=args.seed,
+        min_samples=args.min_samples,
+        min_injections=args.min_injections,
+        min_change=parse_min_change(args.min_change or []),
+    )
+    comparison = compare_runs(baseline, candidate, settings)
+    failing = failing_rows(comparison, policies)
+    code = EXIT_FAILED if failing else EXIT_OK
+    print(render_terminal(comparison, failing, show_all=args.all))
+    if args.out:
+        files = write_outputs(comparison, args.out, failing, code)
+        print(f"wrote {files['markdown']}, {files['html']}, {files['json']}, {files['junit']}")
+    print(f"exit {code}: " + ("a regression was found" if failing else "no regression under the --fail-on policy"))
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +182,52 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run an experiment and write reports/<run-id>/")
     p.add_argument("file")
     p.add_argument("--reports-dir", default="reports", help="where run directories go (default: reports)")
+    p.add_argument("--rollback-first", action="store_true", help="undo what a crashed run left injected, then run")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("rollback", help="undo whatever a crashed or killed run left injected (from the ledger)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be undone; change nothing")
+    p.add_argument(
+        "--include-live", action="store_true", help="also undo entries of runs whose harness is still alive"
+    )
+    p.set_defaults(func=_cmd_rollback)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare releases: runs of a baseline against runs of a candidate; exit 1 on a regression",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Re-analyse runs from their journal.json + samples.csv and compare every verdict, every fault
+(MTTR, TTD, ready time) and every phase x cohort SLI. Several runs per side are pooled.
+
+  chaosml compare reports/<naive-run> reports/<hardened-run>
+  chaosml compare --baseline r1 r2 --candidate r3 r4 --out compare/
+
+A row is improved/regressed only when the bootstrap interval of (candidate - baseline) excludes 0
+AND |delta| exceeds the practical threshold max(abs, rel x |baseline|) (see --min-change); too
+little data is inconclusive. A pass -> fail verdict flip is always a regression.""",
+        epilog="""--fail-on POLICY (repeatable; exit 1 when any policy is met):
+  any                      any regressed row (default)
+  flip                     only a hypothesis/SLO verdict that flipped pass -> fail
+  delta:METRIC=THRESHOLD   a regressed METRIC row whose |delta| >= THRESHOLD (absolute, in the
+                           metric's unit: 0.02 = 2 points of a ratio, 250 ms, 2 s), or
+                           THRESHOLD% relative to the baseline; e.g. delta:mttr_s=2, delta:latency_p99_ms=25%
+  none                     report only, exit 0
+--min-change METRIC=VALUE[%] (repeatable) sets the practical threshold: VALUE absolute, VALUE% relative
+  (defaults: ratios 0.01 abs; latencies 10 ms or 20%; mttr_s/ttd_s/ready_s 0.5 s or 20%).""",
+    )
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run directories (or journal.json): BASELINE CANDIDATE, or baseline runs")
+    p.add_argument("--baseline", nargs="+", metavar="RUN", help="baseline run directories")
+    p.add_argument("--candidate", nargs="+", metavar="RUN", help="candidate run directories")
+    p.add_argument("--out", metavar="DIR", help="write compare.md, compare.html, compare.json, junit.xml and plots here")
+    p.add_argument("--fail-on", action="append", metavar="POLICY", help="any (default) | flip | delta:METRIC=THRESHOLD | none")
+    p.add_argument("--min-change", action="append", metavar="METRIC=VALUE[%]", help="practical threshold of a metric")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--min-samples", type=int, default=20, help="fewer requests on a side: inconclusive (default 20)")
+    p.add_argument("--min-injections", type=int, default=2, help="fewer injections on a side: inconclusive (default 2)")
+    p.add_argument("--all", action="store_true", help="show every phase x cohort row in the terminal")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="re-render a run's report from its journal and samples")
     p.add_argument("run_dir")

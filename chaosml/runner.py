@@ -12,6 +12,7 @@ The order of a run, and what ``finally`` guarantees whatever happens (error, Ctr
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import signal
@@ -36,6 +37,7 @@ from chaosml.errors import (
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
 from chaosml.journal import SAMPLES_FILE, Journal
+from chaosml.ledger import RUN_TOKEN_ENV, Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
 
@@ -146,7 +148,16 @@ class Runner:
         out: IO[str] = sys.stderr,
         render: bool = True,
         target_factory: Callable[[Experiment, Path, Callable[[Any], None]], Any] = make_target,
+        ledger: Ledger | None = None,
     ):
+        self.ledger = ledger or Ledger()
+        stale = self.ledger.stale_entries()
+        if stale:
+            raise RecoveryError(
+                f"the rollback ledger ({self.ledger.path}) has {len(stale)} entr{'y' if len(stale) == 1 else 'ies'} "
+                f"left by a run that did not finish: {'; '.join(e.describe() for e in stale[:5])}. "
+                "Run `chaosml rollback` first (or `chaosml run --rollback-first`)."
+            )
         self.experiment = experiment
         self.reports_dir = reports_dir
         self.run_id = new_run_id(experiment, reports_dir)
@@ -161,6 +172,9 @@ class Runner:
         self._lines: queue.Queue[str] = queue.Queue()
         self._stats: dict[str, Any] = {}
         self._applied: dict[tuple[str, int], Injector] = {}
+        self._ledger_ids: dict[tuple[str, int], str] = {}
+        self._target_entry: str | None = None
+        self.token = f"{self.run_id}-{os.urandom(4).hex()}"
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
 
@@ -219,6 +233,15 @@ class Runner:
     # ------------------------------------------------------------- phases
     def _start_target(self) -> None:
         self.progress.message(f"starting target ({self.experiment.target.platform}, profile {self.experiment.target.profile}) ...")
+        # Every process the run starts inherits the token, so `chaosml rollback` can find orphans.
+        os.environ[RUN_TOKEN_ENV] = self.token
+        self._target_entry = self.ledger.open(
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            kind="target",
+            type=self.experiment.target.platform,
+            record={"token": self.token, "run_dir": str(self.run_dir)},
+        )
         self.target = self.target_factory(self.experiment, self.run_dir, self.journal.add_target_event)
         self.target.start()
         self.journal.update(target=self.target.describe())
@@ -333,6 +356,16 @@ class Runner:
 
     def _apply(self, spec: FaultSpec, injection: int, planned: float) -> None:
         inj = self._injectors[spec.name]
+        record = inj.undo_record(injection)
+        self._ledger_ids[(spec.name, injection)] = self.ledger.open(
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            kind="fault",
+            type=spec.type,
+            record=record,
+            fault=spec.name,
+            injection=injection,
+        )
         self._applied[(spec.name, injection)] = inj
         event = inj.apply(injection)
         event.detail["planned_at"] = planned
@@ -349,6 +382,9 @@ class Runner:
         if planned is not None:
             event.detail["planned_at"] = planned
         self.journal.add_fault_event(event)
+        entry = self._ledger_ids.pop((spec.name, injection), None)
+        if entry is not None and event.ok:
+            self.ledger.close(entry, ok=True, detail="recovered")
         self.progress.message(f"recover {spec.name} #{injection + 1}/{spec.repeat.count} ({spec.type}): ok={event.ok}")
 
     def _recover_all(self) -> list[str]:
@@ -413,11 +449,15 @@ class Runner:
             proc.wait(timeout=10)
 
     def _stop_target(self) -> None:
-        if self.target is not None:
-            try:
+        try:
+            if self.target is not None:
                 self.target.stop()
-            finally:
-                self.journal.flush(force=True)
+            if self._target_entry is not None:
+                self.ledger.close(self._target_entry, ok=True, detail="target stopped")
+        finally:
+            if os.environ.get(RUN_TOKEN_ENV) == self.token:
+                del os.environ[RUN_TOKEN_ENV]
+            self.journal.flush(force=True)
 
     def _render(self) -> bool | None:
         from chaosml.report import render_report
