@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import re
 import types
@@ -270,7 +271,14 @@ def _describe(y: _Y) -> str:
     return f"a string ({_quote(v)})"
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
 def _join(path: str, key: str) -> str:
+    """Extend a field path; a key that is not a plain word is shown quoted (one line, unambiguous)."""
+    if not _PLAIN_KEY.fullmatch(key):
+        key = "[" + json.dumps(key, ensure_ascii=False) + "]"
+        return f"{path}{key}"
     return f"{path}.{key}" if path else key
 
 

@@ -302,7 +302,7 @@ def _check_outcome(text: str) -> None:
         assert render_plan(build_plan(exp)).endswith("dry run: nothing was injected\n")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     mutations=st.lists(
         st.tuples(
@@ -326,7 +326,7 @@ def test_mutated_documents_load_or_raise_experiment_error(mutations: list) -> No
     _check_outcome(text)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     position=st.integers(min_value=0, max_value=10_000),
     cut=st.integers(min_value=0, max_value=20),
@@ -338,7 +338,7 @@ def test_corrupted_text_loads_or_raises_experiment_error(position: int, cut: int
     _check_outcome(text[:position] + insert + text[position + cut :])
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text_loads_or_raises_experiment_error(text: str) -> None:
     _check_outcome(text)
