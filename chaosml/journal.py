@@ -109,6 +109,18 @@ class Journal:
             self.data["fault_events"].append(event.to_dict())
             self._dirty = True
         self.flush()
+        self.sync_samples()
+
+    def sync_samples(self) -> None:
+        """fsync what the load process has written to samples.csv so far (it flushes every 0.25 s)."""
+        try:
+            fd = os.open(self.run_dir / SAMPLES_FILE, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def add_target_event(self, event: TargetEvent) -> None:
         with self._lock:

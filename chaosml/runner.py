@@ -206,6 +206,7 @@ class Runner:
             status, reason = "failed", "; ".join(recovery_errors)
         self.journal.update(status=status, reason=reason, ended_at=time.time())
         self.journal.flush(force=True)
+        self.journal.sync_samples()
         if reason:
             self.progress.message(f"run {status}: {reason}")
 
