@@ -1,7 +1,7 @@
 """Self-chaos soak: SIGKILL the harness at random moments of real runs, roll back, check nothing is left.
 
-    .venv/bin/python tests/selfchaos/soak.py --trials 100            # the long soak (~15 min)
-    .venv/bin/python tests/selfchaos/soak.py --trials 10 --seed 7    # what CI runs (via the test)
+    .venv/bin/python tests/selfchaos/selfchaos_soak.py --trials 100            # the long soak (~15 min)
+    .venv/bin/python tests/selfchaos/selfchaos_soak.py --trials 10 --seed 7    # what CI runs (via the test)
 
 Each trial: `chaosml run` a short experiment (load 12 s, faults at 3 s and 7 s) in its own
 session; SIGKILL the harness process alone at a random moment between its start and the end of
