@@ -123,7 +123,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from chaosml.compare import FailPolicy, Settings, compare_runs, failing_rows, parse_min_change, render_terminal, write_outputs
+    from chaosml.compare import (
+        FailPolicy,
+        Settings,
+        compare_runs,
+        failing_rows,
+        parse_min_change,
+        render_terminal,
+        write_outputs,
+    )
     from chaosml.errors import EXIT_FAILED
 
     baseline = list(args.baseline or [])
@@ -159,6 +167,102 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"wrote {files['markdown']}, {files['html']}, {files['json']}, {files['junit']}")
     print(f"exit {code}: " + ("a regression was found" if failing else "no regression under the --fail-on policy"))
     return code
+
+
+def _cmd_gameday_run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from chaosml.gameday import blackout_reason, load_gameday, run_gameday
+
+    gameday = load_gameday(args.file)
+    if args.respect_blackouts and gameday.schedule is not None:
+        why = blackout_reason(gameday.schedule, dt.datetime.now(dt.UTC))
+        if why:
+            print(f"game-day {gameday.name}: inside blackout {why}; nothing was run")
+            return EXIT_OK
+    result = run_gameday(gameday, Path(args.reports_dir))
+    print(f"game-day {gameday.name}: {result.report_dir}")
+    for o in result.outcomes:
+        c = (o.analysis or {}).get("counts") or {}
+        passed = f"{c.get('pass', 0)}/{sum(c.values())} verdicts passed" if c else "no verdicts"
+        print(f"  {o.status.upper():<10} {o.entry.source:<40} exit {o.exit_code if o.exit_code is not None else '-'}  {passed}")
+    score = result.score.get("score")
+    print(f"resilience score: {'n/a' if score is None else f'{score:.1f}/100'} (Litmus-style: {result.score.get('litmus_score')})")
+    print(f"report: {result.files['markdown']} and {result.files['html']}")
+    print(f"exit {result.exit_code}: {EXIT_CODES[result.exit_code]}")
+    return result.exit_code
+
+
+def _cmd_gameday_schedule(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from chaosml.gameday import load_gameday, render_cronjob, run_loop
+    from chaosml.gameday.schedule import SystemClock, ThreadRun
+
+    gameday = load_gameday(args.file)
+    if gameday.schedule is None:
+        raise InvalidInputError(f"{args.file}: no schedule: add schedule: {{cron: ...}} to the game-day file")
+    if "kubernetes" in gameday.platforms:
+        if gameday.platforms != {"kubernetes"}:
+            raise InvalidInputError(f"{args.file}: mixes kubernetes and local experiments; a schedule runs one kind")
+        text = render_cronjob(
+            gameday,
+            image=args.image,
+            file_in_image=args.file_in_image or Path(args.file).as_posix(),
+            api_version=args.api_version,
+            namespace=args.namespace,
+            warn=lambda m: print(f"chaosml: warning: {m}", file=sys.stderr),
+        )
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+            print(f"wrote {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    until = None
+    if args.until:
+        try:
+            until = dt.datetime.fromisoformat(args.until)
+        except ValueError:
+            raise InvalidInputError(f"--until {args.until!r}: expected an ISO date-time like 2026-12-01T06:00") from None
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+    reports = Path(args.reports_dir)
+
+    def start(_t: dt.datetime) -> ThreadRun:
+        from chaosml.gameday import run_gameday
+
+        return ThreadRun(lambda: run_gameday(load_gameday(args.file), reports).exit_code)
+
+    result = run_loop(
+        gameday.schedule,
+        start,
+        clock=SystemClock(),
+        log=lambda m: print(f"[{dt.datetime.now(dt.UTC).strftime('%H:%M:%S')}] {m}", flush=True),
+        max_runs=args.max_runs,
+        until=until,
+        preview=args.preview,
+    )
+    print(f"{len(result.started)} run(s) started, {len(result.skipped)} fire time(s) skipped")
+    return result.exit_code
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from chaosml.history import list_runs, plot_history, render_table
+
+    reports = Path(args.reports_dir)
+    if not reports.is_dir():
+        raise InvalidInputError(f"{reports}: no such reports directory")
+    runs = list_runs(reports, release=args.release)
+    if args.limit:
+        runs = runs[-args.limit :]
+    if not runs:
+        print(f"no runs under {reports}" + (f" for release {args.release!r}" if args.release else ""))
+        return EXIT_OK
+    print(render_table(runs))
+    if args.plot:
+        print(f"plot: {plot_history(runs, Path(args.plot))}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +332,36 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
     p.add_argument("--min-injections", type=int, default=2, help="fewer injections on a side: inconclusive (default 2)")
     p.add_argument("--all", action="store_true", help="show every phase x cohort row in the terminal")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("gameday", help="game-days: run a suite of experiments, or schedule it (CronJob or local loop)")
+    gsub = p.add_subparsers(dest="gameday_command", required=True)
+    g = gsub.add_parser("run", help="run every experiment of a game-day file; one report in reports/gameday-<ts>-<name>/")
+    g.add_argument("file")
+    g.add_argument("--reports-dir", default="reports", help="where the game-day report dir goes (default: reports)")
+    g.add_argument("--respect-blackouts", action="store_true", help="exit 0 without running when now is inside a blackout")
+    g.set_defaults(func=_cmd_gameday_run)
+    g = gsub.add_parser(
+        "schedule",
+        help="kubernetes: print a CronJob manifest; local: a foreground cron loop (bounded by --max-runs/--until)",
+    )
+    g.add_argument("file")
+    g.add_argument("--image", default="chaosml:latest", help="container image of the CronJob (default chaosml:latest)")
+    g.add_argument("--api-version", default="batch/v1", help="batch/v1 (default), or batch/v1beta1 for Kubernetes < 1.21")
+    g.add_argument("--namespace", help="CronJob namespace (default: the experiments' namespace)")
+    g.add_argument("--file-in-image", help="path of the game-day file inside the image (default: FILE as given)")
+    g.add_argument("--out", help="write the manifest here instead of stdout")
+    g.add_argument("--max-runs", type=int, help="local loop: stop after starting this many runs")
+    g.add_argument("--until", help="local loop: stop at the first fire time after this ISO date-time (UTC unless it says)")
+    g.add_argument("--preview", type=int, default=5, help="local loop: how many next fire times to log first (default 5)")
+    g.add_argument("--reports-dir", default="reports", help="local loop: where game-day reports go")
+    g.set_defaults(func=_cmd_gameday_schedule)
+
+    p = sub.add_parser("history", help="list past runs under a reports dir; --plot FILE writes a trend PNG")
+    p.add_argument("--reports-dir", default="reports", help="where to look (default: reports)")
+    p.add_argument("--release", help="only runs of this release label")
+    p.add_argument("--limit", type=int, help="only the last N runs")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG trend of MTTR and key SLIs over the runs")
+    p.set_defaults(func=_cmd_history)
 
     p = sub.add_parser("report", help="re-render a run's report from its journal and samples")
     p.add_argument("run_dir")

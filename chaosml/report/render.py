@@ -1,4 +1,4 @@
-"""render_report(run_dir): journal.json + samples.csv -> analysis.json, plots/*.png, report.md, report.html.
+"""render_report(run_dir): journal.json + samples.csv -> analysis.json, plots/*.png, report.md, report.html, junit.xml.
 
 Called by the runner after a run and by ``chaosml report``. Reads nothing but the run directory:
 the experiment is re-loaded from the source text the journal keeps.
@@ -17,6 +17,7 @@ from chaosml.analysis import analyze, read_samples
 from chaosml.model.experiment import Experiment
 from chaosml.report.document import build_document
 from chaosml.report.html import render_html
+from chaosml.report.junit import JUNIT_FILE, run_suite, write_junit
 from chaosml.report.markdown import render_markdown
 from chaosml.report.plots import render_plots
 
@@ -68,10 +69,12 @@ def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> 
     blocks = build_document(analysis, journal, plots)
     _write_text(run_dir / MARKDOWN_FILE, render_markdown(blocks, run_dir))
     _write_text(run_dir / HTML_FILE, render_html(blocks, f"chaosml: {analysis['title']} ({analysis['run_id']})"))
+    write_junit(run_dir / JUNIT_FILE, [run_suite(analysis)])
     files = {
         "markdown": str(run_dir / MARKDOWN_FILE),
         "html": str(run_dir / HTML_FILE),
         "analysis": str(run_dir / ANALYSIS_FILE),
+        "junit": str(run_dir / JUNIT_FILE),
         "plots": {name: str(p) for name, p in plots.items()},
     }
     return {**analysis, "files": files}
