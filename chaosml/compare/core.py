@@ -25,10 +25,13 @@ per-injection values), ``improved``/``regressed`` only when the confidence inter
 difference excludes 0 AND the difference exceeds the practical threshold
 ``max(abs, rel * |baseline|)`` for that metric, and ``unchanged`` otherwise.
 
-Better direction per metric: higher success_ratio, accuracy, primary_ratio, throughput_rps; lower
-everything else, including fallback_ratio (an answer from the fallback model or the default is a
-degraded answer, even when it is the right reaction to a fault: a release that needs its fallback
-less under the same fault is the better one).
+Better direction per metric: higher success_ratio, accuracy, throughput_rps; lower errors,
+latencies, MTTR/TTD/ready and confident-wrong. The serving-path mix (fallback_ratio and the like)
+has no better direction of its own: more fallback is the resilience pattern working in one release
+(the hardened stack routes low-confidence inputs to its fallback on purpose) and a degradation in
+another, so a significant change is reported as ``changed``, never as a regression; what the mix
+costs shows in accuracy and confident-wrong rows, and a hypothesis on fallback_ratio (whose
+operator gives the direction) is judged like any verdict.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from chaosml.model.experiment import Experiment
 
 COMPARE_SCHEMA = "chaosml.compare/1"
 
-VERDICTS: tuple[str, ...] = ("regressed", "improved", "unchanged", "inconclusive", "not comparable")
+VERDICTS: tuple[str, ...] = ("regressed", "improved", "changed", "unchanged", "inconclusive", "not comparable")
 
 #: SLIs compared in every phase x cohort.
 KEY_SLIS: tuple[str, ...] = (
@@ -76,6 +79,8 @@ KEY_SLIS: tuple[str, ...] = (
 FAULT_METRICS: tuple[str, ...] = ("mttr_s", "ttd_s", "ready_s")
 
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"success_ratio", "accuracy", "primary_ratio", "throughput_rps"})
+#: Metrics with no better direction of their own: a significant change is "changed", never a regression.
+NEUTRAL: frozenset[str] = frozenset({"fallback_ratio", "primary_ratio", "default_ratio"})
 
 #: Phases never compared: "between" is bookkeeping, "all" is an aggregate of the others.
 SKIPPED_PHASES: frozenset[str] = frozenset({"between", "all"})
@@ -309,6 +314,8 @@ def better_direction(metric: str, op: str | None = None) -> str:
         return "higher"
     if op in ("<=", "<"):
         return "lower"
+    if metric in NEUTRAL:
+        return "neutral"
     return "higher" if metric in HIGHER_IS_BETTER else "lower"
 
 
@@ -349,6 +356,10 @@ def judge_values(
         return row
     if abs(row.delta) <= row.threshold:
         row.verdict, row.reason = "unchanged", f"|delta| <= practical threshold {row.threshold:.4g}"
+        return row
+    if row.better == "neutral":
+        row.verdict = "changed"
+        row.reason = f"interval excludes 0 and |delta| > {row.threshold:.4g} (no better direction: see the verdict rows)"
         return row
     good = row.delta > 0 if row.better == "higher" else row.delta < 0
     row.verdict = "improved" if good else "regressed"

@@ -37,8 +37,8 @@ PLOTS_DIR = "plots"
 #: SLIs plotted per phase.
 PLOT_SLIS: tuple[str, ...] = ("success_ratio", "fallback_ratio", "accuracy", "latency_p99_ms")
 
-_ROW_KIND = {"regressed": "fail", "improved": "pass", "inconclusive": "inconclusive", "unchanged": "", "not comparable": ""}
-_MARK = {"regressed": "REGRESSED", "improved": "improved", "unchanged": "unchanged", "inconclusive": "inconclusive", "not comparable": "n/c"}
+_ROW_KIND = {"regressed": "fail", "improved": "pass", "changed": "", "inconclusive": "inconclusive", "unchanged": "", "not comparable": ""}
+_MARK = {"regressed": "REGRESSED", "improved": "improved", "changed": "changed", "unchanged": "unchanged", "inconclusive": "inconclusive", "not comparable": "n/c"}
 
 
 def fmt_value(metric: str, x: float | None) -> str:
@@ -105,7 +105,7 @@ def _side_text(c: Comparison, which: str) -> str:
 def summary_line(c: Comparison, failing: list[Row]) -> str:
     n = c.counts()
     return (
-        f"{n['regressed']} regressed, {n['improved']} improved, {n['unchanged']} unchanged, "
+        f"{n['regressed']} regressed, {n['improved']} improved, {n['changed']} changed, {n['unchanged']} unchanged, "
         f"{n['inconclusive']} inconclusive, {n['not comparable']} not comparable"
         + (f"; {len(failing)} row(s) fail the --fail-on policy" if failing else "")
     )
@@ -114,7 +114,7 @@ def summary_line(c: Comparison, failing: list[Row]) -> str:
 def render_terminal(c: Comparison, failing: list[Row], show_all: bool = False, width: int = 60) -> str:
     """A plain-text table: every verdict and fault row, and the SLI rows that changed (all with ``show_all``)."""
     lines = [f"baseline:  {_side_text(c, 'baseline')}", f"candidate: {_side_text(c, 'candidate')}", ""]
-    rows = [r for r in c.rows if show_all or r.section != "sli" or r.verdict in ("regressed", "improved")]
+    rows = [r for r in c.rows if show_all or r.section != "sli" or r.verdict in ("regressed", "improved", "changed")]
     table = [HEADERS[:-1]] + [row_cells(r)[:-1] for r in rows]
     widths = [min(width, max(len(t[i]) for t in table)) for i in range(len(HEADERS) - 1)]
     for k, t in enumerate(table):

@@ -127,9 +127,12 @@ def test_pooled_sides_match_single_runs() -> None:
         assert n2 in (2 * n1,) or d.sli in ("ready_s",)
     c = compare_runs([NAIVE], [HARD, HARD2])
     # twice the candidate data makes one real change visible: the hardened release routes ~2% of
-    # baseline answers to its fallback model (low-confidence routing), and lower fallback is better
-    assert {(r.metric, r.phase) for r in c.regressions()} == {("fallback_ratio", "baseline")}
-    assert all(r.candidate > 0.015 and r.baseline == 0 for r in c.regressions())
+    # baseline answers to its fallback model (low-confidence routing). The serving mix has no
+    # better direction of its own, so it is "changed", not a regression.
+    changed = [r for r in c.rows if r.verdict == "changed"]
+    assert ("fallback_ratio", "baseline") in {(r.metric, r.phase) for r in changed}
+    assert all(r.metric == "fallback_ratio" and r.candidate > r.baseline for r in changed)
+    assert c.regressions() == []
     assert _row(c, "sli", "success_ratio", "success_ratio", "phase kill, cohort clean").n_candidate == 450
 
 
