@@ -111,7 +111,11 @@ def test_a_sigkilled_run_is_rolled_back_and_the_next_run_refuses_until_then(tmp_
     proc.kill()  # SIGKILL the harness alone: its children live on in their own sessions
     proc.wait()
     token_lines = [json.loads(x) for x in Ledger().path.read_text().splitlines()]
-    token = next(d["record"]["token"] for d in token_lines if d.get("kind") == "target")
+    token = next(
+        d["record"]["token"]
+        for d in token_lines
+        if d.get("kind") == "target" and d.get("run_dir") == str(journal.parent)
+    )
     assert processes_with_token(token), "expected orphaned stack processes after SIGKILL"
 
     refused = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
