@@ -224,8 +224,17 @@ def _undo_local_target(record: dict[str, Any]) -> str:
     return f"local target: stopped {len(pids)} orphaned process(es)" if pids else "local target: no process left"
 
 
+def _undo_kubernetes_target(record: dict[str, Any]) -> str:
+    from chaosml.targets.kubernetes import undo_target
+
+    return undo_target(record)
+
+
 #: target platform -> undo(record) -> summary
-TARGET_UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {"local": _undo_local_target}
+TARGET_UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "local": _undo_local_target,
+    "kubernetes": _undo_kubernetes_target,
+}
 
 
 # ---------------------------------------------------------------------------- rollback

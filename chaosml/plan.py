@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "build_plan",
     "pod_kill_victims",
     "render_plan",
+    "resolve_on_cluster",
 ]
 
 
@@ -104,7 +105,9 @@ def build_plan(experiment: Experiment) -> Plan:
         load_end=experiment.load.duration,
         injections=injections,
         steps=tuple(steps),
-        blast_radius=tuple(blast_radius(f, experiment.target) for f in experiment.faults),
+        blast_radius=tuple(
+            blast_radius(f, experiment.target, dataset=experiment.load.dataset) for f in experiment.faults
+        ),
         phases=_phases(injections, experiment.load.duration),
     )
 
@@ -124,9 +127,13 @@ def pod_kill_victims(mode: str, value: float | None, replicas: int) -> int:
     raise ValueError(f"unknown pod-kill mode {mode!r}")
 
 
-def blast_radius(fault: FaultSpec, target: TargetSpec) -> BlastRadius:
-    """The blast radius of one injection of ``fault`` on ``target``."""
+def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None = None) -> BlastRadius:
+    """The blast radius of one injection of ``fault`` on ``target`` (``dataset`` sizes feature-row faults)."""
     injections = _plural(fault.repeat.count, "injection")
+    if fault.type in _LINK_FAULTS:
+        return _link_blast_radius(fault, target, injections)
+    if fault.type in ("corrupted-features", "missing-features"):
+        return _rows_blast_radius(fault, dataset, injections)
     if fault.type == "pod-kill":
         p = fault.params
         n = target.replicas
@@ -144,6 +151,83 @@ def blast_radius(fault: FaultSpec, target: TargetSpec) -> BlastRadius:
             text += "; every replica: expect a full outage until they are back"
         return BlastRadius(fault.name, fault.type, victims, n, text)
     return BlastRadius(fault.name, fault.type, None, None, f"{params_summary(fault.params)}; {injections}")
+
+
+#: entity rows in the feature store per bundled dataset (one row per dataset row)
+DATASET_ROWS = {"breast_cancer": 569}
+_LINK_FAULTS = ("feature-store-outage", "network-latency", "network-toxic")
+_TOXIC_EFFECT = {
+    "bandwidth": "throughput capped at {rate} KB/s",
+    "reset_peer": "connections reset (RST) {timeout} ms after their first data",
+    "slicer": "data sliced into ~{average_size}-byte pieces",
+    "limit_data": "connections closed after {bytes} bytes",
+    "slow_close": "connection close delayed by {delay} ms",
+    "timeout": "data held, connections closed after {timeout} ms (0 = held until recovered)",
+}
+
+
+def _link_scope(link: str, target: TargetSpec) -> tuple[int | None, int | None, str]:
+    """(victims, of, words) for a proxy link of the reference stack."""
+    n = target.replicas
+    if link == "gateway":
+        return 1, 1, "the gateway link (client -> gateway): every request"
+    if link == "feature-store":
+        return 1, 1, f"the feature-store link (replicas -> redis): every feature fetch of all {n} replicas"
+    if link == "model":
+        return n, n, f"all {n} replica links (gateway -> model-0..{n - 1}): every request"
+    idx = int(link.rsplit("-", 1)[1])
+    if idx >= n:
+        return 0, n, f"link {link}, which does not exist with {_plural(n, 'replica')}: the injection will fail"
+    return 1, n, f"1 of {n} replica links ({link}: gateway -> {link}, about {round(100 / n)}% of requests)"
+
+
+def _link_blast_radius(fault: FaultSpec, target: TargetSpec, injections: str) -> BlastRadius:
+    p = fault.params
+    if fault.type == "feature-store-outage":
+        how = {
+            "down": "the feature-store link disabled (replicas get connection refused)",
+            "timeout": "the feature-store link holds all data "
+            + ("until recovered" if not p.timeout_ms else f"and closes connections after {p.timeout_ms} ms"),
+            "latency": f"every feature fetch delayed by {p.latency_ms} ms +/- {p.jitter_ms} ms",
+            "kill": "the redis process stopped and kept down until recovered (then restarted and re-seeded)",
+        }[p.mode]
+        return BlastRadius(
+            fault.name, fault.type, 1, 1,
+            f"{how}: every feature fetch of all {target.replicas} replicas, {injections}; "
+            "expect fallback answers (hardened) or zero-filled/failed answers (naive)",
+        )
+    victims, of, where = _link_scope(p.link, target)
+    if fault.type == "network-latency":
+        what = f"+{p.latency_ms} ms +/- {p.jitter_ms} ms on the {p.stream} stream"
+    else:
+        what = _TOXIC_EFFECT[p.toxic].format_map({**{k: 0 for k in ("rate", "timeout", "average_size", "bytes", "delay")}, **dict(p.attributes)})
+        what += f" on the {p.stream} stream"
+    share = "every connection" if p.toxicity >= 1 else f"{_num(round(100 * p.toxicity, 1))}% of connections"
+    return BlastRadius(fault.name, fault.type, victims, of, f"{what}, {share} of {where}; {injections}")
+
+
+def _rows_blast_radius(fault: FaultSpec, dataset: str | None, injections: str) -> BlastRadius:
+    p = fault.params
+    rows = DATASET_ROWS.get(dataset or "")
+    if p.entities is not None:
+        victims: int | None = len(p.entities)
+        which = f"{victims} listed entity rows"
+    else:
+        victims = max(1, math.ceil(p.fraction * rows)) if rows else None
+        which = f"{_num(round(100 * p.fraction, 2))}% of entity rows (seeded choice)"
+        if rows:
+            which += f" = {victims} of {rows}"
+    fields = "every entity feature" if p.features is None else f"features {', '.join(p.features)}"
+    if fault.type == "corrupted-features":
+        what = f"{which}: {fields} poisoned ({p.mode})"
+    elif p.mode == "delete-row":
+        what = f"{which} deleted"
+    else:
+        what = f"{which}: {fields} dropped"
+    return BlastRadius(
+        fault.name, fault.type, victims, rows,
+        f"{what}, {injections}; every touched key is saved with DUMP first and restored byte for byte",
+    )
 
 
 def params_summary(params: Any) -> str:
@@ -304,8 +388,70 @@ def _value(v: Any) -> str:
         return _num(v)
     if isinstance(v, tuple):
         return ",".join(_value(x) for x in v)
+    if isinstance(v, Mapping):
+        return "{" + ",".join(f"{k}:{_value(x)}" for k, x in v.items()) + "}"
     return str(v)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ------------------------------------------------------------------------------------------------
+# the plan against a reachable cluster (kubernetes target)
+
+
+def resolve_on_cluster(plan: Plan, target: Any) -> list[str]:
+    """Lines naming what each fault would touch NOW on a connected kubernetes target; injects nothing.
+
+    ``target`` is a connected :class:`chaosml.targets.kubernetes.KubernetesTarget` (its context was
+    checked against the allowlist by ``connect()``); it is only read: ``members``/``select``,
+    ``desired_replicas``, ``nodes`` and ``links``.
+    """
+    out = [f"cluster: context {target.context}, namespace {target.namespace}"]
+    try:
+        nodes = target.nodes()
+    except Exception as e:  # noqa: BLE001 - shown, the rest still resolves
+        nodes = []
+        out.append(f"  nodes: cannot list ({type(e).__name__}: {e})")
+    for n in nodes:
+        role = "control-plane" if n["control_plane"] else "worker"
+        out.append(f"  node {n['name']} ({role}, {'Ready' if n['ready'] else 'NotReady'}): {_plural(n['pods'], 'pod')} of the namespace")
+    for f in plan.experiment.faults:
+        p = f.params
+        try:
+            if f.type == "pod-kill":
+                pods = target.select(p.selector) if p.selector else target.members(p.service)
+                names = [m.name for m in pods]
+                victims = pod_kill_victims(p.mode, p.value, len(names))
+                sel = p.selector or target.selector(p.service)
+                out.append(
+                    f"  {f.name}: {victims} of {len(names)} pods matching {sel!r} per injection "
+                    f"({round(100 * victims / len(names)) if names else 0}%), chosen at apply among: {', '.join(names) or 'none'}"
+                )
+            elif f.type == "feature-store-outage" and p.mode == "kill":
+                n = target.desired_replicas("feature-store")
+                out.append(
+                    f"  {f.name}: deployment {target.deployment('feature-store')} scaled from {n} to 0 replicas, "
+                    f"then back to {n} (pods now: {', '.join(m.name for m in target.members('feature-store')) or 'none'})"
+                )
+            elif f.type == "node-failure":
+                workers = [n for n in nodes if not n["control_plane"]]
+                if p.node == "worker":
+                    pick = sorted(workers, key=lambda n: (-n["pods"], n["name"]))[:1]
+                    which = pick[0]["name"] if pick else "no worker node"
+                elif p.node == "random":
+                    which = "one of " + (", ".join(n["name"] for n in workers) or "no worker node") + " (seeded choice)"
+                else:
+                    which = p.node
+                on = {n["name"]: n["pods"] for n in nodes}
+                extra = f", running {_plural(on[which], 'pod')} of the namespace" if which in on else ""
+                out.append(f"  {f.name}: docker {p.action} of node container {which}{extra}")
+            elif f.type in _LINK_FAULTS:
+                links = target.links()
+                link = "feature-store" if f.type == "feature-store-outage" else p.link
+                shown = links.get(link) or (links.get("model") if link.startswith("model") else None)
+                out.append(f"  {f.name}: Toxiproxy link {link}: {shown or 'not found in the toxiproxy ConfigMap'}")
+        except Exception as e:  # noqa: BLE001 - one fault's resolution failing is shown, not fatal
+            out.append(f"  {f.name}: cannot resolve ({type(e).__name__}: {e})")
+    return out

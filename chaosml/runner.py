@@ -96,6 +96,22 @@ def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any],
             seed=experiment.load.seed,
             on_event=on_event,
         )
+    if spec.platform == "kubernetes":
+        from chaosml.targets.kubernetes import (
+            ALLOW_CONTEXT_ENV,
+            ENTRY_URL_ENV,
+            KubernetesTarget,
+        )
+
+        # `chaosml run --allow-context NAME` confirms allow_any_context through the environment
+        return KubernetesTarget(
+            spec.kubernetes,
+            allow_context=os.environ.get(ALLOW_CONTEXT_ENV) or None,
+            entry_url=os.environ.get(ENTRY_URL_ENV) or None,
+            on_event=on_event,
+            run_dir=run_dir / "target",
+            seed=experiment.load.seed,
+        )
     raise TargetError(f"target platform {spec.platform!r} is not available yet")
 
 
@@ -249,13 +265,13 @@ class Runner:
         self.journal.flush()
 
     def _start_load(self) -> None:
-        from chaosml.cohorts import build_payloads
+        from chaosml.cohorts import build_payloads, cohorts_needed
         from chaosml.dataset import load_dataset
         from chaosml.load.config import LoadConfig, start_load
 
         load = self.experiment.load
         ds = load_dataset(load.dataset, seed=load.seed)
-        cohorts = [c for c, w in load.mix.items() if w > 0]
+        cohorts = cohorts_needed(self.experiment)  # the mix's, plus those adversarial faults switch to
         payloads = build_payloads(ds, cohorts, seed=load.seed)
         payloads_file = self.run_dir / "payloads.json"
         payloads_file.write_text(json.dumps(payloads))
@@ -271,6 +287,7 @@ class Runner:
             payloads_file=str(payloads_file),
             samples_file=str(self.run_dir / SAMPLES_FILE),
             seed=load.seed,
+            control_file=str(self.run_dir / "load-control.json"),
         )
         self.progress.message(
             f"driving load: {load.users} users for {load.duration:.0f}s against {self.target.entry_url}"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chaosml.analysis.degradation import degradation
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
     LoadRange,
@@ -104,6 +105,7 @@ class Analysis:
     timeseries: dict[str, Any]
     events: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    degradation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -159,6 +161,7 @@ class Analysis:
             "timeseries": self.timeseries,
             "events": self.events,
             "notes": list(self.notes),
+            "degradation": self.degradation,
         }
 
 
@@ -203,6 +206,9 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         timeseries=timeseries(a, load, steady.window),
         events=_events(journal, load),
         notes=notes,
+        degradation=degradation(
+            samples, a, windows, load, steady, journal.get("target_events") or [], [f.name for f in experiment.faults]
+        ),
     )
 
 

@@ -24,15 +24,24 @@ class PodKill:
         self._victims: dict[int, list[str]] = {}
         self._counts: dict[int, tuple[int, int, int]] = {}
 
+    def _members(self) -> list[Any]:
+        """The service's replicas, or (kubernetes) the pods matching ``params.selector``."""
+        if self.params.selector and hasattr(self.target, "select"):
+            return list(self.target.select(self.params.selector))
+        return list(self.target.members(self.params.service))
+
     def undo_record(self, injection: int) -> dict[str, Any]:
         """Choose the victims now; a kill needs no undo beyond the target's own restart."""
-        members = self.target.members(self.params.service)
+        members = self._members()
         running = sorted(m.name for m in members if m.running)
         count = self.params.victim_count(len(members))
         victims = sorted(self._rng.sample(running, min(count, len(running))))
         self._victims[injection] = victims
         self._counts[injection] = (len(members), len(running), count)
-        return {"service": self.params.service, "victims": victims, "replicas": len(members)}
+        record = {"service": self.params.service, "victims": victims, "replicas": len(members)}
+        if hasattr(self.target, "ledger_scope"):  # kubernetes: which cluster and namespace
+            record.update(self.target.ledger_scope(), selector=self.params.selector, grace_period=self.params.grace_period)
+        return record
 
     def apply(self, injection: int) -> FaultEvent:
         if injection not in self._victims:
@@ -40,8 +49,10 @@ class PodKill:
         victims = self._victims[injection]
         replicas, running, count = self._counts[injection]
         t = time.time()
-        sig = getattr(signal, self.params.signal)
-        self.target.kill(victims, sig)
+        if hasattr(self.target, "delete_pods"):  # kubernetes: delete the pods, the ReplicaSet replaces them
+            self.target.delete_pods(victims, grace_period=self.params.grace_period)
+        else:
+            self.target.kill(victims, getattr(signal, self.params.signal))
         return FaultEvent(
             t=t,
             fault=self.spec.name,
@@ -54,6 +65,8 @@ class PodKill:
                 "mode": self.params.mode,
                 "value": self.params.value,
                 "signal": self.params.signal,
+                "grace_period": self.params.grace_period,
+                "selector": self.params.selector,
                 "replicas": replicas,
                 "running_before": running,
                 "killed": len(victims),
@@ -62,7 +75,7 @@ class PodKill:
 
     def recover(self, injection: int) -> FaultEvent:
         """Nothing to undo (the supervisor restarts replicas); record what is ready now."""
-        members = self.target.members(self.params.service)
+        members = self._members()
         ready = sum(1 for m in members if m.ready)
         return FaultEvent(
             t=time.time(),

@@ -49,6 +49,8 @@ class LoadConfig:
     samples_file: str  # CSV appended to, columns records.SAMPLE_COLUMNS (header written if new)
     progress_interval_s: float = 1.0  # seconds between progress lines on stdout
     seed: int = 0  # seeds cohort and payload choice
+    control_file: str | None = None  # load-control JSON polled every 0.25 s (see control.py); None = off
+    record: bool = True  # write one samples row per request; False only to measure recording overhead (chaosml bench)
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -90,6 +92,10 @@ class LoadConfig:
             valid = len(weights) == len(self.mix) and all(math.isfinite(w) and w >= 0 for w in weights)
             if valid and sum(weights) <= 0:
                 issues.append("mix: weights must sum to > 0")
+        if not isinstance(self.record, bool):
+            issues.append(f"record: must be true or false, got {self.record!r}")
+        if self.control_file is not None and (not isinstance(self.control_file, str) or not self.control_file):
+            issues.append(f"control_file: must be a non-empty path or null, got {self.control_file!r}")
         for name in ("payloads_file", "samples_file"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:

@@ -6,6 +6,7 @@ import bisect
 import itertools
 import json
 import logging
+import os
 import random
 import signal
 import socket
@@ -23,6 +24,12 @@ from locust.contrib.fasthttp import LocustBadStatusCode
 from locust.env import Environment
 
 from chaosml.load.config import LoadConfig
+from chaosml.load.control import (
+    POLL_INTERVAL_S,
+    ControlError,
+    effective_mix,
+    read_control,
+)
 from chaosml.load.payloads import Payload
 from chaosml.load.samples import SampleWriter
 from chaosml.records import classify_outcome
@@ -83,18 +90,27 @@ class Recorder:
         self.config = config
         self.writer = writer
         self.rng = random.Random(config.seed)
-        self.cohorts = [c for c, w in config.mix.items() if w > 0]
-        self.cum_weights = list(itertools.accumulate(config.mix[c] for c in self.cohorts))
         self.payloads = payloads
+        self.base_mix = {c: float(w) for c, w in config.mix.items() if w > 0}
+        self.mix: dict[str, float] = {}
+        self._mix_state: tuple[list[str], list[float]] = ([], [])
+        self.set_mix(self.base_mix)
         self.total = 0
         self._interval_count = 0
         self._interval_ok = 0
         self._interval_latencies: list[float] = []
 
+    def set_mix(self, mix: dict[str, float]) -> None:
+        """Draw cohorts by ``mix`` from now on (one atomic swap: users never see half a mix)."""
+        cohorts = [c for c, w in mix.items() if w > 0 and self.payloads.get(c)]
+        self.mix = {c: mix[c] for c in cohorts}
+        self._mix_state = (cohorts, list(itertools.accumulate(mix[c] for c in cohorts)))
+
     def pick(self) -> tuple[str, Payload]:
-        x = self.rng.random() * self.cum_weights[-1]
-        i = min(bisect.bisect_right(self.cum_weights, x), len(self.cohorts) - 1)
-        cohort = self.cohorts[i]
+        cohorts, cum_weights = self._mix_state
+        x = self.rng.random() * cum_weights[-1]
+        i = min(bisect.bisect_right(cum_weights, x), len(cohorts) - 1)
+        cohort = cohorts[i]
         return cohort, self.rng.choice(self.payloads[cohort])
 
     def send(self, client: Any) -> None:
@@ -138,7 +154,8 @@ class Recorder:
         )
 
     def record(self, row: tuple[Any, ...], *, ok: bool, latency_ms: float) -> None:
-        self.writer.append(row)
+        if self.config.record:  # off only when chaosml bench measures the cost of recording
+            self.writer.append(row)
         self.total += 1
         self._interval_count += 1
         self._interval_ok += ok
@@ -196,6 +213,49 @@ def _every(interval_s: float, fn: Callable[[], Any], stop: gevent.event.Event) -
         fn()
 
 
+class ControlPoller:
+    """Polls the load-control file and switches the recorder's mix while it exists (see control.py)."""
+
+    def __init__(self, path: str, recorder: Recorder) -> None:
+        self.path = path
+        self.recorder = recorder
+        self._seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) last applied
+        self.switches = 0
+
+    def poll(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._seen is not None:
+                self._seen = None
+                self._apply(self.recorder.base_mix, "control file removed")
+            return
+        except OSError as e:
+            log.warning("load-control file %s: %s", self.path, e)
+            return
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self._seen:
+            return
+        self._seen = key
+        try:
+            control = read_control(self.path)
+            mix, problems = effective_mix(self.recorder.base_mix, control, frozenset(self.recorder.payloads))
+        except ControlError as e:
+            log.warning("load-control file %s: %s; using the base mix", self.path, e)
+            mix, problems = self.recorder.base_mix, []
+        for p in problems:
+            log.warning("load-control file %s: %s", self.path, p)
+        self._apply(mix, "control file")
+
+    def _apply(self, mix: dict[str, float], why: str) -> None:
+        if mix == self.recorder.mix:
+            return
+        self.recorder.set_mix(mix)
+        self.switches += 1
+        shown = ", ".join(f"{c}={w:.3g}" for c, w in self.recorder.mix.items())
+        print(f"chaosml.load: mix switched ({why}): {shown}", file=sys.stderr, flush=True)
+
+
 def run(
     config: LoadConfig,
     payloads: dict[str, list[Payload]],
@@ -234,6 +294,11 @@ def run(
         on_signal(early_signals[0])
     flush_stop = gevent.event.Event()
     flusher = gevent.spawn(_every, FLUSH_INTERVAL_S, writer.flush, flush_stop)
+    poller = None
+    if config.control_file:
+        control = ControlPoller(config.control_file, recorder)
+        control.poll()
+        poller = gevent.spawn(_every, POLL_INTERVAL_S, control.poll, flush_stop)
 
     start = time.monotonic()
     end = start + config.duration_s
@@ -274,6 +339,8 @@ def run(
         finally:
             flush_stop.set()
             flusher.join(timeout=STOP_GRACE_S)
+            if poller is not None:
+                poller.join(timeout=STOP_GRACE_S)
             writer.close()
             for h in handlers:
                 h.cancel()

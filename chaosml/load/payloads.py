@@ -52,16 +52,17 @@ def _opt_int(value: Any) -> int | None | str:
 def parse_payloads(raw: Any, mix: Mapping[str, float], *, source: str = "payloads") -> dict[str, list[Payload]]:
     """Check a decoded payload file against ``mix``; raise LoadConfigError listing every problem.
 
-    Every cohort with a positive weight in ``mix`` must have at least one payload.
-    Only those cohorts are returned.
+    Every cohort with a positive weight in ``mix`` must have at least one payload. Other cohorts
+    in the file with a non-empty list are returned too (the load-control file may switch to them
+    during a run); their payloads are checked the same way.
     """
     if not isinstance(raw, dict):
         raise LoadConfigError([f"{source}: must be a JSON object of cohort -> list, got {type(raw).__name__}"])
     issues: list[str] = []
     out: dict[str, list[Payload]] = {}
-    for cohort, weight in mix.items():
-        if not weight or weight <= 0:
-            continue
+    wanted = [c for c, w in mix.items() if w and w > 0]
+    extra = [c for c, items in raw.items() if c not in wanted and isinstance(items, list) and items]
+    for cohort in (*wanted, *extra):
         items = raw.get(cohort)
         if items is None:
             issues.append(f"{source}: cohort {cohort!r} from the mix has no payloads")

@@ -50,7 +50,27 @@ COHORTS: dict[str, str] = {
     "clean": "held-out dataset rows, unchanged",
     "missing-features": "one to three request features dropped from the payload",
     "out-of-range": "one request feature pushed far outside its training range",
+    # hostile cohorts (see chaosml/cohorts.py); the adversarial-payload fault mixes them in
+    "adversarial-evasion": "request features moved by the smallest gradient-sign step that flips the primary model "
+    "(else the fallback), computed offline against the served artifact; true label kept",
+    "extreme-values": "request features or entity_id set to 1e308, -1e308 or huge integers",
+    "type-confusion": "strings, lists, null, booleans or objects where numbers go; features as a list; entity_id as a string",
+    "oversized": "a ~1 MB body, a body with 10,000 feature keys, and a 2 MiB body",
+    "deep-nesting": "JSON nested 10,000 levels deep (sent raw)",
+    "garbage": "random bytes, invalid UTF-8, truncated JSON, empty or non-object bodies (sent raw)",
+    "corrupted-payload": "NaN, Infinity or far out-of-range values in the request features",
 }
+
+#: The cohorts an ``adversarial-payload`` fault may mix into the load.
+HOSTILE_COHORTS: tuple[str, ...] = (
+    "adversarial-evasion",
+    "extreme-values",
+    "type-confusion",
+    "oversized",
+    "deep-nesting",
+    "garbage",
+    "corrupted-payload",
+)
 
 TARGET_PLATFORMS: tuple[str, ...] = ("local", "kubernetes")
 PROFILES: tuple[str, ...] = ("naive", "hardened")

@@ -58,13 +58,18 @@ def seed(redis_url: str, dataset: Dataset) -> int:
 
 
 def parse_row(raw: dict[Any, Any], feature_names: Sequence[str]) -> dict[str, float | None]:
-    """Decode a Redis hash into floats; a missing or unparsable field becomes None."""
+    """Decode a Redis hash into floats; an unparsable field becomes None, a missing field is left out.
+
+    (``row.get(f)`` is None in both cases; ``f not in row`` tells a dropped field from a garbled one.)
+    """
     out: dict[str, float | None] = {}
     decoded = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in raw.items()}
     for f in feature_names:
-        v = decoded.get(f)
+        if f not in decoded:
+            continue
+        v = decoded[f]
         try:
-            out[f] = float(v.decode() if isinstance(v, bytes) else v) if v is not None else None
+            out[f] = float(v.decode() if isinstance(v, bytes) else v)
         except (TypeError, ValueError):
             out[f] = None
     return out

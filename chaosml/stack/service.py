@@ -10,8 +10,10 @@ entity's features from Redis and answers ``{"prediction", "confidence", "served_
 - hardened: validation (422 naming the field, 413 over 64 KiB); routing in this order:
   1. request features out of distribution (Mahalanobis distance above the artifact's threshold)
      -> fallback (reason ``ood``), without touching the feature store;
-  2. feature fetch with a timeout behind a circuit breaker; an error, timeout, open breaker,
-     missing row or invalid stored value -> fallback (reason says which);
+  2. feature fetch with a timeout behind a circuit breaker; an error, timeout, open breaker
+     (``feature_store_error``, ``breaker_open``), a missing row or field (``entity_features_missing``)
+     or a stored value that is not a finite number within the training range
+     (``entity_features_invalid``: NaN, inf, out of range, not a number) -> fallback;
   3. primary on all features; confidence below ``min_confidence`` -> fallback (``low_confidence``);
   4. fallback failing -> the default response (majority class, prior as confidence).
 
@@ -271,7 +273,7 @@ class Replica:
             return "feature_store_error"
         if br is not None:
             br.record_success()
-        if row is None:
+        if row is None or len(row) < len(self.entity_features):  # no row, or fields dropped from it
             self.metrics.inc("feature_rows_missing")
             return "entity_features_missing"
         for f in self.entity_features:
@@ -314,7 +316,10 @@ class Replica:
             v = feats[f]
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise Rejected(field, "must be a number")
-            v = float(v)
+            try:
+                v = float(v)
+            except OverflowError:  # a JSON integer too large for a float (e.g. 10**400)
+                raise Rejected(field, "must be finite") from None
             if not math.isfinite(v):
                 raise Rejected(field, "must be finite")
             lo, hi = self.bounds[f]

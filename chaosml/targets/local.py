@@ -1,9 +1,23 @@
-"""Local target: the reference stack as supervised processes on 127.0.0.1 (redis-server, replicas, gateway).
+"""Local target: the reference stack as supervised processes on 127.0.0.1 (fault proxy, redis-server, replicas, gateway).
 
-Used by the runner for ``platform: local``. Members and groups: ``redis`` (``feature-store``),
-``model-0`` .. ``model-N-1`` (``model``), ``gateway`` (``gateway``). A killed member is restarted by
-the supervisor after ``restart_delay_s``, like the kubelet. Redis runs without persistence, so when
-it comes back after a kill the target re-seeds the features (standing in for a persistent volume).
+Used by the runner for ``platform: local``. Members and groups: ``proxy`` (``proxy``), ``redis``
+(``feature-store``), ``model-0`` .. ``model-N-1`` (``model``), ``gateway`` (``gateway``). A killed
+member is restarted by the supervisor after ``restart_delay_s``, like the kubelet. Redis runs without
+persistence, so when it comes back after a kill the target re-seeds the features (standing in for a
+persistent volume).
+
+Links: the fault proxy (``python -m chaosml.proxy``, Toxiproxy API) starts first and carries every
+hop of the data path, so network faults have somewhere to act:
+
+- ``feature-store``: replicas -> redis (the replicas get the proxied Redis URL);
+- ``model-<i>``: gateway -> replica i (the gateway's backends are the proxied addresses);
+- ``gateway``: client -> gateway (``entry_url`` is the proxied listener).
+
+Readiness probes, seeding and :attr:`redis_url` go DIRECT to the processes, never through a link, so
+a fault on a link never makes the supervisor restart anything or the harness lose its own view.
+Listen ports are fixed at start, so when the proxy process itself is restarted the target creates the
+same links again (event ``proxy_links_restored``). ``proxy=False`` wires everything directly (no
+links; network faults then refuse to run).
 """
 
 from __future__ import annotations
@@ -27,6 +41,10 @@ log = logging.getLogger(__name__)
 GROUP_FEATURE_STORE = "feature-store"
 GROUP_MODEL = "model"
 GROUP_GATEWAY = "gateway"
+GROUP_PROXY = "proxy"
+LINK_FEATURE_STORE = "feature-store"
+LINK_GATEWAY = "gateway"
+PROXY_API_TIMEOUT_S = 2.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -65,6 +83,7 @@ class LocalTarget:
         on_event: Callable[[TargetEvent], None] | None = None,
         cache_dir: Path | None = None,
         redis_url_for_replicas: Callable[[str], str] | None = None,
+        proxy: bool = True,
     ) -> None:
         if profile not in ("naive", "hardened"):
             raise ValueError(f"unknown profile {profile!r}; known profiles: naive, hardened")
@@ -79,6 +98,9 @@ class LocalTarget:
         self.cache_dir = cache_dir
         self._user_on_event = on_event
         self._redis_url_for_replicas = redis_url_for_replicas
+        self.use_proxy = proxy
+        self._links: dict[str, dict[str, str]] = {}
+        self._proxy_ready_seen = False
         self._sup: Supervisor | None = None
         self._ports: dict[str, int] = {}
         self._artifact: Path | None = None
@@ -92,11 +114,41 @@ class LocalTarget:
     # --- properties ------------------------------------------------------------------
     @property
     def entry_url(self) -> str:
+        """Where clients send requests: the ``gateway`` link (or the gateway itself without the proxy)."""
+        if self._links:
+            return f"http://{self._links[LINK_GATEWAY]['listen']}"
+        return self.gateway_url
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway process itself, bypassing the ``gateway`` link."""
         return f"http://127.0.0.1:{self._port('gateway')}"
 
     @property
     def redis_url(self) -> str:
+        """The Redis process itself (the harness's own view: seeding, feature injectors)."""
         return f"redis://127.0.0.1:{self._port('redis')}/0"
+
+    @property
+    def proxy_api_url(self) -> str | None:
+        """The fault proxy's Toxiproxy-compatible API, or None when the target runs without it."""
+        if not self.use_proxy:
+            return None
+        return f"http://127.0.0.1:{self._port('proxy')}"
+
+    @property
+    def owns_proxy(self) -> bool:
+        """The fault proxy is this run's child: when it is gone, its toxics are gone too."""
+        return self.use_proxy
+
+    @property
+    def owns_redis(self) -> bool:
+        """Redis is this run's child, without persistence: when it is gone, so are its rows."""
+        return True
+
+    def links(self) -> dict[str, dict[str, str]]:
+        """Proxy name -> ``{"listen": "127.0.0.1:P", "upstream": "127.0.0.1:Q"}`` for every link."""
+        return {k: dict(v) for k, v in self._links.items()}
 
     @property
     def artifact(self) -> Path:
@@ -147,7 +199,9 @@ class LocalTarget:
         self._dataset_obj = load_dataset(self.dataset, self.seed)
         redis_bin = featurestore.redis_server_binary()
         names = ["redis", *self.replica_names, "gateway"]
-        self._ports = dict(zip(names, free_ports(len(names))))
+        link_names = [LINK_FEATURE_STORE, *self.replica_names, LINK_GATEWAY] if self.use_proxy else []
+        ports = free_ports(len(names) + (1 + len(link_names) if self.use_proxy else 0))
+        self._ports = dict(zip(names, ports))
         self._sup = Supervisor(self.run_dir, on_event=self._on_event)
         py_env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _PACKAGE_ROOT}
         redis_dir = self.run_dir / "redis"
@@ -155,6 +209,27 @@ class LocalTarget:
 
         def left() -> float:
             return max(0.1, deadline - time.monotonic())
+
+        if self.use_proxy:
+            self._ports["proxy"] = ports[len(names)]
+            upstream = {LINK_FEATURE_STORE: "redis", LINK_GATEWAY: "gateway", **{n: n for n in self.replica_names}}
+            self._links = {
+                link: {"listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{self._ports[upstream[link]]}"}
+                for link, port in zip(link_names, ports[len(names) + 1 :])
+            }
+            self._sup.start(
+                ProcessSpec(
+                    name="proxy",
+                    argv=[sys.executable, "-m", "chaosml.proxy", "--port", str(self._ports["proxy"])],
+                    env=py_env,
+                    cwd=self.run_dir,
+                    ready_url=f"http://127.0.0.1:{self._ports['proxy']}/version",
+                    restart_delay_s=self.restart_delay_s,
+                    group=GROUP_PROXY,
+                )
+            )
+            self._require_ready(["proxy"], left())
+            self._create_links()
 
         self._sup.start(
             ProcessSpec(
@@ -169,9 +244,10 @@ class LocalTarget:
         )
         self._require_ready(["redis"], left())
         featurestore.seed(self.redis_url, self._dataset_obj)
-        self._replica_redis_url = (
-            self._redis_url_for_replicas(self.redis_url) if self._redis_url_for_replicas else self.redis_url
+        base_url = (
+            f"redis://{self._links[LINK_FEATURE_STORE]['listen']}/0" if self._links else self.redis_url
         )
+        self._replica_redis_url = self._redis_url_for_replicas(base_url) if self._redis_url_for_replicas else base_url
         for name in self.replica_names:
             port = self._ports[name]
             self._sup.start(
@@ -187,7 +263,10 @@ class LocalTarget:
                     group=GROUP_MODEL,
                 )
             )
-        backends = ",".join(f"http://127.0.0.1:{self._ports[n]}" for n in self.replica_names)
+        backends = ",".join(
+            f"http://{self._links[n]['listen']}" if self._links else f"http://127.0.0.1:{self._ports[n]}"
+            for n in self.replica_names
+        )
         self._sup.start(
             ProcessSpec(
                 name="gateway",
@@ -201,6 +280,43 @@ class LocalTarget:
             )
         )
         self._require_ready([*self.replica_names, "gateway"], left())
+        self._wait_gateway_routes_to_all(left())
+
+    def _wait_gateway_routes_to_all(self, timeout_s: float) -> None:
+        """Ready = the gateway routes to every replica (its health checks go through the links), not just one."""
+        import json
+        import urllib.request
+
+        want = self.replica_names
+        url = f"{self.gateway_url}/readyz"  # direct, like every probe of the harness
+        deadline = time.monotonic() + timeout_s
+        seen: list[str] = []
+        while time.monotonic() < deadline:  # bounded by the start deadline
+            try:
+                with urllib.request.urlopen(url, timeout=0.5) as r:
+                    seen = list(json.loads(r.read()).get("backends_ready", []))
+            except (OSError, ValueError):
+                seen = []
+            if len(seen) >= len(want):
+                return
+            time.sleep(0.05)
+        raise TargetError(f"the gateway routes to {len(seen)} of {len(want)} replicas after start ({', '.join(seen) or 'none'})")
+
+    def _create_links(self) -> None:
+        """Create (or re-create, after a proxy restart) every link through the proxy's API."""
+        from chaosml.proxy import client
+
+        client.populate(
+            self._proxy_api(),
+            [{"name": n, **link, "enabled": True} for n, link in self._links.items()],
+            timeout=PROXY_API_TIMEOUT_S,
+        )
+
+    def _proxy_api(self) -> str:
+        url = self.proxy_api_url
+        if url is None:
+            raise TargetError("this local target runs without the fault proxy")
+        return url
 
     def _require_ready(self, names: list[str], timeout_s: float) -> None:
         sup = self.supervisor
@@ -239,11 +355,30 @@ class LocalTarget:
     def _on_event(self, ev: TargetEvent) -> None:
         if self._user_on_event is not None:
             self._user_on_event(ev)  # the supervisor logs a failing listener
+        if ev.kind == "replica_ready" and ev.subject == "proxy" and self._links:
+            if self._proxy_ready_seen:
+                # the proxy came back empty after a restart: create the same links again
+                t = threading.Thread(target=self._restore_links, name="restore-links", daemon=True)
+                self._reseed_threads.append(t)
+                t.start()
+            self._proxy_ready_seen = True
         if ev.kind == "replica_ready" and ev.subject == "redis" and self._dataset_obj is not None and self._replica_redis_url:
             # Redis came back empty after a restart (no persistence): seed it again, off the monitor thread.
             t = threading.Thread(target=self._reseed, name="reseed-redis", daemon=True)
             self._reseed_threads.append(t)
             t.start()
+
+    def _restore_links(self) -> None:
+        try:
+            self._create_links()
+            ev = TargetEvent(t=time.time(), kind="proxy_links_restored", subject="proxy", detail={"links": sorted(self._links)})
+        except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
+            ev = TargetEvent(t=time.time(), kind="proxy_links_restore_failed", subject="proxy", detail={"error": str(e)})
+        if self._user_on_event is not None:
+            try:
+                self._user_on_event(ev)
+            except Exception:
+                log.exception("on_event listener failed for %s", ev)
 
     def _reseed(self) -> None:
         from chaosml.stack import featurestore
@@ -268,11 +403,15 @@ class LocalTarget:
             "platform": "local",
             "profile": self.profile,
             "entry_url": self.entry_url if self._ports else None,
+            "gateway_url": self.gateway_url if self._ports else None,
             "redis_url": self.redis_url if self._ports else None,
             "replica_redis_url": self._replica_redis_url,
+            "proxy_api_url": self.proxy_api_url if self._ports else None,
+            "links": self.links(),
             "ports": dict(self._ports),
             "replicas": self.replica_names,
             "groups": {
+                **({GROUP_PROXY: ["proxy"]} if self.use_proxy else {}),
                 GROUP_FEATURE_STORE: ["redis"],
                 GROUP_MODEL: self.replica_names,
                 GROUP_GATEWAY: ["gateway"],

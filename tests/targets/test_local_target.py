@@ -82,8 +82,16 @@ def test_hardened_survives_replica_and_feature_store_kills(tmp_path: Path) -> No
         assert isinstance(t, Target)
         d = t.describe()
         assert d["profile"] == "hardened" and d["replicas"] == ["model-0", "model-1"]
-        assert set(d["pids"]) == {"redis", "model-0", "model-1", "gateway"}
+        assert set(d["pids"]) == {"proxy", "redis", "model-0", "model-1", "gateway"}
         assert t.entry_url.startswith("http://127.0.0.1:")
+        # every hop goes through a proxy link; the harness's own views stay direct
+        links = t.links()
+        assert set(links) == {"feature-store", "model-0", "model-1", "gateway"}
+        assert t.entry_url == f"http://{links['gateway']['listen']}" != t.gateway_url
+        assert d["replica_redis_url"] == f"redis://{links['feature-store']['listen']}/0"
+        assert links["feature-store"]["upstream"] == f"127.0.0.1:{d['ports']['redis']}"
+        assert d["proxy_api_url"] == f"http://127.0.0.1:{d['ports']['proxy']}" and d["links"] == links
+        assert t.groups() == ["proxy", "feature-store", "model", "gateway"]
         rows = [int(i) for i in DS.test_idx[:20]]
         answers = [post(t.entry_url, DS.row_payload(i)) for i in rows[:4]]
         assert all(s == 200 and b["served_by"] == "primary" for s, b in answers)
@@ -109,6 +117,11 @@ def test_hardened_survives_replica_and_feature_store_kills(tmp_path: Path) -> No
         assert wait_for(lambda: ev.of("redis", "feature_store_seeded"), 10)
         assert wait_for(lambda: post(t.entry_url, DS.row_payload(rows[0]))[1]["served_by"] == "primary", 5)
 
+        # the proxy is supervised too: killed, restarted, its links created again on the same ports
+        t.kill(["proxy"])
+        assert wait_for(lambda: ev.of("proxy", "proxy_links_restored"), 10)
+        assert wait_for(lambda: post(t.entry_url, DS.row_payload(rows[0]))[0] == 200, 5)
+
         with pytest.raises(TargetError):
             t.kill(["model-9"])
     assert_nothing_left(run_dir)
@@ -128,6 +141,17 @@ def test_naive_gateway_gives_502_for_a_dead_replica(tmp_path: Path) -> None:
         assert t.wait_group_ready("model", 15)
         statuses = [post(t.entry_url, DS.row_payload(int(i)))[0] for i in DS.test_idx[:10]]
         assert statuses == [200] * 10
+    assert_nothing_left(run_dir)
+
+
+def test_without_the_proxy_everything_is_direct(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run-direct"
+    with LocalTarget(run_dir, profile="hardened", replicas=1, proxy=False) as t:
+        assert t.links() == {} and t.proxy_api_url is None
+        assert t.entry_url == t.gateway_url
+        d = t.describe()
+        assert d["replica_redis_url"] == t.redis_url and "proxy" not in d["pids"]
+        assert post(t.entry_url, DS.row_payload(0))[0] == 200
     assert_nothing_left(run_dir)
 
 

@@ -1,0 +1,127 @@
+"""adversarial-payload: mix a hostile cohort into the load for the fault window; used by the runner.
+
+Apply writes the load-control file (``FaultContext.load_control_file``, format in
+``chaosml/load/control.py``) atomically with ``{"share": {cohort: share}}``; the load process polls
+it every 0.25 s and sends that share of requests from the cohort while it exists. Recover removes
+this fault's entry (the file when nothing else is left). Several adversarial faults may overlap:
+each keeps its own entry under ``faults`` and the shares are rebuilt from those entries.
+
+The cohort's payloads must be in the run's payload file: the runner builds them for every cohort
+``chaosml.cohorts.cohorts_needed(experiment)`` names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from chaosml.faults.base import FaultContext, injector, undoer
+from chaosml.model.experiment import FaultSpec
+from chaosml.model.faults import AdversarialPayloadParams
+from chaosml.records import FaultEvent
+
+MAX_CONTROL_BYTES = 64 * 1024
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_bytes()[:MAX_CONTROL_BYTES])
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _shares(entries: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for e in entries.values():
+        if isinstance(e, dict) and isinstance(e.get("cohort"), str) and isinstance(e.get("share"), int | float):
+            out[e["cohort"]] = min(1.0, out.get(e["cohort"], 0.0) + float(e["share"]))
+    return out
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to ``path`` via a temporary file and rename, so the poller never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class AdversarialPayload:
+    """Send ``params.share`` of requests from ``params.cohort`` during each injection window."""
+
+    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext):
+        self.spec = spec
+        self.params: AdversarialPayloadParams = spec.params
+        self.target = target
+        if context.load_control_file is None:
+            raise ValueError("adversarial-payload needs a run directory for the load-control file")
+        self.path: Path = context.load_control_file
+
+    def _key(self, injection: int) -> str:
+        return f"{self.spec.name}#{injection}"
+
+    def undo_record(self, injection: int) -> dict[str, Any]:
+        return {"control_file": str(self.path), "fault": self.spec.name, "cohort": self.params.cohort}
+
+    def apply(self, injection: int) -> FaultEvent:
+        data = _read(self.path)
+        entries = data.get("faults") if isinstance(data.get("faults"), dict) else {}
+        assert isinstance(entries, dict)
+        entries[self._key(injection)] = {"cohort": self.params.cohort, "share": self.params.share}
+        t = time.time()
+        ok, error = True, None
+        try:
+            write_atomic(self.path, {"faults": entries, "share": _shares(entries)})
+        except OSError as e:
+            ok, error = False, f"{type(e).__name__}: {e}"
+        detail: dict[str, Any] = {"cohort": self.params.cohort, "share": self.params.share, "control_file": str(self.path)}
+        if error:
+            detail["error"] = error
+        return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="apply", ok=ok,
+                          targets=(), detail=detail)
+
+    def recover(self, injection: int) -> FaultEvent:
+        t = time.time()
+        ok, error = True, None
+        try:
+            data = _read(self.path)
+            entries = data.get("faults") if isinstance(data.get("faults"), dict) else {}
+            assert isinstance(entries, dict)
+            entries.pop(self._key(injection), None)
+            if entries:
+                write_atomic(self.path, {"faults": entries, "share": _shares(entries)})
+            else:
+                self.path.unlink(missing_ok=True)
+        except OSError as e:
+            ok, error = False, f"{type(e).__name__}: {e}"
+        detail: dict[str, Any] = {"cohort": self.params.cohort, "control_file_left": self.path.exists()}
+        if error:
+            detail["error"] = error
+        return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="recover", ok=ok,
+                          targets=(), detail=detail)
+
+
+@undoer("adversarial-payload")
+def _undo(record: dict[str, Any]) -> str:
+    """Delete the load-control file (missing is fine: already undone)."""
+    path = Path(str(record["control_file"]))
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return f"adversarial-payload: {'removed' if existed else 'already gone:'} {path}"
+
+
+@injector("adversarial-payload")
+def _make(spec: FaultSpec, target: Any, context: FaultContext) -> AdversarialPayload:
+    return AdversarialPayload(spec, target, context)
