@@ -1,0 +1,325 @@
+"""How the stack degraded under each fault: what served, how well, how fast it switched and came back; used by analyze.
+
+Per fault (over its injection windows) and per cohort (plus ``all``):
+
+- served-by mix (``slis.MIX_CLASSES`` shares of requests) during the fault vs the baseline;
+- accuracy of the answers each path served (primary, fallback, default), in the fault windows and
+  over the whole run: is the fallback as good as the primary it replaces?
+- rejected ratio and the status codes of the rejections (e.g. ``{"422": 40, "413": 2}``);
+- confident-wrong ratio (wrong at confidence >= the experiment's threshold) during vs baseline.
+
+Per injection:
+
+- fallback activation delay: apply -> the first 2xx answer served by ``fallback`` or ``default``
+  sent at or after apply (searched until this injection's recover, or the next apply after its
+  own if that is later; faults applied together each get their whole window). A kind of
+  answer that made up at least ``USUAL_SHARE`` of a cohort's baseline answers is that cohort's
+  normal behaviour and does not count (as for TTD). None = the stack never switched. Rarer
+  switched answers in the baseline make a noise floor: ``baseline_switch_interval_s`` is the mean
+  time between them, and a delay below it says little;
+- time back to primary: recover -> the start of the first ``hold`` windows in a row (windows of
+  ``steady_state.window`` aligned at recover, until the next apply after recover, or load end) whose primary ratio
+  is at least the baseline's minus ``BACK_TOLERANCE``; a window without answers is not back.
+  None = not back within the run, never a number;
+- circuit-breaker transitions: counted from ``breaker_*`` target events when the journal has any;
+  otherwise the breaker is reported as "not exposed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chaosml.analysis.mttr import first_run, stats
+from chaosml.analysis.phases import InjectionWindow, LoadRange, select
+from chaosml.analysis.samples import normalize_samples
+from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, to_optional
+from chaosml.model.experiment import SteadyState
+
+BACK_TOLERANCE = 0.05  # primary ratio within this many points (as a fraction) of the baseline = back
+USUAL_SHARE = 0.2  # an answer kind with at least this share of a cohort's baseline answers is usual
+PATHS: tuple[str, ...] = ("primary", "fallback", "default")
+_SERVED_CODE = {"primary": 0, "fallback": 1, "default": 2}
+ALL = "all"
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if den <= 0 else float(num) / float(den)
+
+
+def _decode(a: SampleArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(outcome, served_by, quality) codes per sample, from ``SampleArrays.code``."""
+    code = a.code
+    return code // 20, (code // 4) % 5, code % 4
+
+
+class _Stats:
+    """Counts over one selection of samples (a mask)."""
+
+    def __init__(self, a: SampleArrays, status: np.ndarray, mask: np.ndarray) -> None:
+        outcome, served, quality = _decode(a)
+        self.requests = int(mask.sum())
+        mix = np.bincount(a.mix[mask].astype(np.int64), minlength=len(MIX_CLASSES))
+        self.mix = {c: int(mix[i]) for i, c in enumerate(MIX_CLASSES)}
+        ok = mask & (outcome == 0)
+        predicted = ok & (quality > 0)
+        self.predictions = int(predicted.sum())
+        self.confident_wrong = int((predicted & (quality == 3)).sum())
+        self.path_n: dict[str, int] = {}
+        self.path_correct: dict[str, int] = {}
+        for p, k in _SERVED_CODE.items():
+            sel = predicted & (served == k)
+            self.path_n[p] = int(sel.sum())
+            self.path_correct[p] = int((sel & (quality == 1)).sum())
+        rejected = mask & (a.mix == MIX_CLASSES.index("rejected"))
+        self.rejected = int(rejected.sum())
+        codes, n = np.unique(status[rejected], return_counts=True)
+        self.status_codes = {str(int(c)): int(k) for c, k in zip(codes, n)}
+
+    def mix_share(self) -> dict[str, float | None]:
+        return {c: _ratio(n, self.requests) for c, n in self.mix.items()}
+
+    def accuracy(self, path: str) -> float | None:
+        return _ratio(self.path_correct[path], self.path_n[path])
+
+    @property
+    def primary_ratio(self) -> float | None:
+        answers = sum(self.mix[p] for p in PATHS)
+        return _ratio(self.mix["primary"], answers)
+
+    @property
+    def confident_wrong_ratio(self) -> float | None:
+        return _ratio(self.confident_wrong, self.predictions)
+
+    @property
+    def rejected_ratio(self) -> float | None:
+        return _ratio(self.rejected, self.requests)
+
+
+def _cohort_block(fault: _Stats, base: _Stats) -> dict[str, Any]:
+    return {
+        "requests": {"fault": fault.requests, "baseline": base.requests},
+        "served_by": {"fault": fault.mix_share(), "baseline": base.mix_share()},
+        "served_by_counts": {"fault": fault.mix, "baseline": base.mix},
+        "accuracy": {
+            "fault": {p: fault.accuracy(p) for p in PATHS},
+            "baseline": {p: base.accuracy(p) for p in PATHS},
+            "answers": {"fault": dict(fault.path_n), "baseline": dict(base.path_n)},
+        },
+        "rejected_ratio": {"fault": fault.rejected_ratio, "baseline": base.rejected_ratio},
+        "status_codes": {"fault": fault.status_codes, "baseline": base.status_codes},
+        "confident_wrong_ratio": {"fault": fault.confident_wrong_ratio, "baseline": base.confident_wrong_ratio},
+        "primary_ratio": {"fault": fault.primary_ratio, "baseline": base.primary_ratio},
+    }
+
+
+def _usual_keys(a: SampleArrays, baseline: np.ndarray) -> set[int]:
+    """(cohort, mix class) keys that made up >= USUAL_SHARE of that cohort's baseline requests."""
+    usual: set[int] = set()
+    width = len(MIX_CLASSES) + 1
+    cohort = a.cohort[baseline].astype(np.int64)
+    mix = a.mix[baseline].astype(np.int64)
+    for c in np.unique(cohort):
+        m = mix[cohort == c]
+        counts = np.bincount(m, minlength=len(MIX_CLASSES))
+        for k in np.flatnonzero(counts >= USUAL_SHARE * len(m)):
+            usual.add(int(c) * width + int(k))
+    return usual
+
+
+def _load_end(windows: Sequence[InjectionWindow]) -> float:
+    return max(w.search_end for w in windows)
+
+
+def _switch_end(w: InjectionWindow, windows: Sequence[InjectionWindow]) -> float:
+    """The switch is searched in this injection's own window, or until the next apply after it starts."""
+    later = [o.apply_t for o in windows if o.apply_t > w.apply_t]
+    end = w.recover_t if w.recover_t is not None else _load_end(windows)
+    return max(end, min(later, default=end))
+
+
+def _back_end(w: InjectionWindow, windows: Sequence[InjectionWindow]) -> float:
+    """Back to primary is searched from recover until the next apply of any fault after it, or load end."""
+    assert w.recover_t is not None
+    later = [o.apply_t for o in windows if o.apply_t > w.recover_t]
+    return min(later, default=_load_end(windows))
+
+
+def _counted_switches(a: SampleArrays, baseline: np.ndarray) -> int:
+    """Baseline fallback/default answers of kinds that are not usual for their cohort (they would count as a switch)."""
+    width = len(MIX_CLASSES) + 1
+    switched = baseline & np.isin(a.mix, [MIX_CLASSES.index("fallback"), MIX_CLASSES.index("default")])
+    idx = np.flatnonzero(switched)
+    usual = _usual_keys(a, baseline)
+    if usual and len(idx):
+        key = a.cohort[idx].astype(np.int64) * width + a.mix[idx].astype(np.int64)
+        idx = idx[~np.isin(key, list(usual))]
+    return len(idx)
+
+
+def _fallback_delays(
+    a: SampleArrays, windows: Sequence[InjectionWindow], baseline: np.ndarray
+) -> list[tuple[float | None, str | None]]:
+    width = len(MIX_CLASSES) + 1
+    switched = np.isin(a.mix, [MIX_CLASSES.index("fallback"), MIX_CLASSES.index("default")])
+    idx = np.flatnonzero(switched)
+    if len(idx):
+        key = a.cohort[idx].astype(np.int64) * width + a.mix[idx].astype(np.int64)
+        usual = _usual_keys(a, baseline)
+        if usual:
+            idx = idx[~np.isin(key, list(usual))]
+    ts = a.t[idx]
+    out: list[tuple[float | None, str | None]] = []
+    if not windows:
+        return out
+    for w in windows:
+        end = _switch_end(w, windows)
+        i = int(np.searchsorted(ts, w.apply_t, side="left"))
+        if i < len(ts) and ts[i] < end:
+            row = idx[i]
+            code = int(a.cohort[row])
+            cohort = a.cohorts[code] if code >= 0 else "?"
+            out.append((round(float(ts[i]) - w.apply_t, 6), f"{MIX_CLASSES[int(a.mix[row])]} (cohort {cohort})"))
+        else:
+            out.append((None, None))
+    return out
+
+
+def _back_to_primary(
+    a: SampleArrays, windows: Sequence[InjectionWindow], base_primary: float | None, steady: SteadyState
+) -> list[tuple[float | None, int]]:
+    """(seconds from recover to the first healthy run, windows searched) per injection."""
+    w = float(steady.window)
+    out: list[tuple[float | None, int]] = []
+    answered = np.isin(a.mix, [MIX_CLASSES.index(p) for p in PATHS])
+    for inj in windows:
+        if inj.recover_t is None or base_primary is None or w <= 0:
+            out.append((None, 0))
+            continue
+        nw = max(0, int(np.floor((_back_end(inj, windows) - inj.recover_t) / w + 1e-9)))
+        if nw == 0:
+            out.append((None, 0))
+            continue
+        lo = int(np.searchsorted(a.t, inj.recover_t, side="left"))
+        hi = int(np.searchsorted(a.t, inj.recover_t + nw * w, side="left"))
+        t = a.t[lo:hi]
+        j = np.minimum(np.floor((t - inj.recover_t) / w + 1e-9).astype(np.int64), nw - 1)
+        ans = answered[lo:hi]
+        prim = a.primary[lo:hi]
+        n_ans = np.bincount(j[ans], minlength=nw)[:nw]
+        n_prim = np.bincount(j[prim], minlength=nw)[:nw]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = n_prim / n_ans
+        healthy = (n_ans > 0) & (ratio >= base_primary - BACK_TOLERANCE - 1e-12)
+        first = first_run(healthy, steady.hold)
+        out.append((None if first is None else round(first * w, 6), nw))
+    return out
+
+
+def _breaker_events(target_events: Sequence[dict[str, Any]]) -> list[tuple[float, str]]:
+    return sorted(
+        (float(e["t"]), str(e.get("kind")))
+        for e in target_events
+        if e.get("t") is not None and "breaker" in str(e.get("kind", ""))
+    )
+
+
+def degradation(
+    samples: pd.DataFrame,
+    a: SampleArrays,
+    windows: Sequence[InjectionWindow],
+    load: LoadRange,
+    steady: SteadyState,
+    target_events: Sequence[dict[str, Any]] = (),
+    fault_order: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The JSON-safe degradation summary (see the module docstring); ``a`` is ``samples`` as arrays."""
+    status = normalize_samples(samples)["status"].to_numpy().astype(np.int64)
+    if len(status) != len(a):
+        raise ValueError("samples and sample arrays differ in length")
+    first_apply = min((w.apply_t for w in windows), default=load.end_open)
+    baseline = select(a.t, [(load.start, first_apply)])
+    breaker = _breaker_events(target_events)
+    names: list[str] = list(fault_order)
+    for w in windows:
+        if w.fault not in names:
+            names.append(w.fault)
+    base_all = _Stats(a, status, baseline)
+    # noise floor of the switch delay: how often the baseline already gave a switched answer that counts
+    counted = _counted_switches(a, baseline)
+    base_span = max(0.0, min(first_apply, load.end) - load.start)
+    switch_interval = round(base_span / counted, 6) if counted else None
+    delays = _fallback_delays(a, windows, baseline)
+    back = _back_to_primary(a, windows, base_all.primary_ratio, steady)
+    everything = np.ones(len(a), dtype=bool)
+    overall = _Stats(a, status, everything)
+    faults_out: list[dict[str, Any]] = []
+    for name in names:
+        ks = [k for k, w in enumerate(windows) if w.fault == name]
+        if not ks:
+            faults_out.append({"fault": name, "type": "", "injections": 0, "cohorts": {}, "per_injection": []})
+            continue
+        mask = select(a.t, [windows[k].window for k in ks]) & (a.t <= load.end)
+        cohorts: dict[str, Any] = {ALL: _cohort_block(_Stats(a, status, mask), base_all)}
+        for code, cname in enumerate(a.cohorts):
+            cm = a.cohort == code
+            if not (mask & cm).any():
+                continue
+            cohorts[cname] = _cohort_block(_Stats(a, status, mask & cm), _Stats(a, status, baseline & cm))
+        per_injection = []
+        for k in ks:
+            w = windows[k]
+            if breaker:
+                end = _back_end(w, windows) if w.recover_t is not None else _load_end(windows)
+                transitions: int | str = sum(1 for t, _ in breaker if w.apply_t <= t < end)
+            else:
+                transitions = "not exposed"
+            per_injection.append(
+                {
+                    "injection": w.index,
+                    "apply_t": w.apply_t,
+                    "recover_t": w.recover_t,
+                    "fallback_delay_s": delays[k][0],
+                    "fallback_first": delays[k][1],
+                    "back_to_primary_s": back[k][0],
+                    "back": back[k][0] is not None,
+                    "windows_searched": back[k][1],
+                    "breaker_transitions": transitions,
+                }
+            )
+        fstats = _Stats(a, status, mask)
+        faults_out.append(
+            {
+                "fault": name,
+                "type": windows[ks[0]].type,
+                "injections": len(ks),
+                "cohorts": cohorts,
+                "accuracy_by_path": {
+                    "fault": {p: fstats.accuracy(p) for p in PATHS},
+                    "overall": {p: overall.accuracy(p) for p in PATHS},
+                    "answers": {"fault": dict(fstats.path_n), "overall": dict(overall.path_n)},
+                },
+                "per_injection": per_injection,
+                "fallback_delay_s": stats([d for d, _ in (delays[k] for k in ks) if d is not None]),
+                "switched": sum(delays[k][0] is not None for k in ks),
+                "back_to_primary_s": stats([b for b, _ in (back[k] for k in ks) if b is not None]),
+                "back": sum(back[k][0] is not None for k in ks),
+                "not_back": sum(back[k][0] is None for k in ks),
+            }
+        )
+    return {
+        "back_tolerance": BACK_TOLERANCE,
+        "usual_share": USUAL_SHARE,
+        "hold": int(steady.hold),
+        "window_s": float(steady.window),
+        "baseline_switch_interval_s": switch_interval,
+        "baseline_primary_ratio": to_optional(base_all.primary_ratio) if base_all.primary_ratio is not None else None,
+        "breaker": "exposed" if breaker else "not exposed",
+        "faults": faults_out,
+    }
+
+
+__all__ = ["BACK_TOLERANCE", "USUAL_SHARE", "degradation"]
