@@ -3,12 +3,15 @@
     .venv/bin/python tests/selfchaos/selfchaos_soak.py --trials 100            # the long soak (~15 min)
     .venv/bin/python tests/selfchaos/selfchaos_soak.py --trials 10 --seed 7    # what CI runs (via the test)
 
-Each trial: `chaosml run` a short experiment (load 12 s, faults at 3 s and 7 s) in its own
+Each trial: `chaosml run` a short experiment (load 12 s: a replica kill at 3 s and 7 s, a latency
+toxic on the feature-store link at 2-5 s, corrupted feature-store rows at 6-9 s) in its own
 session; SIGKILL the harness process alone at a random moment between its start and the end of
 the run (before the stack is up, during baseline, inside or between fault windows, during the
-report); then `chaosml rollback`, and check: it exits 0; no process carrying the run's token is
-left; the ledger has no open entry; a run that had started has a readable journal that
-`chaosml report` renders. A trial fails on any of these.
+report); then `chaosml rollback`, and check: it exits 0; every fault open at the kill was undone by its
+offline undoer (the toxic removed by name, the rows restored with RESTORE and their DUMP bytes
+checked equal) before the stack itself was stopped; no process carrying the run's token is left;
+the ledger has no open entry; a run that had started has a readable journal that `chaosml
+report` renders. A trial fails on any of these.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ faults:
 
 FAULTS = """\
   - {name: kill, type: pod-kill, at: 3s, duration: 3s, repeat: {count: 2, every: 4s}, params: {mode: one}}
+  - {name: slow-store, type: network-latency, at: 2s, duration: 3s, params: {link: feature-store, latency_ms: 50}}
+  - {name: poison, type: corrupted-features, at: 6s, duration: 3s, params: {mode: nan, fraction: 0.2}}
 """
 
 MAX_KILL_AT_S = 22.0  # the whole run (start ~3 s + load 12 s + report ~3 s) fits in this
@@ -130,11 +135,18 @@ def run_trial(index: int, rng: random.Random, workdir: Path, faults: str = FAULT
             f"after the run ({journal.get('status')})"
         )
     tokens = {d["record"]["token"] for d in _ledger_lines(state) if d.get("kind") == "target" and d.get("op") == "open"}
+    lines = _ledger_lines(state)
+    closed_before = {d["id"] for d in lines if d.get("op") == "close"}
+    open_faults = [d for d in lines if d.get("op") == "open" and d.get("kind") == "fault" and d["id"] not in closed_before]
 
     rb = _chaosml("rollback", env=env)
     if rb.returncode != 0:
         trial.problems.append(f"rollback exited {rb.returncode}: {rb.stderr.strip()}")
     trial.undone = [line for line in rb.stdout.splitlines() if line.startswith("undone:")]
+    for d in open_faults:
+        label = f"{d['fault']} #{(d.get('injection') or 0) + 1} ({d['type']})"
+        if not any(label in line for line in trial.undone):
+            trial.problems.append(f"fault {label} open at the kill was not undone: {rb.stdout.strip()}")
     for token in tokens:
         left = _alive_with_token(token)
         if left:
