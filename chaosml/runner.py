@@ -444,6 +444,9 @@ class Runner:
                 self._stats.update(msg)
 
     def _check_abort(self) -> None:
+        reason = getattr(self.target, "abort_reason", None)  # e.g. kubernetes: the kube context changed
+        if reason:
+            raise RunAborted(f"target: {reason}")
         now = time.time()
         for k, cond in enumerate(self.experiment.abort):
             key = LIVE_SLIS.get(cond.sli)

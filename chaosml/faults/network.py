@@ -36,7 +36,11 @@ def proxy_api(target: Any) -> str:
 
 
 def resolve_links(target: Any, link: str) -> list[str]:
-    """Proxy names a ``link`` param selects on ``target`` (``model`` = every ``model-<i>`` link)."""
+    """Proxy names a ``link`` param selects on ``target``.
+
+    ``model`` is every ``model-<i>`` link (local target: one proxy per replica) or, where the target
+    has one proxy in front of the whole model Service (kubernetes), that ``model`` link.
+    """
     links = target.links() if hasattr(target, "links") else {}
     if not links:
         raise TargetError("this target has no proxy links; network faults need them")
@@ -45,7 +49,7 @@ def resolve_links(target: Any, link: str) -> list[str]:
         names.sort(key=lambda n: int(n.rsplit("-", 1)[1]))
         if names:
             return names
-    elif link in links:
+    if link in links:
         return [link]
     raise TargetError(f"no link {link!r} on this target; links: {', '.join(links)} (and model = every model-<i>)")
 

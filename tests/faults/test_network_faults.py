@@ -119,3 +119,14 @@ def test_offline_undo_of_a_gone_proxy_is_success_only_when_the_run_owned_it() ->
     assert "is gone" in UNDOERS["network-toxic"](record)
     with pytest.raises(client.ToxiproxyError, match="may still be on gateway"):
         UNDOERS["network-toxic"]({**record, "owned_by_run": False})
+
+
+def test_link_model_selects_one_service_wide_model_proxy_when_there_are_no_replica_links() -> None:
+    """Kubernetes puts one Toxiproxy link in front of the model Service, named 'model'."""
+    from chaosml.faults.network import resolve_links
+
+    class OneModelLink:
+        def links(self) -> dict[str, dict[str, str]]:
+            return {"gateway": {}, "feature-store": {}, "model": {}}
+
+    assert resolve_links(OneModelLink(), "model") == ["model"]

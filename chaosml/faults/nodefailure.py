@@ -1,0 +1,193 @@
+"""node-failure: pause or stop the Docker container of a kind node (kubernetes target); used by the runner.
+
+A kind node is a Docker container named like the node (``chaosml-worker``). ``action: pause``
+freezes it (``docker pause``: the kubelet stops posting status, like a partitioned node);
+``action: stop`` stops it (``docker stop``: like a power-off). Recover unpauses or starts it again
+and waits up to ``ready_timeout`` for the node to be Ready. The victim is chosen in
+``undo_record``: a node name, ``worker`` (the worker node running most of the namespace's pods,
+first by name on a tie) or ``random`` (seeded, among workers); control-plane nodes are never picked
+by ``worker``/``random``.
+
+The undo record holds the container name, the action and the container's state before apply, so
+the offline undoer (``chaosml rollback``) unpauses or starts it from the record alone, and leaves a
+container alone that was not running before the fault. Docker is reached through the Docker SDK
+(``docker.from_env()``: ``DOCKER_HOST`` or the local socket).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from chaosml.errors import TargetError
+from chaosml.faults.base import FaultContext, injector, undoer
+from chaosml.model.experiment import FaultSpec
+from chaosml.model.faults import NodeFailureParams
+from chaosml.records import FaultEvent
+
+STOP_TIMEOUT_S = 10  # docker stop: SIGTERM, then SIGKILL after this many seconds
+DOCKER_TIMEOUT_S = 60
+
+
+def docker_client() -> Any:
+    """A Docker SDK client, or a TargetError saying that the engine cannot be reached."""
+    try:
+        import docker
+    except ImportError as e:
+        raise TargetError("node-failure needs the docker Python SDK: pip install 'chaosml[kubernetes]'") from e
+    try:
+        host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+            raise FileNotFoundError(f"no Docker socket at {host.removeprefix('unix://')}")
+        c = docker.from_env(timeout=DOCKER_TIMEOUT_S)
+        try:
+            c.ping()
+        except BaseException:
+            c.close()
+            raise
+        return c
+    except Exception as e:
+        raise TargetError(f"node-failure: cannot reach the Docker engine (is docker running? DOCKER_HOST?): {e}") from e
+
+
+def container_state(client: Any, name: str) -> str:
+    """``running`` | ``paused`` | ``exited`` | ... of a container, or ``missing``."""
+    import docker.errors
+
+    try:
+        c = client.containers.get(name)
+    except docker.errors.NotFound:
+        return "missing"
+    return str(c.attrs.get("State", {}).get("Status") or c.status)
+
+
+def _restore(client: Any, name: str, action: str, state_before: str) -> tuple[str, str]:
+    """Put a node container back as it was before the fault; (state now, what was done)."""
+    import docker.errors
+
+    try:
+        c = client.containers.get(name)
+    except docker.errors.NotFound:
+        return "missing", f"container {name} no longer exists: nothing to undo"
+    state = c.attrs.get("State", {}).get("Status") or c.status
+    if state_before != "running":
+        return state, f"container {name} was {state_before} before the fault: left {state}"
+    if state == "paused":
+        c.unpause()
+        done = f"container {name} unpaused"
+    elif state in ("exited", "created", "stopped"):
+        c.start()
+        done = f"container {name} started"
+    else:
+        done = f"container {name} already {state}"
+    c.reload()
+    return str(c.attrs.get("State", {}).get("Status") or c.status), done
+
+
+class NodeFailure:
+    """Pause or stop one kind node's container per injection."""
+
+    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext) -> None:
+        self.spec = spec
+        self.params: NodeFailureParams = spec.params
+        self.target = target
+        self._rng = random.Random(f"{context.seed}:{spec.name}")
+        self._records: dict[int, dict[str, Any]] = {}
+        self._docker: Any = None
+
+    def _client(self) -> Any:
+        if self._docker is None:
+            self._docker = docker_client()
+        return self._docker
+
+    def resolve_node(self) -> str:
+        p = self.params
+        if p.node not in ("worker", "random"):
+            return p.node
+        nodes = self.target.nodes() if hasattr(self.target, "nodes") else []
+        workers = [n for n in nodes if not n["control_plane"]]
+        if not workers:
+            raise TargetError("node-failure: no worker node in the cluster (kind-config.yaml has two workers)")
+        if p.node == "random":
+            return str(self._rng.choice(sorted(n["name"] for n in workers)))
+        return str(min(workers, key=lambda n: (-n["pods"], n["name"]))["name"])
+
+    def undo_record(self, injection: int) -> dict[str, Any]:
+        node = self.resolve_node()
+        client = self._client()
+        state = container_state(client, node)
+        if state == "missing":
+            raise TargetError(f"node-failure: no Docker container named {node!r} (a kind node's container is named like the node)")
+        scope = self.target.ledger_scope() if hasattr(self.target, "ledger_scope") else {}
+        record = {**scope, "node": node, "container": node, "action": self.params.action, "state_before": state,
+                  "docker_host": getattr(getattr(client, "api", None), "base_url", None)}
+        self._records[injection] = record
+        return record
+
+    def apply(self, injection: int) -> FaultEvent:
+        guard = getattr(self.target, "_guard", None)
+        if callable(guard):
+            guard()
+        record = self._records.get(injection) or self.undo_record(injection)
+        client = self._client()
+        t = time.time()
+        c = client.containers.get(record["container"])
+        if record["state_before"] != "running":
+            ok, note = False, f"container was {record['state_before']} already: not touched"
+        elif record["action"] == "pause":
+            c.pause()
+            ok, note = True, "paused"
+        else:
+            c.stop(timeout=STOP_TIMEOUT_S)
+            ok, note = True, "stopped"
+        state = container_state(client, record["container"])
+        return FaultEvent(
+            t=t, fault=self.spec.name, injection=injection, action="apply", ok=ok and state != "running",
+            targets=(record["node"],),
+            detail={"node": record["node"], "action": record["action"], "state_before": record["state_before"],
+                    "state": state, "note": note, "apply_s": round(time.time() - t, 3)},
+        )
+
+    def recover(self, injection: int) -> FaultEvent:
+        record = self._records.get(injection)
+        t = time.time()
+        if record is None:
+            return FaultEvent(t, self.spec.name, injection, "recover", True, (), {"note": "nothing was applied"})
+        state, done = _restore(self._client(), record["container"], record["action"], record["state_before"])
+        detail: dict[str, Any] = {"node": record["node"], "action": record["action"], "state": state, "done": done}
+        node_ready = None
+        if hasattr(self.target, "node_ready") and self.params.ready_timeout > 0:
+            deadline = time.monotonic() + self.params.ready_timeout
+            while True:
+                try:
+                    node_ready = bool(self.target.node_ready(record["node"]))
+                except Exception as e:  # noqa: BLE001 - the node object may be gone; reported
+                    detail["node_error"] = str(e)
+                    node_ready = False
+                if node_ready or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.5)
+            detail.update(node_ready=node_ready, node_ready_s=round(time.time() - t, 3))
+        ok = state == record["state_before"] or (state == "running" and record["state_before"] == "running")
+        return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="recover", ok=ok,
+                          targets=(record["node"],), detail=detail)
+
+
+@injector("node-failure")
+def _make(spec: FaultSpec, target: Any, context: FaultContext) -> NodeFailure:
+    if getattr(target, "platform", None) != "kubernetes":
+        raise TargetError("node-failure needs the kubernetes target on kind (a node is a Docker container there)")
+    return NodeFailure(spec, target, context)
+
+
+@undoer("node-failure")
+def _undo(record: dict[str, Any]) -> str:
+    """Unpause or start the node container from the record alone (idempotent)."""
+    client = docker_client()
+    state, done = _restore(client, record["container"], record["action"], record["state_before"])
+    if record["state_before"] == "running" and state != "running":
+        raise TargetError(f"node {record['node']}: container is {state} after undo; run `docker start {record['container']}`")
+    return f"node-failure {record['action']} of {record['node']}: {done}"

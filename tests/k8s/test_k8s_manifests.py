@@ -1,0 +1,180 @@
+"""manifests/ and kind-config.yaml agree with each other and with the experiments, and the API server accepts them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from k8s_stack import REPO, make_target, stack_docs
+
+from chaosml.cluster import (
+    STACK_MANIFESTS,
+    apply_manifests,
+    in_namespace,
+    load_manifests,
+    wait_available,
+)
+from chaosml.loader import load_experiment
+
+MANIFESTS = REPO / "manifests"
+YAML_FILES = sorted(p.name for p in MANIFESTS.glob("*.yaml"))
+K8S_EXPERIMENTS = sorted((REPO / "experiments").glob("k8s-*.yaml"))
+
+
+def docs(*names: str) -> list[dict[str, Any]]:
+    return load_manifests(names or YAML_FILES)
+
+
+def by_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs() if d["kind"] == kind}
+
+
+def kind_config() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "kind-config.yaml").read_text())
+
+
+def test_every_manifest_parses_and_lives_in_the_chaosml_namespace() -> None:
+    assert set(STACK_MANIFESTS) <= set(YAML_FILES) and "gameday-cronjob.yaml" in YAML_FILES
+    for d in docs():
+        assert {"apiVersion", "kind", "metadata"} <= set(d), d
+        if d["kind"] != "Namespace":
+            assert d["metadata"]["namespace"] == "chaosml", d["metadata"]
+    assert [d["metadata"]["name"] for d in docs("namespace.yaml")] == ["chaosml"]
+    assert (MANIFESTS / "Dockerfile").read_text().startswith("# The reference stack image")
+    assert "FROM python:3.11-slim" in (MANIFESTS / "Dockerfile").read_text()
+
+
+def test_deployments_labels_probes_resources() -> None:
+    deps = by_kind("Deployment")
+    assert set(deps) == {"redis", "model", "toxiproxy", "gateway"}
+    assert deps["model"]["spec"]["replicas"] >= 2
+    for name, d in deps.items():
+        tmpl = d["spec"]["template"]
+        labels = tmpl["metadata"]["labels"]
+        assert labels["app"] == name and labels["app.kubernetes.io/name"] == name
+        assert labels["app.kubernetes.io/part-of"] == "chaosml"
+        assert d["spec"]["selector"]["matchLabels"] == {"app": name}
+        for c in tmpl["spec"]["containers"]:
+            assert c["resources"]["requests"], name
+            assert c.get("readinessProbe") and c.get("livenessProbe"), name
+    model = deps["model"]["spec"]["template"]["spec"]["containers"][0]
+    assert model["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert model["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_services_select_pods_and_name_real_ports() -> None:
+    deps = by_kind("Deployment")
+    for name, svc in by_kind("Service").items():
+        sel = svc["spec"]["selector"]
+        matching = [d for d in deps.values() if all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())]
+        assert len(matching) == 1, f"service {name} selects {len(matching)} deployments"
+        ports = {p["name"]: p["containerPort"] for c in matching[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        for p in svc["spec"]["ports"]:
+            tp = p["targetPort"]
+            assert (tp in ports) if isinstance(tp, str) else (tp in ports.values()), (name, p)
+
+
+def test_node_ports_match_kind_port_mappings() -> None:
+    cfg = kind_config()
+    assert cfg["name"] == "chaosml" and [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker", "worker"]
+    mappings = [m for n in cfg["nodes"] for m in n.get("extraPortMappings") or []]
+    assert all(m["listenAddress"] == "127.0.0.1" for m in mappings)
+    mapped = {m["containerPort"] for m in mappings}
+    node_ports = {p["nodePort"] for s in by_kind("Service").values() for p in s["spec"]["ports"] if "nodePort" in p}
+    assert node_ports == mapped
+    assert all(30000 <= p <= 32767 for p in node_ports)
+
+
+def test_toxiproxy_links_match_services_and_the_stack_wiring() -> None:
+    proxies = json.loads(by_kind("ConfigMap")["toxiproxy-config"]["data"]["toxiproxy.json"])
+    assert {p["name"] for p in proxies} == {"gateway", "model", "feature-store"}
+    svc_ports = {(n, p["port"]) for n, s in by_kind("Service").items() for p in s["spec"]["ports"]}
+    tox_targets = {p["targetPort"] for p in by_kind("Service")["toxiproxy"]["spec"]["ports"]}
+    for p in proxies:
+        host, port = p["upstream"].rsplit(":", 1)
+        assert (host, int(port)) in svc_ports, p
+        assert int(p["listen"].rsplit(":", 1)[1]) in tox_targets, p
+    tox = by_kind("Deployment")["toxiproxy"]["spec"]["template"]["spec"]
+    assert tox["containers"][0]["image"].startswith("ghcr.io/shopify/toxiproxy")
+    assert "-config=/config/toxiproxy.json" in tox["containers"][0]["args"]
+    listen = {p["name"]: int(p["listen"].rsplit(":", 1)[1]) for p in proxies}
+    gw_args = by_kind("Deployment")["gateway"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert gw_args[gw_args.index("--backends") + 1] == f"http://toxiproxy:{listen['model']}"
+    model_args = by_kind("Deployment")["model"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert model_args[model_args.index("--redis-url") + 1] == f"redis://toxiproxy:{listen['feature-store']}/0"
+
+
+def test_rbac_is_least_privilege_for_the_runner() -> None:
+    (role,) = by_kind("Role").values()
+    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert rules[("", "pods")] == {"get", "list", "watch", "delete"}
+    assert rules[("apps", "deployments")] == {"get", "list", "patch", "update"}
+    assert rules[("apps", "deployments/scale")] >= {"patch"}
+    assert rules[("", "events")] == {"list", "watch"}
+    assert rules[("", "services")] == {"get"}
+    assert not any("*" in v for v in rules.values())
+    (binding,) = by_kind("RoleBinding").values()
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "chaosml-runner", "namespace": "chaosml"}]
+    assert "chaosml-runner" in by_kind("ServiceAccount")
+    cron = by_kind("CronJob")["chaosml-gameday"]
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "chaosml-runner"
+
+
+@pytest.mark.parametrize("path", K8S_EXPERIMENTS, ids=lambda p: p.name)
+def test_kubernetes_experiments_match_the_manifests(path: Path) -> None:
+    exp = load_experiment(path)
+    k = exp.target.kubernetes
+    assert exp.target.platform == "kubernetes" and k is not None
+    assert k.context == f"kind-{kind_config()['name']}" and k.namespace == "chaosml"
+    deps = by_kind("Deployment")
+    for f in exp.faults:
+        if f.type == "pod-kill":
+            assert f.params.service in deps
+            assert exp.target.replicas == deps[f.params.service]["spec"]["replicas"]
+        if f.type == "node-failure":
+            assert f.params.node in ("worker", "random") or re.fullmatch(r"chaosml-(worker\d*|control-plane)", f.params.node)
+
+
+def test_manifests_apply_to_the_api_server(control_plane: Any, k8s_namespace: str) -> None:
+    """Server-side dry-run of every object as written (namespace included), then a real apply of the
+    stack into a test namespace with its fixed NodePorts, and the CronJob in the version the server offers."""
+    api = control_plane.api_client()
+    version = control_plane.cronjob_api_version()
+    cron = docs("gameday-cronjob.yaml")[0]
+    if version != cron["apiVersion"]:
+        cron = {**cron, "apiVersion": version, "spec": {k: v for k, v in cron["spec"].items() if k != "timeZone"}}
+    # dry-run: the API server validates every object (the namespace must exist for namespaced ones)
+    dry = [in_namespace(d, k8s_namespace) for d in load_manifests()] + [in_namespace(cron, k8s_namespace)]
+    assert len(apply_manifests(api, dry, dry_run=True)) == len(dry)
+    core = control_plane.core_v1()
+    assert not core.list_namespaced_service(k8s_namespace).items  # dry run stored nothing
+
+    applied = apply_manifests(api, stack_docs(k8s_namespace, node_ports=True) + [in_namespace(cron, k8s_namespace)])
+    assert "Deployment/model" in applied and "Job/seed-features" in applied and "CronJob/chaosml-gameday" in applied
+    ready = wait_available(api, k8s_namespace, 60)
+    assert ready == {"redis": "1/1", "model": "3/3", "toxiproxy": "1/1", "gateway": "1/1"}
+    assert apply_manifests(api, stack_docs(k8s_namespace, node_ports=True))  # re-apply is idempotent
+
+    target = make_target(control_plane, k8s_namespace)
+    target.start()
+    try:
+        # endpoints from the real NodePorts through kind-config.yaml's mappings
+        assert target.entry_url == "http://127.0.0.1:30081"
+        assert target.gateway_url == "http://127.0.0.1:30080"
+        assert target.redis_url == "redis://127.0.0.1:30380/0"
+        assert target.proxy_api_url == "http://127.0.0.1:30474"
+        assert target.links() == {
+            "gateway": {"listen": "127.0.0.1:30081", "upstream": "gateway:8080"},
+            "model": {"listen": "127.0.0.1:30880", "upstream": "model:8080"},
+            "feature-store": {"listen": "127.0.0.1:30379", "upstream": "redis:6379"},
+        }
+    finally:
+        target.stop()
+    # free the fixed NodePorts at once for any other test applying them
+    for svc in core.list_namespaced_service(k8s_namespace).items:
+        core.delete_namespaced_service(svc.metadata.name, k8s_namespace, _preload_content=False).release_conn()
