@@ -45,8 +45,34 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from chaosml.plan import build_plan, render_plan
 
     experiment = load_experiment(args.file)
-    print(render_plan(build_plan(experiment)))
+    plan = build_plan(experiment)
+    text = render_plan(plan)
+    if experiment.target.platform == "kubernetes" and not getattr(args, "offline", False):
+        text = text.rstrip("\n").removesuffix("dry run: nothing was injected").rstrip("\n")
+        text += "\n\n" + "\n".join(_plan_on_cluster(plan, experiment, args)) + "\n\ndry run: nothing was injected\n"
+    print(text, end="")
     return EXIT_OK
+
+
+def _plan_on_cluster(plan: object, experiment: object, args: argparse.Namespace) -> list[str]:
+    """Resolved pods and blast radius on the reachable cluster; a refused context raises (exit 3)."""
+    from chaosml.errors import TargetError
+    from chaosml.plan import resolve_on_cluster
+    from chaosml.targets.kubernetes import ContextNotAllowedError, KubernetesTarget
+
+    target = KubernetesTarget(experiment.target.kubernetes, allow_context=args.allow_context)  # type: ignore[attr-defined]
+    try:
+        target.connect()
+        target._resolve_groups()
+        target._resolve_endpoints()
+        return resolve_on_cluster(plan, target)  # type: ignore[arg-type]
+    except ContextNotAllowedError:
+        raise
+    except TargetError as exc:
+        where = f"context {target.context}, namespace {target.namespace}: " if target.context else ""
+        return [f"cluster: {where}nothing resolved ({exc}); `chaosml plan --offline` skips this"]
+    finally:
+        target.stop()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -55,6 +81,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     experiment = load_experiment(path)
+    if args.allow_context:
+        import os
+
+        from chaosml.targets.kubernetes import ALLOW_CONTEXT_ENV
+
+        os.environ[ALLOW_CONTEXT_ENV] = args.allow_context  # read by the kubernetes target's start()
     if args.rollback_first:
         _rollback(dry_run=False, include_live=False)
     runner = Runner(
@@ -265,6 +297,24 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+ALLOW_CONTEXT_HELP = (
+    "kubernetes: confirm a kube context outside allowed_contexts (the experiment must also say "
+    "allow_any_context: true); must name the context exactly"
+)
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from chaosml import cluster
+
+    return cluster.command(args.cluster_command, args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from chaosml.bench import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chaosml",
@@ -281,12 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="dry run: print the resolved timeline, targets and blast radius; injects nothing")
     p.add_argument("file")
+    p.add_argument("--allow-context", metavar="NAME", help=ALLOW_CONTEXT_HELP)
+    p.add_argument("--offline", action="store_true", help="kubernetes: do not contact the cluster (no resolved pods)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("run", help="run an experiment and write reports/<run-id>/")
     p.add_argument("file")
     p.add_argument("--reports-dir", default="reports", help="where run directories go (default: reports)")
     p.add_argument("--rollback-first", action="store_true", help="undo what a crashed run left injected, then run")
+    p.add_argument("--allow-context", metavar="NAME", help=ALLOW_CONTEXT_HELP)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("rollback", help="undo whatever a crashed or killed run left injected (from the ledger)")
@@ -362,6 +415,26 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
     p.add_argument("--limit", type=int, help="only the last N runs")
     p.add_argument("--plot", metavar="FILE", help="write a PNG trend of MTTR and key SLIs over the runs")
     p.set_defaults(func=_cmd_history)
+
+    p = sub.add_parser("cluster", help="kind cluster with the reference stack for the kubernetes target: up | down | status")
+    csub = p.add_subparsers(dest="cluster_command", required=True)
+    c = csub.add_parser("up", help="create the kind cluster, build and load the image, apply manifests/, wait, seed")
+    c.add_argument("--name", default="chaosml", help="kind cluster name (context kind-NAME; default chaosml)")
+    c.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every Deployment (default 300)")
+    c.add_argument("--no-build", action="store_true", help="do not build the image (it must be loaded already)")
+    c.set_defaults(func=_cmd_cluster)
+    c = csub.add_parser("down", help="delete the kind cluster")
+    c.add_argument("--name", default="chaosml")
+    c.set_defaults(func=_cmd_cluster)
+    c = csub.add_parser("status", help="nodes, deployments and ready counts of the chaosml namespace")
+    c.add_argument("--name", default="chaosml")
+    c.set_defaults(func=_cmd_cluster)
+
+    p = sub.add_parser("bench", help="benchmark the harness itself (load, proxy, timing, analysis, e2e, scale-out)")
+    from chaosml.bench import build_parser as add_bench_arguments  # stdlib-only imports
+
+    add_bench_arguments(p)
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("report", help="re-render a run's report from its journal and samples")
     p.add_argument("run_dir")
