@@ -29,8 +29,10 @@ from chaosml.errors import (
     EXIT_ABORTED,
     EXIT_FAILED,
     EXIT_INTERNAL,
+    EXIT_INVALID,
     EXIT_OK,
     EXIT_RECOVERY_FAILED,
+    InvalidInputError,
     RecoveryError,
     RunAborted,
     TargetError,
@@ -71,6 +73,20 @@ class _Step:
     injection: int
 
 
+def _request_mapping(experiment: Experiment) -> Any:
+    from chaosml.mapping import RequestMapping
+
+    r = experiment.request
+    return RequestMapping(path=r.path, method=r.method, headers=dict(r.headers), body=r.body,
+                          input_name=r.input_name, datatype=r.datatype, template=r.template)
+
+
+def _response_fields(experiment: Experiment) -> dict[str, str]:
+    r = experiment.response
+    return {"prediction": r.prediction, "confidence": r.confidence, "model_version": r.model_version,
+            "served_by": r.served_by, "replica": r.replica}
+
+
 def new_run_id(experiment: Experiment, reports_dir: Path) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", experiment.title.lower()).strip("-")[:40] or "run"
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
@@ -84,6 +100,12 @@ def new_run_id(experiment: Experiment, reports_dir: Path) -> str:
 def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any], None]) -> Any:
     """The target adapter for ``experiment.target.platform``."""
     spec = experiment.target
+    if spec.platform == "local" and spec.stack == "custom":
+        from chaosml.targets.services import ServicesTarget
+
+        return ServicesTarget(
+            spec, run_dir / "target", on_event=on_event, served_by_exposed=experiment.response.served_by != "not-exposed"
+        )
     if spec.platform == "local":
         from chaosml.targets.local import LocalTarget
 
@@ -185,6 +207,7 @@ class Runner:
         self.target_factory = target_factory
         self.target: Any = None
         self.load_proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
         self._lines: queue.Queue[str] = queue.Queue()
         self._stats: dict[str, Any] = {}
         self._applied: dict[tuple[str, int], Injector] = {}
@@ -193,14 +216,22 @@ class Runner:
         self.token = f"{self.run_id}-{os.urandom(4).hex()}"
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
+        self._payloads: dict[str, list[Any]] | None = None
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
         status, reason = "completed", None
         recovery_errors: list[str] = []
+        try:
+            self._prepare_payloads()  # data and template problems: exit 4 before anything starts
+        except InvalidInputError as exc:
+            self.journal.update(status="invalid", reason=str(exc), ended_at=time.time(), exit_code=EXIT_INVALID)
+            self.journal.flush(force=True)
+            raise
         old_handlers = self._install_signal_handlers()
         try:
             self._start_target()
+            self._probe_mapping()
             self._start_load()
             self._drive()
         except _Interrupted as exc:
@@ -264,20 +295,62 @@ class Runner:
         self.journal.update(target=self.target.describe())
         self.journal.flush()
 
-    def _start_load(self) -> None:
+    def _prepare_payloads(self) -> None:
+        """Dataset -> cohorts -> request bodies by the experiment's request mapping (chaosml.mapping)."""
         from chaosml.cohorts import build_payloads, cohorts_needed
-        from chaosml.dataset import load_dataset
+        from chaosml.datasets_user import dataset_for
+        from chaosml.mapping import MappingError, check_template
+
+        exp = self.experiment
+        ds = dataset_for(exp)
+        request = _request_mapping(exp)
+        try:
+            check_template(request, ds.request_features, self.journal.data.get("experiment_file") or "experiment")
+        except MappingError as exc:
+            raise InvalidInputError(str(exc)) from None
+        cohorts = cohorts_needed(exp)  # the mix's, plus those adversarial faults switch to
+        payloads = build_payloads(ds, cohorts, seed=exp.load.seed)
+        if request.body != "reference":
+            for items in payloads.values():
+                for item in items:
+                    item["body"] = request.render(item["body"], ds.request_features)
+        self._payloads = payloads
+
+    def _probe_mapping(self) -> None:
+        """A few clean requests once the target is ready: the mapping must fit the server's answers (else exit 3)."""
+        from chaosml.mapping import MappingError, ResponseMapping, probe
+
+        exp = self.experiment
+        clean = (self._payloads or {}).get("clean") or []
+        n = exp.request.probes
+        if exp.target.stack != "custom" or not clean or n <= 0:
+            return
+        response = ResponseMapping(_response_fields(exp))
+        try:
+            results = probe(self.target.entry_url, _request_mapping(exp), response, [p["body"] for p in clean[:n]],
+                            timeout_s=max(5.0, exp.load.request_timeout))
+        except MappingError as exc:
+            raise TargetError(f"the server answered unexpectedly before the load (nothing injected): {exc}") from None
+        self.journal.update(probes=results)
+        self.progress.message(f"mapping checked with {len(results)} probe request(s): {results[0] if results else ''}")
+
+    def _start_load(self) -> None:
         from chaosml.load.config import LoadConfig, start_load
 
         load = self.experiment.load
-        ds = load_dataset(load.dataset, seed=load.seed)
-        cohorts = cohorts_needed(self.experiment)  # the mix's, plus those adversarial faults switch to
-        payloads = build_payloads(ds, cohorts, seed=load.seed)
+        if self._payloads is None:
+            self._prepare_payloads()
+        payloads = self._payloads
         payloads_file = self.run_dir / "payloads.json"
         payloads_file.write_text(json.dumps(payloads))
+        exp = self.experiment
+        custom = exp.target.stack == "custom" or exp.request != type(exp.request)() or exp.response != type(exp.response)()
         config = LoadConfig(
             target_url=self.target.entry_url,
-            path="/predict",
+            path=exp.request.path,
+            method=exp.request.method,
+            headers=dict(exp.request.headers) or None,
+            response=_response_fields(exp) if custom else None,
             users=load.users,
             spawn_rate=load.spawn_rate,
             duration_s=load.duration,
@@ -293,7 +366,8 @@ class Runner:
             f"driving load: {load.users} users for {load.duration:.0f}s against {self.target.entry_url}"
         )
         self.load_proc = start_load(config, str(self.run_dir / "load-config.json"))
-        threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
+        self._reader.start()
 
     def _read_lines(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -460,14 +534,19 @@ class Runner:
 
     def _stop_load(self) -> None:
         proc = self.load_proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # it ends at the pipe's EOF, now that the process is gone
+        if proc.stdout is not None and (self._reader is None or not self._reader.is_alive()):
+            proc.stdout.close()
 
     def _stop_target(self) -> None:
         try:
