@@ -43,13 +43,19 @@ from chaosml.errors import ExperimentError, Issue
 from chaosml.model import catalog
 from chaosml.model.experiment import (
     AbortCondition,
+    DataSpec,
+    EntrySpec,
     Experiment,
     FaultSpec,
     Hypothesis,
     KubernetesSpec,
+    LinkSpec,
     LoadSpec,
     Repeat,
+    RequestSpec,
+    ResponseSpec,
     RollbackSpec,
+    ServiceSpec,
     Slo,
     SteadyState,
     TargetSpec,
@@ -70,8 +76,14 @@ MAX_REPEAT = 1000
 MAX_REPLICAS = 100
 MAX_USERS = 100_000
 
-#: Stack names the target accepts (only the bundled reference stack for now).
+#: Stack names the target accepts (the bundled reference stack). Declaring ``target.services`` makes
+#: the stack the user's own (model value "custom"; not written in the file).
 STACKS: tuple[str, ...] = ("reference",)
+#: Request body presets (see chaosml.mapping).
+BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
+HTTP_METHODS: tuple[str, ...] = ("POST", "PUT", "GET")
+#: Most services, links and replicas of a custom stack.
+MAX_SERVICES = 20
 #: Params accepted per rollback type: key -> kind ("duration").
 ROLLBACK_PARAMS: dict[str, dict[str, str]] = {"wait-ready": {"timeout": "duration"}}
 #: Operators as the SLO/hypothesis/abort ``op`` key accepts them.
@@ -658,6 +670,8 @@ class _Decoder:
             "faults": ("faults", self.section_list(self.fault)),
             "abort": ("abort", self.section_list(self.abort)),
             "rollbacks": ("rollbacks", self.section_list(self.rollback)),
+            "request": ("request", self.request),
+            "response": ("response", self.response),
         }
         self.names_complete = True  # False once a fault's name could not be read
         self.mix_cohorts: set[str] | None = None
@@ -709,10 +723,14 @@ class _Decoder:
             "replicas": ("replicas", self.integer(1, MAX_REPLICAS)),
             "restart_delay": ("restart_delay", self.duration()),
             "kubernetes": ("kubernetes", self.optional(self.kubernetes)),
+            "services": ("services", self.section_list(self.service)),
+            "links": ("links", self.section_list(self.link)),
+            "entry": ("entry", self.optional(self.entry)),
         }
         values = self.fields(y, path, schema)
         if values is None:
             return _BAD
+        self.check_custom_stack(path, values)
         platform = values.get("platform", TargetSpec().platform)
         if platform == "kubernetes" and values.get("kubernetes") is None:
             values["kubernetes"] = KubernetesSpec()
@@ -730,13 +748,263 @@ class _Decoder:
         }
         return self.build(KubernetesSpec, self.fields(y, path, schema))
 
-    def dns_label(self) -> Conv:
+    # -- custom stacks, data files, request/response mapping ---------------------------------
+
+    def service(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "name": ("name", self.dns_label("service name")),
+            "command": ("command", self.list_of(self.string(allow_empty=True), non_empty=True)),
+            "health": ("health", self.string()),
+            "replicas": ("replicas", self.integer(1, MAX_REPLICAS)),
+            "env": ("env", self.mapping_of(self.env_value())),
+            "cwd": ("cwd", self.optional(self.string())),
+            "start_timeout": ("start_timeout", self.duration(positive=True)),
+        }
+        values = self.fields(y, path, schema, required=("name", "command"))
+        if values is None:
+            return _BAD
+        health = values.get("health")
+        if health not in (None, _BAD) and health != "tcp" and not health.startswith("/"):
+            self.issue_at(f"{path}.health", f"must be an HTTP path starting with '/' (e.g. /healthz) or 'tcp', got {_quote(health)}")
+            values["health"] = _BAD
+        return self.build(ServiceSpec, values)
+
+    def env_value(self) -> Conv:
+        def conv(y: _Y, path: str) -> Any:
+            if not self.expect_scalar(y, path, "a string"):
+                return _BAD
+            if y.value is None or isinstance(y.value, (dict, list)):
+                self.issue(y, path, f"expected a string, got {_describe(y)}")
+                return _BAD
+            return y.text if not isinstance(y.value, str) else y.value  # 8080 -> "8080", as written
+
+        return conv
+
+    def link(self, y: _Y, path: str, index: int) -> Any:
+        schema = {
+            "name": ("name", self.string()),
+            "upstream": ("upstream", self.string()),
+            "env": ("env", self.optional(self.string())),
+        }
+        values = self.fields(y, path, schema, required=("name", "upstream"))
+        if values is None:
+            return _BAD
+        name = values.get("name", _BAD)
+        if name is not _BAD and (name == "gateway" or re.fullmatch(r"model(-\d+)?", name)):
+            self.issue_at(f"{path}.name", f"{_quote(name)} is the entry's link name (gateway, model-<i>); choose another, e.g. feature-store")
+            values["name"] = _BAD
+        elif name is not _BAD and name != "feature-store":
+            self.issue_at(
+                f"{path}.name",
+                f"unknown link name {_quote(name)}: network faults address a dependency's link as 'feature-store' "
+                "(one dependency link per stack in this version)",
+            )
+            values["name"] = _BAD
+        up = values.get("upstream", _BAD)
+        if up is not _BAD:
+            m = re.fullmatch(r"(127\.0\.0\.1|localhost):(\d{1,5})", up)
+            if not m or not 0 < int(m.group(2)) < 65536:
+                self.issue_at(f"{path}.upstream", f"must be 127.0.0.1:PORT (traffic stays on this machine), got {_quote(up)}")
+                values["upstream"] = _BAD
+        env = values.get("env")
+        if env not in (None, _BAD) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            self.issue_at(f"{path}.env", f"{_quote(env)} is not an environment variable name")
+            values["env"] = _BAD
+        return self.build(LinkSpec, values)
+
+    def entry(self, y: _Y, path: str) -> Any:
+        schema = {"service": ("service", self.string()), "proxy": ("proxy", self.boolean())}
+        return self.build(EntrySpec, self.fields(y, path, schema, required=("service",)))
+
+    def check_custom_stack(self, path: str, values: dict[str, Any]) -> None:
+        services, links, entry = values.get("services"), values.get("links"), values.get("entry")
+        self.custom_services: dict[str, ServiceSpec] | None = None
+        self.custom_links: set[str] | None = None
+        if "services" not in values:
+            for key in ("links", "entry"):
+                if values.get(key) not in (None, (), _BAD):
+                    self.issue_at(f"{path}.{key}", "only used with target.services (your own stack)")
+                    values[key] = _BAD
+            return
+        if "stack" in values:
+            self.issue_at(f"{path}.stack", "leave out 'stack': declaring target.services makes the stack your own")
+            values["stack"] = _BAD
+        else:
+            values["stack"] = "custom"
+        if values.get("platform", "local") == "kubernetes":
+            self.issue_at(f"{path}.services", "your own services run on the local target only in this version")
+            values["services"] = _BAD
+        for key in ("profile", "replicas"):
+            if key in values:
+                self.issue_at(f"{path}.{key}", "only used with the reference stack; your services set their own (services[].replicas)")
+                values[key] = _BAD
+        if services is None or services == ():
+            self.issue_at(f"{path}.services", "must declare at least one service")
+            values["services"] = _BAD
+            return
+        if services is _BAD:
+            return
+        names: dict[str, int] = {}
+        for i, svc in enumerate(services):
+            if svc.name in names:
+                self.issue_at(f"{path}.services[{i}].name", f"duplicate service name {svc.name!r} (also services[{names[svc.name]}])")
+                values["services"] = _BAD
+            names.setdefault(svc.name, i)
+        if len(services) > MAX_SERVICES:
+            self.issue_at(f"{path}.services", f"at most {MAX_SERVICES} services")
+            values["services"] = _BAD
+        self.custom_services = {s.name: s for s in services}
+        if links not in (None, _BAD):
+            seen: set[str] = set()
+            for i, ln in enumerate(links):
+                if ln.name in seen:
+                    self.issue_at(f"{path}.links[{i}].name", f"duplicate link name {ln.name!r}")
+                    values["links"] = _BAD
+                seen.add(ln.name)
+        if entry is None:
+            self.issue_at(path, "missing required key 'entry': which service clients call, e.g. entry: {service: model}")
+            values["entry"] = _BAD
+        elif entry is not _BAD and entry.service not in names:
+            self.issue_at(f"{path}.entry.service", f"unknown service {_quote(entry.service)}{_suggest(entry.service, names)}; services: {', '.join(names)}")
+            values["entry"] = _BAD
+        if entry not in (None, _BAD) and links is not _BAD:
+            lk = {ln.name for ln in links or ()}
+            if entry.proxy:
+                n = self.custom_services[entry.service].replicas if entry.service in self.custom_services else 0
+                lk |= {"gateway", "model", *(f"model-{i}" for i in range(n))}
+            self.custom_links = lk
+
+    def check_custom_faults(self, values: dict[str, Any]) -> None:
+        """pod-kill services and network-fault links must exist on a custom stack."""
+        services = getattr(self, "custom_services", None)
+        links = getattr(self, "custom_links", None)
+        if services is None:
+            return
+        if self.mix_cohorts and "adversarial-evasion" in self.mix_cohorts:
+            self.issue_at("load.mix.adversarial-evasion", "adversarial-evasion needs the reference stack's model; not available with target.services")
+            values["load"] = _BAD
+        for path, fv in self.fault_raw:
+            params = fv.get("params")
+            ftype = fv.get("type")
+            if ftype == "adversarial-payload" and params not in (None, _BAD) and getattr(params, "cohort", "") == "adversarial-evasion":
+                self.issue_at(f"{path}.params.cohort", "adversarial-evasion needs the reference stack's model; not available with target.services")
+                values["faults"] = _BAD
+            if params in (None, _BAD):
+                continue
+            if ftype == "pod-kill" and params.service not in services:
+                self.issue_at(f"{path}.params.service", f"unknown service {_quote(params.service)}{_suggest(params.service, services)}; services: {', '.join(services)}")
+                values["faults"] = _BAD
+            link = getattr(params, "link", None) if ftype in ("network-latency", "network-toxic") else None
+            if ftype == "feature-store-outage":
+                link = "feature-store"
+                if params.mode == "kill":
+                    self.issue_at(f"{path}.params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency")
+                    values["faults"] = _BAD
+            if ftype in ("corrupted-features", "missing-features"):
+                self.issue_at(f"{path}.type", f"{ftype} edits the reference stack's feature store; not available with stack: custom")
+                values["faults"] = _BAD
+            if link is not None and links is not None and link not in links:
+                self.issue_at(f"{path}.params.link" if ftype != "feature-store-outage" else f"{path}.type",
+                              f"no link {_quote(link)} on this stack; links: {', '.join(sorted(links)) or 'none'} (declare target.links, or entry.proxy: true)")
+                values["faults"] = _BAD
+
+    def data(self, y: _Y, path: str) -> Any:
+        schema = {
+            "file": ("file", self.string()),
+            "label": ("label", self.string()),
+            "features": ("features", self.optional(self.list_of(self.string(), non_empty=True, unique=True))),
+            "entity": ("entity", self.optional(self.string())),
+            "ranges": ("ranges", self.optional(self.mapping_of(self.range_pair()))),
+            "test_fraction": ("test_fraction", self.number(0, lo_open=True, hi=0.9)),
+        }
+        values = self.fields(y, path, schema, required=("file", "label"))
+        if values is None:
+            return _BAD
+        f = values.get("file", _BAD)
+        if f is not _BAD and not f.lower().endswith((".csv", ".parquet", ".pq")):
+            self.issue_at(f"{path}.file", f"must be a .csv or .parquet file, got {_quote(f)}")
+            values["file"] = _BAD
+        return self.build(DataSpec, values)
+
+    def range_pair(self) -> Conv:
+        num = self.number()
+
+        def conv(y: _Y, path: str) -> Any:
+            if y.kind != "seq" or len(y.value) != 2:
+                self.issue(y, path, f"expected [min, max], got {_describe(y)}")
+                return _BAD
+            lo, hi = num(y.value[0], f"{path}[0]"), num(y.value[1], f"{path}[1]")
+            if _BAD in (lo, hi):
+                return _BAD
+            if lo >= hi:
+                self.issue(y, path, f"min must be below max, got [{lo:g}, {hi:g}]")
+                return _BAD
+            return (lo, hi)
+
+        return conv
+
+    def request(self, y: _Y, path: str) -> Any:
+        schema = {
+            "path": ("path", self.string()),
+            "method": ("method", self.string(HTTP_METHODS, "method")),
+            "headers": ("headers", self.mapping_of(self.env_value())),
+            "body": ("body", self.string(BODY_PRESETS, "body preset")),
+            "input_name": ("input_name", self.string()),
+            "datatype": ("datatype", self.string(("FP64", "FP32"), "datatype")),
+            "template": ("template", self.optional(self.plain())),
+            "probes": ("probes", self.integer(0, 20)),
+        }
+        values = self.fields(y, path, schema)
+        if values is None:
+            return _BAD
+        p = values.get("path", _BAD)
+        if p is not _BAD and "path" in values and (not p.startswith("/") or any(c.isspace() for c in p)):
+            self.issue_at(f"{path}.path", f"must start with '/' and hold no spaces, got {_quote(p)}")
+            values["path"] = _BAD
+        body, template = values.get("body", "reference"), values.get("template")
+        if body == "template" and template is None:
+            self.issue_at(f"{path}.body", "body: template needs request.template (a JSON body with {{features}}-style placeholders)")
+            values["body"] = _BAD
+        elif body not in ("template", _BAD) and template is not None:
+            self.issue_at(f"{path}.template", f"only used with body: template (body is {body})")
+            values["template"] = _BAD
+        if template not in (None, _BAD):
+            from chaosml.mapping import template_fields
+
+            _, unknown = template_fields(template)
+            if unknown:
+                self.issue_at(f"{path}.template", "unknown placeholder(s) " + ", ".join(unknown) +
+                              "; known: {{features}}, {{features_object}}, {{feature.NAME}}, {{entity_id}}, {{n_features}}")
+                values["template"] = _BAD
+        if values.get("headers") not in (None, _BAD):
+            values["headers"] = MappingProxyType(dict(values["headers"]))
+        return self.build(RequestSpec, values)
+
+    def response(self, y: _Y, path: str) -> Any:
+        from chaosml.mapping import check_field_spec
+
+        base = self.string()
+
+        def spec(y2: _Y, p2: str) -> Any:
+            v = base(y2, p2)
+            if v is _BAD:
+                return _BAD
+            problem = check_field_spec(v)
+            if problem:
+                self.issue(y2, p2, f"{problem} (or header:NAME, or not-exposed)")
+                return _BAD
+            return v
+
+        schema = {k: (k, spec) for k in ("prediction", "confidence", "model_version", "served_by", "replica")}
+        return self.build(ResponseSpec, self.fields(y, path, schema))
+
+    def dns_label(self, what: str = "namespace name") -> Conv:
         base = self.string()
 
         def conv(y: _Y, path: str) -> Any:
             v = base(y, path)
             if v is not _BAD and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
-                self.issue(y, path, f"{_quote(v)} is not a valid namespace name (lowercase letters, digits and '-')")
+                self.issue(y, path, f"{_quote(v)} is not a valid {what} (lowercase letters, digits and '-')")
                 return _BAD
             return v
 
@@ -752,8 +1020,12 @@ class _Decoder:
             "mix": ("mix", self.mix),
             "dataset": ("dataset", self.string(catalog.DATASETS, "dataset")),
             "seed": ("seed", self.integer(0, 2**32 - 1)),
+            "data": ("data", self.optional(self.data)),
         }
         values = self.fields(y, path, schema)
+        if values is not None and values.get("data") not in (None, _BAD) and "dataset" in values:
+            self.issue_at(f"{path}.dataset", "give either load.dataset (a built-in dataset) or load.data (a file), not both")
+            values["dataset"] = _BAD
         if values is not None and values.get("mix", LoadSpec().mix) is not _BAD:
             self.mix_cohorts = set(values.get("mix", LoadSpec().mix))
         return self.build(LoadSpec, values)
@@ -1026,6 +1298,7 @@ class _Decoder:
             values["abort"] = _BAD if _BAD in aborts else aborts
 
         self.check_timeline(values)
+        self.check_custom_faults(values)
 
     def check_hypothesis(self, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
         sli = hv.get("sli", _BAD)

@@ -136,7 +136,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None = Non
         return _rows_blast_radius(fault, dataset, injections)
     if fault.type == "pod-kill":
         p = fault.params
-        n = target.replicas
+        n = _replicas(target, p.service)
         victims = pod_kill_victims(p.mode, p.value, n)
         pct = round(100 * victims / n) if n else 0
         if target.platform == "kubernetes" and target.kubernetes is not None:
@@ -166,9 +166,17 @@ _TOXIC_EFFECT = {
 }
 
 
+def _replicas(target: TargetSpec, service: str) -> int:
+    """Replicas of ``service``: a custom stack's declared count, else the reference stack's ``replicas``."""
+    for svc in target.services:
+        if svc.name == service:
+            return svc.replicas
+    return target.replicas
+
+
 def _link_scope(link: str, target: TargetSpec) -> tuple[int | None, int | None, str]:
-    """(victims, of, words) for a proxy link of the reference stack."""
-    n = target.replicas
+    """(victims, of, words) for a proxy link of the reference stack (or a custom stack's entry service)."""
+    n = _replicas(target, target.entry.service) if target.entry is not None else target.replicas
     if link == "gateway":
         return 1, 1, "the gateway link (client -> gateway): every request"
     if link == "feature-store":
@@ -276,6 +284,12 @@ def render_plan(plan: Plan) -> str:
     out: list[str] = [f"plan: {exp.title}", f"release: {exp.release}"]
 
     target = f"target: {t.platform}, {t.stack} stack, profile {t.profile}, {_plural(t.replicas, 'replica')}"
+    if t.stack == "custom":
+        shown = ", ".join(f"{s.name} x{s.replicas} ({' '.join(s.command)[:60]})" for s in t.services)
+        links = ", ".join(f"{ln.name} -> {ln.upstream}" for ln in t.links)
+        entry = t.entry.service if t.entry else "?"
+        via = " via the gateway link" if t.entry and t.entry.proxy else ""
+        target = f"target: {t.platform}, custom stack: {shown}; entry {entry}{via}" + (f"; links {links}" if links else "")
     if t.platform == "kubernetes" and t.kubernetes is not None:
         k = t.kubernetes
         context = k.context or "the kubeconfig's current context"
@@ -284,6 +298,9 @@ def render_plan(plan: Plan) -> str:
     else:
         target += f", restart delay {_s(t.restart_delay)}"
     out.append(target)
+    if t.stack == "custom" or exp.request != type(exp.request)() or exp.response != type(exp.response)():
+        out.append(f"request: {exp.request.method} {exp.request.path}, body {exp.request.body}; response: " + ", ".join(
+            f"{k}={getattr(exp.response, k)}" for k in ("prediction", "confidence", "model_version", "served_by")))
 
     rate = "as fast as possible" if load.rate_per_user is None else f"{_num(load.rate_per_user)} req/s per user"
     total = "" if load.rate_per_user is None else f" (about {_num(load.rate_per_user * load.users)} req/s)"

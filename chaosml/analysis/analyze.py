@@ -7,6 +7,7 @@ is JSON-safe (no NaN: undefined values are None) and is what the report renders.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,7 @@ class Analysis:
     events: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     degradation: dict[str, Any] = field(default_factory=dict)
+    served_by_exposed: bool = True  # False: the stack does not say which path served (response.served_by: not-exposed)
 
     @property
     def finished(self) -> bool:
@@ -162,6 +164,7 @@ class Analysis:
             "events": self.events,
             "notes": list(self.notes),
             "degradation": self.degradation,
+            **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
         }
 
 
@@ -184,6 +187,17 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     if never:
         notes.append("never applied: " + ", ".join(never))
     target = journal.get("target") or {}
+    exposed = bool(target.get("served_by_exposed", True))
+    if not exposed:
+        verdicts = [_not_exposed_verdict(v) if v.sli in SERVED_BY_SLIS else v for v in verdicts]
+        for pr in phase_results:
+            _hide_served_by(pr.slis)
+            for c in pr.cohorts.values():
+                _hide_served_by(c)
+        notes.append(NOT_EXPOSED_NOTE)
+    series = timeseries(a, load, steady.window)
+    if not exposed:
+        series["fallback_ratio"] = [None] * len(series["fallback_ratio"])
     return Analysis(
         run_id=str(journal.get("run_id", "")),
         status=str(journal.get("status", "unknown")),
@@ -203,12 +217,35 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         faults=aggregate(results, [f.name for f in experiment.faults]),
         verdicts=verdicts,
         passed=passed(verdicts),
-        timeseries=timeseries(a, load, steady.window),
+        timeseries=series,
         events=_events(journal, load),
         notes=notes,
         degradation=degradation(
             samples, a, windows, load, steady, journal.get("target_events") or [], [f.name for f in experiment.faults]
-        ),
+        ) if exposed else {},
+        served_by_exposed=exposed,
+    )
+
+
+#: SLIs that need the stack to say which path served each answer.
+SERVED_BY_SLIS: frozenset[str] = frozenset({"primary_ratio", "fallback_ratio", "default_ratio"})
+NOT_EXPOSED_NOTE = (
+    "This stack does not expose which path served an answer (response.served_by: not-exposed): "
+    "primary/fallback/default ratios are reported as not exposed, never guessed; success, errors, "
+    "latency, accuracy and confident-wrong answers are measured as usual."
+)
+
+
+def _hide_served_by(slis: dict[str, float | None]) -> None:
+    for k in SERVED_BY_SLIS:
+        if k in slis:
+            slis[k] = None
+
+
+def _not_exposed_verdict(v: Verdict) -> Verdict:
+    return dataclasses.replace(
+        v, measured=None, samples=0, verdict="inconclusive",
+        detail=f"{v.sli} is not exposed by this stack (response.served_by: not-exposed); not measured",
     )
 
 

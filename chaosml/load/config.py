@@ -51,6 +51,9 @@ class LoadConfig:
     seed: int = 0  # seeds cohort and payload choice
     control_file: str | None = None  # load-control JSON polled every 0.25 s (see control.py); None = off
     record: bool = True  # write one samples row per request; False only to measure recording overhead (chaosml bench)
+    method: str = "POST"  # HTTP method of every request
+    headers: dict[str, str] | None = None  # extra request headers (a user's stack: auth, tenant, ...)
+    response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.mapping); None = reference
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -92,6 +95,22 @@ class LoadConfig:
             valid = len(weights) == len(self.mix) and all(math.isfinite(w) and w >= 0 for w in weights)
             if valid and sum(weights) <= 0:
                 issues.append("mix: weights must sum to > 0")
+        if self.method not in ("POST", "PUT", "GET"):
+            issues.append(f"method: must be POST, PUT or GET, got {self.method!r}")
+        if self.headers is not None and (
+            not isinstance(self.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items())
+        ):
+            issues.append("headers: must map header names to strings")
+        if self.response is not None:
+            from chaosml.mapping import RESPONSE_FIELDS, check_field_spec
+
+            if not isinstance(self.response, dict):
+                issues.append("response: must map response fields to specs")
+            else:
+                for k, v in self.response.items():
+                    problem = "unknown field" if k not in RESPONSE_FIELDS else (check_field_spec(v) if isinstance(v, str) else "not a string")
+                    if problem:
+                        issues.append(f"response.{k}: {problem}")
         if not isinstance(self.record, bool):
             issues.append(f"record: must be true or false, got {self.record!r}")
         if self.control_file is not None and (not isinstance(self.control_file, str) or not self.control_file):

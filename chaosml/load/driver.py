@@ -31,6 +31,7 @@ from chaosml.load.control import (
     read_control,
 )
 from chaosml.load.payloads import Payload
+from chaosml.mapping import Extractor, ResponseMapping
 from chaosml.load.samples import SampleWriter
 from chaosml.records import classify_outcome
 
@@ -88,6 +89,8 @@ class Recorder:
 
     def __init__(self, config: LoadConfig, payloads: dict[str, list[Payload]], writer: SampleWriter) -> None:
         self.config = config
+        self.headers = {**_HEADERS, **(config.headers or {})}
+        self.extractor = Extractor(ResponseMapping(config.response)) if config.response is not None else None
         self.writer = writer
         self.rng = random.Random(config.seed)
         self.payloads = payloads
@@ -119,7 +122,7 @@ class Recorder:
         t = time.time()
         t0 = time.perf_counter()
         with client.request(
-            "POST", path, name=path, data=payload.body, headers=_HEADERS, catch_response=True
+            self.config.method, path, name=path, data=payload.body, headers=self.headers, catch_response=True
         ) as resp:
             latency_ms = (time.perf_counter() - t0) * 1000.0
             resp.success()  # outcomes live in our samples, not in locust's failure stats
@@ -131,7 +134,12 @@ class Recorder:
                 status, fields = 0, {}
             else:
                 status = int(resp.status_code or 0)
-                fields = _parse_body(resp.content) if status else {}
+                if not status:
+                    fields = {}
+                elif self.extractor is not None:
+                    fields = self.extractor.extract(resp.content, resp.headers)
+                else:
+                    fields = _parse_body(resp.content)
         timed_out = _is_timeout(transport_error)
         outcome = classify_outcome(status, timed_out=timed_out)
         self.record(

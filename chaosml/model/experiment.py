@@ -22,15 +22,90 @@ class KubernetesSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """A user's service on the local target (``stack: custom``): an argv run without a shell, per replica.
+
+    ``command`` and ``env`` values may hold placeholders filled per replica: ``{port}``,
+    ``{replica}``, ``{name}``, ``{python}`` (the harness's interpreter), ``{run_dir}`` and
+    ``{link:NAME}`` (a link's proxied ``127.0.0.1:P``).
+    """
+
+    name: str
+    command: tuple[str, ...]
+    health: str = "/"  # an HTTP path probed for 2xx, or "tcp" (the port accepts connections)
+    replicas: int = 1
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    cwd: str | None = None  # default: the directory chaosml runs in
+    start_timeout: float = 60.0  # seconds every replica may take to become ready
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """A dependency put behind the fault proxy: services reach ``upstream`` through the link's listen address."""
+
+    name: str  # proxy name, used by network faults (e.g. feature-store)
+    upstream: str  # host:port of the dependency (127.0.0.1 only)
+    env: str | None = None  # environment variable given to every service: the link's 127.0.0.1:P
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySpec:
+    """Where clients enter a custom stack: a service's replicas, round-robin, through the ``gateway`` link."""
+
+    service: str
+    proxy: bool = True  # through the fault proxy (links gateway and model-<i>); false: round-robin only
+
+
+@dataclass(frozen=True, slots=True)
 class TargetSpec:
     """The system under test."""
 
     platform: str = "local"  # local | kubernetes
-    stack: str = "reference"
+    stack: str = "reference"  # reference | custom (services below)
     profile: str = "hardened"  # reference stack release profile: naive | hardened
     replicas: int = 3  # model-service replicas
     restart_delay: float = 2.0  # seconds before the local supervisor restarts a dead replica
     kubernetes: KubernetesSpec | None = None
+    services: tuple[ServiceSpec, ...] = ()  # stack: custom
+    links: tuple[LinkSpec, ...] = ()  # stack: custom
+    entry: EntrySpec | None = None  # stack: custom
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec:
+    """A labelled dataset from a file (CSV, or Parquet with pyarrow); replaces ``load.dataset``."""
+
+    file: str  # .csv or .parquet, relative to the directory chaosml runs in
+    label: str  # the label column (integer class labels, or strings mapped to 0..k-1 in sorted order)
+    features: tuple[str, ...] | None = None  # default: every numeric column but label and entity
+    entity: str | None = None  # entity id column (integers); default: the row number
+    ranges: Mapping[str, tuple[float, float]] | None = None  # per-feature (min, max); default: from the data
+    test_fraction: float = 0.3  # held-out rows the load sends
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """Where requests go and how a body is built from a dataset row (see chaosml.mapping)."""
+
+    path: str = "/predict"
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    body: str = "reference"  # reference | kserve-v1 | kserve-v2 | template
+    input_name: str = "input-0"  # kserve-v2
+    datatype: str = "FP64"  # kserve-v2
+    template: Any = None  # body: template
+    probes: int = 3  # clean requests sent before the load to check the mapping
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSpec:
+    """Where the harness finds each field: a JSON path, ``header:NAME`` or ``not-exposed``."""
+
+    prediction: str = "prediction"
+    confidence: str = "confidence"
+    model_version: str = "model_version"
+    served_by: str = "served_by"
+    replica: str = "replica"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +120,7 @@ class LoadSpec:
     mix: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"clean": 1.0}))
     dataset: str = "breast_cancer"
     seed: int = 0
+    data: DataSpec | None = None  # a labelled dataset from a file instead of ``dataset``
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +226,8 @@ class Experiment:
     faults: tuple[FaultSpec, ...] = ()
     abort: tuple[AbortCondition, ...] = ()
     rollbacks: tuple[RollbackSpec, ...] = ()
+    request: RequestSpec = RequestSpec()
+    response: ResponseSpec = ResponseSpec()
 
     def fault(self, name: str) -> FaultSpec:
         for f in self.faults:

@@ -124,7 +124,13 @@ COHORT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _cell(name: str, value: float | None) -> str:
+#: SLIs a stack that does not expose its serving path (response.served_by: not-exposed) cannot have.
+_SERVED_BY_SLIS = ("primary_ratio", "fallback_ratio", "default_ratio")
+
+
+def _cell(name: str, value: float | None, exposed: bool = True) -> str:
+    if not exposed and name in _SERVED_BY_SLIS:
+        return "not exposed"
     if name == "requests":
         return "0" if value is None else str(int(value))
     return fmt_sli(name, value)
@@ -159,6 +165,8 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
         ("window / hold", f"{analysis['window_s']:g} s x {analysis['hold']}"),
         ("chaosml", str(journal.get("chaosml_version", ""))),
     ]
+    if analysis.get("served_by_exposed", True) is False:
+        rows.append(("serving path", "not exposed by this stack: fallback/primary ratios are not measured, never guessed"))
     blocks.append(Table(("", ""), tuple(rows)))
     return blocks
 
@@ -281,7 +289,7 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     for p in _phase_rows(analysis):
         name = p["name"] if p["kind"] == "phase" else f"{p['name']} (fault)"
         span = f"{p['duration_s']:.1f} s"
-        rows.append((name, span, *(_cell(k, p["slis"][k]) for k, _ in PHASE_COLUMNS)))
+        rows.append((name, span, *(_cell(k, p["slis"][k], analysis.get("served_by_exposed", True)) for k, _ in PHASE_COLUMNS)))
     headers = ("phase", "duration", *(label for _, label in PHASE_COLUMNS))
     return [
         Heading("SLIs per phase"),
@@ -303,7 +311,7 @@ def cohort_table(analysis: dict[str, Any]) -> list[Block]:
             s = p["cohorts"].get(c)
             if not s or not s["requests"]:
                 continue
-            rows.append((c, p["name"], *(_cell(k, s[k]) for k, _ in COHORT_COLUMNS)))
+            rows.append((c, p["name"], *(_cell(k, s[k], analysis.get("served_by_exposed", True)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
     return [Heading("Per cohort"), Table(headers, tuple(rows))]
 

@@ -1,0 +1,348 @@
+"""Local target for a user's own stack (``stack: custom``): declared services as supervised processes on 127.0.0.1.
+
+Used by the runner instead of :class:`chaosml.targets.local.LocalTarget` when the experiment
+declares ``target.services``. Every replica of every service is a :class:`ProcessSpec` (argv list,
+never a shell) in the same kubelet-like :class:`Supervisor`: started, probed on its health path,
+restarted after ``restart_delay`` when it dies, killed by ``pod-kill`` (``service:`` = the service
+name; members ``<service>-<i>``) and stopped at the end. Its own env holds ``CHAOSML_RUN_TOKEN``
+(inherited), so ``chaosml rollback`` finds orphans as for the reference stack.
+
+The entry service's replicas sit behind a round-robin front (:mod:`chaosml.targets.front`, like a
+kubernetes Service). With ``entry.proxy`` (default) the fault proxy carries the data path as on the
+reference stack, so network faults have somewhere to act:
+
+- ``gateway``: client -> front (``entry_url`` is this link's listener);
+- ``model-<i>``: front -> replica i of the entry service (the names network faults use);
+- each declared link (``feature-store``): services -> the dependency's ``upstream``; services learn
+  the proxied address through the link's ``env`` variable or a ``{link:NAME}`` placeholder.
+
+Health probes go direct to the processes, never through a link. Placeholders in ``command`` and
+``env``: ``{port}``, ``{replica}``, ``{name}``, ``{python}``, ``{run_dir}``, ``{link:NAME}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+from chaosml.model.experiment import TargetSpec
+from chaosml.records import TargetEvent
+from chaosml.targets.base import TargetError
+from chaosml.targets.local import LINK_GATEWAY, PROXY_API_TIMEOUT_S, free_ports
+from chaosml.targets.supervisor import ProcessSpec, ReplicaStatus, Supervisor
+
+log = logging.getLogger(__name__)
+
+GROUP_PROXY = "proxy"
+GROUP_FRONT = "front"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PLACEHOLDER = re.compile(r"\{(port|replica|name|python|run_dir|link:[A-Za-z0-9_\-]+)\}")
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class ServicesTarget:
+    """A custom stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
+
+    def __init__(
+        self,
+        spec: TargetSpec,
+        run_dir: Path,
+        on_event: Callable[[TargetEvent], None] | None = None,
+        served_by_exposed: bool = True,
+    ) -> None:
+        if not spec.services or spec.entry is None:
+            raise ValueError("a custom stack needs services and an entry")
+        self.spec = spec
+        self.run_dir = Path(run_dir).resolve()
+        self.restart_delay_s = spec.restart_delay
+        self.use_proxy = spec.entry.proxy or bool(spec.links)
+        self.served_by_exposed = served_by_exposed
+        self._user_on_event = on_event
+        self._sup: Supervisor | None = None
+        self._ports: dict[str, int] = {}
+        self._links: dict[str, dict[str, str]] = {}
+        self._proxy_ready_seen = False
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    # --- properties -------------------------------------------------------------------
+    @property
+    def entry_service(self) -> str:
+        assert self.spec.entry is not None
+        return self.spec.entry.service
+
+    def replica_names(self, service: str) -> list[str]:
+        svc = next(s for s in self.spec.services if s.name == service)
+        return [f"{service}-{i}" for i in range(svc.replicas)]
+
+    @property
+    def entry_url(self) -> str:
+        if LINK_GATEWAY in self._links:
+            return f"http://{self._links[LINK_GATEWAY]['listen']}"
+        return f"http://127.0.0.1:{self._port('front')}"
+
+    @property
+    def proxy_api_url(self) -> str | None:
+        return f"http://127.0.0.1:{self._port('proxy')}" if self.use_proxy else None
+
+    @property
+    def owns_proxy(self) -> bool:
+        return self.use_proxy
+
+    @property
+    def owns_redis(self) -> bool:
+        return False
+
+    @property
+    def redis_url(self) -> str:
+        raise TargetError("a custom stack has no feature store the harness manages")
+
+    def links(self) -> dict[str, dict[str, str]]:
+        return {k: dict(v) for k, v in self._links.items()}
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._sup is None:
+            raise TargetError("the target is not started")
+        return self._sup
+
+    def _port(self, name: str) -> int:
+        try:
+            return self._ports[name]
+        except KeyError:
+            raise TargetError("the target is not started") from None
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self, timeout_s: float | None = None) -> None:
+        if self._started:
+            raise TargetError("the target was already started (make a new one)")
+        self._started = True
+        budget = timeout_s if timeout_s is not None else max(s.start_timeout for s in self.spec.services) + 15.0
+        deadline = time.monotonic() + budget
+        try:
+            self._start(deadline)
+        except BaseException as e:
+            self.stop()
+            if isinstance(e, TargetError):
+                raise
+            if isinstance(e, Exception):
+                raise TargetError(f"custom stack failed to start: {type(e).__name__}: {e}") from e
+            raise
+
+    def _start(self, deadline: float) -> None:
+        spec = self.spec
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        members = [(svc, f"{svc.name}-{i}", i) for svc in spec.services for i in range(svc.replicas)]
+        entry_replicas = self.replica_names(self.entry_service)
+        link_names: list[str] = []
+        if self.use_proxy:
+            link_names = [ln.name for ln in spec.links]
+            if spec.entry is not None and spec.entry.proxy:
+                link_names += [LINK_GATEWAY, *(f"model-{i}" for i in range(len(entry_replicas)))]
+        names = [m[1] for m in members] + ["front"] + (["proxy"] if self.use_proxy else [])
+        ports = free_ports(len(names) + len(link_names))
+        self._ports = dict(zip(names, ports))
+        link_ports = dict(zip(link_names, ports[len(names):]))
+        self._sup = Supervisor(self.run_dir, on_event=self._on_event)
+        py_env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _PACKAGE_ROOT}
+
+        def left() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        if self.use_proxy:
+            upstream = {ln.name: ln.upstream.replace("localhost", "127.0.0.1") for ln in spec.links}
+            upstream[LINK_GATEWAY] = f"127.0.0.1:{self._ports['front']}"
+            for i, member in enumerate(entry_replicas):
+                upstream[f"model-{i}"] = f"127.0.0.1:{self._ports[member]}"
+            self._links = {n: {"listen": f"127.0.0.1:{link_ports[n]}", "upstream": upstream[n]} for n in link_names}
+            self._sup.start(
+                ProcessSpec(
+                    name="proxy",
+                    argv=[sys.executable, "-m", "chaosml.proxy", "--port", str(self._ports["proxy"])],
+                    env=py_env, cwd=self.run_dir,
+                    ready_url=f"http://127.0.0.1:{self._ports['proxy']}/version",
+                    restart_delay_s=self.restart_delay_s, group=GROUP_PROXY,
+                )
+            )
+            self._require_ready(["proxy"], left())
+            self._create_links()
+
+        link_env = {ln.env: self._link_addr(ln.name, ln.upstream) for ln in spec.links if ln.env}
+        for svc, member, i in members:
+            values = {
+                "port": str(self._ports[member]), "replica": str(i), "name": member,
+                "python": sys.executable, "run_dir": str(self.run_dir),
+            }
+            argv = [self._fill(a, values) for a in svc.command]
+            env = {**link_env, **{k: self._fill(v, values) for k, v in svc.env.items()}}
+            health = f"tcp://127.0.0.1:{self._ports[member]}" if svc.health == "tcp" else f"http://127.0.0.1:{self._ports[member]}{svc.health}"
+            self._sup.start(
+                ProcessSpec(
+                    name=member, argv=argv, env=env, cwd=svc.cwd, ready_url=health,
+                    restart_delay_s=self.restart_delay_s, group=svc.name,
+                )
+            )
+        backends = []
+        for i, member in enumerate(entry_replicas):
+            svc = next(s for s in spec.services if s.name == self.entry_service)
+            addr = self._links[f"model-{i}"]["listen"] if f"model-{i}" in self._links else f"127.0.0.1:{self._ports[member]}"
+            health = f"tcp://127.0.0.1:{self._ports[member]}" if svc.health == "tcp" else f"http://127.0.0.1:{self._ports[member]}{svc.health}"
+            backends += ["--backend", f"{addr}={health}"]
+        self._sup.start(
+            ProcessSpec(
+                name="front",
+                argv=[sys.executable, "-m", "chaosml.targets.front", "--port", str(self._ports["front"]), *backends],
+                env=py_env, cwd=self.run_dir, ready_url=f"tcp://127.0.0.1:{self._ports['front']}",
+                restart_delay_s=self.restart_delay_s, group=GROUP_FRONT,
+            )
+        )
+        self._require_ready([m[1] for m in members] + ["front"], left())
+
+    def _link_addr(self, name: str, upstream: str) -> str:
+        return self._links[name]["listen"] if name in self._links else upstream
+
+    def _fill(self, text: str, values: dict[str, str]) -> str:
+        def sub(m: re.Match[str]) -> str:
+            key = m.group(1)
+            if key.startswith("link:"):
+                name = key[5:]
+                ln = next((x for x in self.spec.links if x.name == name), None)
+                if ln is None and name not in self._links:
+                    raise TargetError(f"placeholder {{{key}}}: no link {name!r} declared in target.links")
+                return self._link_addr(name, ln.upstream if ln else "")
+            return values[key]
+
+        return _PLACEHOLDER.sub(sub, text)
+
+    def _create_links(self) -> None:
+        from chaosml.proxy import client
+
+        api = self.proxy_api_url
+        assert api is not None
+        client.populate(api, [{"name": n, **link, "enabled": True} for n, link in self._links.items()], timeout=PROXY_API_TIMEOUT_S)
+
+    def _require_ready(self, names: list[str], timeout_s: float) -> None:
+        sup = self.supervisor
+        if sup.wait_ready(names, timeout_s):
+            return
+        states = {s.name: s for s in sup.status()}
+        lines = [
+            f"  {n}: running={states[n].running} pid={states[n].pid}; last log lines of "
+            f"{self.run_dir / 'logs' / (n + '.log')}:\n" + _tail(self.run_dir / "logs" / f"{n}.log")
+            for n in names if not states[n].ready
+        ]
+        raise TargetError("services not ready in time:\n" + "\n".join(lines))
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self._sup is not None:
+            self._sup.stop_all()
+        for t in self._threads:
+            t.join(timeout=5.0)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- events ------------------------------------------------------------------------
+    def _on_event(self, ev: TargetEvent) -> None:
+        if self._user_on_event is not None:
+            self._user_on_event(ev)
+        if ev.kind == "replica_ready" and ev.subject == "proxy" and self._links:
+            if self._proxy_ready_seen:
+                t = threading.Thread(target=self._restore_links, name="restore-links", daemon=True)
+                self._threads.append(t)
+                t.start()
+            self._proxy_ready_seen = True
+
+    def _restore_links(self) -> None:
+        try:
+            self._create_links()
+            ev = TargetEvent(t=time.time(), kind="proxy_links_restored", subject="proxy", detail={"links": sorted(self._links)})
+        except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
+            ev = TargetEvent(t=time.time(), kind="proxy_links_restore_failed", subject="proxy", detail={"error": str(e)})
+        if self._user_on_event is not None:
+            try:
+                self._user_on_event(ev)
+            except Exception:
+                log.exception("on_event listener failed for %s", ev)
+
+    # --- queries and actions -----------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        groups: dict[str, list[str]] = {}
+        if self.use_proxy:
+            groups[GROUP_PROXY] = ["proxy"]
+        for svc in self.spec.services:
+            groups[svc.name] = self.replica_names(svc.name)
+        groups[GROUP_FRONT] = ["front"]
+        return {
+            "platform": "local",
+            "stack": "custom",
+            "profile": "custom",
+            "entry_url": self.entry_url if self._ports else None,
+            "entry_service": self.entry_service,
+            "proxy_api_url": self.proxy_api_url if self._ports else None,
+            "links": self.links(),
+            "ports": dict(self._ports),
+            "replicas": self.replica_names(self.entry_service),
+            "groups": groups,
+            "services": {s.name: {"command": list(s.command), "replicas": s.replicas, "health": s.health} for s in self.spec.services},
+            "restart_delay_s": self.restart_delay_s,
+            "pids": self._sup.pids() if self._sup else {},
+            "run_dir": str(self.run_dir),
+            "served_by_exposed": self.served_by_exposed,
+        }
+
+    def members(self, group: str) -> list[ReplicaStatus]:
+        return [s for s in self.supervisor.status() if s.group == group]
+
+    def groups(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for s in self.supervisor.status():
+            seen.setdefault(s.group, None)
+        return list(seen)
+
+    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
+        sup = self.supervisor
+        known = set(sup.names())
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise TargetError(f"unknown member(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for n in names:
+            try:
+                sup.kill(n, sig)
+            except ProcessLookupError:
+                log.info("%s was not running when asked to kill it", n)
+
+    def stop_member(self, name: str) -> None:
+        self.supervisor.stop(name)
+
+    def start_member(self, name: str) -> None:
+        self.supervisor.resume(name)
+
+    def wait_group_ready(self, group: str, timeout_s: float) -> bool:
+        names = [s.name for s in self.members(group)]
+        if not names:
+            raise TargetError(f"no members in group {group!r}")
+        return self.supervisor.wait_ready(names, timeout_s)

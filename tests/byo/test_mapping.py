@@ -1,0 +1,67 @@
+"""chaosml.mapping: JSON paths, response extraction, request body presets and templates."""
+
+import json
+
+import pytest
+
+from chaosml.mapping import (
+    Extractor,
+    MappingError,
+    RequestMapping,
+    ResponseMapping,
+    check_field_spec,
+    check_template,
+    parse_path,
+)
+
+V2 = {"model_version": "v7", "outputs": [{"name": "predict", "data": [1]}, {"name": "probabilities", "data": [0.2, 0.8]}]}
+REF = {"entity_id": 3, "features": {"a": 1.0, "b": 2.5, "c": -1.0}}
+
+
+def test_parse_path() -> None:
+    assert parse_path("outputs[0].data[0]") == ("outputs", 0, "data", 0)
+    assert parse_path("predictions[1]") == ("predictions", 1)
+    for bad in ("", ".a", "a..b", "a[x]", "a[0"):
+        with pytest.raises(ValueError):
+            parse_path(bad)
+    assert check_field_spec("header:X-Version") is None
+    assert check_field_spec("not-exposed") is None
+    assert "invalid JSON path" in (check_field_spec("a[") or "")
+
+
+def test_extract_json_header_and_probabilities() -> None:
+    ex = Extractor(ResponseMapping({"prediction": "outputs[0].data[0]", "confidence": "outputs[1].data",
+                                    "model_version": "header:X-Model", "served_by": "not-exposed", "replica": "nope"}))
+    out = ex.extract(json.dumps(V2).encode(), {"x-model": "m1"})
+    assert out == {"prediction": 1, "confidence": 0.8, "model_version": "m1", "served_by": None, "replica": None}
+    assert ex.missing(json.dumps(V2).encode(), {}) == ["model_version (header x-model)", "replica (JSON path nope)"]
+    # a probability vector as the prediction: argmax and max
+    ex2 = Extractor(ResponseMapping({"prediction": "predictions[0]", "confidence": "not-exposed"}))
+    assert ex2.extract(b'{"predictions": [[0.7, 0.3]]}', None)["prediction"] == 0
+    assert ex2.extract(b'{"predictions": [[0.7, 0.3]]}', None)["confidence"] == 0.7
+    assert ex2.extract(b"not json", None)["prediction"] is None
+
+
+def test_body_presets() -> None:
+    order = ("a", "b", "c")
+    assert RequestMapping(body="reference").render(REF, order) is REF
+    assert RequestMapping(body="kserve-v1").render(REF, order) == {"instances": [[1.0, 2.5, -1.0]]}
+    assert RequestMapping(body="kserve-v2", input_name="x").render(REF, order) == {
+        "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.5, -1.0]}]
+    }
+    missing = {"entity_id": 3, "features": {"a": 1.0, "c": -1.0}}
+    assert RequestMapping(body="kserve-v2").render(missing, order)["inputs"][0]["shape"] == [1, 2]
+    raw = {"raw": "garbage"}
+    assert RequestMapping(body="kserve-v2").render(raw, order) is raw
+
+
+def test_template() -> None:
+    t = {"id": "{{entity_id}}", "x": "{{features}}", "b": "{{feature.b}}", "obj": {"all": "{{features_object}}"}, "k": "keep"}
+    req = RequestMapping(body="template", template=t)
+    assert req.render(REF, ("a", "b", "c")) == {
+        "id": 3, "x": [1.0, 2.5, -1.0], "b": 2.5, "obj": {"all": REF["features"]}, "k": "keep"
+    }
+    check_template(req, ["a", "b", "c"], "exp.yaml")
+    bad = RequestMapping(body="template", template={"z": "{{feature.zeta}}"})
+    with pytest.raises(MappingError, match=r"exp.yaml: request.template: template field\(s\) 'zeta' not in the dataset's features"):
+        check_template(bad, ["a", "b"], "exp.yaml")
