@@ -66,7 +66,7 @@ class Front:
             try:
                 upstream = await asyncio.wait_for(asyncio.open_connection(b.host, b.port), CONNECT_TIMEOUT_S)
                 break
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 continue
         if upstream is None:
             writer.close()

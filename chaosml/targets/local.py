@@ -23,18 +23,17 @@ links; network faults then refuse to run).
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from chaosml.records import TargetEvent
 from chaosml.targets.base import TargetError
-from chaosml.targets.supervisor import ProcessSpec, ReplicaStatus, Supervisor
+from chaosml.targets.supervised import SupervisedTarget
+from chaosml.targets.supervisor import ProcessSpec, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +61,11 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _tail(path: Path, lines: int = 8) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
-
-class LocalTarget:
+class LocalTarget(SupervisedTarget):
     """The reference stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
+
+    _not_ready_label = "local target members"
 
     def __init__(
         self,
@@ -96,19 +91,12 @@ class LocalTarget:
         self.dataset = dataset
         self.seed = seed
         self.cache_dir = cache_dir
-        self._user_on_event = on_event
+        super().__init__(on_event)
         self._redis_url_for_replicas = redis_url_for_replicas
         self.use_proxy = proxy
-        self._links: dict[str, dict[str, str]] = {}
-        self._proxy_ready_seen = False
-        self._sup: Supervisor | None = None
         self._ports: dict[str, int] = {}
         self._artifact: Path | None = None
         self._replica_redis_url: str | None = None
-        self._stopped = False
-        self._started = False
-        self._reseed_threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
         self._dataset_obj: Any = None
 
     # --- properties ------------------------------------------------------------------
@@ -146,10 +134,6 @@ class LocalTarget:
         """Redis is this run's child, without persistence: when it is gone, so are its rows."""
         return True
 
-    def links(self) -> dict[str, dict[str, str]]:
-        """Proxy name -> ``{"listen": "127.0.0.1:P", "upstream": "127.0.0.1:Q"}`` for every link."""
-        return {k: dict(v) for k, v in self._links.items()}
-
     @property
     def artifact(self) -> Path:
         if self._artifact is None:
@@ -165,12 +149,6 @@ class LocalTarget:
             return self._ports[name]
         except KeyError:
             raise TargetError("the local target is not started") from None
-
-    @property
-    def supervisor(self) -> Supervisor:
-        if self._sup is None:
-            raise TargetError("the local target is not started")
-        return self._sup
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self, timeout_s: float = 60.0) -> None:
@@ -318,67 +296,12 @@ class LocalTarget:
             raise TargetError("this local target runs without the fault proxy")
         return url
 
-    def _require_ready(self, names: list[str], timeout_s: float) -> None:
-        sup = self.supervisor
-        if sup.wait_ready(names, timeout_s):
-            return
-        states = {s.name: s for s in sup.status()}
-        lines = []
-        for n in names:
-            s = states[n]
-            if not s.ready:
-                lines.append(
-                    f"  {n}: running={s.running} pid={s.pid}; last log lines of {self.run_dir / 'logs' / (n + '.log')}:\n"
-                    + _tail(self.run_dir / "logs" / f"{n}.log")
-                )
-        raise TargetError("local target members not ready in time:\n" + "\n".join(lines))
-
-    def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL) and reap them; idempotent."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        if self._sup is not None:
-            self._sup.stop_all()
-        for t in self._reseed_threads:
-            t.join(timeout=5.0)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- events ----------------------------------------------------------------------
     def _on_event(self, ev: TargetEvent) -> None:
-        if self._user_on_event is not None:
-            self._user_on_event(ev)  # the supervisor logs a failing listener
-        if ev.kind == "replica_ready" and ev.subject == "proxy" and self._links:
-            if self._proxy_ready_seen:
-                # the proxy came back empty after a restart: create the same links again
-                t = threading.Thread(target=self._restore_links, name="restore-links", daemon=True)
-                self._reseed_threads.append(t)
-                t.start()
-            self._proxy_ready_seen = True
+        super()._on_event(ev)
         if ev.kind == "replica_ready" and ev.subject == "redis" and self._dataset_obj is not None and self._replica_redis_url:
             # Redis came back empty after a restart (no persistence): seed it again, off the monitor thread.
-            t = threading.Thread(target=self._reseed, name="reseed-redis", daemon=True)
-            self._reseed_threads.append(t)
-            t.start()
-
-    def _restore_links(self) -> None:
-        try:
-            self._create_links()
-            ev = TargetEvent(t=time.time(), kind="proxy_links_restored", subject="proxy", detail={"links": sorted(self._links)})
-        except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
-            ev = TargetEvent(t=time.time(), kind="proxy_links_restore_failed", subject="proxy", detail={"error": str(e)})
-        if self._user_on_event is not None:
-            try:
-                self._user_on_event(ev)
-            except Exception:
-                log.exception("on_event listener failed for %s", ev)
+            self._in_background(self._reseed, "reseed-redis")
 
     def _reseed(self) -> None:
         from chaosml.stack import featurestore
@@ -388,11 +311,7 @@ class LocalTarget:
             ev = TargetEvent(t=time.time(), kind="feature_store_seeded", subject="redis", detail={"rows": n})
         except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
             ev = TargetEvent(t=time.time(), kind="feature_store_seed_failed", subject="redis", detail={"error": str(e)})
-        if self._user_on_event is not None:
-            try:
-                self._user_on_event(ev)
-            except Exception:
-                log.exception("on_event listener failed for %s", ev)
+        self._emit(ev)
 
     # --- queries and actions ---------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -429,39 +348,3 @@ class LocalTarget:
             },
             "test_accuracy": {k: meta[k]["test_accuracy"] for k in ("primary", "fallback") if k in meta},
         }
-
-    def members(self, group: str) -> list[ReplicaStatus]:
-        return [s for s in self.supervisor.status() if s.group == group]
-
-    def groups(self) -> list[str]:
-        """Every group with members, in start order (feature-store, model, gateway)."""
-        seen: dict[str, None] = {}
-        for s in self.supervisor.status():
-            seen.setdefault(s.group, None)
-        return list(seen)
-
-    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
-        """Signal each named member's process group (SIGKILL by default); the supervisor restarts them."""
-        sup = self.supervisor
-        known = set(sup.names())
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise TargetError(f"unknown member(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for n in names:
-            try:
-                sup.kill(n, sig)
-            except ProcessLookupError:
-                log.info("%s was not running when asked to kill it", n)
-
-    def stop_member(self, name: str) -> None:
-        """Stop a member and keep it down until :meth:`start_member` (e.g. a feature-store outage)."""
-        self.supervisor.stop(name)
-
-    def start_member(self, name: str) -> None:
-        self.supervisor.resume(name)
-
-    def wait_group_ready(self, group: str, timeout_s: float) -> bool:
-        names = [s.name for s in self.members(group)]
-        if not names:
-            raise TargetError(f"no members in group {group!r}")
-        return self.supervisor.wait_ready(names, timeout_s)

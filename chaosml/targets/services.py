@@ -24,19 +24,18 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from chaosml.model.experiment import TargetSpec
 from chaosml.records import TargetEvent
 from chaosml.targets.base import TargetError
 from chaosml.targets.local import LINK_GATEWAY, PROXY_API_TIMEOUT_S, free_ports
-from chaosml.targets.supervisor import ProcessSpec, ReplicaStatus, Supervisor
+from chaosml.targets.supervised import SupervisedTarget
+from chaosml.targets.supervisor import ProcessSpec, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +45,11 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _PLACEHOLDER = re.compile(r"\{(port|replica|name|python|run_dir|link:[A-Za-z0-9_\-]+)\}")
 
 
-def _tail(path: Path, lines: int = 8) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
-
-class ServicesTarget:
+class ServicesTarget(SupervisedTarget):
     """A custom stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
+
+    _not_ready_label = "services"
 
     def __init__(
         self,
@@ -70,15 +65,8 @@ class ServicesTarget:
         self.restart_delay_s = spec.restart_delay
         self.use_proxy = spec.entry.proxy or bool(spec.links)
         self.served_by_exposed = served_by_exposed
-        self._user_on_event = on_event
-        self._sup: Supervisor | None = None
+        super().__init__(on_event)
         self._ports: dict[str, int] = {}
-        self._links: dict[str, dict[str, str]] = {}
-        self._proxy_ready_seen = False
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._started = False
-        self._stopped = False
 
     # --- properties -------------------------------------------------------------------
     @property
@@ -111,15 +99,6 @@ class ServicesTarget:
     @property
     def redis_url(self) -> str:
         raise TargetError("a custom stack has no feature store the harness manages")
-
-    def links(self) -> dict[str, dict[str, str]]:
-        return {k: dict(v) for k, v in self._links.items()}
-
-    @property
-    def supervisor(self) -> Supervisor:
-        if self._sup is None:
-            raise TargetError("the target is not started")
-        return self._sup
 
     def _port(self, name: str) -> int:
         try:
@@ -236,58 +215,6 @@ class ServicesTarget:
         assert api is not None
         client.populate(api, [{"name": n, **link, "enabled": True} for n, link in self._links.items()], timeout=PROXY_API_TIMEOUT_S)
 
-    def _require_ready(self, names: list[str], timeout_s: float) -> None:
-        sup = self.supervisor
-        if sup.wait_ready(names, timeout_s):
-            return
-        states = {s.name: s for s in sup.status()}
-        lines = [
-            f"  {n}: running={states[n].running} pid={states[n].pid}; last log lines of "
-            f"{self.run_dir / 'logs' / (n + '.log')}:\n" + _tail(self.run_dir / "logs" / f"{n}.log")
-            for n in names if not states[n].ready
-        ]
-        raise TargetError("services not ready in time:\n" + "\n".join(lines))
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        if self._sup is not None:
-            self._sup.stop_all()
-        for t in self._threads:
-            t.join(timeout=5.0)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # --- events ------------------------------------------------------------------------
-    def _on_event(self, ev: TargetEvent) -> None:
-        if self._user_on_event is not None:
-            self._user_on_event(ev)
-        if ev.kind == "replica_ready" and ev.subject == "proxy" and self._links:
-            if self._proxy_ready_seen:
-                t = threading.Thread(target=self._restore_links, name="restore-links", daemon=True)
-                self._threads.append(t)
-                t.start()
-            self._proxy_ready_seen = True
-
-    def _restore_links(self) -> None:
-        try:
-            self._create_links()
-            ev = TargetEvent(t=time.time(), kind="proxy_links_restored", subject="proxy", detail={"links": sorted(self._links)})
-        except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
-            ev = TargetEvent(t=time.time(), kind="proxy_links_restore_failed", subject="proxy", detail={"error": str(e)})
-        if self._user_on_event is not None:
-            try:
-                self._user_on_event(ev)
-            except Exception:
-                log.exception("on_event listener failed for %s", ev)
-
     # --- queries and actions -----------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         groups: dict[str, list[str]] = {}
@@ -313,36 +240,3 @@ class ServicesTarget:
             "run_dir": str(self.run_dir),
             "served_by_exposed": self.served_by_exposed,
         }
-
-    def members(self, group: str) -> list[ReplicaStatus]:
-        return [s for s in self.supervisor.status() if s.group == group]
-
-    def groups(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for s in self.supervisor.status():
-            seen.setdefault(s.group, None)
-        return list(seen)
-
-    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
-        sup = self.supervisor
-        known = set(sup.names())
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise TargetError(f"unknown member(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for n in names:
-            try:
-                sup.kill(n, sig)
-            except ProcessLookupError:
-                log.info("%s was not running when asked to kill it", n)
-
-    def stop_member(self, name: str) -> None:
-        self.supervisor.stop(name)
-
-    def start_member(self, name: str) -> None:
-        self.supervisor.resume(name)
-
-    def wait_group_ready(self, group: str, timeout_s: float) -> bool:
-        names = [s.name for s in self.members(group)]
-        if not names:
-            raise TargetError(f"no members in group {group!r}")
-        return self.supervisor.wait_ready(names, timeout_s)

@@ -1,0 +1,160 @@
+"""What every target built on the local Supervisor shares (reference stack, user services); used by both."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+from chaosml.errors import TargetError
+from chaosml.records import TargetEvent
+from chaosml.targets.supervisor import ReplicaStatus, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class SupervisedTarget:
+    """Members are supervised local processes in groups; proxy links are re-created if the proxy restarts.
+
+    Subclasses set ``run_dir``, ``_sup``, ``_links``, ``_user_on_event`` and implement ``start``,
+    ``_create_links`` and ``describe``; ``_not_ready_label`` names the members in errors.
+    """
+
+    run_dir: Path
+    _not_ready_label = "members"
+
+    def __init__(self, on_event: Callable[[TargetEvent], None] | None) -> None:
+        self._user_on_event = on_event
+        self._sup: Supervisor | None = None
+        self._links: dict[str, dict[str, str]] = {}
+        self._proxy_ready_seen = False
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    def _create_links(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._sup is None:
+            raise TargetError("the target is not started")
+        return self._sup
+
+    def _require_ready(self, names: list[str], timeout_s: float) -> None:
+        sup = self.supervisor
+        if sup.wait_ready(names, timeout_s):
+            return
+        states = {s.name: s for s in sup.status()}
+        lines = [
+            f"  {n}: running={states[n].running} pid={states[n].pid}; last log lines of "
+            f"{self.run_dir / 'logs' / (n + '.log')}:\n" + tail(self.run_dir / "logs" / f"{n}.log")
+            for n in names
+            if n in states and not states[n].ready
+        ]
+        raise TargetError(f"{self._not_ready_label} not ready in time:\n" + "\n".join(lines))
+
+    def stop(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL) and reap them; idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self._sup is not None:
+            self._sup.stop_all()
+        for t in self._threads:
+            t.join(timeout=5.0)
+
+    def __enter__(self) -> Self:
+        self.start()  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- events ----------------------------------------------------------------------
+    def _emit(self, ev: TargetEvent) -> None:
+        if self._user_on_event is not None:
+            try:
+                self._user_on_event(ev)
+            except Exception:
+                log.exception("on_event listener failed for %s", ev)
+
+    def _in_background(self, fn: Callable[[], None], name: str) -> None:
+        """Run follow-up work off the supervisor's monitor thread; joined by stop()."""
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _on_event(self, ev: TargetEvent) -> None:
+        if self._user_on_event is not None:
+            self._user_on_event(ev)  # the supervisor logs a failing listener
+        if ev.kind == "replica_ready" and ev.subject == "proxy" and self._links:
+            if self._proxy_ready_seen:
+                # the proxy came back empty after a restart: create the same links again
+                self._in_background(self._restore_links, "restore-links")
+            self._proxy_ready_seen = True
+
+    def _restore_links(self) -> None:
+        try:
+            self._create_links()
+            ev = TargetEvent(t=time.time(), kind="proxy_links_restored", subject="proxy", detail={"links": sorted(self._links)})
+        except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
+            ev = TargetEvent(t=time.time(), kind="proxy_links_restore_failed", subject="proxy", detail={"error": str(e)})
+        self._emit(ev)
+
+    # --- queries and actions ---------------------------------------------------------
+    def links(self) -> dict[str, dict[str, str]]:
+        return {k: dict(v) for k, v in self._links.items()}
+
+    def members(self, group: str) -> list[ReplicaStatus]:
+        return [s for s in self.supervisor.status() if s.group == group]
+
+    def groups(self) -> list[str]:
+        """Every group with members, in start order."""
+        seen: dict[str, None] = {}
+        for s in self.supervisor.status():
+            seen.setdefault(s.group, None)
+        return list(seen)
+
+    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
+        """Signal each named member's process group (SIGKILL by default); the supervisor restarts them."""
+        sup = self.supervisor
+        known = set(sup.names())
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise TargetError(f"unknown member(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for n in names:
+            try:
+                sup.kill(n, sig)
+            except ProcessLookupError:
+                log.info("%s was not running when asked to kill it", n)
+
+    def stop_member(self, name: str) -> None:
+        """Stop a member and keep it down until :meth:`start_member` (e.g. a feature-store outage)."""
+        self.supervisor.stop(name)
+
+    def start_member(self, name: str) -> None:
+        self.supervisor.resume(name)
+
+    def wait_group_ready(self, group: str, timeout_s: float) -> bool:
+        names = [s.name for s in self.members(group)]
+        if not names:
+            raise TargetError(f"no members in group {group!r}")
+        return self.supervisor.wait_ready(names, timeout_s)
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
