@@ -186,9 +186,39 @@ def processes_with_token(token: str) -> list[int]:
     return found
 
 
-def kill_token_processes(token: str, timeout_s: float = 5.0) -> list[int]:
-    """SIGKILL every process (and its process group) carrying the token; wait until they are gone."""
-    pids = processes_with_token(token)
+def processes_in_dir(run_dir: str) -> list[int]:
+    """Pids of processes whose working directory is ``run_dir`` or below it (not this process).
+
+    The environment token alone is not enough: redis-server rewrites its process title over its
+    environment block, so /proc/PID/environ no longer shows the token. Every process the local
+    target starts runs inside the run directory, and a directory is not reused by another run.
+    """
+    root = os.path.realpath(run_dir)
+    me = os.getpid()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == me:
+            continue
+        try:
+            cwd = os.readlink(d / "cwd").removesuffix(" (deleted)")
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + os.sep):
+            found.append(int(d.name))
+    return found
+
+
+def processes_of_run(token: str | None, run_dir: str | None) -> list[int]:
+    """Every live process of a run: carrying its token, or working inside its (absolute) run dir."""
+    pids = set(processes_with_token(token)) if token else set()
+    if run_dir and os.path.isabs(run_dir):
+        pids |= set(processes_in_dir(run_dir))
+    return sorted(p for p in pids if not _zombie_or_gone(p))
+
+
+def kill_run_processes(token: str | None, run_dir: str | None, timeout_s: float = 5.0) -> list[int]:
+    """SIGKILL every process of a run (and its process group); wait until they are gone."""
+    pids = processes_of_run(token, run_dir)
     for pid in pids:
         for kill in (lambda p: os.killpg(os.getpgid(p), signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
             try:
@@ -215,10 +245,11 @@ def _zombie_or_gone(pid: int) -> bool:
 
 def _undo_local_target(record: dict[str, Any]) -> str:
     token = record.get("token")
-    if not token:
-        return "local target: no run token recorded; nothing to stop"
-    pids = kill_token_processes(str(token))
-    left = [p for p in processes_with_token(str(token)) if not _zombie_or_gone(p)]
+    run_dir = record.get("run_dir")
+    if not token and not run_dir:
+        return "local target: no run token or directory recorded; nothing to stop"
+    pids = kill_run_processes(token and str(token), run_dir and str(run_dir))
+    left = processes_of_run(token and str(token), run_dir and str(run_dir))
     if left:
         raise RuntimeError(f"processes still alive after SIGKILL: {left}")
     return f"local target: stopped {len(pids)} orphaned process(es)" if pids else "local target: no process left"

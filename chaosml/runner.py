@@ -288,7 +288,7 @@ class Runner:
             run_dir=self.run_dir,
             kind="target",
             type=self.experiment.target.platform,
-            record={"token": self.token, "run_dir": str(self.run_dir)},
+            record={"token": self.token, "run_dir": str(self.run_dir.resolve())},
         )
         self.target = self.target_factory(self.experiment, self.run_dir, self.journal.add_target_event)
         self.target.start()

@@ -186,10 +186,10 @@ def undo_target(record: dict[str, Any]) -> str:
     """Offline undo of a kubernetes target: stop the run's orphaned processes (the load driver); the
     stack itself was never created by the run and is left as it is (faults are undone by their own
     records)."""
-    from chaosml.ledger import kill_token_processes
+    from chaosml.ledger import kill_run_processes
 
-    token = record.get("token")
-    pids = kill_token_processes(str(token)) if token else []
+    token, run_dir = record.get("token"), record.get("run_dir")
+    pids = kill_run_processes(token and str(token), run_dir and str(run_dir)) if token or run_dir else []
     left = f"stopped {len(pids)} orphaned process(es)" if pids else "no process left"
     return f"kubernetes target: {left}; the stack in the cluster is left running (it belongs to `chaosml cluster`)"
 

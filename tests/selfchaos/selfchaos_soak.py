@@ -65,7 +65,7 @@ class Trial:
 
 
 def _chaosml(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaosml.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "chaosml.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
 def _ledger_lines(state: Path) -> list[dict]:
@@ -81,19 +81,21 @@ def _ledger_lines(state: Path) -> list[dict]:
     return out
 
 
-def _alive_with_token(token: str) -> list[int]:
-    needle = f"CHAOSML_RUN_TOKEN={token}".encode()
+def _alive_in_trial(trial_dir: Path) -> list[int]:
+    """Live processes working inside the trial's directory (every process a run starts does; the
+    environment token alone misses redis-server, which rewrites its environment block)."""
+    root = str(trial_dir.resolve())
     pids = []
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            if needle in (d / "environ").read_bytes().split(b"\0"):
-                stat = (d / "stat").read_text()
-                if stat[stat.rindex(")") + 2] != "Z":
-                    pids.append(int(d.name))
+            cwd = os.readlink(d / "cwd").removesuffix(" (deleted)")
+            stat = (d / "stat").read_text()
         except OSError:
             continue
+        if (cwd == root or cwd.startswith(root + os.sep)) and stat[stat.rindex(")") + 2] != "Z":
+            pids.append(int(d.name))
     return pids
 
 
@@ -134,7 +136,6 @@ def run_trial(index: int, rng: random.Random, workdir: Path, faults: str = FAULT
             "after a recover" if journal.get("status") == "running" else
             f"after the run ({journal.get('status')})"
         )
-    tokens = {d["record"]["token"] for d in _ledger_lines(state) if d.get("kind") == "target" and d.get("op") == "open"}
     lines = _ledger_lines(state)
     closed_before = {d["id"] for d in lines if d.get("op") == "close"}
     open_faults = [d for d in lines if d.get("op") == "open" and d.get("kind") == "fault" and d["id"] not in closed_before]
@@ -147,15 +148,14 @@ def run_trial(index: int, rng: random.Random, workdir: Path, faults: str = FAULT
         label = f"{d['fault']} #{(d.get('injection') or 0) + 1} ({d['type']})"
         if not any(label in line for line in trial.undone):
             trial.problems.append(f"fault {label} open at the kill was not undone: {rb.stdout.strip()}")
-    for token in tokens:
-        left = _alive_with_token(token)
-        if left:
-            trial.problems.append(f"processes left after rollback: {left}")
-            for pid in left:
-                try:
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+    left = _alive_in_trial(tdir)
+    if left:
+        trial.problems.append(f"processes left after rollback: {left}")
+        for pid in left:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     opened = {d["id"] for d in _ledger_lines(state) if d.get("op") == "open"}
     closed = {d["id"] for d in _ledger_lines(state) if d.get("op") == "close"}
     if opened - closed:
