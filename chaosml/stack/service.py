@@ -14,7 +14,10 @@ entity's features from Redis and answers ``{"prediction", "confidence", "served_
      (``feature_store_error``, ``breaker_open``), a missing row or field (``entity_features_missing``)
      or a stored value that is not a finite number within the training range
      (``entity_features_invalid``: NaN, inf, out of range, not a number) -> fallback;
-  3. primary on all features; confidence below ``min_confidence`` -> fallback (``low_confidence``);
+  3. primary on all features; confidence below ``min_confidence`` -> fallback (``low_confidence``),
+     its probabilities averaged with the primary's (calibrated confidence: when the primary is
+     unsure, the answer is never more confident than both models together; an input crafted to
+     fool the fallback cannot come back confidently wrong through this path);
   4. fallback failing -> the default response (majority class, prior as confidence).
 
 ``/readyz`` turns 200 once the artifact is loaded and Redis answered a PING; it then stays ready
@@ -255,7 +258,7 @@ class Replica:
             return 200, self._fallback(x_req, reason)
         proba = self.art.primary.predict_proba(x)[0]
         if self.profile.ood_routing and float(proba.max()) < self.min_confidence:
-            return 200, self._fallback(x_req, "low_confidence")
+            return 200, self._fallback(x_req, "low_confidence", with_primary=proba)
         return 200, self._answer(proba, "primary", self.art.primary_version)
 
     async def _fetch_into(self, eid: int, x: np.ndarray) -> str | None:
@@ -328,12 +331,14 @@ class Replica:
             x_req[j] = v
         return eid, x_req
 
-    def _fallback(self, x_req: np.ndarray, reason: str) -> dict[str, Any]:
+    def _fallback(self, x_req: np.ndarray, reason: str, with_primary: np.ndarray | None = None) -> dict[str, Any]:
         self.metrics.inc(f"fallback_{reason}")
         try:
             proba = self.art.fallback.predict_proba(x_req)[0]
             if not np.all(np.isfinite(proba)):
                 raise ValueError("non-finite fallback probabilities")
+            if with_primary is not None:
+                proba = (proba + with_primary) / 2.0
             return self._answer(proba, "fallback", self.art.fallback_version, reason)
         except Exception:  # noqa: BLE001 - any fallback failure degrades to the default
             self.metrics.inc("default_responses")
