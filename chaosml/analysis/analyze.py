@@ -108,6 +108,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     degradation: dict[str, Any] = field(default_factory=dict)
     served_by_exposed: bool = True  # False: the stack does not say which path served (response.served_by: not-exposed)
+    replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
 
     @property
     def finished(self) -> bool:
@@ -164,6 +165,7 @@ class Analysis:
             "events": self.events,
             "notes": list(self.notes),
             "degradation": self.degradation,
+            "replacements": self.replacements,
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
         }
 
@@ -224,7 +226,27 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
             samples, a, windows, load, steady, journal.get("target_events") or [], [f.name for f in experiment.faults]
         ) if exposed else {},
         served_by_exposed=exposed,
+        replacements=replacements(results, journal.get("target_events") or []),
     )
+
+
+def replacements(results: list[InjectionResult], target_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The kubernetes target's ``pod_replaced`` breakdowns (deletion seen, replacement created,
+    scheduled, Ready; seconds after the deletion), each tied to the injection that killed the pod."""
+    out = []
+    for e in target_events:
+        if e.get("kind") != "pod_replaced":
+            continue
+        d = dict(e.get("detail") or {})
+        victim, deleted = d.get("victim"), d.get("deleted_t")
+        owner = None
+        for r in results:  # the latest injection at or before the deletion that targeted this pod
+            if victim in r.targets and deleted is not None and r.apply_t <= deleted + 1e-6:
+                owner = r
+        d["injection"] = None if owner is None else f"{owner.fault} #{owner.injection + 1}"
+        d["slo_mttr_s"] = None if owner is None else owner.mttr_s
+        out.append(d)
+    return out
 
 
 #: SLIs that need the stack to say which path served each answer.

@@ -15,7 +15,7 @@ KILL = {"fault": "kill", "apply": 10.0, "recover": 12.0, "targets": ["model-1"]}
 TOP_KEYS = {
     "schema", "run_id", "status", "reason", "title", "release", "profile", "platform", "load", "window_s", "hold",
     "confidence_threshold", "restart_delay_s", "cohorts", "phases", "injections", "faults", "verdicts", "counts",
-    "passed", "summary", "timeseries", "events", "notes", "degradation",
+    "passed", "summary", "timeseries", "events", "notes", "degradation", "replacements",
 }
 
 
@@ -98,3 +98,21 @@ def test_fast_on_many_samples():
     assert len(df) == 300_000
     assert elapsed < 3.0, f"analyze took {elapsed:.2f}s on 300k samples"
     assert T0 == an.load.start
+
+
+def test_kubernetes_pod_replacements_are_tied_to_their_injection_and_rendered() -> None:
+    from chaosml.report.document import replacement_table
+
+    df = samples(60, 50)
+    j = journal(duration=60, injections=[KILL])
+    t_del = j["load"]["started_at"] + 10.0
+    j["target_events"].append(
+        {"t": t_del + 0.6, "kind": "pod_replaced", "subject": "model-1",
+         "detail": {"victim": "model-1", "replacement": "model-7", "deleted_t": t_del, "deletion_seen_s": 0.01,
+                    "created_s": 0.02, "scheduled_s": 0.04, "ready_s": 0.6, "node": "w2"}}
+    )
+    d = analyze(experiment(), j, df).to_dict()
+    (rep,) = d["replacements"]
+    assert rep["injection"] == "kill #1" and rep["slo_mttr_s"] == 0.0
+    (table,) = [b for b in replacement_table(d) if hasattr(b, "rows")]
+    assert table.rows[0][:6] == ("kill #1", "model-1 -> model-7", "0.01 s", "0.02 s", "0.04 s", "0.60 s")
