@@ -62,6 +62,10 @@ def free_ports(n: int) -> list[int]:
 
 
 
+#: How often the local target reads each hardened replica's circuit-breaker state.
+BREAKER_POLL_S = 0.25
+
+
 class LocalTarget(SupervisedTarget):
     """The reference stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
 
@@ -259,6 +263,8 @@ class LocalTarget(SupervisedTarget):
         )
         self._require_ready([*self.replica_names, "gateway"], left())
         self._wait_gateway_routes_to_all(left())
+        if self.profile == "hardened":  # only the hardened replicas have a circuit breaker
+            self._in_background(self._watch_breakers, "breaker-watch")
 
     def _wait_gateway_routes_to_all(self, timeout_s: float) -> None:
         """Ready = the gateway routes to every replica (its health checks go through the links), not just one."""
@@ -302,6 +308,34 @@ class LocalTarget(SupervisedTarget):
         if ev.kind == "replica_ready" and ev.subject == "redis" and self._dataset_obj is not None and self._replica_redis_url:
             # Redis came back empty after a restart (no persistence): seed it again, off the monitor thread.
             self._in_background(self._reseed, "reseed-redis")
+
+    def _watch_breakers(self) -> None:
+        """Scrape each replica's /metrics (direct) every BREAKER_POLL_S and turn a change of its
+        ``breaker_state`` gauge into a ``breaker_transition`` event; ends when the target stops."""
+        import re
+        import urllib.request
+
+        from chaosml.stack.breaker import STATE_CODES
+
+        names = {v: k for k, v in STATE_CODES.items()}
+        gauge = re.compile(r"^\S*breaker_state\{[^}]*\}\s+([0-9.]+)\s*$", re.MULTILINE)
+        last: dict[str, str] = {}
+        while not self._stopped:  # bounded by the target's life; each request has a timeout
+            for name in self.replica_names:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self._ports[name]}/metrics", timeout=0.5) as r:
+                        m = gauge.search(r.read().decode(errors="replace"))
+                except (OSError, ValueError):
+                    continue  # a killed or restarting replica: its breaker starts closed again
+                if m is None:
+                    continue
+                state = names.get(int(float(m.group(1))), "unknown")
+                before = last.get(name)
+                last[name] = state
+                if before is not None and state != before:
+                    self._emit(TargetEvent(t=time.time(), kind="breaker_transition", subject=name,
+                                           detail={"from": before, "to": state}))
+            time.sleep(BREAKER_POLL_S)
 
     def _reseed(self) -> None:
         from chaosml.stack import featurestore

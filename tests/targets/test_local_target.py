@@ -163,3 +163,27 @@ def test_start_failure_tears_down_and_explains(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(TargetError, match="redis-server"):
         t.start(timeout_s=10)
     t.stop()
+
+
+@pytest.mark.slow
+def test_hardened_breaker_transitions_become_target_events(tmp_path: Path) -> None:
+    """Stopping Redis under traffic opens the replicas' circuit breakers; the target reports it."""
+    import json as _json
+    import urllib.request
+
+    from chaosml.dataset import load_dataset
+
+    events: list = []
+    ds = load_dataset()
+    body = _json.dumps(ds.row_payload(int(ds.test_idx[0]))).encode()
+    with LocalTarget(tmp_path / "run", profile="hardened", replicas=1, restart_delay_s=0.5, on_event=events.append) as t:
+        t.stop_member("redis")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(e.kind == "breaker_transition" for e in events):
+            req = urllib.request.Request(t.entry_url + "/predict", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                assert _json.loads(r.read())["served_by"] in ("fallback", "default")
+            time.sleep(0.05)
+        t.start_member("redis")
+    opened = [e for e in events if e.kind == "breaker_transition"]
+    assert opened and opened[0].subject == "model-0" and opened[0].detail == {"from": "closed", "to": "open"}
