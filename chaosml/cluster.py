@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from chaosml.docker_engine import docker_client
 from chaosml.errors import EXIT_OK, TargetError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -131,23 +132,11 @@ def require_kind() -> str:
 
 
 def require_docker() -> Any:
-    try:
-        import docker
-    except ImportError as e:
-        raise TargetError("the docker Python SDK is missing: pip install 'chaosml[kubernetes]'") from e
-    try:
-        host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
-            raise FileNotFoundError(f"no Docker socket at {host.removeprefix('unix://')}")
-        c = docker.from_env(timeout=120)
-        try:
-            c.ping()
-        except BaseException:
-            c.close()
-            raise
-        return c
-    except Exception as e:
-        raise TargetError(f"docker is not running or not reachable (kind runs its nodes as Docker containers): {e}") from e
+    return docker_client(
+        120,
+        "the docker Python SDK is missing: pip install 'chaosml[kubernetes]'",
+        "docker is not running or not reachable (kind runs its nodes as Docker containers)",
+    )
 
 
 def kind(*args: str, timeout: float = KIND_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -154,6 +154,21 @@ class LineReader:
         """The next line; None at end of stream; raises queue.Empty after ``timeout_s``."""
         return self.lines.get(timeout=timeout_s)
 
+    def progress(self, deadline: float) -> Iterator[dict[str, Any]]:
+        """The load process's progress/done messages until end of stream or ``deadline`` (monotonic)."""
+        from chaosml.load.config import parse_progress
+
+        while time.monotonic() < deadline:
+            try:
+                line = self.get(max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            if line is None:
+                return
+            msg = parse_progress(line)
+            if msg is not None:
+                yield msg
+
 
 def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
     """SIGTERM this child (its process group when it leads one), then SIGKILL; reap it."""

@@ -15,7 +15,6 @@ load hits both alike; figures are medians over the pairs.
 from __future__ import annotations
 
 import json
-import queue
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from chaosml.bench.common import (
     py,
     stop_process,
 )
-from chaosml.load.config import LoadConfig, parse_progress, start_load
+from chaosml.load.config import LoadConfig, start_load
 
 #: A request body like the reference stack's (entity id plus request-time features).
 BODY = {"entity_id": 7, "features": {f"f{i}": round(0.1 * i + 0.013, 3) for i in range(10)}}
@@ -65,16 +64,7 @@ def run_arm(url: str, workdir: Path, *, record: bool, users: int, seconds: float
             points: list[tuple[float, int, float]] = []  # (elapsed_s, requests, cpu_s)
             done: dict[str, Any] | None = None
             deadline = time.monotonic() + seconds + 30.0
-            while time.monotonic() < deadline:
-                try:
-                    line = reader.get(max(0.1, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if line is None:
-                    break
-                msg = parse_progress(line)
-                if msg is None:
-                    continue
+            for msg in reader.progress(deadline):
                 if msg["type"] == "progress":
                     cpu = cpu_seconds(proc.pid)
                     if cpu is not None:

@@ -10,7 +10,6 @@ count at the master, and the merged file sorted by ``t``.
 from __future__ import annotations
 
 import itertools
-import queue
 import socket
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from chaosml.bench.common import (
     stop_process,
 )
 from chaosml.bench.load import run_arm, write_payloads
-from chaosml.load.config import LoadConfig, parse_progress
+from chaosml.load.config import LoadConfig
 from chaosml.load.distributed import (
     merge_samples,
     start_distributed,
@@ -59,16 +58,7 @@ def run_distributed(url: str, workdir: Path, *, users: int, seconds: float, tag:
             points: list[tuple[float, int]] = []
             done: dict[str, Any] | None = None
             deadline = time.monotonic() + seconds + 90.0
-            while time.monotonic() < deadline:
-                try:
-                    line = reader.get(max(0.1, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if line is None:
-                    break
-                msg = parse_progress(line)
-                if msg is None:
-                    continue
+            for msg in reader.progress(deadline):
                 if msg["type"] == "progress":
                     points.append((float(msg["elapsed_s"]), int(msg["requests"])))
                 else:

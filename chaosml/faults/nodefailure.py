@@ -16,12 +16,11 @@ container alone that was not running before the fault. Docker is reached through
 
 from __future__ import annotations
 
-import os
 import random
 import time
-from pathlib import Path
 from typing import Any
 
+from chaosml.docker_engine import docker_client as _docker_client
 from chaosml.errors import TargetError
 from chaosml.faults.base import FaultContext, injector, undoer
 from chaosml.model.experiment import FaultSpec
@@ -34,23 +33,11 @@ DOCKER_TIMEOUT_S = 60
 
 def docker_client() -> Any:
     """A Docker SDK client, or a TargetError saying that the engine cannot be reached."""
-    try:
-        import docker
-    except ImportError as e:
-        raise TargetError("node-failure needs the docker Python SDK: pip install 'chaosml[kubernetes]'") from e
-    try:
-        host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
-            raise FileNotFoundError(f"no Docker socket at {host.removeprefix('unix://')}")
-        c = docker.from_env(timeout=DOCKER_TIMEOUT_S)
-        try:
-            c.ping()
-        except BaseException:
-            c.close()
-            raise
-        return c
-    except Exception as e:
-        raise TargetError(f"node-failure: cannot reach the Docker engine (is docker running? DOCKER_HOST?): {e}") from e
+    return _docker_client(
+        DOCKER_TIMEOUT_S,
+        "node-failure needs the docker Python SDK: pip install 'chaosml[kubernetes]'",
+        "node-failure: cannot reach the Docker engine (is docker running? DOCKER_HOST?)",
+    )
 
 
 def container_state(client: Any, name: str) -> str:
