@@ -278,7 +278,7 @@ class RollbackReport:
 
 def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_run: bool = False) -> RollbackReport:
     """Undo every stale open entry: faults newest first, then targets. Closes what it undid."""
-    from chaosml.faults.base import UNDOERS, load_builtin_injectors
+    from chaosml.faults.base import load_builtin_injectors, undoer_for
 
     load_builtin_injectors()
     ledger = ledger or Ledger()
@@ -288,7 +288,7 @@ def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_ru
     report.skipped = [f"{e.describe()} (run still going: harness pid {e.harness_pid})" for e in entries if e not in todo]
     ordered = [e for e in reversed(todo) if e.kind == "fault"] + [e for e in reversed(todo) if e.kind != "fault"]
     for e in ordered:
-        undo = UNDOERS.get(e.type) if e.kind == "fault" else TARGET_UNDOERS.get(e.type)
+        undo = undoer_for(e.type, e.record.get("platform")) if e.kind == "fault" else TARGET_UNDOERS.get(e.type)
         if undo is None:
             report.failed.append(f"{e.describe()}: no undo known for {e.kind} type {e.type!r}; record: {json.dumps(e.record)}")
             continue

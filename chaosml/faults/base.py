@@ -50,35 +50,70 @@ class Injector(Protocol):
 
 
 Factory = Callable[[FaultSpec, Any, FaultContext], Injector]
+Undo = Callable[[dict[str, Any]], str]
 
-#: fault type -> factory(spec, target, context) -> Injector
-INJECTORS: dict[str, Factory] = {}
+#: the platform key of an injector or undoer that works on every target
+ANY_PLATFORM = "*"
+
+#: (fault type, target platform or ANY_PLATFORM) -> factory(spec, target, context) -> Injector
+INJECTORS: dict[tuple[str, str], Factory] = {}
+
+#: (fault type, platform or ANY_PLATFORM) -> undo(record) -> one line saying what was undone.
+#: Idempotent, uses nothing but the record (no live target objects), and treats "already undone"
+#: (toxic gone, rows already equal, process gone) as success. Raises on a real failure, with what
+#: is left in the message. A record names its platform under ``platform`` (absent: local).
+UNDOERS: dict[tuple[str, str], Undo] = {}
 
 
-def injector(fault_type: str) -> Callable[[Factory], Factory]:
-    """Register an injector factory for a fault type."""
+def injector(fault_type: str, platform: str = ANY_PLATFORM) -> Callable[[Factory], Factory]:
+    """Register an injector factory for a fault type, on every platform or on one.
+
+    A platform's own factory wins over the ANY_PLATFORM one whatever the import order, so one
+    fault type may have two mechanisms (e.g. feature-store-outage ``kill``: stop a local process,
+    or scale a Deployment to zero on kubernetes).
+    """
 
     def register(factory: Factory) -> Factory:
-        INJECTORS[fault_type] = factory
+        key = (fault_type, platform)
+        if key in INJECTORS and INJECTORS[key] is not factory:
+            raise RuntimeError(f"two injectors registered for fault type {fault_type!r} on platform {platform!r}")
+        INJECTORS[key] = factory
         return factory
 
     return register
 
 
-#: fault type -> undo(record) -> one line saying what was undone. Idempotent, uses nothing but the
-#: record (no live target objects), and treats "already undone" (toxic gone, rows already equal,
-#: process gone) as success. Raises on a real failure, with what is left in the message.
-UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {}
+def undoer(fault_type: str, platform: str = ANY_PLATFORM) -> Callable[[Undo], Undo]:
+    """Register the offline undo of a fault type, on every platform or on one (see :func:`injector`)."""
 
-
-def undoer(fault_type: str) -> Callable[[Callable[[dict[str, Any]], str]], Callable[[dict[str, Any]], str]]:
-    """Register the offline undo of a fault type."""
-
-    def register(fn: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
-        UNDOERS[fault_type] = fn
+    def register(fn: Undo) -> Undo:
+        key = (fault_type, platform)
+        if key in UNDOERS and UNDOERS[key] is not fn:
+            raise RuntimeError(f"two undoers registered for fault type {fault_type!r} on platform {platform!r}")
+        UNDOERS[key] = fn
         return fn
 
     return register
+
+
+def _lookup(table: dict[tuple[str, str], Any], fault_type: str, platform: str | None) -> Any:
+    if platform and (fault_type, platform) in table:
+        return table[(fault_type, platform)]
+    return table.get((fault_type, ANY_PLATFORM))
+
+
+def undoer_for(fault_type: str, platform: str | None) -> Undo | None:
+    """The offline undo of ``fault_type`` on ``platform`` (its own, else the any-platform one)."""
+    load_builtin_injectors()
+    return _lookup(UNDOERS, fault_type, platform)
+
+
+def undo_fault(fault_type: str, record: dict[str, Any]) -> str:
+    """Undo one ledger record of ``fault_type`` from the record alone (dispatching on its platform)."""
+    undo = undoer_for(fault_type, record.get("platform"))
+    if undo is None:
+        raise NotImplementedError(f"no undo known for fault type {fault_type!r}")
+    return undo(record)
 
 
 def load_builtin_injectors() -> None:
@@ -96,8 +131,7 @@ def load_builtin_injectors() -> None:
 def make_injector(spec: FaultSpec, target: Any, context: FaultContext | None = None) -> Injector:
     """Build the injector for a fault spec (importing the built-in injectors on first use)."""
     load_builtin_injectors()
-    try:
-        factory = INJECTORS[spec.type]
-    except KeyError:
-        raise NotImplementedError(f"no injector for fault type {spec.type!r}") from None
+    factory = _lookup(INJECTORS, spec.type, getattr(target, "platform", None))
+    if factory is None:
+        raise NotImplementedError(f"no injector for fault type {spec.type!r}")
     return factory(spec, target, context or FaultContext())

@@ -196,7 +196,7 @@ def _make(spec: FaultSpec, target: Any, context: FaultContext) -> FeatureStoreOu
 
 
 @undoer("feature-store-outage")
-def _undo(record: dict[str, Any]) -> str:
+def undo(record: dict[str, Any]) -> str:
     """Undo from the record alone: re-enable the link, remove the toxic, or report on a killed Redis."""
     mode = record["mode"]
     if mode == "kill":

@@ -1,10 +1,11 @@
 """feature-store-outage ``mode: kill`` on the kubernetes target: scale the Redis Deployment to 0 and back; used by the runner.
 
-One fault type name, two mechanisms: this module registers a dispatcher for ``feature-store-outage``
-in front of the shared injector of :mod:`chaosml.faults.featurestore`. On a target whose
-``platform`` is ``kubernetes`` and with ``mode: kill`` it builds :class:`ScaleToZero`; every other
-case (the proxy modes down/timeout/latency on either target, and kill on the local target) goes to
-the shared injector unchanged. The undoer dispatches the same way on the record's ``platform``.
+One fault type name, two mechanisms: this module registers the ``kubernetes`` platform's injector
+and undoer of ``feature-store-outage`` (the registry in :mod:`chaosml.faults.base` is keyed by fault
+type and platform, so the platform's own entry wins whatever the import order). With ``mode: kill``
+it builds :class:`ScaleToZero` for the target's feature-store group (the reference stack's Redis, or
+the service behind a custom stack's ``feature-store`` link); the proxy modes down/timeout/latency
+use :class:`chaosml.faults.featurestore.FeatureStoreOutage` unchanged, on either platform.
 
 The undo record holds the Deployment, namespace, context, API server and kubeconfig, and the
 ORIGINAL replica count read before apply, so that ``chaosml rollback`` scales it back from the
@@ -16,10 +17,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chaosml.faults import featurestore as _shared
+from chaosml.faults import featurestore
 from chaosml.faults.base import (
-    INJECTORS,
-    UNDOERS,
     FaultContext,
     Injector,
     injector,
@@ -85,26 +84,17 @@ class ScaleToZero:
         )
 
 
-_shared_factory = getattr(INJECTORS[FAULT_TYPE], "__wrapped_shared__", INJECTORS[FAULT_TYPE])
-_shared_undo = getattr(UNDOERS[FAULT_TYPE], "__wrapped_shared__", UNDOERS[FAULT_TYPE])
-assert _shared_factory.__module__ == _shared.__name__
-
-
-@injector(FAULT_TYPE)
+@injector(FAULT_TYPE, platform="kubernetes")
 def _make(spec: FaultSpec, target: Any, context: FaultContext) -> Injector:
-    if getattr(target, "platform", None) == "kubernetes" and spec.params.mode == "kill":
-        return ScaleToZero(spec, target, context)
-    return _shared_factory(spec, target, context)
+    if spec.params.mode == "kill":
+        return ScaleToZero(spec, target, context, group=getattr(target, "feature_store_group", GROUP))
+    return featurestore.FeatureStoreOutage(spec, target, context)
 
 
-@undoer(FAULT_TYPE)
+@undoer(FAULT_TYPE, platform="kubernetes")
 def _undo(record: dict[str, Any]) -> str:
-    if record.get("platform") == "kubernetes" and record.get("mechanism") == "scale-to-zero":
+    if record.get("mechanism") == "scale-to-zero":
         from chaosml.targets.kubernetes import scale_from_record
 
         return f"feature-store-outage kill (scale-to-zero): {scale_from_record(record)}"
-    return _shared_undo(record)
-
-
-_make.__wrapped_shared__ = _shared_factory  # type: ignore[attr-defined]
-_undo.__wrapped_shared__ = _shared_undo  # type: ignore[attr-defined]
+    return featurestore.undo(record)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chaosml.faults.base import UNDOERS, FaultContext, make_injector
+from chaosml.faults.base import FaultContext, make_injector, undoer_for
 from chaosml.load.config import LoadConfig, start_load
 from chaosml.load.control import ControlError, effective_mix, read_control
 from chaosml.loader import load_experiment_text
@@ -67,7 +67,7 @@ def test_undoer_deletes_the_file_and_missing_is_fine(tmp_path: Path) -> None:
     inj = make_injector(spec(), None, ctx)
     record = inj.undo_record(0)
     inj.apply(0)
-    undo = UNDOERS["adversarial-payload"]
+    undo = undoer_for("adversarial-payload", None)
     assert "removed" in undo(record) and not Path(record["control_file"]).exists()
     assert "already gone" in undo(record)
 

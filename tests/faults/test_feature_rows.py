@@ -10,7 +10,7 @@ from conftest import crash_copy, dump_all, injector_for, payload_for, predict, r
 
 from chaosml.dataset import Dataset
 from chaosml.errors import TargetError
-from chaosml.faults.base import UNDOERS
+from chaosml.faults.base import undo_fault
 from chaosml.model.faults import CorruptedFeaturesParams, MissingFeaturesParams
 from chaosml.targets.local import LocalTarget
 
@@ -94,10 +94,10 @@ def test_crashed_harness_offline_undo_restores_every_key(target: LocalTarget, ds
     inj.apply(0)
     assert dump_all(target.redis_url) != before
     # the harness died here: only the ledger record is left
-    msg = UNDOERS["corrupted-features"](record)
+    msg = undo_fault("corrupted-features", record)
     assert msg == f"corrupted-features nan: 569 rows restored byte for byte at {target.redis_url}"
     assert dump_all(target.redis_url) == before
-    assert UNDOERS["corrupted-features"](record) == msg  # idempotent
+    assert undo_fault("corrupted-features", record) == msg  # idempotent
     assert dump_all(target.redis_url) == before
 
 
@@ -122,7 +122,7 @@ def test_missing_rows_and_fields_fall_back_and_restore_exactly(target: LocalTarg
             assert len(now) == 18 and "worst_area" not in now
             assert ev.detail["fields_removed"] == 2 * len(keys)
         assert reasons(target, ds, touched) == {("fallback", "entity_features_missing")}
-        assert UNDOERS["missing-features"](record).startswith(f"missing-features {params.mode}: 57 rows restored")
+        assert undo_fault("missing-features", record).startswith(f"missing-features {params.mode}: 57 rows restored")
         assert dump_all(target.redis_url) == before
     finally:
         rec = inj.recover(0)
@@ -155,6 +155,6 @@ def test_offline_undo_when_the_runs_redis_is_gone() -> None:
 
     (port,) = free_ports(1)
     record = {"redis_url": f"redis://127.0.0.1:{port}/0", "mode": "nan", "keys": {"chaosml:features:1": {"dump": None, "pttl": -1}}, "owned_by_run": True}
-    assert "is gone (no persistence)" in UNDOERS["corrupted-features"](record)
+    assert "is gone (no persistence)" in undo_fault("corrupted-features", record)
     with pytest.raises(TargetError, match="could not restore 1 rows"):
-        UNDOERS["corrupted-features"]({**record, "owned_by_run": False})
+        undo_fault("corrupted-features", {**record, "owned_by_run": False})

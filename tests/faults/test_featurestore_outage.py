@@ -8,7 +8,7 @@ import redis
 from conftest import crash_copy, dump_all, injector_for, payload_for, predict
 
 from chaosml.dataset import Dataset
-from chaosml.faults.base import UNDOERS
+from chaosml.faults.base import undo_fault
 from chaosml.model.faults import FeatureStoreOutageParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
@@ -62,9 +62,9 @@ def test_down_undone_offline_from_the_record_alone(target: LocalTarget) -> None:
     record = crash_copy(inj.undo_record(0))
     inj.apply(0)
     assert link(target)["enabled"] is False
-    assert UNDOERS["feature-store-outage"](record) == "feature-store-outage down: link feature-store enabled=true again"
+    assert undo_fault("feature-store-outage", record) == "feature-store-outage down: link feature-store enabled=true again"
     assert link(target)["enabled"] is True
-    assert UNDOERS["feature-store-outage"](record).endswith("enabled=true again")  # idempotent
+    assert undo_fault("feature-store-outage", record).endswith("enabled=true again")  # idempotent
 
 
 def test_timeout_hangs_the_store_but_hardened_answers_fast(target: LocalTarget, ds: Dataset) -> None:
@@ -78,7 +78,7 @@ def test_timeout_hangs_the_store_but_hardened_answers_fast(target: LocalTarget, 
         answers = served(target, ds)
         assert all(sb == "fallback" for sb, _ in answers), answers
         assert (time.monotonic() - t0) / len(answers) < 0.3  # 50 ms fetch timeout, then the breaker
-        msg = UNDOERS["feature-store-outage"](record)  # crash: undo from the record alone
+        msg = undo_fault("feature-store-outage", record)  # crash: undo from the record alone
         assert msg == "feature-store-outage toxic chaosml-f-1: feature-store removed"
         assert link(target)["toxics"] == []
     finally:
@@ -112,7 +112,7 @@ def test_kill_stops_redis_and_recover_restarts_and_reseeds_it(target: LocalTarge
         time.sleep(1.0)  # longer than the restart delay: kept down on purpose, not restarted
         assert not [m for m in target.members("feature-store") if m.running]
         assert all(sb == "fallback" for sb, _ in served(target, ds, 3))
-        msg = UNDOERS["feature-store-outage"](record)
+        msg = undo_fault("feature-store-outage", record)
         assert "is not answering" in msg and "nothing can be restarted offline" in msg
     finally:
         rec = inj.recover(0)

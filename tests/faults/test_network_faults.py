@@ -10,7 +10,7 @@ from conftest import crash_copy, injector_for, payload_for, predict
 
 from chaosml.dataset import Dataset
 from chaosml.errors import TargetError
-from chaosml.faults.base import UNDOERS
+from chaosml.faults.base import undo_fault
 from chaosml.model.faults import NetworkLatencyParams, NetworkToxicParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
@@ -67,10 +67,10 @@ def test_offline_undo_removes_the_toxic_from_the_record_alone(target: LocalTarge
     inj.apply(3)
     assert toxic_names(target, "feature-store") == ["chaosml-crash-3"]
     # the harness "crashed": only the ledger record is left
-    msg = UNDOERS["network-latency"](record)
+    msg = undo_fault("network-latency", record)
     assert msg == "toxic chaosml-crash-3: feature-store removed"
     assert toxic_names(target, "feature-store") == []
-    assert UNDOERS["network-latency"](record) == "toxic chaosml-crash-3: feature-store absent"  # idempotent
+    assert undo_fault("network-latency", record) == "toxic chaosml-crash-3: feature-store absent"  # idempotent
 
 
 def test_reset_peer_on_the_gateway_link_fails_requests_until_recovered(target: LocalTarget, ds: Dataset) -> None:
@@ -82,7 +82,7 @@ def test_reset_peer_on_the_gateway_link_fails_requests_until_recovered(target: L
         assert ev.ok and ev.detail["type"] == "reset_peer" and ev.targets == ("gateway",)
         assert predict(target.entry_url, payload_for(ds, 1))[0] == 0  # reset by peer
         assert predict(target.gateway_url, payload_for(ds, 1))[0] == 200  # the gateway itself is fine
-        assert UNDOERS["network-toxic"](record) == "toxic chaosml-f-0: gateway removed"
+        assert undo_fault("network-toxic", record) == "toxic chaosml-f-0: gateway removed"
     finally:
         inj.recover(0)
     assert predict(target.entry_url, payload_for(ds, 1))[0] == 200
@@ -116,9 +116,9 @@ def test_offline_undo_of_a_gone_proxy_is_success_only_when_the_run_owned_it() ->
 
     (port,) = free_ports(1)
     record = {"api": f"http://127.0.0.1:{port}", "proxies": ["gateway"], "toxic": "chaosml-x-0", "owned_by_run": True}
-    assert "is gone" in UNDOERS["network-toxic"](record)
+    assert "is gone" in undo_fault("network-toxic", record)
     with pytest.raises(client.ToxiproxyError, match="may still be on gateway"):
-        UNDOERS["network-toxic"]({**record, "owned_by_run": False})
+        undo_fault("network-toxic", {**record, "owned_by_run": False})
 
 
 def test_link_model_selects_one_service_wide_model_proxy_when_there_are_no_replica_links() -> None:

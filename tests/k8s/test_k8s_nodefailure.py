@@ -22,7 +22,7 @@ import pytest
 from k8s_stack import deploy_stack, events_of, fault, make_target, wait_for
 
 from chaosml.errors import TargetError
-from chaosml.faults.base import UNDOERS, make_injector
+from chaosml.faults.base import make_injector, undo_fault
 from chaosml.model.faults import NodeFailureParams
 
 pytestmark = pytest.mark.k8s
@@ -101,10 +101,10 @@ def test_node_failure_apply_recover_and_offline_undo(
         inj2.apply(0)
         del inj2
         assert status(docker_engine, node) == down_state
-        summary = UNDOERS["node-failure"](rec2)
+        summary = undo_fault("node-failure", rec2)
         assert summary == f"node-failure {action} of {node}: container {node} {'unpaused' if action == 'pause' else 'started'}"
         assert status(docker_engine, node) == "running"
-        assert UNDOERS["node-failure"](rec2).endswith("already running")  # idempotent
+        assert undo_fault("node-failure", rec2).endswith("already running")  # idempotent
     finally:
         target.stop()
         container.remove(force=True)

@@ -13,7 +13,7 @@ import yaml
 from k8s_stack import deploy_stack, events_of, fault, make_target, wait_for
 
 from chaosml.errors import TargetError
-from chaosml.faults.base import UNDOERS, FaultContext, make_injector
+from chaosml.faults.base import FaultContext, make_injector, undo_fault
 from chaosml.ledger import Ledger, rollback
 from chaosml.model.experiment import KubernetesSpec
 from chaosml.model.faults import FeatureStoreOutageParams, PodKillParams
@@ -263,11 +263,11 @@ def test_feature_store_offline_undo_after_a_crash(
     assert _redis_replicas(control_plane, k8s_namespace) == 2
     assert ledger.open_entries() == []
     # idempotent, from the record alone
-    assert UNDOERS["feature-store-outage"](record).endswith(f"deployment {k8s_namespace}/redis already at 2 replica(s)")
+    assert undo_fault("feature-store-outage", record).endswith(f"deployment {k8s_namespace}/redis already at 2 replica(s)")
     # and it refuses when the recorded context now points at another API server
     bad = {**record, "server": "https://10.9.9.9:6443"}
     with pytest.raises(TargetError, match="refusing to act on another cluster"):
-        UNDOERS["feature-store-outage"](bad)
+        undo_fault("feature-store-outage", bad)
 
     t2 = make_target(control_plane, k8s_namespace)
     t2.start()
