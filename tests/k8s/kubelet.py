@@ -17,22 +17,51 @@ No container runs. In background threads it
   longer served: deleted pods stay Terminating) and resume it (Ready again, its
   pods re-marked Ready), for node-failure tests.
 
+Exec pods (opt-in, annotation ``chaosml.test/exec: "true"``): the pod's first
+container runs as a real local process (argv = ``command`` + ``args`` with
+Kubernetes ``$(VAR)`` expansion; env = PATH/HOME/LANG + the container's ``env`` +
+``POD_PORT`` (a free 127.0.0.1 port per pod) + ``POD_NAME`` + ``POD_NAMESPACE``; cwd =
+annotation ``chaosml.test/cwd`` or the repo root; stdout/stderr in
+``<exec_dir>/<namespace>_<pod>_<uid8>.log``; own session/process group). The pod is
+Running at process start and Ready once its ``readinessProbe`` (httpGet / tcpSocket /
+exec, always sent to 127.0.0.1:POD_PORT) succeeds, or without a probe once the port
+accepts TCP connections. A process that exits is restarted per ``restartPolicy``
+(restartCount, lastState, CrashLoopBackOff back-off). Deletion: SIGKILL of the
+process group at once for grace period 0 (or a pod gone from the API), else SIGTERM
+then SIGKILL after the grace period (bounded by ``exec_max_grace``), then the pod is
+deleted as for other pods. A paused node SIGSTOPs its exec pods' groups, resume
+SIGCONTs them; a removed node kills them. :meth:`SimulatedKubelet.stop` (and an atexit
+hook, and PR_SET_PDEATHSIG via ``setpriv`` when available) kill every exec process
+group. :meth:`SimulatedKubelet.endpoint` gives a pod's ``(host, port)``,
+:meth:`SimulatedKubelet.exec_pods` diagnostics. Pods without the annotation behave
+exactly as before.
+
 All loops are bounded by a stop event; :meth:`SimulatedKubelet.stop` joins them.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import datetime as dt
 import heapq
+import http.client
 import itertools
 import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 from kubernetes import client, watch
@@ -55,6 +84,216 @@ def _now() -> str:
 
 def _now_micro() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- exec pods: module-level helpers --------------------------------------------------
+
+EXEC_ANNOTATION = "chaosml.test/exec"
+CWD_ANNOTATION = "chaosml.test/cwd"
+ENDPOINT_ANNOTATION = "chaosml.test/endpoint"
+EXEC_HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_SETPRIV = shutil.which("setpriv")  # PR_SET_PDEATHSIG without a preexec_fn (threads)
+
+# Every exec process group still alive, by leader pid (killed by the atexit hook).
+_LIVE_LOCK = threading.Lock()
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def is_exec_pod(pod: Any) -> bool:
+    ann = (pod.metadata.annotations or {}) if pod.metadata else {}
+    return str(ann.get(EXEC_ANNOTATION, "")).lower() == "true"
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion (third_party/forked/golang/expansion):
+    ``$(NAME)`` -> the value when defined, else left as is; ``$$`` -> ``$``; any other
+    ``$`` is kept."""
+    out: list[str] = []
+    checkpoint = 0
+    cursor = 0
+    n = len(text)
+    while cursor < n:
+        if text[cursor] == "$" and cursor + 1 < n:
+            out.append(text[checkpoint:cursor])
+            nxt = text[cursor + 1]
+            if nxt == "$":
+                out.append("$")
+                advance = 1
+            elif nxt == "(":
+                close = text.find(")", cursor + 2)
+                if close == -1:
+                    out.append("$(")
+                    advance = 1
+                else:
+                    name = text[cursor + 2 : close]
+                    out.append(variables.get(name, f"$({name})"))
+                    advance = close - cursor
+            else:
+                out.append("$" + nxt)
+                advance = 1
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    out.append(text[checkpoint:])
+    return "".join(out)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((EXEC_HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Has the group leader exited? Without reaping it: while it is a zombie its pid,
+    hence the group id, cannot be reused, so signalling the group stays safe."""
+    if proc.returncode is not None:
+        return True
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped elsewhere
+        return proc.poll() is not None
+    return info is not None and info.si_pid != 0
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    if proc.returncode is not None:  # reaped: the group id may belong to someone else
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
+    """SIGKILL what is left of the group (the leader too), reap the leader."""
+    _signal_group(proc, signal.SIGKILL)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    with _LIVE_LOCK:
+        _LIVE.pop(proc.pid, None)
+    return rc
+
+
+def kill_all_exec_processes(timeout: float = 5.0) -> int:
+    """SIGKILL every exec process group of every kubelet in this process (atexit)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE.values())
+    for p in procs:
+        _signal_group(p, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.05, deadline - time.monotonic()))
+    with _LIVE_LOCK:
+        for p in procs:
+            if p.returncode is not None:
+                _LIVE.pop(p.pid, None)
+    return len(procs)
+
+
+atexit.register(kill_all_exec_processes)
+
+
+@dataclass
+class _Probe:
+    kind: str  # "http" | "tcp" | "exec"
+    path: str = "/"
+    scheme: str = "HTTP"
+    headers: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    @classmethod
+    def from_container(cls, c: Any) -> _Probe | None:
+        p = c.readiness_probe
+        if p is None:
+            return None
+        common: dict[str, Any] = {
+            "initial_delay": float(p.initial_delay_seconds or 0),
+            "period": float(p.period_seconds or 10),
+            "timeout": float(p.timeout_seconds or 1),
+            "success_threshold": int(p.success_threshold or 1),
+            "failure_threshold": int(p.failure_threshold or 3),
+        }
+        if p.http_get is not None:
+            g = p.http_get
+            return cls(
+                kind="http",
+                path=g.path or "/",
+                scheme=(g.scheme or "HTTP").upper(),
+                headers={h.name: h.value for h in g.http_headers or []},
+                **common,
+            )
+        if getattr(p, "_exec", None) is not None and p._exec.command:
+            return cls(kind="exec", command=list(p._exec.command), **common)
+        return cls(kind="tcp", **common)  # tcpSocket (or an unsupported kind)
+
+
+@dataclass
+class _ExecSpec:
+    container: str
+    image: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    probe: _Probe | None
+    restart_policy: str
+    error: str | None = None
+
+
+@dataclass
+class _ExecPod:
+    uid: str
+    namespace: str
+    name: str
+    node: str
+    port: int
+    log_path: Path
+    spec: _ExecSpec
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    wake: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    pids: list[int] = field(default_factory=list)
+    attempts: int = 0
+    restart_count: int = 0
+    ready: bool = False
+    ready_changed: str = ""
+    started_at: str = ""
+    started_mono: float = 0.0
+    start_to_ready: list[float] = field(default_factory=list)
+    last_state: dict[str, Any] = field(default_factory=dict)
+    last_container_id: str = ""
+    final_phase: str | None = None
+    crash_streak: int = 0
+    backoff_until: float = 0.0
+    next_probe: float = 0.0
+    fast_until: float = 0.0
+    slow_warned: bool = False
+    successes: int = 0
+    failures: int = 0
+    gone: bool = False
+    terminating_since: float | None = None
+    grace_used: float | None = None
+    frozen: bool = False
+    annotated: bool = False
+    patched: tuple[str, bool] | None = None  # (phase, ready) last sent
+    patched_mono: float = 0.0
+    exit_codes: list[int] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and not _exited(self.proc)
 
 
 @dataclass
@@ -102,6 +341,10 @@ class SimulatedKubelet:
         cpu: str = "8",
         memory: str = "32Gi",
         max_pods: str = "110",
+        exec_dir: Path | str | None = None,
+        exec_restart_backoff: float = 0.5,
+        exec_max_backoff: float = 5.0,
+        exec_max_grace: float = 30.0,
     ) -> None:
         self._factory = client_factory
         self.start_delay = start_delay
@@ -131,6 +374,17 @@ class SimulatedKubelet:
         self.completed_pods = 0
         self.finished_deletions = 0
         self._watch_synced = threading.Event()
+        # exec pods (opt-in per pod, see the module docstring)
+        self._exec_dir_arg = Path(exec_dir) if exec_dir is not None else None
+        self._exec_dir: Path | None = self._exec_dir_arg
+        self.exec_restart_backoff = exec_restart_backoff
+        self.exec_max_backoff = exec_max_backoff
+        self.exec_max_grace = exec_max_grace
+        self._exec: dict[str, _ExecPod] = {}  # uid -> exec pod
+        self._exec_lock = threading.RLock()
+        self._exec_ports: set[int] = set()
+        self._exec_api: client.CoreV1Api | None = None
+        self._exec_api_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -170,6 +424,7 @@ class SimulatedKubelet:
         with self._cv:
             self._cv.notify_all()
         deadline = time.monotonic() + timeout
+        self._stop_exec_pods(min(10.0, timeout))
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
@@ -178,6 +433,11 @@ class SimulatedKubelet:
             with contextlib.suppress(Exception):
                 c.close()
         self._clients = []
+        self._exec_api = None
+        if self._exec_dir is not None and self._exec_dir_arg is None:
+            if os.environ.get("CHAOSML_K8S_KEEP", "") in ("", "0"):
+                shutil.rmtree(self._exec_dir, ignore_errors=True)
+            self._exec_dir = None
         if alive:
             raise RuntimeError(f"simulated kubelet threads did not stop: {alive}")
 
@@ -243,6 +503,8 @@ class SimulatedKubelet:
             return
         with node.lock:  # no heartbeat in flight re-creates the lease
             node.removed = True
+        for ep in self._exec_on_node(name):
+            ep.wake.set()  # node gone: its processes are killed
         with self._api_lock:
             api = self._require_api()
             for delete in (
@@ -266,6 +528,7 @@ class SimulatedKubelet:
         node = self._node(name)
         with node.lock:
             node.paused = True
+            self._freeze_node(name)
             now = _now()
             reason, message = (
                 (
@@ -305,6 +568,7 @@ class SimulatedKubelet:
                 )
                 self._renew_lease(api, node)
             node.paused = False
+            self._thaw_node(name)
         self._resync_node(name)
 
     def is_paused(self, name: str) -> bool:
@@ -452,6 +716,9 @@ class SimulatedKubelet:
     def _consider(self, pod: Any) -> None:
         uid = pod.metadata.uid
         self._latest[uid] = pod
+        if is_exec_pod(pod):
+            self._consider_exec(pod)
+            return
         if self._served(pod) is None:
             return
         ns, name = pod.metadata.namespace, pod.metadata.name
@@ -528,6 +795,16 @@ class SimulatedKubelet:
     def _forget(self, uid: str) -> None:
         self._latest.pop(uid, None)
         self._pod_info.pop(uid, None)
+        with self._exec_lock:
+            ep = self._exec.get(uid)
+            if ep is not None:
+                ep.gone = True  # removed from the API: its process is killed
+                if ep.terminating_since is None:
+                    ep.terminating_since = time.monotonic()
+                if ep.finished.is_set():
+                    del self._exec[uid]
+        if ep is not None:
+            ep.wake.set()
 
     def _worker_loop(self) -> None:
         api = self._new_core()
@@ -561,6 +838,11 @@ class SimulatedKubelet:
         if pod is None or pod.metadata.deletion_timestamp is not None:
             return
         node = self._served(pod)
+        if node is not None and is_exec_pod(pod):
+            if uid not in self._pod_info:
+                self._pod_info[uid] = (node.alloc_pod_ip(), _now())
+            self._exec_start(pod, node)
+            return
         if node is None or self._is_ready(pod):
             return
         if uid not in self._pod_info:
@@ -679,6 +961,10 @@ class SimulatedKubelet:
         pod = self._latest.get(uid)
         if pod is not None and self._served(pod) is None:
             return  # node paused or gone: the pod stays Terminating
+        with self._exec_lock:
+            ep = self._exec.get(uid)
+        if ep is not None and ep.proc is not None:
+            return  # its process is still being terminated: rescheduled after that
         api.delete_namespaced_pod(
             name,
             ns,
@@ -690,3 +976,689 @@ class SimulatedKubelet:
     def _error(self, msg: str) -> None:
         log.warning("simulated kubelet: %s", msg)
         self.errors.append(f"{time.strftime('%H:%M:%S')} {msg}")
+
+    # -- exec pods -------------------------------------------------------------------
+
+    def endpoint(
+        self, namespace: str, pod_name: str, *, ready_only: bool = False
+    ) -> tuple[str, int] | None:
+        """``(host, port)`` of the pod's running exec process, else None. With
+        ``ready_only``: only while this kubelet sees it Ready, not terminating (no
+        deletionTimestamp seen, not deleted) and its node not paused."""
+        with self._exec_lock:
+            eps = [
+                ep
+                for ep in self._exec.values()
+                if ep.namespace == namespace and ep.name == pod_name
+            ]
+        for ep in eps:
+            if ep.gone or ep.proc is None or ep.finished.is_set():
+                continue
+            if ready_only and (
+                not ep.ready or ep.frozen or ep.terminating_since is not None
+            ):
+                continue
+            return (EXEC_HOST, ep.port)
+        return None
+
+    def exec_pods(self) -> dict[str, dict[str, Any]]:
+        """Diagnostics of every exec pod this kubelet handles, by ``namespace/name``
+        (``#<uid8>`` appended when an older pod of that name is still handled)."""
+        with self._exec_lock:
+            eps = list(self._exec.values())
+        out: dict[str, dict[str, Any]] = {}
+        for ep in eps:
+            key = ep.key if ep.key not in out else f"{ep.key}#{ep.uid[:8]}"
+            proc = ep.proc
+            out[key] = {
+                "uid": ep.uid,
+                "node": ep.node,
+                "host": EXEC_HOST,
+                "port": ep.port,
+                "pid": proc.pid if proc is not None else None,
+                "pids": list(ep.pids),
+                "alive": proc is not None and not _exited(proc),
+                "ready": ep.ready,
+                "restart_count": ep.restart_count,
+                "exit_codes": list(ep.exit_codes),
+                "start_to_ready_s": [round(x, 4) for x in ep.start_to_ready],
+                "terminating": ep.terminating_since is not None,
+                "terminating_since": ep.terminating_since,
+                "grace_used_s": ep.grace_used,
+                "gone": ep.gone,
+                "frozen": ep.frozen,
+                "final_phase": ep.final_phase,
+                "finished": ep.finished.is_set(),
+                "argv": list(ep.spec.argv),
+                "cwd": ep.spec.cwd,
+                "probe": ep.spec.probe.kind if ep.spec.probe else None,
+                "error": ep.spec.error,
+                "log": str(ep.log_path),
+            }
+        return out
+
+    def exec_log_tail(self, namespace: str, pod_name: str, lines: int = 40) -> str:
+        """The last ``lines`` of the pod's process log (every pod of that name)."""
+        with self._exec_lock:
+            paths = [
+                ep.log_path
+                for ep in self._exec.values()
+                if ep.namespace == namespace and ep.name == pod_name
+            ]
+        parts = []
+        for path in paths:
+            try:
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            parts.append(f"--- {path}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    @property
+    def exec_dir(self) -> Path:
+        """Where exec pods' logs go (a temp dir made on first use unless given;
+        removed by stop() unless CHAOSML_K8S_KEEP=1)."""
+        if self._exec_dir is None:
+            self._exec_dir = Path(tempfile.mkdtemp(prefix="chaosml-exec-pods-"))
+        self._exec_dir.mkdir(parents=True, exist_ok=True)
+        return self._exec_dir
+
+    def _exec_on_node(self, node_name: str) -> list[_ExecPod]:
+        with self._exec_lock:
+            return [ep for ep in self._exec.values() if ep.node == node_name]
+
+    def _freeze_node(self, node_name: str) -> None:
+        for ep in self._exec_on_node(node_name):
+            with ep.lock:
+                if ep.proc is not None and not ep.frozen:
+                    _signal_group(ep.proc, signal.SIGSTOP)
+                    ep.frozen = True
+                    self._exec_log(ep, "node paused: process group stopped (SIGSTOP)")
+
+    def _thaw_node(self, node_name: str) -> None:
+        for ep in self._exec_on_node(node_name):
+            with ep.lock:
+                if ep.frozen:
+                    if ep.proc is not None:
+                        _signal_group(ep.proc, signal.SIGCONT)
+                    ep.frozen = False
+                    ep.patched, ep.patched_mono = None, 0.0  # re-assert its status
+                    self._exec_log(
+                        ep, "node resumed: process group continued (SIGCONT)"
+                    )
+            ep.wake.set()
+
+    def _consider_exec(self, pod: Any) -> None:
+        """Called from the watch thread: never blocks."""
+        uid = pod.metadata.uid
+        with self._exec_lock:
+            ep = self._exec.get(uid)
+        deleting = pod.metadata.deletion_timestamp is not None
+        if ep is not None:
+            if deleting and ep.terminating_since is None:
+                ep.terminating_since = time.monotonic()
+            ep.wake.set()
+        if self._served(pod) is None:
+            return
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        if deleting:
+            if ep is None or ep.finished.is_set():
+                self._schedule("delete", uid, ns, name, self.delete_delay)
+            # else: its supervisor terminates the process, then schedules the delete
+        elif ep is None and (
+            pod.status is None or pod.status.phase not in ("Succeeded", "Failed")
+        ):
+            self._schedule("start", uid, ns, name, self.start_delay)
+
+    def _exec_spec(self, pod: Any, port: int) -> _ExecSpec:
+        c = pod.spec.containers[0]
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        ann = pod.metadata.annotations or {}
+        provided = {"POD_PORT": str(port), "POD_NAME": name, "POD_NAMESPACE": ns}
+        variables = dict(provided)
+        for e in c.env or []:
+            if e.name in provided:
+                continue  # the kubelet's own values win
+            if e.value is not None:
+                variables[e.name] = expand(e.value, variables)
+            elif e.value_from is not None and e.value_from.field_ref is not None:
+                path = e.value_from.field_ref.field_path
+                value = {
+                    "metadata.name": name,
+                    "metadata.namespace": ns,
+                    "metadata.uid": pod.metadata.uid,
+                    "spec.nodeName": pod.spec.node_name,
+                    "status.podIP": EXEC_HOST,
+                    "status.hostIP": EXEC_HOST,
+                }.get(path)
+                if value is not None:
+                    variables[e.name] = value
+            elif e.value_from is None:
+                variables[e.name] = ""
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        env.setdefault("PATH", os.defpath)
+        env.update(variables)
+        argv = [expand(a, variables) for a in [*(c.command or []), *(c.args or [])]]
+        spec = _ExecSpec(
+            container=c.name,
+            image=c.image or "",
+            argv=argv,
+            env=env,
+            cwd=str(ann.get(CWD_ANNOTATION) or REPO_ROOT),
+            probe=_Probe.from_container(c),
+            restart_policy=pod.spec.restart_policy or "Always",
+        )
+        if not c.command:
+            spec.error = (
+                "exec pod: the first container needs a `command` (no image entrypoint)"
+            )
+        return spec
+
+    def _alloc_exec_port(self) -> int:
+        with self._exec_lock:
+            for _ in range(100):
+                port = _free_port()
+                if port not in self._exec_ports:
+                    self._exec_ports.add(port)
+                    return port
+        raise RuntimeError("simulated kubelet: no free port for an exec pod")
+
+    def _exec_start(self, pod: Any, node: _Node) -> None:
+        """Worker thread: create the pod's supervisor (which runs the process)."""
+        uid = pod.metadata.uid
+        if self._stop.is_set():
+            return
+        with self._exec_lock:
+            ep = self._exec.get(uid)
+            if ep is not None:
+                ep.wake.set()
+                return
+            port = self._alloc_exec_port()
+            ns, name = pod.metadata.namespace, pod.metadata.name
+            ep = _ExecPod(
+                uid=uid,
+                namespace=ns,
+                name=name,
+                node=node.name,
+                port=port,
+                log_path=self.exec_dir / f"{ns}_{name}_{uid[:8]}.log",
+                spec=self._exec_spec(pod, port),
+            )
+            ep.thread = threading.Thread(
+                target=self._exec_supervise,
+                args=(ep,),
+                name=f"exec-{name}",
+                daemon=True,
+            )
+            self._exec[uid] = ep
+        ep.thread.start()
+
+    def _exec_core(self) -> client.CoreV1Api:
+        with self._exec_api_lock:
+            if self._exec_api is None:
+                self._exec_api = self._new_core()
+            return self._exec_api
+
+    def _exec_log(self, ep: _ExecPod, msg: str) -> None:
+        with contextlib.suppress(OSError), open(ep.log_path, "a") as fh:
+            fh.write(f"--- [simulated kubelet {_now()}] {msg}\n")
+
+    def _exec_supervise(self, ep: _ExecPod) -> None:
+        try:
+            self._exec_loop(ep)
+        except Exception as e:  # noqa: BLE001 - report, then clean up
+            self._error(f"exec {ep.key}: {e!r}")
+        finally:
+            with ep.lock:
+                proc, ep.proc = ep.proc, None
+                ep.ready = False
+            if proc is not None:
+                rc = _reap(proc)
+                self._exec_log(ep, f"process group killed (SIGKILL), exit {rc}")
+            with self._exec_lock:
+                self._exec_ports.discard(ep.port)
+                if ep.gone and self._exec.get(ep.uid) is ep:
+                    del self._exec[ep.uid]
+            ep.finished.set()
+
+    def _exec_loop(self, ep: _ExecPod) -> None:
+        """The pod's supervisor: start/restart the process, probe, terminate. Each
+        pass is short; the loop ends with the pod, its node or the kubelet."""
+        api = self._exec_core()
+        while not self._stop.is_set():
+            ep.wake.clear()
+            with self._lock:
+                node = self._nodes.get(ep.node)
+            if node is None or node.removed:
+                self._exec_log(ep, f"node {ep.node} removed")
+                return
+            if node.paused:  # frozen by pause_node (a force-deleted pod dies on resume)
+                ep.wake.wait(0.2)
+                continue
+            if ep.gone:
+                self._exec_log(ep, "pod deleted from the API (grace period 0)")
+                return
+            pod = self._latest.get(ep.uid)
+            if pod is None:
+                ep.wake.wait(0.1)
+                continue
+            if pod.metadata.deletion_timestamp is not None:
+                self._exec_terminate(ep, pod)
+                self._schedule(
+                    "delete", ep.uid, ep.namespace, ep.name, self.delete_delay
+                )
+                return
+            now = time.monotonic()
+            if ep.spec.error is not None or ep.final_phase is not None:
+                self._exec_resync(ep, api, pod)
+                ep.wake.wait(0.5)
+                continue
+            if ep.proc is None:
+                if now >= ep.backoff_until:
+                    self._exec_spawn(ep, api)
+                    continue
+            elif _exited(ep.proc):
+                self._exec_on_exit(ep, api)
+                continue
+            else:
+                self._exec_probe_step(ep, api)
+            self._exec_resync(ep, api, pod)
+            wait = 0.1
+            if ep.proc is None:
+                wait = max(0.01, min(wait, ep.backoff_until - time.monotonic()))
+            ep.wake.wait(wait)
+
+    def _exec_spawn(self, ep: _ExecPod, api: client.CoreV1Api) -> None:
+        spec = ep.spec
+        with ep.lock:
+            with self._lock:
+                node = self._nodes.get(ep.node)
+            if self._stop.is_set() or node is None or node.paused or ep.gone:
+                return
+            if ep.attempts > 0:
+                ep.restart_count += 1
+            ep.attempts += 1
+            exe = spec.argv[0]
+            found = (
+                os.path.join(spec.cwd, exe)
+                if os.sep in exe
+                else shutil.which(exe, path=spec.env.get("PATH"))
+            )
+            error = None
+            if not os.path.isdir(spec.cwd):
+                error = f"cwd {spec.cwd!r} is not a directory"
+            elif found is None or not os.access(found, os.X_OK):
+                error = f"executable {exe!r} not found"
+            proc = None
+            if error is None:
+                argv = spec.argv
+                if _SETPRIV is not None:  # SIGKILL it if its supervisor thread dies
+                    argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+                self._exec_log(
+                    ep,
+                    f"start #{ep.attempts} port {ep.port} cwd {spec.cwd} argv {spec.argv!r}",
+                )
+                try:
+                    with open(ep.log_path, "ab") as log_fh:
+                        proc = subprocess.Popen(
+                            argv,
+                            cwd=spec.cwd,
+                            env=spec.env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=log_fh,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            close_fds=True,
+                        )
+                except OSError as e:
+                    error = f"{type(e).__name__}: {e}"
+            now_s = _now()
+            if proc is None:
+                self._exec_log(ep, f"start failed: {error}")
+                ep.last_state = {
+                    "terminated": {
+                        "exitCode": 128,
+                        "reason": "StartError",
+                        "message": str(error),
+                        "startedAt": now_s,
+                        "finishedAt": now_s,
+                    }
+                }
+                ep.exit_codes.append(128)
+                self._exec_after_exit(ep, 128, 0.0)
+            else:
+                with _LIVE_LOCK:
+                    _LIVE[proc.pid] = proc
+                ep.proc = proc
+                ep.pids.append(proc.pid)
+                if len(ep.pids) == 1:
+                    self.started_pods += 1
+                ep.started_at = now_s
+                ep.started_mono = time.monotonic()
+                ep.last_container_id = f"exec://{proc.pid}"
+                self._exec_set_ready(ep, False)
+                ep.successes = ep.failures = 0
+                ep.slow_warned = False
+                probe = spec.probe
+                ep.next_probe = ep.started_mono + (
+                    probe.initial_delay if probe else 0.0
+                )
+                ep.fast_until = ep.next_probe + (
+                    probe.failure_threshold * probe.period if probe else 60.0
+                )
+        self._exec_patch(ep, api)
+        if proc is not None and not ep.annotated:
+            ep.annotated = True
+            with contextlib.suppress(Exception), self._exec_api_lock:
+                api.patch_namespaced_pod(
+                    ep.name,
+                    ep.namespace,
+                    {
+                        "metadata": {
+                            "annotations": {
+                                ENDPOINT_ANNOTATION: f"{EXEC_HOST}:{ep.port}"
+                            }
+                        }
+                    },
+                    _request_timeout=10,
+                )
+
+    def _exec_set_ready(self, ep: _ExecPod, ready: bool) -> None:
+        if ready != ep.ready or not ep.ready_changed:
+            ep.ready_changed = _now()
+        ep.ready = ready
+
+    def _exec_on_exit(self, ep: _ExecPod, api: client.CoreV1Api) -> None:
+        with ep.lock:
+            proc = ep.proc
+            if proc is None:
+                return
+            rc = _reap(proc)
+            ep.proc = None
+            ran = time.monotonic() - ep.started_mono
+            code = 137 if rc is None else (rc if rc >= 0 else 128 - rc)
+            ep.exit_codes.append(code)
+            ep.last_state = {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": ep.started_at,
+                    "finishedAt": _now(),
+                    "containerID": ep.last_container_id,
+                }
+            }
+            self._exec_log(
+                ep, f"process {proc.pid} exited with {code} after {ran:.2f} s"
+            )
+            self._exec_after_exit(ep, code, ran)
+        self._exec_patch(ep, api)
+
+    def _exec_after_exit(self, ep: _ExecPod, code: int, ran: float) -> None:
+        """Under ep.lock: restart (back-off) or final phase, per restartPolicy."""
+        self._exec_set_ready(ep, False)
+        policy = ep.spec.restart_policy
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            ep.crash_streak = 0 if ran > 10.0 else ep.crash_streak + 1
+            delay = min(
+                self.exec_restart_backoff * 2 ** max(0, ep.crash_streak - 1),
+                self.exec_max_backoff,
+            )
+            ep.backoff_until = time.monotonic() + delay
+            self._exec_log(ep, f"restarting in {delay:.2f} s (restartPolicy {policy})")
+        else:
+            ep.final_phase = "Succeeded" if code == 0 else "Failed"
+
+    def _exec_probe_once(self, ep: _ExecPod) -> bool:
+        probe = ep.spec.probe
+        timeout = max(0.05, min(probe.timeout if probe else 1.0, 10.0))
+        try:
+            if probe is None or probe.kind == "tcp":
+                with socket.create_connection((EXEC_HOST, ep.port), timeout=timeout):
+                    return True
+            if probe.kind == "exec":
+                r = subprocess.run(
+                    probe.command, cwd=ep.spec.cwd, env=ep.spec.env, timeout=timeout,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, check=False,
+                )  # fmt: skip
+                return r.returncode == 0
+            conn: http.client.HTTPConnection
+            if probe.scheme == "HTTPS":
+                conn = http.client.HTTPSConnection(
+                    EXEC_HOST, ep.port, timeout=timeout,
+                    context=ssl._create_unverified_context(),  # like the kubelet
+                )  # fmt: skip
+            else:
+                conn = http.client.HTTPConnection(EXEC_HOST, ep.port, timeout=timeout)
+            try:
+                conn.request(
+                    "GET", probe.path,
+                    headers={"User-Agent": "kube-probe/1.20", **probe.headers},
+                )  # fmt: skip
+                resp = conn.getresponse()
+                resp.read(65536)
+                return 200 <= resp.status < 300
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException, subprocess.SubprocessError):
+            return False
+
+    def _exec_probe_step(self, ep: _ExecPod, api: client.CoreV1Api) -> None:
+        probe = ep.spec.probe
+        if time.monotonic() < ep.next_probe or ep.frozen:
+            return
+        ok = self._exec_probe_once(ep)
+        now = time.monotonic()
+        changed = False
+        with ep.lock:
+            if ep.proc is None or ep.frozen:
+                return
+            if not ep.ready:
+                ep.successes = ep.successes + 1 if ok else 0
+                if ep.successes >= (probe.success_threshold if probe else 1):
+                    self._exec_set_ready(ep, True)
+                    ep.failures = 0
+                    ep.start_to_ready.append(now - ep.started_mono)
+                    ep.next_probe = now + probe.period if probe else float("inf")
+                    self._exec_log(
+                        ep, f"Ready {now - ep.started_mono:.3f} s after start"
+                    )
+                    changed = True
+                else:
+                    fast = now < ep.fast_until
+                    if not fast and not ep.slow_warned:
+                        ep.slow_warned = True
+                        self._error(
+                            f"exec {ep.key}: not Ready {now - ep.started_mono:.1f} s after "
+                            "start; probing every periodSeconds from now on"
+                        )
+                    ep.next_probe = now + (
+                        0.1 if fast else (probe.period if probe else 1.0)
+                    )
+            elif probe is not None:
+                if ok:
+                    ep.failures = 0
+                else:
+                    ep.failures += 1
+                    if ep.failures >= probe.failure_threshold:
+                        self._exec_set_ready(ep, False)
+                        ep.successes = 0
+                        self._exec_log(
+                            ep, f"readiness probe failed {ep.failures} times: not Ready"
+                        )
+                        changed = True
+                ep.next_probe = now + probe.period
+        if changed:
+            self._exec_patch(ep, api)
+
+    def _exec_terminate(self, ep: _ExecPod, pod: Any) -> None:
+        """SIGKILL the group for grace period 0, else SIGTERM, then SIGKILL after the
+        grace period (at most exec_max_grace) unless it exited before."""
+        grace = pod.metadata.deletion_grace_period_seconds
+        grace = float(grace if grace is not None else 0)
+        with ep.lock:
+            proc = ep.proc
+            self._exec_set_ready(ep, False)
+        if proc is None:
+            return
+        if ep.frozen:
+            _signal_group(proc, signal.SIGCONT)
+        t0 = time.monotonic()
+        if grace > 0 and not _exited(proc):
+            _signal_group(proc, signal.SIGTERM)
+            self._exec_log(ep, f"deletion: SIGTERM, grace period {grace:g} s")
+            deadline = t0 + min(grace, self.exec_max_grace)
+            while (
+                not _exited(proc)
+                and time.monotonic() < deadline
+                and not self._stop.is_set()
+                and not ep.gone
+            ):
+                time.sleep(0.05)
+        rc = _reap(proc)
+        ep.grace_used = round(time.monotonic() - t0, 3)
+        self._exec_log(
+            ep, f"deletion: process group gone after {ep.grace_used} s (exit {rc})"
+        )
+        with ep.lock:
+            ep.proc = None
+
+    def _exec_status(self, ep: _ExecPod, pod: Any) -> dict[str, Any]:
+        pod_ip, started = self._pod_info.get(ep.uid, ("", _now()))
+        with self._lock:
+            node = self._nodes.get(ep.node)
+        alive = ep.proc is not None
+        if alive:
+            state: dict[str, Any] = {"running": {"startedAt": ep.started_at}}
+        elif ep.final_phase is not None:
+            state = ep.last_state
+        elif ep.spec.error is not None:
+            state = {
+                "waiting": {
+                    "reason": "CreateContainerConfigError",
+                    "message": ep.spec.error,
+                }
+            }
+        elif ep.last_state:
+            state = {"waiting": {"reason": "CrashLoopBackOff",
+                                 "message": "back-off restarting failed container (exec pod)"}}  # fmt: skip
+        else:
+            state = {"waiting": {"reason": "ContainerCreating"}}
+        first = pod.spec.containers[0]
+        cs0: dict[str, Any] = {
+            "name": first.name,
+            "image": first.image or "",
+            "imageID": f"exec://{first.image or ''}",
+            "ready": ep.ready,
+            "started": alive,
+            "restartCount": ep.restart_count,
+            "state": state,
+            "lastState": ep.last_state if ep.final_phase is None else {},
+        }
+        if ep.last_container_id:
+            cs0["containerID"] = ep.last_container_id
+        statuses = [cs0]
+        for c in pod.spec.containers[1:]:  # not run: simulated as today
+            cid = uuid.uuid5(uuid.NAMESPACE_OID, f"{ep.uid}/{c.name}").hex
+            statuses.append({
+                "name": c.name, "image": c.image or "", "imageID": f"simulated://{c.image or ''}",
+                "containerID": f"simulated://{cid}", "ready": True, "started": True,
+                "restartCount": 0, "state": {"running": {"startedAt": started}}, "lastState": {},
+            })  # fmt: skip
+        ready = "True" if ep.ready else "False"
+        conditions = []
+        for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled"):
+            cond: dict[str, Any] = {"type": t, "status": "True", "lastProbeTime": None}
+            if t in ("Ready", "ContainersReady"):
+                cond["status"] = ready
+                cond["lastTransitionTime"] = ep.ready_changed or started
+                if not ep.ready:
+                    cond["reason"] = (
+                        "PodCompleted" if ep.final_phase else "ContainersNotReady"
+                    )
+                    cond["message"] = f"containers with unready status: [{first.name}]"
+            else:
+                cond["lastTransitionTime"] = started
+            conditions.append(cond)
+        status: dict[str, Any] = {
+            "phase": ep.final_phase or "Running",
+            "conditions": conditions,
+            "hostIP": node.ip if node is not None else "",
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}] if pod_ip else [],
+            "startTime": started,
+            "containerStatuses": statuses,
+        }
+        if pod.spec.init_containers:
+            status["initContainerStatuses"] = [
+                {"name": c.name, "image": c.image or "", "imageID": f"simulated://{c.image or ''}",
+                 "ready": True, "restartCount": 0, "lastState": {},
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                          "startedAt": started, "finishedAt": started}}}
+                for c in pod.spec.init_containers
+            ]  # fmt: skip
+        return status
+
+    def _exec_patch(self, ep: _ExecPod, api: client.CoreV1Api) -> None:
+        pod = self._latest.get(ep.uid)
+        if pod is None or ep.gone or self._served(pod) is None:
+            return  # a paused node posts nothing
+        if pod.metadata.deletion_timestamp is not None:
+            return
+        with ep.lock:
+            status = self._exec_status(ep, pod)
+            ep.patched = (status["phase"], ep.ready)
+            ep.patched_mono = time.monotonic()
+        try:
+            with self._exec_api_lock:
+                api.patch_namespaced_pod_status(
+                    ep.name, ep.namespace, {"status": status}, _request_timeout=10
+                )
+        except ApiException as e:
+            if e.status not in (404, 409, 422):
+                self._error(f"exec status {ep.key}: {e.status} {e.reason}")
+            ep.patched = None  # sent again by _exec_resync (at most once a second)
+        except Exception as e:  # noqa: BLE001 - a transient API error must not kill the pod
+            self._error(f"exec status {ep.key}: {e!r}")
+            ep.patched = None
+
+    def _exec_resync(self, ep: _ExecPod, api: client.CoreV1Api, pod: Any) -> None:
+        """Re-send the status when the API disagrees with it (e.g. the node
+        controller marked the pod NotReady while the node was paused), at most once
+        a second."""
+        if time.monotonic() - ep.patched_mono < 1.0:
+            return
+        want = (ep.final_phase or "Running", ep.ready)
+        st = pod.status
+        have = (
+            (st.phase if st else None),
+            any(c.type == "Ready" and c.status == "True" for c in (st.conditions or []))
+            if st
+            else False,
+        )
+        if ep.patched is None or have != want:
+            self._exec_patch(ep, api)
+
+    def _stop_exec_pods(self, timeout: float) -> None:
+        """SIGKILL every exec process group, reap, join the supervisors (bounded)."""
+        with self._exec_lock:
+            eps = list(self._exec.values())
+        for ep in eps:
+            ep.wake.set()
+            with ep.lock:
+                if ep.proc is not None:
+                    _signal_group(ep.proc, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        for ep in eps:
+            proc = ep.proc
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.05, deadline - time.monotonic()))
+            if ep.thread is not None:
+                ep.thread.join(max(0.05, deadline - time.monotonic()))
+        alive = [ep.key for ep in eps if ep.thread is not None and ep.thread.is_alive()]
+        if alive:
+            self._error(f"exec supervisors still running after stop: {alive}")
+        with self._exec_lock:
+            self._exec.clear()
+            self._exec_ports.clear()
