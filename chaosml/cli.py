@@ -60,11 +60,10 @@ def _plan_on_cluster(plan: object, experiment: object, args: argparse.Namespace)
     from chaosml.plan import resolve_on_cluster
     from chaosml.targets.kubernetes import ContextNotAllowedError, KubernetesTarget
 
-    target = KubernetesTarget(experiment.target.kubernetes, allow_context=args.allow_context)  # type: ignore[attr-defined]
+    spec = experiment.target  # type: ignore[attr-defined]
+    target = KubernetesTarget(spec.kubernetes, allow_context=args.allow_context, custom=spec if spec.stack == "custom" else None)
     try:
-        target.connect()
-        target._resolve_groups()
-        target._resolve_endpoints()
+        target.resolve()
         return resolve_on_cluster(plan, target)  # type: ignore[arg-type]
     except ContextNotAllowedError:
         raise

@@ -9,13 +9,20 @@ make (10,000 levels deep, NaN). ``label``/``entity_id`` are None where meaningle
 The hostile cohorts (``catalog.HOSTILE_COHORTS``) are built here too; ``adversarial-evasion``
 comes from :mod:`chaosml.adversarial`. Cohorts with big bodies keep only a few payloads
 (``COHORT_LIMITS``) so the payload file stays small.
+
+File cohorts (``load.data.cohort``; ``Dataset.cohorts``): a clean row is sent under its file
+cohort, never under ``clean``. :func:`expand_mix` turns the experiment's mix into the one the load
+process draws from (``clean: w`` -> ``w * share`` for each file cohort, by its share of the test
+rows, added to weights the mix gives file cohorts by name), and :func:`build_payloads` builds a
+file cohort's payloads with the clean builder over that cohort's test rows. The generated cohorts
+(missing-features, out-of-range, hostile ones) draw from every test row and keep their names.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chaosml.dataset import Dataset
@@ -228,27 +235,64 @@ def _corrupted(ds: Dataset, i: int, rng: random.Random) -> Payload:
 def build_payloads(ds: Dataset, cohorts: list[str], seed: int = 0) -> dict[str, list[Payload]]:
     """One payload per held-out row for every cohort named (deterministic for a seed).
 
-    Cohorts in ``COHORT_LIMITS`` keep only that many payloads (from the first held-out rows).
+    Cohorts in ``COHORT_LIMITS`` keep only that many payloads (from the first held-out rows). A
+    file cohort (a value of ``ds.cohorts``) gets the clean payload of each of its held-out rows.
     """
     out: dict[str, list[Payload]] = {}
+    file_cohorts = set(ds.cohorts.tolist()) if ds.cohorts is not None else set()
     for name in cohorts:
         if name in out:
             continue
-        builder = COHORT_BUILDERS[name]
         rng = random.Random(f"{seed}:{name}")
+        if name not in COHORT_BUILDERS and name in file_cohorts:
+            assert ds.cohorts is not None
+            rows = ds.test_idx[ds.cohorts[ds.test_idx] == name]
+            out[name] = [_clean(ds, int(i), rng) for i in rows]
+            continue
+        builder = COHORT_BUILDERS[name]
         rows = ds.test_idx[: COHORT_LIMITS[name]] if name in COHORT_LIMITS else ds.test_idx
         out[name] = [builder(ds, int(i), rng) for i in rows]
     return out
 
 
-def cohorts_needed(experiment: Experiment) -> list[str]:
+def file_cohort_shares(ds: Dataset) -> dict[str, float]:
+    """File cohort -> its share of the held-out rows (cohorts with none left out); {} without file cohorts."""
+    rows = ds.test_cohort_rows()
+    total = sum(rows.values())
+    return {c: n / total for c, n in rows.items() if n > 0} if total else {}
+
+
+def expand_mix(mix: Mapping[str, float], ds: Dataset | None = None) -> dict[str, float]:
+    """The mix the load process draws from: positive weights only, ``clean`` split over file cohorts.
+
+    Without file cohorts this is the experiment's mix. With them, ``clean: w`` becomes
+    ``{c: w * share_c}`` over the file cohorts (``share_c``: c's share of the test rows), added to
+    the weight the mix gives ``c`` by name; other cohorts keep their weights and names.
+    """
+    if ds is None or ds.cohorts is None:
+        return {c: float(w) for c, w in mix.items() if w > 0}
+    shares = file_cohort_shares(ds)
+    out: dict[str, float] = {}
+    for name, w in mix.items():
+        if w <= 0:
+            continue
+        if name == "clean":
+            for c, share in shares.items():
+                out[c] = out.get(c, 0.0) + float(w) * share
+        else:
+            out[name] = out.get(name, 0.0) + float(w)
+    return {c: w for c, w in out.items() if w > 0}
+
+
+def cohorts_needed(experiment: Experiment, ds: Dataset | None = None) -> list[str]:
     """Every cohort the load process may send in this experiment, in a stable order.
 
-    The mix's cohorts with a positive weight, then the cohort of every ``adversarial-payload``
+    The mix's cohorts with a positive weight (``clean`` split into file cohorts when ``ds`` has
+    them, see :func:`expand_mix`), then the cohort of every ``adversarial-payload``
     fault (the fault switches the load to it through the load-control file, so its payloads must
     already be in the payload file).
     """
-    out = [c for c, w in experiment.load.mix.items() if w > 0]
+    out = list(expand_mix(experiment.load.mix, ds))
     for spec in experiment.faults:
         if spec.type == "adversarial-payload":
             name = str(getattr(spec.params, "cohort", ""))

@@ -31,6 +31,8 @@ class Dataset:
     train_idx: np.ndarray
     test_idx: np.ndarray
     class_names: tuple[str, ...]
+    cohorts: np.ndarray | None = None  # per-row user cohort name (load.data.cohort, normalised); None = no file cohorts
+    cohort_column: str | None = None  # the data file's column the cohorts come from
 
     @property
     def n_rows(self) -> int:
@@ -58,6 +60,15 @@ class Dataset:
 
     def label(self, i: int) -> int:
         return int(self.y[int(i)])
+
+    def test_cohort_rows(self) -> dict[str, int]:
+        """File cohort -> number of held-out (test) rows, every cohort of the file, sorted by name; {} without file cohorts."""
+        if self.cohorts is None:
+            return {}
+        counts = {str(c): 0 for c in sorted(set(self.cohorts.tolist()))}
+        for c in self.cohorts[self.test_idx].tolist():
+            counts[str(c)] += 1
+        return counts
 
     def feature_ranges(self) -> dict[str, tuple[float, float]]:
         """Per-feature (min, max) over the training rows."""

@@ -9,11 +9,22 @@ ranges are the training rows' (min, max) unless ``ranges`` gives them (the out-o
 corrupted cohorts push values outside them). Labels: integers as they are, anything else mapped to
 0..k-1 in sorted order (the mapping is in ``class_names``). Problems raise :class:`DataFileError`
 (exit 4) naming the file and the column.
+
+File cohorts (``load.data.cohort: COLUMN``): each row belongs to the cohort named by its value in
+that column, normalised by :func:`normalise_cohort` (``" EU West "`` -> ``eu-west``; values that
+normalise alike are one cohort). The column is read as text as written (a CSV cell ``NA`` is the
+cohort ``na``); an empty cell, a null, or a value with no letter or digit is an error naming its
+row, and so is a name equal to a built-in cohort's (``catalog.COHORTS``) or more than
+:data:`MAX_FILE_COHORTS` distinct names. The train/test split is then stratified by label and
+cohort together (by label alone when a pair has a single row or there are more pairs than test rows). The load sends each clean row under
+its file cohort (see ``chaosml.cohorts.expand_mix``); :func:`check_file_cohorts` refuses, before
+anything starts, a mix key or an objective's ``cohort`` naming a file cohort with no test rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +32,7 @@ import numpy as np
 
 from chaosml.dataset import TEST_FRACTION, Dataset, load_dataset
 from chaosml.errors import InvalidInputError
+from chaosml.model.catalog import MAX_FILE_COHORTS, normalise_cohort
 
 if TYPE_CHECKING:
     from chaosml.model.experiment import DataSpec, Experiment
@@ -67,10 +79,10 @@ def load_user_dataset(spec: DataSpec, seed: int = 0, where: str = "load.data") -
         raise DataFileError(f"{path}: cannot read it: {type(exc).__name__}: {exc}") from None
     columns = [str(c) for c in df.columns]
     df.columns = columns
-    for key, col in (("label", spec.label), ("entity", spec.entity)):
+    for key, col in (("label", spec.label), ("entity", spec.entity), ("cohort", spec.cohort)):
         if col is not None and col not in columns:
             raise DataFileError(f"{path}: {where}.{key}: no column {col!r} (columns: {', '.join(columns[:20])})")
-    skip = {spec.label, spec.entity}
+    skip = {spec.label, spec.entity, spec.cohort}
     if spec.features is not None:
         missing = [f for f in spec.features if f not in columns]
         if missing:
@@ -87,9 +99,18 @@ def load_user_dataset(spec: DataSpec, seed: int = 0, where: str = "load.data") -
         unknown = [f for f in spec.ranges if f not in features]
         if unknown:
             raise DataFileError(f"{path}: {where}.ranges: not feature column(s): {', '.join(map(repr, unknown))}")
+    if spec.cohort is not None and spec.cohort in features:
+        raise DataFileError(f"{path}: {where}.cohort: column {spec.cohort!r} is also a feature; a cohort column is not sent")
+    if spec.cohort is not None and spec.cohort in (spec.label, spec.entity):
+        raise DataFileError(f"{path}: {where}.cohort: column {spec.cohort!r} is the {'label' if spec.cohort == spec.label else 'entity'} column")
+    raw_cohorts = None
+    if spec.cohort is not None:
+        df = df.reset_index(drop=True)  # row numbers in messages are positions
+        raw_cohorts = _cohort_cells(path, df, spec.cohort)
     df = df.dropna(subset=[spec.label])
     if len(df) < 10:
         raise DataFileError(f"{path}: fewer than 10 labelled rows")
+    cohorts = _file_cohorts(path, raw_cohorts.loc[df.index], spec.cohort, where) if raw_cohorts is not None and spec.cohort else None
     labels = df[spec.label]
     if pd.api.types.is_integer_dtype(labels):
         y = labels.to_numpy(dtype=np.int64)
@@ -109,17 +130,70 @@ def load_user_dataset(spec: DataSpec, seed: int = 0, where: str = "load.data") -
         entity_ids = np.arange(len(df))
     idx = np.arange(len(df))
     counts = np.bincount(y - y.min()) if len(y) else np.array([])
-    stratify = y if counts.size and counts[counts > 0].min() >= 2 else None
+    stratify: Any = y if counts.size and counts[counts > 0].min() >= 2 else None
+    if cohorts is not None:  # every cohort in the test rows in its share, when each (label, cohort) pair allows it
+        pairs = np.array([f"{a}|{b}" for a, b in zip(y.tolist(), cohorts.tolist())])
+        _, pair_counts = np.unique(pairs, return_counts=True)
+        n_test = math.ceil(spec.test_fraction * len(pairs))  # as train_test_split counts them
+        if pair_counts.min() >= 2 and len(pair_counts) <= min(n_test, len(pairs) - n_test):
+            stratify = pairs
     train_idx, test_idx = train_test_split(idx, test_size=spec.test_fraction, random_state=seed, stratify=stratify)
     for a in (X, y):
         a.setflags(write=False)
     ds = Dataset(
         name=path.name, seed=seed, feature_names=tuple(features), request_features=tuple(features), entity_features=(),
         X=X, y=y, entity_ids=entity_ids, train_idx=np.sort(train_idx), test_idx=np.sort(test_idx), class_names=class_names,
+        cohorts=cohorts, cohort_column=spec.cohort if cohorts is not None else None,
     )
     if spec.ranges:
         return _with_ranges(ds, {k: (float(v[0]), float(v[1])) for k, v in spec.ranges.items()})
     return ds
+
+
+def _cohort_cells(path: Path, df: Any, column: str) -> Any:
+    """The cohort column as written: a CSV column is re-read as text, so that ``NA`` or ``null`` stay names."""
+    import pandas as pd
+
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return df[column]
+    try:
+        text = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False, nrows=MAX_ROWS)[column]
+    except Exception:  # noqa: BLE001 - fall back to the parsed column (its missing values are errors below)
+        return df[column]
+    if len(text) != len(df):
+        return df[column]
+    text.index = df.index
+    return text
+
+
+def _file_cohorts(path: Path, cells: Any, column: str, where: str) -> np.ndarray:
+    """Normalised cohort name per row; DataFileError for an empty value, a built-in name or too many names."""
+    import pandas as pd
+
+    from chaosml.model.catalog import COHORTS
+
+    names: list[str] = []
+    seen: set[str] = set()
+    for pos, value in zip(cells.index.tolist(), cells.tolist()):
+        row = int(pos) + 1  # the first row after the header is row 1
+        missing = value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+        name = "" if missing else normalise_cohort(value)
+        if not name:
+            what = "an empty value" if missing or not str(value).strip() else f"the value {str(value)!r}, which has no letter or digit,"
+            raise DataFileError(f"{path}: {where}.cohort: column {column!r} has {what} at row {row} (rows count from 1 after the header); "
+                                "every row needs a cohort")
+        if name in COHORTS:
+            raise DataFileError(f"{path}: {where}.cohort: column {column!r}: the value {str(value)!r} (row {row}) is the built-in cohort "
+                                f"name {name!r}; rename it in the file (built-in names: {', '.join(COHORTS)})")
+        seen.add(name)
+        names.append(name)
+        if len(seen) > MAX_FILE_COHORTS:
+            n = len({normalise_cohort(v) for v in cells.tolist() if isinstance(v, str) or not pd.isna(v)})
+            raise DataFileError(f"{path}: {where}.cohort: column {column!r} has {n} distinct values; at most {MAX_FILE_COHORTS} "
+                                "cohorts are supported (is it an id column?)")
+    out = np.array(names, dtype=object)
+    out.setflags(write=False)
+    return out
 
 
 class _RangedDataset(Dataset):
@@ -137,15 +211,52 @@ def _with_ranges(ds: Dataset, ranges: dict[str, tuple[float, float]]) -> Dataset
     return out
 
 
+def check_file_cohorts(experiment: Experiment, ds: Dataset) -> None:
+    """DataFileError for a mix key or an SLO/hypothesis/abort ``cohort`` naming a file cohort without test rows.
+
+    Built-in cohort names are not file cohorts and are not checked here (the loader did).
+    """
+    from chaosml.model.catalog import COHORTS
+
+    if ds.cohorts is None:
+        return
+    rows = ds.test_cohort_rows()
+    named: list[tuple[str, str]] = [(f"load.mix.{c}", c) for c in experiment.load.mix]
+    named += [(f"steady_state.slos[{i}].cohort", s.cohort) for i, s in enumerate(experiment.steady_state.slos) if s.cohort]
+    named += [(f"hypotheses[{i}].cohort", h.cohort) for i, h in enumerate(experiment.hypotheses) if h.cohort]
+    named += [(f"abort[{i}].cohort", a.cohort) for i, a in enumerate(experiment.abort) if a.cohort]
+    file = str(Path(experiment.load.data.file)) if experiment.load.data is not None else ds.name
+    for where, name in named:
+        if name in COHORTS or rows.get(name, 0) > 0:
+            continue
+        empty = [c for c, n in rows.items() if n == 0]
+        known = ", ".join(rows) + (f" (no test rows: {', '.join(empty)})" if empty else "")
+        raise DataFileError(f"{file}: {where}: no test rows with {ds.cohort_column} = {name}; cohorts in the file: {known}")
+
+
 def dataset_for(experiment: Experiment) -> Dataset:
-    """The dataset a run sends: ``load.data`` when given, else the built-in one (all features for a custom stack)."""
+    """The dataset a run sends: ``load.data`` when given, else the built-in one (all features for a custom stack).
+
+    With file cohorts, names the experiment gives them are checked against the test rows (:func:`check_file_cohorts`).
+    """
     load = experiment.load
     if load.data is not None:
-        return load_user_dataset(load.data, seed=load.seed)
+        ds = load_user_dataset(load.data, seed=load.seed)
+        check_file_cohorts(experiment, ds)
+        return ds
     ds = load_dataset(load.dataset, seed=load.seed)
     if experiment.target.stack == "custom":
         return dataclasses.replace(ds, request_features=ds.feature_names, entity_features=())
     return ds
 
 
-__all__ = ["TEST_FRACTION", "DataFileError", "dataset_for", "load_user_dataset", "pyarrow_available"]
+__all__ = [
+    "MAX_FILE_COHORTS",
+    "TEST_FRACTION",
+    "DataFileError",
+    "check_file_cohorts",
+    "dataset_for",
+    "load_user_dataset",
+    "normalise_cohort",
+    "pyarrow_available",
+]

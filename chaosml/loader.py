@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -59,6 +59,7 @@ from chaosml.model.experiment import (
     Slo,
     SteadyState,
     TargetSpec,
+    ToxiproxySpec,
 )
 from chaosml.model.faults import FAULT_TYPES
 
@@ -79,6 +80,10 @@ MAX_USERS = 100_000
 #: Stack names the target accepts (the bundled reference stack). Declaring ``target.services`` makes
 #: the stack the user's own (model value "custom"; not written in the file).
 STACKS: tuple[str, ...] = ("reference",)
+#: A link (fault-proxy / Toxiproxy proxy) name a custom stack may declare.
+LINK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+#: The reference stack's links: client -> gateway, gateway -> each replica, replicas -> feature store.
+REFERENCE_LINK_RE = re.compile(r"gateway|feature-store|model|model-(0|[1-9][0-9]{0,3})")
 #: Request body presets (see chaosml.mapping).
 BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
 HTTP_METHODS: tuple[str, ...] = ("POST", "PUT", "GET")
@@ -675,6 +680,11 @@ class _Decoder:
         }
         self.names_complete = True  # False once a fault's name could not be read
         self.mix_cohorts: set[str] | None = None
+        self.file_cohorts = _declares_file_cohorts(root)  # load.data.cohort: user cohort names are accepted
+        self.service_keys: dict[str, tuple[_Y, set[str]]] = {}  # services[i] path -> (node, keys given)
+        self.link_keys: dict[str, tuple[_Y, set[str]]] = {}  # links[i] path -> (node, keys given)
+        self.entry_keys: set[str] = set()
+        self.platform = "local"
         self.hyp_raw: list[tuple[str, dict[str, Any]]] = []
         self.slo_raw: list[tuple[str, dict[str, Any]]] = []
         self.abort_raw: list[tuple[str, dict[str, Any]]] = []
@@ -745,8 +755,62 @@ class _Decoder:
             "namespace": ("namespace", self.dns_label()),
             "allowed_contexts": ("allowed_contexts", self.list_of(self.string(), non_empty=True)),
             "allow_any_context": ("allow_any_context", self.boolean()),
+            "toxiproxy": ("toxiproxy", self.optional(self.toxiproxy)),
         }
         return self.build(KubernetesSpec, self.fields(y, path, schema))
+
+    def toxiproxy(self, y: _Y, path: str) -> Any:
+        schema = {
+            "service": ("service", self.dns_label("Service name")),
+            "port": ("port", self.string()),
+            "url": ("url", self.optional(self.http_url())),
+        }
+        values = self.fields(y, path, schema)
+        if values is not None and values.get("url") not in (None, _BAD) and ("service" in values or "port" in values):
+            self.issue_at(f"{path}.url", "give either url or service/port, not both")
+            values["url"] = _BAD
+        return self.build(ToxiproxySpec, values)
+
+    def http_url(self) -> Conv:
+        base = self.string()
+
+        def conv(y: _Y, path: str) -> Any:
+            v = base(y, path)
+            if v is not _BAD and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+                self.issue(y, path, f"must be an http:// or https:// URL, got {_quote(v)}")
+                return _BAD
+            return v
+
+        return conv
+
+    def label_selector(self) -> Conv:
+        """A non-empty mapping of Kubernetes label key -> value (matchLabels)."""
+        key_re = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+        value_re = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+        def value(y: _Y, path: str) -> Any:
+            v = self.env_value()(y, path)
+            if v is not _BAD and not value_re.fullmatch(v):
+                self.issue(y, path, f"{_quote(v)} is not a valid label value (at most 63 letters, digits, '-', '_', '.')")
+                return _BAD
+            return v
+
+        base = self.mapping_of(value)
+
+        def conv(y: _Y, path: str) -> Any:
+            out = base(y, path)
+            if out is _BAD:
+                return _BAD
+            if not out:
+                self.issue(y, path, "must name at least one label, e.g. {app: my-model}")
+                return _BAD
+            bad = [k for k in out if not key_re.fullmatch(k)]
+            if bad:
+                self.issue(y, path, f"{_quote(bad[0])} is not a valid label key")
+                return _BAD
+            return out
+
+        return conv
 
     # -- custom stacks, data files, request/response mapping ---------------------------------
 
@@ -754,15 +818,17 @@ class _Decoder:
         schema = {
             "name": ("name", self.dns_label("service name")),
             "command": ("command", self.list_of(self.string(allow_empty=True), non_empty=True)),
+            "selector": ("selector", self.label_selector()),
             "health": ("health", self.string()),
             "replicas": ("replicas", self.integer(1, MAX_REPLICAS)),
             "env": ("env", self.mapping_of(self.env_value())),
             "cwd": ("cwd", self.optional(self.string())),
             "start_timeout": ("start_timeout", self.duration(positive=True)),
         }
-        values = self.fields(y, path, schema, required=("name", "command"))
+        values = self.fields(y, path, schema, required=("name",))
         if values is None:
             return _BAD
+        self.service_keys[path] = (y, set(values))
         health = values.get("health")
         if health not in (None, _BAD) and health != "tcp" and not health.startswith("/"):
             self.issue_at(f"{path}.health", f"must be an HTTP path starting with '/' (e.g. /healthz) or 'tcp', got {_quote(health)}")
@@ -785,23 +851,18 @@ class _Decoder:
             "name": ("name", self.string()),
             "upstream": ("upstream", self.string()),
             "env": ("env", self.optional(self.string())),
+            "service": ("service", self.optional(self.string())),
         }
-        values = self.fields(y, path, schema, required=("name", "upstream"))
+        values = self.fields(y, path, schema, required=("name",))
         if values is None:
             return _BAD
+        self.link_keys[path] = (y, set(values))
         name = values.get("name", _BAD)
-        if name is not _BAD and (name == "gateway" or re.fullmatch(r"model(-\d+)?", name)):
-            self.issue_at(f"{path}.name", f"{_quote(name)} is the entry's link name (gateway, model-<i>); choose another, e.g. feature-store")
-            values["name"] = _BAD
-        elif name is not _BAD and name != "feature-store":
-            self.issue_at(
-                f"{path}.name",
-                f"unknown link name {_quote(name)}: network faults address a dependency's link as 'feature-store' "
-                "(one dependency link per stack in this version)",
-            )
+        if name is not _BAD and not LINK_NAME_RE.fullmatch(name):
+            self.issue_at(f"{path}.name", f"{_quote(name)} is not a link name (letters, digits, '-', '_' and '.', at most 64)")
             values["name"] = _BAD
         up = values.get("upstream", _BAD)
-        if up is not _BAD:
+        if up not in (_BAD, None):
             m = re.fullmatch(r"(127\.0\.0\.1|localhost):(\d{1,5})", up)
             if not m or not 0 < int(m.group(2)) < 65536:
                 self.issue_at(f"{path}.upstream", f"must be 127.0.0.1:PORT (traffic stays on this machine), got {_quote(up)}")
@@ -813,11 +874,26 @@ class _Decoder:
         return self.build(LinkSpec, values)
 
     def entry(self, y: _Y, path: str) -> Any:
-        schema = {"service": ("service", self.string()), "proxy": ("proxy", self.boolean())}
-        return self.build(EntrySpec, self.fields(y, path, schema, required=("service",)))
+        schema = {
+            "service": ("service", self.string()),
+            "proxy": ("proxy", self.boolean()),
+            "url": ("url", self.optional(self.http_url())),
+            "port": ("port", self.optional(self.string())),
+            "link": ("link", self.optional(self.string())),
+        }
+        values = self.fields(y, path, schema, required=("service",))
+        if values is not None:
+            self.entry_keys = set(values)
+            given = [k for k in ("url", "link") if values.get(k) is not None]
+            if len(given) > 1:
+                self.issue_at(f"{path}.link", "give either url or link, not both")
+                values["link"] = _BAD
+        return self.build(EntrySpec, values)
 
     def check_custom_stack(self, path: str, values: dict[str, Any]) -> None:
         services, links, entry = values.get("services"), values.get("links"), values.get("entry")
+        platform = values.get("platform", TargetSpec().platform)
+        self.platform = platform if platform is not _BAD else "local"
         self.custom_services: dict[str, ServiceSpec] | None = None
         self.custom_links: set[str] | None = None
         if "services" not in values:
@@ -831,17 +907,16 @@ class _Decoder:
             values["stack"] = _BAD
         else:
             values["stack"] = "custom"
-        if values.get("platform", "local") == "kubernetes":
-            self.issue_at(f"{path}.services", "your own services run on the local target only in this version")
-            values["services"] = _BAD
-        for key in ("profile", "replicas"):
+        own = "services[].selector" if self.platform == "kubernetes" else "services[].replicas"
+        for key in ("profile", "replicas") + (("restart_delay",) if self.platform == "kubernetes" else ()):
             if key in values:
-                self.issue_at(f"{path}.{key}", "only used with the reference stack; your services set their own (services[].replicas)")
+                self.issue_at(f"{path}.{key}", f"only used with the reference stack; your services set their own ({own})")
                 values[key] = _BAD
         if services is None or services == ():
             self.issue_at(f"{path}.services", "must declare at least one service")
             values["services"] = _BAD
             return
+        self.check_platform_keys(path, values)
         if services is _BAD:
             return
         names: dict[str, int] = {}
@@ -854,6 +929,7 @@ class _Decoder:
             self.issue_at(f"{path}.services", f"at most {MAX_SERVICES} services")
             values["services"] = _BAD
         self.custom_services = {s.name: s for s in services}
+        self.custom_link_specs = links if links not in (None, _BAD) else ()
         if links not in (None, _BAD):
             seen: set[str] = set()
             for i, ln in enumerate(links):
@@ -861,6 +937,12 @@ class _Decoder:
                     self.issue_at(f"{path}.links[{i}].name", f"duplicate link name {ln.name!r}")
                     values["links"] = _BAD
                 seen.add(ln.name)
+                if self.platform == "local" and (ln.name == "gateway" or re.fullmatch(r"model(-\d+)?", ln.name)):
+                    self.issue_at(f"{path}.links[{i}].name", f"{_quote(ln.name)} is the entry's link name (gateway, model-<i>); choose another, e.g. feature-store")
+                    values["links"] = _BAD
+                if ln.service is not None and ln.service not in names:
+                    self.issue_at(f"{path}.links[{i}].service", f"unknown service {_quote(ln.service)}{_suggest(ln.service, names)}; services: {', '.join(names)}")
+                    values["links"] = _BAD
         if entry is None:
             self.issue_at(path, "missing required key 'entry': which service clients call, e.g. entry: {service: model}")
             values["entry"] = _BAD
@@ -869,17 +951,58 @@ class _Decoder:
             values["entry"] = _BAD
         if entry not in (None, _BAD) and links is not _BAD:
             lk = {ln.name for ln in links or ()}
-            if entry.proxy:
+            if self.platform == "kubernetes":
+                if entry.link is not None and entry.link not in lk:
+                    self.issue_at(f"{path}.entry.link", f"no link {_quote(entry.link)}{_suggest(entry.link, lk)}; declare it in target.links")
+                    values["entry"] = _BAD
+            elif entry.proxy:
                 n = self.custom_services[entry.service].replicas if entry.service in self.custom_services else 0
                 lk |= {"gateway", "model", *(f"model-{i}" for i in range(n))}
             self.custom_links = lk
 
+    #: keys of services[], links[] and entry that only one platform uses
+    _LOCAL_ONLY: ClassVar[dict[str, tuple[str, ...]]] = {
+        "services": ("command", "health", "replicas", "env", "cwd", "start_timeout"),
+        "links": ("upstream", "env"),
+        "entry": ("proxy",),
+    }
+    _K8S_ONLY: ClassVar[dict[str, tuple[str, ...]]] = {"services": ("selector",), "links": ("service",), "entry": ("url", "port", "link")}
+
+    def check_platform_keys(self, path: str, values: dict[str, Any]) -> None:
+        """Keys of a custom stack that the other platform uses are errors; required ones per platform."""
+        k8s = self.platform == "kubernetes"
+        other = self._LOCAL_ONLY if k8s else self._K8S_ONLY
+        here = "kubernetes" if k8s else "local"
+        groups = (("services", self.service_keys), ("links", self.link_keys))
+        for section, table in groups:
+            for ipath, (node, keys) in table.items():
+                for key in other[section]:
+                    if key in keys:
+                        self.issue_at(f"{ipath}.{key}", f"not used on the {here} target" + (
+                            " (chaosml does not start your pods: select their Deployment with selector)" if k8s and section == "services"
+                            else " (links on kubernetes name proxies of your cluster's Toxiproxy)" if k8s
+                            else ""))
+                        values[section] = _BAD
+                need = ("selector",) if k8s and section == "services" else ("command",) if section == "services" else (
+                    () if k8s else ("upstream",))
+                for key in need:
+                    if key not in keys:
+                        self.issue(node, ipath, f"missing required key {key!r}" + (
+                            ": the labels of your Deployment's pods, e.g. selector: {app: my-model}" if key == "selector" else ""))
+                        values[section] = _BAD
+        for key in other["entry"]:
+            if key in self.entry_keys:
+                self.issue_at(f"{path}.entry.{key}", f"not used on the {here} target")
+                values["entry"] = _BAD
+
     def check_custom_faults(self, values: dict[str, Any]) -> None:
-        """pod-kill services and network-fault links must exist on a custom stack."""
+        """pod-kill services and network-fault links must exist on the stack (reference or custom)."""
         services = getattr(self, "custom_services", None)
         links = getattr(self, "custom_links", None)
         if services is None:
+            self.check_reference_links(values)
             return
+        k8s = self.platform == "kubernetes"
         if self.mix_cohorts and "adversarial-evasion" in self.mix_cohorts:
             self.issue_at("load.mix.adversarial-evasion", "adversarial-evasion needs the reference stack's model; not available with target.services")
             values["load"] = _BAD
@@ -898,14 +1021,34 @@ class _Decoder:
             if ftype == "feature-store-outage":
                 link = "feature-store"
                 if params.mode == "kill":
-                    self.issue_at(f"{path}.params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency")
-                    values["faults"] = _BAD
+                    declared = next((ln for ln in (getattr(self, "custom_link_specs", None) or ()) if ln.name == "feature-store"), None)
+                    if not k8s:
+                        self.issue_at(f"{path}.params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency")
+                        values["faults"] = _BAD
+                    elif declared is not None and declared.service is None:
+                        self.issue_at(f"{path}.params.mode", "mode kill scales the service behind the feature-store link to zero: "
+                                      "name it in target.links (service: ...), or use down, timeout or latency")
+                        values["faults"] = _BAD
             if ftype in ("corrupted-features", "missing-features"):
                 self.issue_at(f"{path}.type", f"{ftype} edits the reference stack's feature store; not available with stack: custom")
                 values["faults"] = _BAD
+            if ftype == "node-failure" and not k8s:
+                continue
             if link is not None and links is not None and link not in links:
                 self.issue_at(f"{path}.params.link" if ftype != "feature-store-outage" else f"{path}.type",
-                              f"no link {_quote(link)} on this stack; links: {', '.join(sorted(links)) or 'none'} (declare target.links, or entry.proxy: true)")
+                              f"no link {_quote(link)} on this stack; links: {', '.join(sorted(links)) or 'none'} (declare target.links"
+                              + (", naming a proxy of your cluster's Toxiproxy)" if k8s else ", or entry.proxy: true)"))
+                values["faults"] = _BAD
+
+    def check_reference_links(self, values: dict[str, Any]) -> None:
+        """The reference stack's links are fixed: gateway, feature-store, model and model-<i>."""
+        for path, fv in self.fault_raw:
+            params = fv.get("params")
+            if fv.get("type") not in ("network-latency", "network-toxic") or params in (None, _BAD):
+                continue
+            if not REFERENCE_LINK_RE.fullmatch(params.link):
+                self.issue_at(f"{path}.params.link", f"must be one of gateway, feature-store, model or model-<i> (one replica) "
+                              f"on the reference stack, not {params.link!r}")
                 values["faults"] = _BAD
 
     def data(self, y: _Y, path: str) -> Any:
@@ -916,10 +1059,22 @@ class _Decoder:
             "entity": ("entity", self.optional(self.string())),
             "ranges": ("ranges", self.optional(self.mapping_of(self.range_pair()))),
             "test_fraction": ("test_fraction", self.number(0, lo_open=True, hi=0.9)),
+            "cohort": ("cohort", self.optional(self.string())),
         }
         values = self.fields(y, path, schema, required=("file", "label"))
         if values is None:
             return _BAD
+        cohort = values.get("cohort")
+        if cohort not in (None, _BAD):
+            for key in ("label", "entity"):
+                if values.get(key) == cohort:
+                    self.issue_at(f"{path}.cohort", f"column {_quote(cohort)} is the {key} column; name the column that holds each row's cohort")
+                    values["cohort"] = _BAD
+                    break
+            else:
+                if values.get("features") not in (None, _BAD) and cohort in values["features"]:
+                    self.issue_at(f"{path}.cohort", f"column {_quote(cohort)} is listed in features; a cohort column labels rows and is not sent")
+                    values["cohort"] = _BAD
         f = values.get("file", _BAD)
         if f is not _BAD and not f.lower().endswith((".csv", ".parquet", ".pq")):
             self.issue_at(f"{path}.file", f"must be a .csv or .parquet file, got {_quote(f)}")
@@ -1031,7 +1186,18 @@ class _Decoder:
         return self.build(LoadSpec, values)
 
     def mix(self, y: _Y, path: str) -> Any:
-        weights = self.mapping_of(self.number(0), catalog.COHORTS, "cohort")(y, path)
+        if self.file_cohorts and y.kind == "map":  # built-in names, or names of the data file's cohorts
+            bad = set()
+            for key, (kl, kc, _) in y.value.items():
+                problem = _file_cohort_problem(key, objective=False)
+                if problem:
+                    self.issue((kl, kc), _join(path, key), problem)
+                    bad.add(key)
+            weights = self.mapping_of(self.number(0))(_Y("map", {k: v for k, v in y.value.items() if k not in bad}, y.line, y.col), path)
+            if bad:
+                return _BAD
+        else:
+            weights = self.mapping_of(self.number(0), catalog.COHORTS, "cohort")(y, path)
         if weights is _BAD:
             return _BAD
         if not weights:
@@ -1051,6 +1217,22 @@ class _Decoder:
             "slos": ("slos", self.section_list(self.slo)),
         }
         return self.build(SteadyState, self.fields(y, path, schema))
+
+    def objective_cohort(self) -> Conv:
+        """An SLO's, hypothesis' or abort condition's ``cohort``: a built-in name, or with load.data.cohort a file cohort."""
+        if not self.file_cohorts:
+            return self.string(catalog.COHORTS, "cohort")
+        base = self.string()
+
+        def conv(y: _Y, path: str) -> Any:
+            v = base(y, path)
+            problem = None if v is _BAD else _file_cohort_problem(v, objective=True)
+            if problem:
+                self.issue(y, path, problem)
+                return _BAD
+            return v
+
+        return conv
 
     def check_common(self, path: str, values: dict[str, Any], kind: str) -> None:
         """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
@@ -1081,8 +1263,14 @@ class _Decoder:
         cohort = values.get("cohort")
         mix = self.mix_cohorts
         if cohort not in (None, _BAD) and mix is not None and cohort not in mix:
-            self.issue_at(f"{path}.cohort", f"cohort {_quote(cohort)} is not in load.mix, so it would have no samples")
-            values["cohort"] = _BAD
+            if self.file_cohorts and cohort not in catalog.COHORTS:  # a file cohort: sent by name, or as part of clean
+                if "clean" not in mix:
+                    self.issue_at(f"{path}.cohort", f"cohort {_quote(cohort)} is not in load.mix, nor is clean (whose rows are "
+                                  "sent under their file cohorts), so it would have no samples")
+                    values["cohort"] = _BAD
+            else:
+                self.issue_at(f"{path}.cohort", f"cohort {_quote(cohort)} is not in load.mix, so it would have no samples")
+                values["cohort"] = _BAD
 
     def slo(self, y: _Y, path: str, index: int) -> Any:
         schema = {
@@ -1091,7 +1279,7 @@ class _Decoder:
             "op": ("op", self.string()),
             "target": ("target", self.number()),
             "phases": ("phases", self.list_of(self.string(catalog.PHASES, "phase"), non_empty=True, unique=True)),
-            "cohort": ("cohort", self.optional(self.string(catalog.COHORTS, "cohort"))),
+            "cohort": ("cohort", self.optional(self.objective_cohort())),
         }
         values = self.fields(y, path, schema, required=("name", "sli", "op", "target"))
         if values is None:
@@ -1107,7 +1295,7 @@ class _Decoder:
             "target": ("target", self.number()),
             "during": ("during", self.optional(self.string())),
             "fault": ("fault", self.optional(self.string())),
-            "cohort": ("cohort", self.optional(self.string(catalog.COHORTS, "cohort"))),
+            "cohort": ("cohort", self.optional(self.objective_cohort())),
             "agg": ("agg", self.string(catalog.AGGREGATES, "aggregate")),
             "min_samples": ("min_samples", self.optional(self.integer(1))),
         }
@@ -1123,7 +1311,7 @@ class _Decoder:
             "op": ("op", self.string()),
             "target": ("target", self.number()),
             "for": ("for_", self.duration()),
-            "cohort": ("cohort", self.optional(self.string(catalog.COHORTS, "cohort"))),
+            "cohort": ("cohort", self.optional(self.objective_cohort())),
         }
         values = self.fields(y, path, schema, required=("sli", "op", "target"))
         if values is None:
@@ -1379,6 +1567,32 @@ class _Decoder:
                 f"{first_path}.at",
                 f"a fault at 0s leaves no baseline, but the baseline phase is used by {shown}; start the first fault later",
             )
+
+
+def _declares_file_cohorts(root: _Y) -> bool:
+    """Whether the document gives load.data.cohort (a string), read from the tree before any section is decoded.
+
+    The mix and every objective's ``cohort`` accept file cohort names only then, whatever order the
+    sections (and the keys of ``load``) come in.
+    """
+    node = root
+    for key in ("load", "data", "cohort"):
+        if node.kind != "map" or key not in node.value:
+            return False
+        node = node.value[key][2]
+    return node.kind == "scalar" and isinstance(node.value, str) and bool(node.value.strip())
+
+
+def _file_cohort_problem(name: str, objective: bool) -> str | None:
+    """Why ``name`` cannot be a cohort when load.data.cohort is given (None if it can)."""
+    if objective and name == "clean":
+        return "with load.data.cohort, clean requests are recorded under their file cohort; name a file cohort"
+    if name in catalog.COHORTS or catalog.FILE_COHORT_PATTERN.fullmatch(name):
+        return None
+    fixed = catalog.normalise_cohort(name)
+    hint = f" (did you mean {fixed!r}?)" if fixed and fixed not in catalog.COHORTS else ""
+    return (f"{_quote(name)} is neither a built-in cohort nor a file cohort name: file cohorts are the load.data.cohort "
+            f"column's values normalised to lowercase letters and digits joined by single '-'{hint}")
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:

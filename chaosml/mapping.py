@@ -320,7 +320,7 @@ def probe(
         headers = {"Content-Type": "application/json", "Accept": "application/json", **dict(request.headers or {})}
         req = urllib.request.Request(base_url.rstrip("/") + request.path, data=data, headers=headers, method=request.method)
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 - 127.0.0.1 only, built by the target
+            with urllib.request.urlopen(req, timeout=timeout_s) as r:
                 status, content, rh = r.status, r.read(), dict(r.headers.items())
         except urllib.error.HTTPError as exc:
             status, content, rh = exc.code, exc.read(), dict(exc.headers.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,16 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None = Non
         return _link_blast_radius(fault, target, injections)
     if fault.type in ("corrupted-features", "missing-features"):
         return _rows_blast_radius(fault, dataset, injections)
+    if fault.type == "pod-kill" and target.platform == "kubernetes" and target.stack == "custom" and target.kubernetes is not None:
+        p = fault.params
+        svc = next(s for s in target.services if s.name == p.service)
+        selector = p.selector or ",".join(f"{k}={v}" for k, v in sorted((svc.selector or {}).items()))
+        value = _num(p.value) if p.value is not None else "?"
+        count = {"one": "1 pod", "all": "every pod", "fixed": f"{value} pod(s)", "percent": f"{value}% of the pods"}[p.mode]
+        text = (f"{count} matching {selector!r} in namespace {target.kubernetes.namespace!r} per injection, {injections}; "
+                f"deleted with grace period {_s(p.grace_period)}; the ReplicaSet replaces them "
+                "(`chaosml plan` with the cluster reachable names the pods)")
+        return BlastRadius(fault.name, fault.type, None, None, text)
     if fault.type == "pod-kill":
         p = fault.params
         n = _replicas(target, p.service)
@@ -176,6 +187,8 @@ def _replicas(target: TargetSpec, service: str) -> int:
 
 def _link_scope(link: str, target: TargetSpec) -> tuple[int | None, int | None, str]:
     """(victims, of, words) for a proxy link of the reference stack (or a custom stack's entry service)."""
+    if target.stack == "custom" and target.platform == "kubernetes":
+        return 1, 1, f"the {link} proxy of the cluster's Toxiproxy: every connection through it"
     n = _replicas(target, target.entry.service) if target.entry is not None else target.replicas
     if link == "gateway":
         return 1, 1, "the gateway link (client -> gateway): every request"
@@ -183,6 +196,10 @@ def _link_scope(link: str, target: TargetSpec) -> tuple[int | None, int | None, 
         return 1, 1, f"the feature-store link (replicas -> redis): every feature fetch of all {n} replicas"
     if link == "model":
         return n, n, f"all {n} replica links (gateway -> model-0..{n - 1}): every request"
+    if not re.fullmatch(r"model-\d+", link):
+        declared = next((ln for ln in target.links if ln.name == link), None)
+        dest = f" (services -> {declared.upstream})" if declared is not None and declared.upstream else ""
+        return 1, 1, f"the {link} link{dest}: every connection through it"
     idx = int(link.rsplit("-", 1)[1])
     if idx >= n:
         return 0, n, f"link {link}, which does not exist with {_plural(n, 'replica')}: the injection will fail"
@@ -199,6 +216,13 @@ def _link_blast_radius(fault: FaultSpec, target: TargetSpec, injections: str) ->
             "latency": f"every feature fetch delayed by {p.latency_ms} ms +/- {p.jitter_ms} ms",
             "kill": "the redis process stopped and kept down until recovered (then restarted and re-seeded)",
         }[p.mode]
+        if target.stack == "custom":
+            behind = next((ln.service for ln in target.links if ln.name == "feature-store"), None)
+            if p.mode == "kill":
+                how = f"the Deployment of service {behind!r} scaled to 0 and back to its original replicas"
+            return BlastRadius(fault.name, fault.type, 1, 1, f"{how}: every connection through the feature-store link, {injections}")
+        if target.platform == "kubernetes" and p.mode == "kill":
+            how = "the redis Deployment scaled to 0 and back to its original replicas (then re-seeded)"
         return BlastRadius(
             fault.name, fault.type, 1, 1,
             f"{how}: every feature fetch of all {target.replicas} replicas, {injections}; "
@@ -284,7 +308,15 @@ def render_plan(plan: Plan) -> str:
     out: list[str] = [f"plan: {exp.title}", f"release: {exp.release}"]
 
     target = f"target: {t.platform}, {t.stack} stack, profile {t.profile}, {_plural(t.replicas, 'replica')}"
-    if t.stack == "custom":
+    if t.stack == "custom" and t.platform == "kubernetes":
+        shown = ", ".join(f"{s.name} (pods {','.join(f'{k}={v}' for k, v in sorted((s.selector or {}).items()))})" for s in t.services)
+        links = ", ".join(f"{ln.name}" + (f" -> {ln.service}" if ln.service else "") for ln in t.links)
+        entry = t.entry.service if t.entry else "?"
+        e = t.entry
+        via = (f" at {e.url}" if e.url else f" via the Toxiproxy link {e.link}" if e.link else
+               " via the NodePort of its Service" + (f" (port {e.port})" if e.port else "")) if e else ""
+        target = f"target: {t.platform}, custom stack: {shown}; entry {entry}{via}" + (f"; links {links}" if links else "")
+    elif t.stack == "custom":
         shown = ", ".join(f"{s.name} x{s.replicas} ({' '.join(s.command)[:60]})" for s in t.services)
         links = ", ".join(f"{ln.name} -> {ln.upstream}" for ln in t.links)
         entry = t.entry.service if t.entry else "?"
@@ -311,6 +343,9 @@ def render_plan(plan: Plan) -> str:
     )
     weight = sum(load.mix.values()) or 1.0
     out.append("mix: " + ", ".join(f"{c} {_num(round(100 * w / weight, 1))}%" for c, w in load.mix.items()))
+    if load.data is not None and load.data.cohort:
+        out.append(f"file cohorts: each clean row is sent and judged under its {load.data.cohort!r} value "
+                   f"({load.data.file} is read at run time; clean is split by the test rows' shares)")
 
     out.append("")
     out.append(f"timeline (offsets from load start; the load ends at {_s(plan.load_end)}):")
@@ -447,10 +482,11 @@ def resolve_on_cluster(plan: Plan, target: Any) -> list[str]:
                     f"({round(100 * victims / len(names)) if names else 0}%), chosen at apply among: {', '.join(names) or 'none'}"
                 )
             elif f.type == "feature-store-outage" and p.mode == "kill":
-                n = target.desired_replicas("feature-store")
+                g = target.feature_store_group
+                n = target.desired_replicas(g)
                 out.append(
-                    f"  {f.name}: deployment {target.deployment('feature-store')} scaled from {n} to 0 replicas, "
-                    f"then back to {n} (pods now: {', '.join(m.name for m in target.members('feature-store')) or 'none'})"
+                    f"  {f.name}: deployment {target.deployment(g)} scaled from {n} to 0 replicas, "
+                    f"then back to {n} (pods now: {', '.join(m.name for m in target.members(g)) or 'none'})"
                 )
             elif f.type == "node-failure":
                 workers = [n for n in nodes if not n["control_plane"]]
@@ -468,7 +504,7 @@ def resolve_on_cluster(plan: Plan, target: Any) -> list[str]:
                 links = target.links()
                 link = "feature-store" if f.type == "feature-store-outage" else p.link
                 shown = links.get(link) or (links.get("model") if link.startswith("model") else None)
-                out.append(f"  {f.name}: Toxiproxy link {link}: {shown or 'not found in the toxiproxy ConfigMap'}")
+                out.append(f"  {f.name}: Toxiproxy link {link}: {shown or 'not found among the Toxiproxy proxies'}")
         except Exception as e:  # noqa: BLE001 - one fault's resolution failing is shown, not fatal
             out.append(f"  {f.name}: cannot resolve ({type(e).__name__}: {e})")
     return out

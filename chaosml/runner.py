@@ -133,6 +133,8 @@ def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any],
             on_event=on_event,
             run_dir=run_dir / "target",
             seed=experiment.load.seed,
+            custom=spec if spec.stack == "custom" else None,
+            served_by_exposed=experiment.response.served_by != "not-exposed",
         )
     raise TargetError(f"target platform {spec.platform!r} is not available yet")
 
@@ -217,6 +219,8 @@ class Runner:
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
         self._payloads: dict[str, list[Any]] | None = None
+        self._mix: dict[str, float] = {}  # the mix the load process draws from (chaosml.cohorts.expand_mix)
+        self._clean_cohorts: list[str] = ["clean"]  # where clean rows go: clean, or the file cohorts
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -297,7 +301,12 @@ class Runner:
 
     def _prepare_payloads(self) -> None:
         """Dataset -> cohorts -> request bodies by the experiment's request mapping (chaosml.mapping)."""
-        from chaosml.cohorts import build_payloads, cohorts_needed
+        from chaosml.cohorts import (
+            build_payloads,
+            cohorts_needed,
+            expand_mix,
+            file_cohort_shares,
+        )
         from chaosml.datasets_user import dataset_for
         from chaosml.mapping import MappingError, check_template
 
@@ -308,8 +317,17 @@ class Runner:
             check_template(request, ds.request_features, self.journal.data.get("experiment_file") or "experiment")
         except MappingError as exc:
             raise InvalidInputError(str(exc)) from None
-        cohorts = cohorts_needed(exp)  # the mix's, plus those adversarial faults switch to
+        cohorts = cohorts_needed(exp, ds)  # the mix's (clean split into file cohorts), plus those adversarial faults switch to
         payloads = build_payloads(ds, cohorts, seed=exp.load.seed)
+        self._mix = expand_mix(exp.load.mix, ds)
+        self._clean_cohorts = ["clean"] if ds.cohorts is None else list(file_cohort_shares(ds))
+        if ds.cohorts is not None:  # which file cohorts existed and the weight each got (the report says so)
+            rows, shares = ds.test_cohort_rows(), file_cohort_shares(ds)
+            self.journal.update(file_cohorts={
+                "column": ds.cohort_column,
+                "cohorts": {c: {"test_rows": n, "share": shares.get(c, 0.0), "weight": self._mix.get(c, 0.0)} for c, n in rows.items()},
+                "mix": dict(self._mix),  # what the load process draws from
+            })
         if request.body != "reference":
             for items in payloads.values():
                 for item in items:
@@ -321,7 +339,8 @@ class Runner:
         from chaosml.mapping import MappingError, ResponseMapping, probe
 
         exp = self.experiment
-        clean = (self._payloads or {}).get("clean") or []
+        payloads = self._payloads or {}
+        clean = [p for c in self._clean_cohorts for p in payloads.get(c) or []]
         n = exp.request.probes
         if exp.target.stack != "custom" or not clean or n <= 0:
             return
@@ -356,7 +375,7 @@ class Runner:
             duration_s=load.duration,
             rate_per_user=load.rate_per_user,
             request_timeout_s=load.request_timeout,
-            mix={c: float(w) for c, w in load.mix.items() if w > 0},
+            mix=dict(self._mix),
             payloads_file=str(payloads_file),
             samples_file=str(self.run_dir / SAMPLES_FILE),
             seed=load.seed,

@@ -100,6 +100,8 @@ def read_samples(path: str | Path) -> pd.DataFrame:
     dtypes: dict[str, object] = {c: np.float64 for c in FLOAT_COLUMNS}
     dtypes.update({"status": np.float64, "outcome": OUTCOME_DTYPE, "served_by": SERVED_BY_DTYPE})
     dtypes.update({c: "category" for c in CATEGORY_COLUMNS})
+    # cohort names as written: "category" would turn all-digit names (a file cohort "007") into numbers
+    dtypes["cohort"] = str
     kwargs: dict[str, object] = {
         "keep_default_na": False,
         "na_values": [""],
@@ -110,4 +112,6 @@ def read_samples(path: str | Path) -> pd.DataFrame:
     except (ValueError, TypeError):
         # A garbled numeric cell somewhere: read as text and coerce cell by cell.
         df = pd.read_csv(io.BytesIO(data), dtype=str, **kwargs)  # type: ignore[arg-type]
+    if "cohort" in df.columns:
+        df["cohort"] = df["cohort"].astype("category")
     return normalize_samples(df)

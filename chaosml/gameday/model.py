@@ -13,7 +13,8 @@ A game-day file (``experiments/gamedays/*.yaml``; loaded by chaosml.gameday.load
         weight: 2                      # > 0: how much this experiment counts in the score
         severity: high                 # low | medium | high | critical, for every fault ...
         # severity: {kill-replica: critical}   # ... or per fault name
-    cohort_weights: {missing-features: 2}      # optional: weight of verdicts scoped to a cohort (default 1)
+    cohort_weights: {missing-features: 2}      # optional: weight of verdicts scoped to a cohort (default 1;
+                                               # a file cohort of load.data.cohort not listed: clean's weight)
     schedule:                          # optional; used by `chaosml gameday schedule`
       cron: "0 3 * * 1"                # 5-field cron (croniter syntax)
       timezone: UTC                    # an IANA time zone name

@@ -13,7 +13,8 @@ passed_v is 1 for pass and 0 for fail or inconclusive (not proven is not resilie
 low 1, medium 2, high 3, critical 5, from the game-day file or the fault type's default; a verdict
 not tied to one fault (an SLO in the baseline or after phase) takes the experiment's highest fault
 severity. cohort_weight comes from ``cohort_weights`` (default 1; a verdict over all cohorts has
-weight 1). An experiment that was not run (stopped after a failure, or the target never started)
+weight 1). A file cohort (``load.data.cohort``: a name that is not built in) not listed in
+``cohort_weights`` takes the weight of ``clean`` (its rows are the file's clean rows), else 1. An experiment that was not run (stopped after a failure, or the target never started)
 counts with every objective it declares as failed.
 
 Litmus's score, shown beside it for reference, is ``sum_e(weight_e * passed_e / total_e) /
@@ -51,7 +52,7 @@ SCORE_FORMULA = (
     "score = 100 x sum(w_v x passed_v) / sum(w_v) over every verdict v of every experiment; "
     "w_v = experiment weight x severity of v's fault (low 1, medium 2, high 3, critical 5; "
     "verdicts not tied to one fault take the experiment's highest) x cohort weight of v's cohort "
-    "(default 1); passed_v = 1 for pass, 0 for fail or inconclusive; experiments that did not run "
+    "(default 1; a file cohort not listed takes clean's); passed_v = 1 for pass, 0 for fail or inconclusive; experiments that did not run "
     "count every declared objective as failed."
 )
 LITMUS_FORMULA = "litmus_score = 100 x sum_e(weight_e x passed_e / total_e) / sum_e(weight_e)"
@@ -208,6 +209,19 @@ def _objectives(entry: GameDayExperiment) -> list[dict[str, Any]]:
     return out
 
 
+def cohort_weight(gameday: GameDay, cohort: str | None) -> float:
+    """The weight of a verdict scoped to ``cohort``: ``cohort_weights[cohort]``; a file cohort not listed takes clean's; else 1."""
+    from chaosml.model.catalog import COHORTS
+
+    if not cohort:
+        return 1.0
+    if cohort in gameday.cohort_weights:
+        return float(gameday.cohort_weights[cohort])
+    if cohort not in COHORTS:  # a user cohort from load.data.cohort: clean rows of the file
+        return float(gameday.cohort_weights.get("clean", 1.0))
+    return 1.0
+
+
 def resilience_score(gameday: GameDay, outcomes: list[ExperimentOutcome]) -> dict[str, Any]:
     """The weighted score (see the module docstring), Litmus's score, and every weighted verdict."""
     items: list[dict[str, Any]] = []
@@ -221,7 +235,7 @@ def resilience_score(gameday: GameDay, outcomes: list[ExperimentOutcome]) -> dic
         passed_e = 0
         for v in entries or []:
             sev = e.severity_of(v.get("fault")) if v.get("fault") else e.max_severity()
-            cw = float(gameday.cohort_weights.get(v["cohort"], 1.0)) if v.get("cohort") else 1.0
+            cw = cohort_weight(gameday, v.get("cohort"))
             w = e.weight * SEVERITIES[sev] * cw
             ok = ran and v.get("verdict") == "pass"
             passed_e += ok

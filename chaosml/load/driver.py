@@ -31,8 +31,8 @@ from chaosml.load.control import (
     read_control,
 )
 from chaosml.load.payloads import Payload
-from chaosml.mapping import Extractor, ResponseMapping
 from chaosml.load.samples import SampleWriter
+from chaosml.mapping import Extractor, ResponseMapping
 from chaosml.records import classify_outcome
 
 log = logging.getLogger("chaosml.load")

@@ -12,13 +12,14 @@ from chaosml.model.experiment import (
     Slo,
     SteadyState,
     TargetSpec,
+    ToxiproxySpec,
 )
 from chaosml.model.faults import FAULT_TYPES, PodKillParams, fault_type
 
 __all__ = [
+    "FAULT_TYPES",
     "AbortCondition",
     "Experiment",
-    "FAULT_TYPES",
     "FaultSpec",
     "Hypothesis",
     "KubernetesSpec",
@@ -29,5 +30,6 @@ __all__ = [
     "Slo",
     "SteadyState",
     "TargetSpec",
+    "ToxiproxySpec",
     "fault_type",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 
 #: SLIs computed over a set of request samples (any phase, window or cohort).
@@ -60,6 +61,20 @@ COHORTS: dict[str, str] = {
     "garbage": "random bytes, invalid UTF-8, truncated JSON, empty or non-object bodies (sent raw)",
     "corrupted-payload": "NaN, Infinity or far out-of-range values in the request features",
 }
+
+#: A user cohort from the data file (``load.data.cohort``) is a normalised value of that column.
+FILE_COHORT_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+#: Most distinct values of the ``load.data.cohort`` column.
+MAX_FILE_COHORTS = 50
+
+
+def normalise_cohort(value: object) -> str:
+    """A file cohort name from a cell: lower case, runs of characters outside [a-z0-9] -> '-', no '-' at the ends.
+
+    ``" EU West "`` -> ``eu-west``; ``"Enterprise (EMEA)"`` -> ``enterprise-emea``; ``"?"`` -> ``""`` (no name).
+    """
+    return re.sub(r"[^a-z0-9]+", "-", str(value).strip().lower()).strip("-")
+
 
 #: The cohorts an ``adversarial-payload`` fault may mix into the load.
 HOSTILE_COHORTS: tuple[str, ...] = (

@@ -6,9 +6,10 @@ YAML keys so that an error path (``faults[0].repeat.every``) names both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,19 +20,33 @@ class KubernetesSpec:
     namespace: str = "chaosml"
     allowed_contexts: tuple[str, ...] = ("kind-*",)  # fnmatch patterns
     allow_any_context: bool = False  # must also be confirmed on the command line
+    toxiproxy: ToxiproxySpec | None = None  # custom stack: where the cluster's Toxiproxy API is (network faults)
+
+
+@dataclass(frozen=True, slots=True)
+class ToxiproxySpec:
+    """A custom stack's Toxiproxy in the cluster: its API through a Service's NodePort, or a URL."""
+
+    service: str = "toxiproxy"  # the Service in the namespace exposing the API
+    port: str = "api"  # that Service's port name (or number as a string)
+    url: str | None = None  # e.g. a port-forward: http://127.0.0.1:8474 (instead of service/port)
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
-    """A user's service on the local target (``stack: custom``): an argv run without a shell, per replica.
+    """A user's service (``stack: custom``).
 
-    ``command`` and ``env`` values may hold placeholders filled per replica: ``{port}``,
-    ``{replica}``, ``{name}``, ``{python}`` (the harness's interpreter), ``{run_dir}`` and
-    ``{link:NAME}`` (a link's proxied ``127.0.0.1:P``).
+    Local target: an argv run without a shell, per replica. ``command`` and ``env`` values may hold
+    placeholders filled per replica: ``{port}``, ``{replica}``, ``{name}``, ``{python}`` (the
+    harness's interpreter), ``{run_dir}`` and ``{link:NAME}`` (a link's proxied ``127.0.0.1:P``).
+
+    Kubernetes target: ``selector`` (pod labels) picks the ONE Deployment of the namespace whose pods
+    carry them; chaosml never creates, edits or deletes it (only pods, and scale for an outage).
     """
 
     name: str
-    command: tuple[str, ...]
+    command: tuple[str, ...] = ()  # local
+    selector: Mapping[str, str] | None = None  # kubernetes: pod labels of the service's Deployment
     health: str = "/"  # an HTTP path probed for 2xx, or "tcp" (the port accepts connections)
     replicas: int = 1
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -41,19 +56,35 @@ class ServiceSpec:
 
 @dataclass(frozen=True, slots=True)
 class LinkSpec:
-    """A dependency put behind the fault proxy: services reach ``upstream`` through the link's listen address."""
+    """A dependency behind the fault proxy, addressed by network faults as ``link: NAME``.
 
-    name: str  # proxy name, used by network faults (e.g. feature-store)
-    upstream: str  # host:port of the dependency (127.0.0.1 only)
-    env: str | None = None  # environment variable given to every service: the link's 127.0.0.1:P
+    Local target: chaosml's proxy listens on 127.0.0.1:P and forwards to ``upstream``; services learn
+    P through ``env`` or ``{link:NAME}``. Kubernetes target: NAME is a proxy the user configured in
+    the cluster's Toxiproxy (checked at start); ``service`` names the services[] item behind it, so
+    that ``feature-store-outage`` mode ``kill`` can scale that Deployment to zero.
+    """
+
+    name: str  # proxy name, used by network faults (feature-store for feature-store-outage)
+    upstream: str | None = None  # local: host:port of the dependency (127.0.0.1 only)
+    env: str | None = None  # local: environment variable given to every service: the link's 127.0.0.1:P
+    service: str | None = None  # kubernetes: the services[] item the link leads to
 
 
 @dataclass(frozen=True, slots=True)
 class EntrySpec:
-    """Where clients enter a custom stack: a service's replicas, round-robin, through the ``gateway`` link."""
+    """Where clients enter a custom stack.
+
+    Local target: a service's replicas, round-robin, through the ``gateway`` link. Kubernetes target:
+    ``url`` if given, else through the Toxiproxy proxy ``link`` if given, else the NodePort of the
+    Service that selects the entry service's pods (``port``: its port name), mapped to 127.0.0.1
+    through the kind config's extraPortMappings.
+    """
 
     service: str
-    proxy: bool = True  # through the fault proxy (links gateway and model-<i>); false: round-robin only
+    proxy: bool = True  # local: through the fault proxy (links gateway and model-<i>); false: round-robin only
+    url: str | None = None  # kubernetes: e.g. an ingress or port-forward, http://127.0.0.1:8080
+    port: str | None = None  # kubernetes: the Service port name (default: its only, or first, port)
+    link: str | None = None  # kubernetes: enter through this Toxiproxy proxy's NodePort
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +112,7 @@ class DataSpec:
     entity: str | None = None  # entity id column (integers); default: the row number
     ranges: Mapping[str, tuple[float, float]] | None = None  # per-feature (min, max); default: from the data
     test_fraction: float = 0.3  # held-out rows the load sends
+    cohort: str | None = None  # a column assigning each row to a user cohort (normalised names; see datasets_user)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,9 +84,10 @@ class PodKillParams:
 # network and feature-store faults (the local target's fault proxy / Toxiproxy, and Redis rows)
 
 #: Links of the reference stack (proxy names): client -> gateway, gateway -> every replica,
-#: replicas -> feature store; ``model-<i>`` is one replica's link.
+#: replicas -> feature store; ``model-<i>`` is one replica's link. A custom stack declares its own
+#: (``target.links``); the loader checks a fault's link against the stack's.
 LINKS = ("gateway", "feature-store", "model")
-_LINK_RE = re.compile(r"^(gateway|feature-store|model|model-(0|[1-9][0-9]{0,3}))$")
+_LINK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 STREAMS = ("downstream", "upstream")
 OUTAGE_MODES = ("down", "timeout", "latency", "kill")
 
@@ -109,7 +110,7 @@ MISSING_MODES = ("delete-row", "drop-fields")
 def _check_link(link: str) -> list[tuple[str, str]]:
     if _LINK_RE.match(link):
         return []
-    return [("link", f"must be one of {', '.join(LINKS)} or model-<i> (one replica), not {link!r}")]
+    return [("link", f"{link!r} is not a link name (e.g. {', '.join(LINKS)} or model-<i>)")]
 
 
 def _check_stream_toxicity(stream: str, toxicity: float) -> list[tuple[str, str]]:
@@ -152,7 +153,7 @@ class FeatureStoreOutageParams:
 class NetworkLatencyParams:
     """Delay the data on one link (``model``: every replica link) by latency +/- jitter."""
 
-    link: str = "gateway"  # gateway | feature-store | model | model-<i>
+    link: str = "gateway"  # gateway | feature-store | model | model-<i> | a custom stack's declared link
     latency_ms: int = 100  # ms added to each chunk of data
     jitter_ms: int = 0  # ms, +/- around latency_ms
     stream: str = "downstream"  # downstream (replies, server -> client) | upstream (requests)
@@ -175,7 +176,7 @@ class NetworkToxicParams:
     """Any other Toxiproxy toxic on one link: bandwidth, reset_peer, slicer, limit_data, slow_close, timeout."""
 
     toxic: str  # bandwidth | reset_peer | slicer | limit_data | slow_close | timeout
-    link: str = "gateway"  # gateway | feature-store | model | model-<i>
+    link: str = "gateway"  # gateway | feature-store | model | model-<i> | a custom stack's declared link
     attributes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # per toxic, see TOXIC_ATTRIBUTES
     stream: str = "downstream"  # downstream | upstream
     toxicity: float = 1.0  # probability that a connection gets the toxic

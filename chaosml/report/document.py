@@ -329,7 +329,21 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     ]
 
 
-def cohort_table(analysis: dict[str, Any]) -> list[Block]:
+def file_cohorts_note(journal: dict[str, Any] | None) -> list[Block]:
+    """Which cohorts the data file's ``load.data.cohort`` column gave, their test rows and share of the load."""
+    info = (journal or {}).get("file_cohorts")
+    if not isinstance(info, dict) or not info.get("cohorts"):
+        return []
+    total = sum(float(w) for w in (info.get("mix") or {}).values()) or 1.0
+    parts = []
+    for name, c in info["cohorts"].items():
+        share = float(c.get("weight") or 0.0) / total
+        parts.append(f"{name} ({c.get('test_rows', 0)} test rows, {100 * share:.3g}% of requests)")
+    return [Para(f"Cohorts from the data file's column {info.get('column')!r} (clean rows are sent and judged under their "
+                 f"file cohort): {', '.join(parts)}.")]
+
+
+def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None) -> list[Block]:
     cohorts = analysis.get("cohorts") or []
     if not cohorts:
         return []
@@ -343,7 +357,7 @@ def cohort_table(analysis: dict[str, Any]) -> list[Block]:
                 continue
             rows.append((c, p["name"], *(_cell(k, s[k], analysis.get("served_by_exposed", True)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
-    return [Heading("Per cohort"), Table(headers, tuple(rows))]
+    return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows))]
 
 
 def mix_table(analysis: dict[str, Any]) -> list[Block]:
@@ -500,7 +514,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *fault_timeline(analysis),
         *injection_tables(analysis),
         *phase_table(analysis),
-        *cohort_table(analysis),
+        *cohort_table(analysis, journal),
         *mix_table(analysis),
         *degradation_section(analysis),
         *plots_section(plots),

@@ -40,7 +40,7 @@ from typing import Any, Self
 import yaml
 
 from chaosml.errors import TargetError
-from chaosml.model.experiment import KubernetesSpec
+from chaosml.model.experiment import KubernetesSpec, TargetSpec, ToxiproxySpec
 from chaosml.records import TargetEvent
 from chaosml.targets.supervisor import ReplicaStatus
 
@@ -297,14 +297,19 @@ class KubernetesTarget:
         on_event: Callable[[TargetEvent], None] | None = None,
         run_dir: Path | None = None,
         seed: int = 0,
+        custom: TargetSpec | None = None,
+        served_by_exposed: bool = True,
     ) -> None:
         self.spec = spec or KubernetesSpec()
+        #: a user's stack (``target.services`` on kubernetes): groups are its services, resolved by label
+        self.custom = custom if custom is not None and custom.stack == "custom" else None
+        self.served_by_exposed = served_by_exposed
         self.namespace = self.spec.namespace
         self.kubeconfig = str(kubeconfig) if kubeconfig else None
         self.allow_context = allow_context
         self._entry_override = entry_url
         self.kind_config = Path(kind_config) if kind_config else default_kind_config()
-        self.group_deployments = dict(groups or DEFAULT_GROUPS)
+        self.group_deployments = dict(groups or ({} if self.custom else DEFAULT_GROUPS))
         self._user_on_event = on_event
         self.run_dir = run_dir
         self._rng = random.Random(seed)
@@ -355,8 +360,8 @@ class KubernetesTarget:
                 return
             if e.status == 404:
                 raise TargetError(
-                    f"namespace {self.namespace!r} does not exist in context {self.context!r}: "
-                    "is the stack deployed? (`chaosml cluster up`)"
+                    f"namespace {self.namespace!r} does not exist in context {self.context!r}: is the stack deployed? "
+                    + ("(target.kubernetes.namespace must name your stack's namespace)" if self.custom else "(`chaosml cluster up`)")
                 ) from e
             raise TargetError(f"cannot read namespace {self.namespace!r} in context {self.context!r}: {e.status} {e.reason}") from e
         except Exception as e:
@@ -370,18 +375,34 @@ class KubernetesTarget:
         deadline = time.monotonic() + timeout_s
         self.connect()
         try:
-            self._resolve_groups()
+            if self.custom is not None:
+                self._resolve_custom_groups()
+            else:
+                self._resolve_groups()
             missing = [g for g in self.group_deployments if not self._wait_available(g, max(0.1, deadline - time.monotonic()))]
             if missing:
                 raise TargetError(
                     f"deployments not available in {self.namespace!r} within {timeout_s:.0f}s: "
                     + "; ".join(self._deployment_summary(g) for g in missing)
                 )
-            self._resolve_endpoints()
+            if self.custom is not None:
+                self._resolve_custom_endpoints()
+            else:
+                self._resolve_endpoints()
             self._start_watches(max(1.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
+
+    def resolve(self) -> None:
+        """Connect and resolve groups and endpoints without waiting or watching (``chaosml plan``)."""
+        self.connect()
+        if self.custom is not None:
+            self._resolve_custom_groups()
+            self._resolve_custom_endpoints()
+        else:
+            self._resolve_groups()
+            self._resolve_endpoints()
 
     def stop(self) -> None:
         """Stop the watches and close the clients; the stack is left as it is. Idempotent."""
@@ -423,6 +444,139 @@ class KubernetesTarget:
                 f"deployment(s) missing in namespace {self.namespace!r} of context {self.context!r}: {', '.join(missing)}; "
                 "deploy the reference stack with `chaosml cluster up` (manifests/)"
             )
+
+    # --- a user's stack: services selected by labels ---------------------------------
+    def _resolve_custom_groups(self) -> None:
+        """services[i].selector -> the ONE Deployment of the namespace whose pods carry those labels."""
+        assert self.custom is not None
+        try:
+            deps = self._apps.list_namespaced_deployment(self.namespace, _request_timeout=API_TIMEOUT_S).items
+        except Exception as e:
+            raise TargetError(f"cannot list Deployments in namespace {self.namespace!r}: {e}") from e
+
+        def labels_of(d: Any) -> dict[str, str]:
+            return dict((d.spec.template.metadata.labels if d.spec.template.metadata else None) or {})
+
+        def shown(d: Any) -> str:
+            return f"{d.metadata.name} ({', '.join(f'{k}={v}' for k, v in sorted(labels_of(d).items())) or 'no pod labels'})"
+
+        problems = []
+        for svc in self.custom.services:
+            want = dict(svc.selector or {})
+            sel = ",".join(f"{k}={v}" for k, v in sorted(want.items()))
+            hits = [d for d in deps if all(labels_of(d).get(k) == v for k, v in want.items())]
+            if len(hits) == 1:
+                d = hits[0]
+                self.group_deployments[svc.name] = d.metadata.name
+                self._selectors[svc.name] = dict(d.spec.selector.match_labels or {}) or want
+            elif not hits:
+                listing = "; ".join(shown(d) for d in deps[:10]) or "none"
+                problems.append(f"service {svc.name!r}: no Deployment in namespace {self.namespace!r} has pods labelled {sel} "
+                                f"(Deployments: {listing})")
+            else:
+                problems.append(f"service {svc.name!r}: {len(hits)} Deployments have pods labelled {sel}: "
+                                f"{'; '.join(shown(d) for d in hits)}; add a label to target.services[].selector that tells them apart")
+        if problems:
+            raise TargetError("; ".join(problems) + f" (context {self.context!r})")
+
+    @property
+    def feature_store_group(self) -> str:
+        """The group ``feature-store-outage`` mode ``kill`` scales to zero."""
+        if self.custom is None:
+            return "feature-store"
+        behind = next((ln.service for ln in self.custom.links if ln.name == "feature-store"), None)
+        if behind is None:
+            raise TargetError("the feature-store link names no service (target.links[].service), so there is nothing to scale")
+        return behind
+
+    def _toxiproxy_spec(self) -> ToxiproxySpec | None:
+        if self.spec.toxiproxy is not None:
+            return self.spec.toxiproxy
+        if self.custom is not None and (self.custom.links or (self.custom.entry and self.custom.entry.link)):
+            return ToxiproxySpec()
+        return None
+
+    def _node_port_url(self, ports: dict[str, Any], port: str | None, what: str) -> str:
+        """``http://127.0.0.1:HOSTPORT`` of one NodePort among a Service's ``ports`` (by name, or the only/first)."""
+        if port is not None:
+            p = ports.get(port) or next((v for v in ports.values() if str(v["port"]) == port), None)
+            if p is None:
+                raise TargetError(f"{what} has no port {port!r}; ports: {', '.join(ports) or 'none'}")
+        else:
+            p = next((v for v in ports.values() if v["node_port"]), None)
+        if p is None or not p["node_port"]:
+            raise TargetError(f"{what} has no NodePort: make it type NodePort (and map the port in the kind config's "
+                              "extraPortMappings), or give a URL")
+        return f"http://{self._host(p['node_port'])}"
+
+    def _resolve_custom_endpoints(self) -> None:
+        from chaosml.proxy import client as toxiproxy
+
+        assert self.custom is not None and self.custom.entry is not None
+        ep: dict[str, Any] = {}
+        tox = self._toxiproxy_spec()
+        links: dict[str, dict[str, str]] = {}
+        if tox is not None:
+            if tox.url:
+                ep["proxy_api_url"] = tox.url.rstrip("/")
+                tox_ports: dict[str, Any] = {}
+            else:
+                tox_ports = self._node_ports(tox.service)
+                if not tox_ports:
+                    raise TargetError(f"no Service {tox.service!r} in namespace {self.namespace!r} for the Toxiproxy API "
+                                      "(target.kubernetes.toxiproxy); network faults and links need it")
+                ep["proxy_api_url"] = self._node_port_url(tox_ports, tox.port, f"Toxiproxy Service {tox.service!r}")
+            try:
+                listed = toxiproxy.proxies(ep["proxy_api_url"], timeout=API_TIMEOUT_S)
+            except Exception as e:
+                raise TargetError(f"the Toxiproxy API at {ep['proxy_api_url']} does not answer: {e}") from e
+            by_target = {
+                int(p["target_port"]) if str(p["target_port"]).isdigit() else p["port"]: p for p in tox_ports.values()
+            }
+            for name, px in listed.items():
+                listen_port = int(str(px.get("listen", ":0")).rsplit(":", 1)[1] or 0)
+                svc_port = by_target.get(listen_port)
+                listen = self._host(svc_port["node_port"]) if svc_port and svc_port["node_port"] else str(px.get("listen"))
+                links[name] = {"listen": listen, "upstream": str(px.get("upstream"))}
+            missing = [ln.name for ln in self.custom.links if ln.name not in links]
+            if missing:
+                raise TargetError(f"link(s) {', '.join(map(repr, missing))} of target.links are not proxies of the Toxiproxy at "
+                                  f"{ep['proxy_api_url']} (proxies: {', '.join(sorted(links)) or 'none'}); create them there "
+                                  "(e.g. its -config file) or fix the names")
+        self._links = links
+        entry = self.custom.entry
+        if self._entry_override:
+            ep["entry_url"] = self._entry_override.rstrip("/")
+        elif entry.url:
+            ep["entry_url"] = entry.url.rstrip("/")
+        elif entry.link:
+            listen = links.get(entry.link, {}).get("listen", "")
+            if not listen.startswith("127.") and not listen.startswith("localhost"):
+                raise TargetError(f"entry.link {entry.link!r}: the Toxiproxy Service exposes no NodePort for its listen "
+                                  f"address {listen or '?'}; add one (and a kind extraPortMappings entry), or give entry.url")
+            ep["entry_url"] = f"http://{listen}"
+        else:
+            ep["entry_url"] = self._entry_service_url(entry.service, entry.port)
+        self._endpoints = ep
+
+    def _entry_service_url(self, service: str, port: str | None) -> str:
+        """The NodePort URL of the Kubernetes Service that selects the entry service's pods."""
+        dep = self._apps.read_namespaced_deployment(self.deployment(service), self.namespace, _request_timeout=API_TIMEOUT_S)
+        pod_labels = dict((dep.spec.template.metadata.labels if dep.spec.template.metadata else None) or {})
+        svcs = self._core.list_namespaced_service(self.namespace, _request_timeout=API_TIMEOUT_S).items
+        selecting = [s for s in svcs if s.spec.selector and all(pod_labels.get(k) == v for k, v in s.spec.selector.items())]
+        with_np = [s for s in selecting if any(p.node_port for p in s.spec.ports or [])]
+        if not with_np:
+            found = ", ".join(s.metadata.name for s in selecting) or "none"
+            raise TargetError(
+                f"no NodePort Service selects the pods of service {service!r} (Deployment {dep.metadata.name}; Services "
+                f"selecting them: {found}): expose one (type: NodePort, mapped in the kind config's extraPortMappings), "
+                "or give target.entry.url (e.g. a kubectl port-forward), or set " + ENTRY_URL_ENV
+            )
+        chosen = with_np[0]
+        ports = {str(p.name or p.port): {"port": p.port, "target_port": p.target_port, "node_port": p.node_port}
+                 for p in chosen.spec.ports or []}
+        return self._node_port_url(ports, port, f"Service {chosen.metadata.name!r}")
 
     def deployment(self, group: str) -> str:
         try:
@@ -672,6 +826,8 @@ class KubernetesTarget:
             "kind_config": str(self.kind_config) if self.kind_config else None,
             "deployments": deployments,
             "groups": {g: [m.name for m in self.members(g)] for g in self.group_deployments} if self._core is not None else {},
+            "stack": "custom" if self.custom is not None else "reference",
+            "served_by_exposed": self.served_by_exposed,
         }
 
     # --- actions ---------------------------------------------------------------------

@@ -65,9 +65,13 @@ def test_network_toxic_attributes_are_checked_per_toxic() -> None:
             "not 'latency' (use type network-latency for latency)"
         )
     ]
-    assert errors("network-toxic", "{toxic: slicer, attributes: {average_size: 4, size_variation: 9}, link: db}") == [
+    assert errors("network-toxic", "{toxic: slicer, attributes: {average_size: 4, size_variation: 9}, link: 'd b'}") == [
         "faults[0].params.attributes: slicer needs average_size >= 1 and size_variation < average_size",
-        "faults[0].params.link: must be one of gateway, feature-store, model or model-<i> (one replica), not 'db'",
+        "faults[0].params.link: 'd b' is not a link name (e.g. gateway, feature-store, model or model-<i>)",
+    ]
+    # a well-formed name the reference stack does not have (a custom stack may declare it)
+    assert errors("network-toxic", "{toxic: slicer, attributes: {average_size: 4}, link: db}") == [
+        "faults[0].params.link: must be one of gateway, feature-store, model or model-<i> (one replica) on the reference stack, not 'db'",
     ]
     p = ok("network-toxic", "{toxic: limit_data, link: model-2, attributes: {bytes: 100}, toxicity: 0.5}")
     assert isinstance(p, NetworkToxicParams) and dict(p.attributes) == {"bytes": 100} and p.toxicity == 0.5

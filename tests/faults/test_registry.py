@@ -7,9 +7,17 @@ from typing import Any
 import pytest
 
 from chaosml.faults import base, featurestore, scale
-from chaosml.faults.base import ANY_PLATFORM, INJECTORS, UNDOERS, injector, undo_fault, undoer, undoer_for
-from chaosml.model.faults import FeatureStoreOutageParams
+from chaosml.faults.base import (
+    ANY_PLATFORM,
+    INJECTORS,
+    UNDOERS,
+    injector,
+    undo_fault,
+    undoer,
+    undoer_for,
+)
 from chaosml.model.experiment import FaultSpec
+from chaosml.model.faults import FeatureStoreOutageParams
 
 
 class _Target:

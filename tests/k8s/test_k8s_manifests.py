@@ -33,6 +33,34 @@ def by_kind(kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs() if d["kind"] == kind}
 
 
+EXAMPLE = MANIFESTS / "examples" / "byo-kserve" / "stack.yaml"
+
+
+def example_docs() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d]
+
+
+def test_the_byo_example_wires_its_own_stack() -> None:
+    """The user's-own-stack example: one Deployment per selector, its Service, its Toxiproxy link, and the
+    experiment that selects them."""
+    ex = {(d["kind"], d["metadata"]["name"]): d for d in example_docs()}
+    assert {d["metadata"].get("namespace") for d in ex.values() if d["kind"] != "Namespace"} == {"ml-shop"}
+    exp = load_experiment(REPO / "experiments" / "byo-k8s-kserve.yaml")
+    assert exp.target.kubernetes is not None and exp.target.kubernetes.namespace == "ml-shop"
+    for svc in exp.target.services:
+        hits = [d for (k, _), d in ex.items() if k == "Deployment"
+                and all(d["spec"]["template"]["metadata"]["labels"].get(a) == b for a, b in (svc.selector or {}).items())]
+        assert len(hits) == 1, svc
+    proxies = json.loads(ex[("ConfigMap", "toxiproxy-config")]["data"]["toxiproxy.json"])
+    assert {ln.name for ln in exp.target.links} <= {p["name"] for p in proxies}
+    tox = ex[("Service", "toxiproxy")]["spec"]["ports"]
+    assert exp.target.kubernetes.toxiproxy is not None and exp.target.kubernetes.toxiproxy.port in {p["name"] for p in tox}
+    for p in proxies:
+        assert int(p["listen"].rsplit(":", 1)[1]) in {q["targetPort"] for q in tox}
+        host, port = p["upstream"].rsplit(":", 1)
+        assert int(port) in {q["port"] for q in ex[("Service", host)]["spec"]["ports"]}
+
+
 def kind_config() -> dict[str, Any]:
     return yaml.safe_load((REPO / "kind-config.yaml").read_text())
 
@@ -84,8 +112,10 @@ def test_node_ports_match_kind_port_mappings() -> None:
     mappings = [m for n in cfg["nodes"] for m in n.get("extraPortMappings") or []]
     assert all(m["listenAddress"] == "127.0.0.1" for m in mappings)
     mapped = {m["containerPort"] for m in mappings}
-    node_ports = {p["nodePort"] for s in by_kind("Service").values() for p in s["spec"]["ports"] if "nodePort" in p}
-    assert node_ports == mapped
+    services = [*by_kind("Service").values(), *(d for d in example_docs() if d["kind"] == "Service")]
+    node_ports = [p["nodePort"] for s in services for p in s["spec"]["ports"] if "nodePort" in p]
+    assert len(node_ports) == len(set(node_ports))  # NodePorts are cluster-wide: the example must not collide
+    assert set(node_ports) == mapped
     assert all(30000 <= p <= 32767 for p in node_ports)
 
 
