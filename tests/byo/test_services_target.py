@@ -88,3 +88,79 @@ def test_services_links_kill_and_teardown(tmp_path: Path) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
     dep.close()
+
+
+class _Echo:
+    """A stand-in TCP dependency that echoes every message (bounded: closes with the test)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(10)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        for _ in range(50):  # bounded
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    while data := conn.recv(64):
+                        conn.sendall(data)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _round_trip_ms(addr: str) -> float:
+    host, port = addr.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        t = time.monotonic()
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        return (time.monotonic() - t) * 1000
+
+
+def test_several_named_dependency_links_take_faults_one_by_one(tmp_path: Path) -> None:
+    """Two dependencies behind their own links; a latency fault on one leaves the other alone."""
+    from chaosml.faults.base import FaultContext, make_injector
+    from chaosml.model.experiment import FaultSpec
+    from chaosml.model.faults import NetworkLatencyParams
+
+    store, payments = _Echo(), _Echo()
+    spec = TargetSpec(
+        stack="custom", restart_delay=0.5,
+        services=(ServiceSpec(name="model", command=("{python}", str(HERE / "echo_server.py"), "{port}"),
+                              health="/health", replicas=1, env={"PAY": "{link:payments-db}"}),),
+        links=(LinkSpec(name="feature-store", upstream=store.address, env="STORE_ADDR"),
+               LinkSpec(name="payments-db", upstream=payments.address, env="PAYMENTS_ADDR")),
+        entry=EntrySpec(service="model"),
+    )
+    try:
+        with ServicesTarget(spec, tmp_path / "target") as target:
+            links = target.links()
+            assert {"feature-store", "payments-db"} <= set(links)
+            direct = f"http://127.0.0.1:{target._ports['model-0']}"
+            assert _get(f"{direct}/env/PAYMENTS_ADDR")["value"] == links["payments-db"]["listen"]
+            assert _get(f"{direct}/env/PAY")["value"] == links["payments-db"]["listen"]
+            assert _get(f"{direct}/env/STORE_ADDR")["value"] == links["feature-store"]["listen"]
+            fault = FaultSpec(name="slow-payments", type="network-latency", at=0, duration=1,
+                              params=NetworkLatencyParams(link="payments-db", latency_ms=150, stream="downstream"))
+            inj = make_injector(fault, target, FaultContext())
+            inj.undo_record(0)
+            assert inj.apply(0).ok
+            slow = _round_trip_ms(links["payments-db"]["listen"])
+            fast = _round_trip_ms(links["feature-store"]["listen"])
+            assert slow >= 140 and fast < 100, (slow, fast)
+            assert inj.recover(0).ok
+            assert _round_trip_ms(links["payments-db"]["listen"]) < 100
+    finally:
+        store.close()
+        payments.close()

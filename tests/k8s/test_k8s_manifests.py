@@ -145,7 +145,8 @@ def test_rbac_is_least_privilege_for_the_runner() -> None:
     assert rules[("apps", "deployments")] == {"get", "list", "patch", "update"}
     assert rules[("apps", "deployments/scale")] >= {"patch"}
     assert rules[("", "events")] == {"list", "watch"}
-    assert rules[("", "services")] == {"get"}
+    assert rules[("", "services")] == {"get", "list"}  # list: the Service selecting a user's entry pods
+    assert rules[("", "configmaps")] == {"get"}
     assert not any("*" in v for v in rules.values())
     (binding,) = by_kind("RoleBinding").values()
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
