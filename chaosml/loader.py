@@ -771,17 +771,22 @@ class _Decoder:
             values["url"] = _BAD
         return self.build(ToxiproxySpec, values)
 
-    def http_url(self) -> Conv:
+    def matching(self, pattern: str, problem: Callable[[str], str]) -> Conv:
+        """A string that fully matches ``pattern``; else the issue ``problem(value)``."""
         base = self.string()
+        compiled = re.compile(pattern)
 
         def conv(y: _Y, path: str) -> Any:
             v = base(y, path)
-            if v is not _BAD and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
-                self.issue(y, path, f"must be an http:// or https:// URL, got {_quote(v)}")
+            if v is not _BAD and not compiled.fullmatch(v):
+                self.issue(y, path, problem(v))
                 return _BAD
             return v
 
         return conv
+
+    def http_url(self) -> Conv:
+        return self.matching(r"https?://[^\s/]+(/\S*)?", lambda v: f"must be an http:// or https:// URL, got {_quote(v)}")
 
     def label_selector(self) -> Conv:
         """A non-empty mapping of Kubernetes label key -> value (matchLabels)."""
@@ -1154,16 +1159,8 @@ class _Decoder:
         return self.build(ResponseSpec, self.fields(y, path, schema))
 
     def dns_label(self, what: str = "namespace name") -> Conv:
-        base = self.string()
-
-        def conv(y: _Y, path: str) -> Any:
-            v = base(y, path)
-            if v is not _BAD and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
-                self.issue(y, path, f"{_quote(v)} is not a valid {what} (lowercase letters, digits and '-')")
-                return _BAD
-            return v
-
-        return conv
+        return self.matching(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                             lambda v: f"{_quote(v)} is not a valid {what} (lowercase letters, digits and '-')")
 
     def load(self, y: _Y, path: str) -> Any:
         schema = {

@@ -31,6 +31,30 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
         time.sleep(interval)
 
 
+def deployment_doc(
+    name: str,
+    labels: dict[str, str],
+    containers: list[dict[str, Any]],
+    replicas: int = 1,
+    *,
+    annotations: dict[str, str] | None = None,
+    grace: int | None = None,
+) -> dict[str, Any]:
+    """A Deployment whose selector is ``labels`` (also the pods' labels)."""
+    meta: dict[str, Any] = {"labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    spec: dict[str, Any] = {"containers": containers}
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {"metadata": meta, "spec": spec}},
+    }
+
+
 def stack_docs(ns: str, *, node_ports: bool = False, names: tuple[str, ...] = STACK_MANIFESTS) -> list[dict[str, Any]]:
     """The stack's manifests moved to ``ns``; without ``node_ports`` the fixed NodePorts are dropped
     (auto-assigned), so that namespaces of several tests never collide on them."""

@@ -23,11 +23,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
 import pytest
+from k8s_stack import deployment_doc, wait_for
 from kubelet import EXEC_ANNOTATION, REPO_ROOT, SimulatedKubelet, expand
 from kubeproxy import NodePortProxy
 
@@ -77,17 +78,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", PORT), H).serve_forever()
 # --------------------------------------------------------------------------- helpers
 
 
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def container(env: dict[str, str] | None = None, *, probe: bool = True) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": "web",
@@ -105,20 +95,7 @@ def container(env: dict[str, str] | None = None, *, probe: bool = True) -> dict[
 
 
 def exec_deployment(name: str, replicas: int, c: dict[str, Any], grace: int = 30) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {EXEC_ANNOTATION: "true"}},
-                "spec": {"containers": [c], "terminationGracePeriodSeconds": grace},
-            },
-        },
-    }
+    return deployment_doc(name, {"app": name}, [c], replicas, annotations={EXEC_ANNOTATION: "true"}, grace=grace)
 
 
 def node_port_service(name: str, app: str) -> dict[str, Any]:

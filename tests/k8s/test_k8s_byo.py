@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_stack import REPO, events_of, wait_for
+from k8s_stack import REPO, deployment_doc, events_of, wait_for
 
 from chaosml.cluster import apply_manifests, wait_available
 from chaosml.errors import TargetError
@@ -28,20 +28,9 @@ pytestmark = pytest.mark.k8s
 
 
 def deployment(name: str, labels: dict[str, str], replicas: int = 1, port: int = 8080) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "main", "image": "example.invalid/user-model:1",
-                                         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}]}]},
-            },
-        },
-    }
+    container = {"name": "main", "image": "example.invalid/user-model:1",
+                 "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}]}
+    return deployment_doc(name, labels, [container], replicas)
 
 
 def node_port_service(name: str, selector: dict[str, str], port_name: str = "http") -> dict[str, Any]:
