@@ -225,8 +225,7 @@ def test_built_in_name_and_too_many_values_are_errors(tmp_path: Path) -> None:
 
 
 def test_parquet_cohort_column(tmp_path: Path) -> None:
-    if not pyarrow_available():
-        pytest.skip("pyarrow is not installed")
+    assert pyarrow_available()  # a test dependency (pyproject: test extra)
     df = _frame()
     path = tmp_path / "d.parquet"
     df.to_parquet(path)
