@@ -70,6 +70,7 @@ class LocalTarget(SupervisedTarget):
     """The reference stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
 
     _not_ready_label = "local target members"
+    _name = "local target"
 
     def __init__(
         self,
@@ -157,19 +158,7 @@ class LocalTarget(SupervisedTarget):
     # --- lifecycle -------------------------------------------------------------------
     def start(self, timeout_s: float = 60.0) -> None:
         """Train/load the artifact, start redis, seed it, start replicas and the gateway, wait until ready."""
-        if self._started:
-            raise TargetError("the local target was already started (make a new one)")
-        self._started = True
-        deadline = time.monotonic() + timeout_s
-        try:
-            self._start(deadline)
-        except BaseException as e:
-            self.stop()
-            if isinstance(e, TargetError):
-                raise
-            if isinstance(e, Exception):
-                raise TargetError(f"local target failed to start: {type(e).__name__}: {e}") from e
-            raise
+        self._start_within(timeout_s)
 
     def _start(self, deadline: float) -> None:
         from chaosml.dataset import load_dataset

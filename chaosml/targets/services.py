@@ -50,6 +50,7 @@ class ServicesTarget(SupervisedTarget):
     """A custom stack on this machine; a context manager (``start`` on enter, ``stop`` on exit)."""
 
     _not_ready_label = "services"
+    _name = "custom stack"
 
     def __init__(
         self,
@@ -108,20 +109,8 @@ class ServicesTarget(SupervisedTarget):
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self, timeout_s: float | None = None) -> None:
-        if self._started:
-            raise TargetError("the target was already started (make a new one)")
-        self._started = True
-        budget = timeout_s if timeout_s is not None else max(s.start_timeout for s in self.spec.services) + 15.0
-        deadline = time.monotonic() + budget
-        try:
-            self._start(deadline)
-        except BaseException as e:
-            self.stop()
-            if isinstance(e, TargetError):
-                raise
-            if isinstance(e, Exception):
-                raise TargetError(f"custom stack failed to start: {type(e).__name__}: {e}") from e
-            raise
+        """Start every service's replicas (and the links and front), waiting until all are ready."""
+        self._start_within(timeout_s if timeout_s is not None else max(s.start_timeout for s in self.spec.services) + 15.0)
 
     def _start(self, deadline: float) -> None:
         spec = self.spec

@@ -28,12 +28,14 @@ def tail(path: Path, lines: int = 8) -> str:
 class SupervisedTarget:
     """Members are supervised local processes in groups; proxy links are re-created if the proxy restarts.
 
-    Subclasses set ``run_dir``, ``_sup``, ``_links``, ``_user_on_event`` and implement ``start``,
-    ``_create_links`` and ``describe``; ``_not_ready_label`` names the members in errors.
+    Subclasses set ``run_dir``, ``_sup``, ``_links``, ``_user_on_event`` and implement ``_start``,
+    ``_create_links`` and ``describe``; ``_not_ready_label`` names the members in errors and
+    ``_name`` the target in start-up errors.
     """
 
     run_dir: Path
     _not_ready_label = "members"
+    _name = "target"
 
     def __init__(self, on_event: Callable[[TargetEvent], None] | None) -> None:
         self._user_on_event = on_event
@@ -47,6 +49,25 @@ class SupervisedTarget:
 
     def _create_links(self) -> None:
         raise NotImplementedError
+
+    def _start(self, deadline: float) -> None:
+        raise NotImplementedError
+
+    def _start_within(self, timeout_s: float) -> None:
+        """Run ``_start`` once with a deadline; on any failure stop what was started and raise TargetError."""
+        if self._started:
+            raise TargetError(f"the {self._name} was already started (make a new one)")
+        self._started = True
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._start(deadline)
+        except BaseException as e:
+            self.stop()
+            if isinstance(e, TargetError):
+                raise
+            if isinstance(e, Exception):
+                raise TargetError(f"{self._name} failed to start: {type(e).__name__}: {e}") from e
+            raise
 
     @property
     def supervisor(self) -> Supervisor:
