@@ -771,19 +771,24 @@ class _Decoder:
             values["url"] = _BAD
         return self.build(ToxiproxySpec, values)
 
-    def matching(self, pattern: str, problem: Callable[[str], str]) -> Conv:
-        """A string that fully matches ``pattern``; else the issue ``problem(value)``."""
+    def checked(self, problem: Callable[[str], str | None]) -> Conv:
+        """A string for which ``problem(value)`` is None; else that problem is the issue."""
         base = self.string()
-        compiled = re.compile(pattern)
 
         def conv(y: _Y, path: str) -> Any:
             v = base(y, path)
-            if v is not _BAD and not compiled.fullmatch(v):
-                self.issue(y, path, problem(v))
+            why = None if v is _BAD else problem(v)
+            if why:
+                self.issue(y, path, why)
                 return _BAD
             return v
 
         return conv
+
+    def matching(self, pattern: str, problem: Callable[[str], str]) -> Conv:
+        """A string that fully matches ``pattern``; else the issue ``problem(value)``."""
+        compiled = re.compile(pattern)
+        return self.checked(lambda v: None if compiled.fullmatch(v) else problem(v))
 
     def http_url(self) -> Conv:
         return self.matching(r"https?://[^\s/]+(/\S*)?", lambda v: f"must be an http:// or https:// URL, got {_quote(v)}")
@@ -1143,18 +1148,11 @@ class _Decoder:
     def response(self, y: _Y, path: str) -> Any:
         from chaosml.mapping import check_field_spec
 
-        base = self.string()
+        def problem(v: str) -> str | None:
+            why = check_field_spec(v)
+            return f"{why} (or header:NAME, or not-exposed)" if why else None
 
-        def spec(y2: _Y, p2: str) -> Any:
-            v = base(y2, p2)
-            if v is _BAD:
-                return _BAD
-            problem = check_field_spec(v)
-            if problem:
-                self.issue(y2, p2, f"{problem} (or header:NAME, or not-exposed)")
-                return _BAD
-            return v
-
+        spec = self.checked(problem)
         schema = {k: (k, spec) for k in ("prediction", "confidence", "model_version", "served_by", "replica")}
         return self.build(ResponseSpec, self.fields(y, path, schema))
 

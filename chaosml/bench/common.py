@@ -221,3 +221,16 @@ def child(argv: list[str], *, ready_prefix: str, timeout_s: float = 30.0, stderr
 def py(*args: str) -> list[str]:
     """argv running this interpreter."""
     return [sys.executable, *args]
+
+
+def serve_main(description: str | None, serve: Callable[[str, int], Any]) -> None:
+    """``python -m`` entry of a benchmark server: ``--host``/``--port`` (0: any free port), then
+    ``asyncio.run(serve(host, port))`` (which prints ``listening <port>`` once ready)."""
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))

@@ -8,9 +8,10 @@ Stops on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
+
+from chaosml.bench.common import serve_main
 
 BODY = b'{"served_by":"primary","prediction":1,"confidence":0.97,"model_version":"bench","replica":"bench-0"}'
 RESPONSE = (
@@ -57,11 +58,7 @@ async def _serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    asyncio.run(_serve(args.host, args.port))
+    serve_main(__doc__, _serve)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ process (prints ``listening <port>``); the clients below run in the benchmark pr
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import socket
 import struct
 import time
+
+from chaosml.bench.common import serve_main
 
 CHUNK = 64 * 1024
 _ZEROS = bytes(CHUNK)
@@ -113,11 +114,7 @@ def download(port: int, nbytes: int, *, host: str = "127.0.0.1", timeout_s: floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    asyncio.run(_serve(args.host, args.port))
+    serve_main(__doc__, _serve)
 
 
 if __name__ == "__main__":

@@ -217,35 +217,17 @@ class _GameDayDecoder(_Decoder):
         return self.build(Schedule, values)
 
     def cron_conv(self) -> Any:
-        inner = self.string()
-
-        def conv(y: _Y, path: str) -> Any:
-            v = inner(y, path)
-            if v is _BAD:
-                return _BAD
-            why = valid_cron(v)
-            if why:
-                self.issue(y, path, why)
-                return _BAD
-            return v
-
-        return conv
+        return self.checked(valid_cron)
 
     def tz_conv(self) -> Any:
-        inner = self.string()
-
-        def conv(y: _Y, path: str) -> Any:
-            v = inner(y, path)
-            if v is _BAD:
-                return _BAD
+        def problem(v: str) -> str | None:
             try:
                 ZoneInfo(v)
             except (ZoneInfoNotFoundError, ValueError):
-                self.issue(y, path, f"unknown time zone {v!r}: use an IANA name such as UTC or Europe/Paris")
-                return _BAD
-            return v
+                return f"unknown time zone {v!r}: use an IANA name such as UTC or Europe/Paris"
+            return None
 
-        return conv
+        return self.checked(problem)
 
     def blackout(self, y: _Y, path: str, index: int) -> Any:
         schema = {
