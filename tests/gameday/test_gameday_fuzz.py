@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testutil import doc_paths
 
 from chaosml.errors import ExperimentError, InvalidInputError
 from chaosml.gameday.loader import load_gameday_text
@@ -28,18 +29,7 @@ _VALUES = st.recursive(
 )
 
 
-def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-PATHS = _paths(BASE)
+PATHS = doc_paths(BASE)
 
 
 def _check(text: str) -> None:

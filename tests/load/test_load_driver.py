@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testutil import serving
 
 from chaosml.load.config import (
     EXIT_INVALID_INPUT,
@@ -86,14 +87,8 @@ class _Server(ThreadingHTTPServer):
 def server() -> Iterator[_Server]:
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.bodies = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(srv):
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 def _url(srv: _Server) -> str:

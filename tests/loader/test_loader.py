@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testutil import doc_paths
 
 from chaosml.errors import ExperimentError
 from chaosml.loader import (
@@ -252,18 +253,7 @@ _VALUES = st.recursive(
 )
 
 
-def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-_ALL_PATHS = _paths(_BASE)
+_ALL_PATHS = doc_paths(_BASE)
 
 
 def _mutate(doc: object, path: tuple, op: str, value: object, key: str) -> object:
