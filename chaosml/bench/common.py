@@ -223,6 +223,19 @@ def py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+async def serve_until_signalled(server: Any) -> None:
+    """Print ``listening <port>`` for the benchmark to read, serve until SIGTERM/SIGINT, then close."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
+    await stop.wait()
+    server.close()
+
+
 def serve_main(description: str | None, serve: Callable[[str, int], Any]) -> None:
     """``python -m`` entry of a benchmark server: ``--host``/``--port`` (0: any free port), then
     ``asyncio.run(serve(host, port))`` (which prints ``listening <port>`` once ready)."""

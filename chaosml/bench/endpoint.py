@@ -9,9 +9,8 @@ Stops on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import asyncio
-import signal
 
-from chaosml.bench.common import serve_main
+from chaosml.bench.common import serve_main, serve_until_signalled
 
 BODY = b'{"served_by":"primary","prediction":1,"confidence":0.97,"model_version":"bench","replica":"bench-0"}'
 RESPONSE = (
@@ -49,12 +48,7 @@ class _Http(asyncio.Protocol):
 async def _serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_Http, host, port, backlog=1024)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
-    await stop.wait()
-    server.close()
+    await serve_until_signalled(server)
 
 
 def main() -> None:

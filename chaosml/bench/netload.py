@@ -8,12 +8,11 @@ process (prints ``listening <port>``); the clients below run in the benchmark pr
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import struct
 import time
 
-from chaosml.bench.common import serve_main
+from chaosml.bench.common import serve_main, serve_until_signalled
 
 CHUNK = 64 * 1024
 _ZEROS = bytes(CHUNK)
@@ -43,14 +42,8 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 
 async def _serve(host: str, port: int) -> None:
-    loop = asyncio.get_running_loop()
     server = await asyncio.start_server(_handle, host, port, backlog=256)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
-    await stop.wait()
-    server.close()
+    await serve_until_signalled(server)
 
 
 # ------------------------------------------------------------------------- clients

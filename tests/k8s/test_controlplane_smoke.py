@@ -6,28 +6,17 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from typing import Any, Self
 
 import pytest
 import yaml
+from k8s_stack import wait_for
 
 pytestmark = pytest.mark.k8s
 
 IMAGE = "chaosml/reference-stack:dev"
 
 
-def wait_for(
-    pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def is_ready(pod: Any) -> bool:
