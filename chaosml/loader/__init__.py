@@ -1,0 +1,70 @@
+"""Experiment YAML -> validated, frozen chaosml.model.Experiment (or one ExperimentError with every issue).
+
+Called by the CLI (validate, plan, run), the game-day loader, the report, compare and history
+(which re-load the source text stored in a run's journal).
+
+How it works:
+
+1. The text is composed by chaosml.decoding into a located tree (bounded, no tag evaluated):
+   every value keeps its 1-based line and column.
+2. Each section is decoded by chaosml.loader.schema; unknown keys, missing required keys, wrong
+   types and out-of-range values become issues with the field path (``faults[0].repeat.every``).
+3. Cross-field checks (chaosml.loader.checks: references between hypotheses and faults, the
+   timeline against the load duration, baseline availability, unique names, the custom stack)
+   run on whatever decoded cleanly, so one mistake does not hide another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaosml.decoding import MAX_FILE_BYTES, MAX_NODES, parse_duration
+from chaosml.errors import ExperimentError, Issue
+from chaosml.loader.schema import ROLLBACK_PARAMS, ExperimentDecoder
+from chaosml.model.experiment import Experiment
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "ROLLBACK_PARAMS",
+    "load_experiment",
+    "load_experiment_text",
+    "parse_duration",
+]
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load and validate an experiment file; raise ExperimentError holding every issue."""
+    filename = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ExperimentError([Issue(filename, 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ExperimentError([_too_large(filename)])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ExperimentError([Issue(filename, line, column, "", "the file is not UTF-8 text")]) from None
+    return load_experiment_text(text, filename)
+
+
+def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:
+    """Validate experiment YAML given as text; raise ExperimentError holding every issue."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ExperimentError([_too_large(filename)])
+    decoder = ExperimentDecoder(filename)
+    root = decoder.d.compose(text)
+    if root is None:
+        raise ExperimentError(decoder.d.issues)
+    experiment = decoder.experiment(root)
+    if experiment is None:
+        raise ExperimentError(decoder.d.issues or [Issue(filename, 1, 1, "", "invalid experiment")])
+    return experiment
+
+
+def _too_large(filename: str) -> Issue:
+    return Issue(filename, 1, 1, "", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; refusing to read it")

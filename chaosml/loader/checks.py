@@ -1,0 +1,388 @@
+"""Checks across the sections of an experiment file, run by chaosml.loader.schema after the sections decode.
+
+Custom-stack keys per platform, unique names, references between hypotheses and faults, the
+timeline against the load duration, cohorts against the load mix, and the fault-specific checks
+(:func:`fault_params`, :func:`check_custom_faults`, :func:`check_reference_links`). Each check
+reports through the decoder (``ex.d``) and marks the section it rejects as BAD, so one mistake
+does not cause spurious follow-up issues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING, Any
+
+from chaosml.decoding import BAD, Decoder, Node, join_path, quote, suggest
+from chaosml.model import catalog
+from chaosml.model.experiment import (
+    AbortCondition,
+    Hypothesis,
+    LoadSpec,
+    Repeat,
+    Slo,
+    TargetSpec,
+)
+
+if TYPE_CHECKING:
+    from chaosml.loader.schema import ExperimentDecoder
+
+#: The reference stack's links: client -> gateway, gateway -> each replica, replicas -> feature store.
+REFERENCE_LINK_RE = re.compile(r"gateway|feature-store|model|model-(0|[1-9][0-9]{0,3})")
+#: Most services, links and replicas of a custom stack.
+MAX_SERVICES = 20
+#: Operators as the SLO/hypothesis/abort ``op`` key accepts them.
+OPERATORS: tuple[str, ...] = tuple(catalog.OPERATORS)
+#: SLIs whose value is a fraction: targets must lie in [0, 1].
+RATIO_SLIS: frozenset[str] = frozenset(s for s in catalog.SAMPLE_SLIS if s.endswith("_ratio") or s == "accuracy")
+
+
+def fmt_s(seconds: float) -> str:
+    """Seconds for a message: 2.5 -> "2.5s"."""
+    return f"{seconds:g}s"
+
+
+def check_custom_stack(ex: ExperimentDecoder, path: str, values: dict[str, Any]) -> None:
+    services, links, entry = values.get("services"), values.get("links"), values.get("entry")
+    platform = values.get("platform", TargetSpec().platform)
+    ex.platform = platform if platform is not BAD else "local"
+    ex.custom_services = None
+    ex.custom_links = None
+    if "services" not in values:
+        for key in ("links", "entry"):
+            if values.get(key) not in (None, (), BAD):
+                ex.d.issue_at(f"{path}.{key}", "only used with target.services (your own stack)")
+                values[key] = BAD
+        return
+    if "stack" in values:
+        ex.d.issue_at(f"{path}.stack", "leave out 'stack': declaring target.services makes the stack your own")
+        values["stack"] = BAD
+    else:
+        values["stack"] = "custom"
+    own = "services[].selector" if ex.platform == "kubernetes" else "services[].replicas"
+    for key in ("profile", "replicas") + (("restart_delay",) if ex.platform == "kubernetes" else ()):
+        if key in values:
+            ex.d.issue_at(f"{path}.{key}", f"only used with the reference stack; your services set their own ({own})")
+            values[key] = BAD
+    if services is None or services == ():
+        ex.d.issue_at(f"{path}.services", "must declare at least one service")
+        values["services"] = BAD
+        return
+    check_platform_keys(ex, path, values)
+    if services is BAD:
+        return
+    names: dict[str, int] = {}
+    for i, svc in enumerate(services):
+        if svc.name in names:
+            ex.d.issue_at(f"{path}.services[{i}].name", f"duplicate service name {svc.name!r} (also services[{names[svc.name]}])")
+            values["services"] = BAD
+        names.setdefault(svc.name, i)
+    if len(services) > MAX_SERVICES:
+        ex.d.issue_at(f"{path}.services", f"at most {MAX_SERVICES} services")
+        values["services"] = BAD
+    ex.custom_services = {s.name: s for s in services}
+    ex.custom_link_specs = links if links not in (None, BAD) else ()
+    if links not in (None, BAD):
+        seen: set[str] = set()
+        for i, ln in enumerate(links):
+            if ln.name in seen:
+                ex.d.issue_at(f"{path}.links[{i}].name", f"duplicate link name {ln.name!r}")
+                values["links"] = BAD
+            seen.add(ln.name)
+            if ex.platform == "local" and (ln.name == "gateway" or re.fullmatch(r"model(-\d+)?", ln.name)):
+                ex.d.issue_at(f"{path}.links[{i}].name", f"{quote(ln.name)} is the entry's link name (gateway, model-<i>); choose another, e.g. feature-store")
+                values["links"] = BAD
+            if ln.service is not None and ln.service not in names:
+                ex.d.issue_at(f"{path}.links[{i}].service", f"unknown service {quote(ln.service)}{suggest(ln.service, names)}; services: {', '.join(names)}")
+                values["links"] = BAD
+    if entry is None:
+        ex.d.issue_at(path, "missing required key 'entry': which service clients call, e.g. entry: {service: model}")
+        values["entry"] = BAD
+    elif entry is not BAD and entry.service not in names:
+        ex.d.issue_at(f"{path}.entry.service", f"unknown service {quote(entry.service)}{suggest(entry.service, names)}; services: {', '.join(names)}")
+        values["entry"] = BAD
+    if entry not in (None, BAD) and links is not BAD:
+        lk = {ln.name for ln in links or ()}
+        if ex.platform == "kubernetes":
+            if entry.link is not None and entry.link not in lk:
+                ex.d.issue_at(f"{path}.entry.link", f"no link {quote(entry.link)}{suggest(entry.link, lk)}; declare it in target.links")
+                values["entry"] = BAD
+        elif entry.proxy:
+            n = ex.custom_services[entry.service].replicas if entry.service in ex.custom_services else 0
+            lk |= {"gateway", "model", *(f"model-{i}" for i in range(n))}
+        ex.custom_links = lk
+
+
+#: keys of services[], links[] and entry that only one platform uses
+_LOCAL_ONLY: dict[str, tuple[str, ...]] = {
+    "services": ("command", "health", "replicas", "env", "cwd", "start_timeout"),
+    "links": ("upstream", "env"),
+    "entry": ("proxy",),
+}
+_K8S_ONLY: dict[str, tuple[str, ...]] = {"services": ("selector",), "links": ("service",), "entry": ("url", "port", "link")}
+
+
+def check_platform_keys(ex: ExperimentDecoder, path: str, values: dict[str, Any]) -> None:
+    """Keys of a custom stack that the other platform uses are errors; required ones per platform."""
+    k8s = ex.platform == "kubernetes"
+    other = _LOCAL_ONLY if k8s else _K8S_ONLY
+    here = "kubernetes" if k8s else "local"
+    groups = (("services", ex.service_keys), ("links", ex.link_keys))
+    for section, table in groups:
+        for ipath, (node, keys) in table.items():
+            for key in other[section]:
+                if key in keys:
+                    ex.d.issue_at(f"{ipath}.{key}", f"not used on the {here} target" + (
+                        " (chaosml does not start your pods: select their Deployment with selector)" if k8s and section == "services"
+                        else " (links on kubernetes name proxies of your cluster's Toxiproxy)" if k8s
+                        else ""))
+                    values[section] = BAD
+            need = ("selector",) if k8s and section == "services" else ("command",) if section == "services" else (
+                () if k8s else ("upstream",))
+            for key in need:
+                if key not in keys:
+                    ex.d.issue(node, ipath, f"missing required key {key!r}" + (
+                        ": the labels of your Deployment's pods, e.g. selector: {app: my-model}" if key == "selector" else ""))
+                    values[section] = BAD
+    for key in other["entry"]:
+        if key in ex.entry_keys:
+            ex.d.issue_at(f"{path}.entry.{key}", f"not used on the {here} target")
+            values["entry"] = BAD
+
+
+def check_custom_faults(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+    """pod-kill services and network-fault links must exist on the stack (reference or custom)."""
+    services, links = ex.custom_services, ex.custom_links
+    if services is None:
+        check_reference_links(ex, values)
+        return
+    k8s = ex.platform == "kubernetes"
+    if ex.mix_cohorts and "adversarial-evasion" in ex.mix_cohorts:
+        ex.d.issue_at("load.mix.adversarial-evasion", "adversarial-evasion needs the reference stack's model; not available with target.services")
+        values["load"] = BAD
+    for path, fv in ex.fault_raw:
+        params = fv.get("params")
+        ftype = fv.get("type")
+        if ftype == "adversarial-payload" and params not in (None, BAD) and getattr(params, "cohort", "") == "adversarial-evasion":
+            ex.d.issue_at(f"{path}.params.cohort", "adversarial-evasion needs the reference stack's model; not available with target.services")
+            values["faults"] = BAD
+        if params in (None, BAD):
+            continue
+        if ftype == "pod-kill" and params.service not in services:
+            ex.d.issue_at(f"{path}.params.service", f"unknown service {quote(params.service)}{suggest(params.service, services)}; services: {', '.join(services)}")
+            values["faults"] = BAD
+        link = getattr(params, "link", None) if ftype in ("network-latency", "network-toxic") else None
+        if ftype == "feature-store-outage":
+            link = "feature-store"
+            if params.mode == "kill":
+                declared = next((ln for ln in (ex.custom_link_specs) if ln.name == "feature-store"), None)
+                if not k8s:
+                    ex.d.issue_at(f"{path}.params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency")
+                    values["faults"] = BAD
+                elif declared is not None and declared.service is None:
+                    ex.d.issue_at(f"{path}.params.mode", "mode kill scales the service behind the feature-store link to zero: "
+                                  "name it in target.links (service: ...), or use down, timeout or latency")
+                    values["faults"] = BAD
+        if ftype in ("corrupted-features", "missing-features"):
+            ex.d.issue_at(f"{path}.type", f"{ftype} edits the reference stack's feature store; not available with stack: custom")
+            values["faults"] = BAD
+        if ftype == "node-failure" and not k8s:
+            continue
+        if link is not None and links is not None and link not in links:
+            ex.d.issue_at(f"{path}.params.link" if ftype != "feature-store-outage" else f"{path}.type",
+                          f"no link {quote(link)} on this stack; links: {', '.join(sorted(links)) or 'none'} (declare target.links"
+                          + (", naming a proxy of your cluster's Toxiproxy)" if k8s else ", or entry.proxy: true)"))
+            values["faults"] = BAD
+
+
+def check_reference_links(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+    """The reference stack's links are fixed: gateway, feature-store, model and model-<i>."""
+    for path, fv in ex.fault_raw:
+        params = fv.get("params")
+        if fv.get("type") not in ("network-latency", "network-toxic") or params in (None, BAD):
+            continue
+        if not REFERENCE_LINK_RE.fullmatch(params.link):
+            ex.d.issue_at(f"{path}.params.link", f"must be one of gateway, feature-store, model or model-<i> (one replica) "
+                          f"on the reference stack, not {params.link!r}")
+            values["faults"] = BAD
+
+
+def check_common(ex: ExperimentDecoder, path: str, values: dict[str, Any], kind: str) -> None:
+    """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
+    sli = values.get("sli", BAD)
+    if sli is not BAD:
+        if sli not in catalog.ALL_SLIS:
+            hint = suggest(sli, catalog.ALL_SLIS) or f"; choose from: {', '.join(catalog.ALL_SLIS)}"
+            ex.d.issue_at(f"{path}.sli", f"unknown SLI {quote(sli)}{hint}")
+            values["sli"] = sli = BAD
+        elif kind != "hypothesis" and sli in catalog.INJECTION_SLIS:
+            ex.d.issue_at(
+                f"{path}.sli",
+                f"{sli} is measured per fault injection, not over samples; use it in a hypothesis with 'fault:'",
+            )
+            values["sli"] = sli = BAD
+    op = values.get("op", BAD)
+    if op is not BAD and op not in OPERATORS:
+        ex.d.issue_at(f"{path}.op", f"unknown operator {quote(op)}; choose from: {', '.join(OPERATORS)}")
+        values["op"] = BAD
+    target = values.get("target", BAD)
+    if sli is not BAD and target is not BAD:
+        if sli in RATIO_SLIS and not 0 <= target <= 1:
+            ex.d.issue_at(f"{path}.target", f"{sli} is a ratio: the target must be within [0, 1], got {target:g}")
+            values["target"] = BAD
+        elif sli not in RATIO_SLIS and target < 0:
+            ex.d.issue_at(f"{path}.target", f"{sli} is never negative: the target must be >= 0, got {target:g}")
+            values["target"] = BAD
+    cohort = values.get("cohort")
+    mix = ex.mix_cohorts
+    if cohort not in (None, BAD) and mix is not None and cohort not in mix:
+        if ex.file_cohorts and cohort not in catalog.COHORTS:  # a file cohort: sent by name, or as part of clean
+            if "clean" not in mix:
+                ex.d.issue_at(f"{path}.cohort", f"cohort {quote(cohort)} is not in load.mix, nor is clean (whose rows are "
+                              "sent under their file cohorts), so it would have no samples")
+                values["cohort"] = BAD
+        else:
+            ex.d.issue_at(f"{path}.cohort", f"cohort {quote(cohort)} is not in load.mix, so it would have no samples")
+            values["cohort"] = BAD
+
+
+def fault_params(d: Decoder, cls: type, y: Node, path: str) -> Any:
+    """A fault's params mapping -> its params dataclass (typed from the annotations), then the class's own ``check()``."""
+    obj = d.dataclass_of(cls, "params")(y, path)
+    if obj is BAD:
+        return BAD
+    check = getattr(obj, "check", None)
+    problems = list(check()) if callable(check) else []
+    for field_name, message in problems:
+        d.issue_at(join_path(path, field_name) if field_name else path, message)
+    return BAD if problems else obj
+
+
+def cross_checks(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+    # fault names: unique, not phase names; all known only when every fault's name was read
+    names: dict[str, str] = {}
+    for path, fv in ex.fault_raw:
+        name = fv.get("name", BAD)
+        if name is BAD:
+            continue
+        if name in names:
+            ex.d.issue_at(f"{path}.name", f"duplicate fault name {name!r} (also {names[name]})")
+            values["faults"] = BAD
+        elif name in catalog.PHASES:
+            ex.d.issue_at(f"{path}.name", f"{name!r} is a phase name; choose another fault name")
+            values["faults"] = BAD
+        names.setdefault(name, path)
+    fault_names = set(names) if ex.names_complete else None
+
+    # SLOs and hypotheses (built here, now that the load mix and fault names are known)
+    for kind, raw in (("slo", ex.slo_raw), ("hypothesis", ex.hyp_raw), ("abort", ex.abort_raw)):
+        seen: dict[str, str] = {}
+        for path, hv in raw:
+            check_common(ex, path, hv, kind)
+            name = hv.get("name", BAD)
+            if kind != "abort" and name is not BAD:
+                if name in seen:
+                    ex.d.issue_at(f"{path}.name", f"duplicate {'SLO' if kind == 'slo' else kind} name {name!r} (also {seen[name]})")
+                    hv["name"] = BAD
+                seen[name] = path
+            if kind == "hypothesis":
+                check_hypothesis(ex, path, hv, fault_names)
+
+    ss = values.get("steady_state")
+    if ss is not None and ss is not BAD:
+        slos = tuple(ex.d.build(Slo, v) for _, v in ex.slo_raw)
+        values["steady_state"] = BAD if BAD in slos else dataclasses.replace(ss, slos=slos)
+    elif ss is BAD:
+        for _, v in ex.slo_raw:
+            ex.d.build(Slo, v)
+    if values.get("hypotheses") not in (None, BAD):
+        hyps = tuple(ex.d.build(Hypothesis, v) for _, v in ex.hyp_raw)
+        values["hypotheses"] = BAD if BAD in hyps else hyps
+    if values.get("abort") not in (None, BAD):
+        aborts = tuple(ex.d.build(AbortCondition, v) for _, v in ex.abort_raw)
+        values["abort"] = BAD if BAD in aborts else aborts
+
+    check_timeline(ex, values)
+    check_custom_faults(ex, values)
+
+
+def check_hypothesis(ex: ExperimentDecoder, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
+    sli = hv.get("sli", BAD)
+    if sli is BAD:
+        return
+    during, fault = hv.get("during"), hv.get("fault")
+    injection = ", ".join(catalog.INJECTION_SLIS)
+    if sli in catalog.SAMPLE_SLIS:
+        if "fault" in hv and fault is not None:
+            ex.d.issue_at(f"{path}.fault", f"'fault' is for injection SLIs ({injection}); {sli} is measured 'during' a fault or phase")
+            hv["fault"] = BAD
+        if "agg" in hv and hv["agg"] is not BAD:
+            ex.d.issue_at(f"{path}.agg", f"'agg' is for injection SLIs ({injection}), not {sli}")
+            hv["agg"] = BAD
+        if "during" not in hv or during is None:
+            if "fault" not in hv:
+                ex.d.issue_at(path, f"missing required key 'during': {sli} is measured during a fault (its name) or a phase ({', '.join(catalog.PHASES)})")
+                hv["during"] = BAD
+        elif during is not BAD and fault_names is not None and during not in catalog.PHASES and during not in fault_names:
+            choices = [*catalog.PHASES, *sorted(fault_names)]
+            ex.d.issue_at(
+                f"{path}.during",
+                f"{quote(during)} is neither a phase nor a declared fault{suggest(during, choices)}; "
+                f"choose from: {', '.join(choices)}",
+            )
+            hv["during"] = BAD
+    else:
+        if "during" in hv and during is not None:
+            ex.d.issue_at(f"{path}.during", f"{sli} is measured per injection of a fault: use 'fault:', not 'during:'")
+            hv["during"] = BAD
+        if "fault" not in hv or fault is None:
+            if "during" not in hv:
+                ex.d.issue_at(path, f"missing required key 'fault': {sli} is measured per injection of the named fault")
+                hv["fault"] = BAD
+        elif fault is not BAD and fault_names is not None and fault not in fault_names:
+            declared = ", ".join(sorted(fault_names)) or "none"
+            ex.d.issue_at(f"{path}.fault", f"unknown fault {quote(fault)}{suggest(fault, fault_names)}; declared faults: {declared}")
+            hv["fault"] = BAD
+
+
+def check_timeline(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+    load = values.get("load", LoadSpec())
+    load_end = None if load is BAD else load.duration
+    starts: list[tuple[float, str]] = []
+    for path, fv in ex.fault_raw:
+        at, dur, rep = fv.get("at", BAD), fv.get("duration", BAD), fv.get("repeat", Repeat())
+        if BAD in (at, dur, rep):
+            continue
+        starts.append((at, path))
+        if load_end is None:
+            continue
+        name = fv.get("name", "?")
+        for i in range(rep.count):
+            end = at + i * rep.every + dur
+            if end >= load_end:
+                where = f"{path}.duration" if i == 0 else f"{path}.repeat"
+                label = f"fault window {i + 1} of {name!r}" if rep.count > 1 else f"fault {name!r}"
+                verb = "after the load ends" if end > load_end else "just as the load ends"
+                tail = "" if end > load_end else ", leaving no time to observe recovery"
+                ex.d.issue_at(where, f"{label} ends at {fmt_s(end)}, {verb} at {fmt_s(load_end)}{tail}")
+                values["faults"] = BAD
+                break
+    if not starts:
+        return
+    first, first_path = min(starts)
+    if first > 0:
+        return
+    users = []
+    for path, sv in ex.slo_raw:
+        phases = sv.get("phases", Slo.__dataclass_fields__["phases"].default)
+        if phases is not BAD and "baseline" in phases:
+            users.append(f"SLO {sv.get('name', path)!r}")
+    for path, hv in ex.hyp_raw:
+        if hv.get("during") == "baseline":
+            users.append(f"hypothesis {hv.get('name', path)!r}")
+    if users:
+        shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+        ex.d.issue_at(
+            f"{first_path}.at",
+            f"a fault at 0s leaves no baseline, but the baseline phase is used by {shown}; start the first fault later",
+        )
