@@ -1,6 +1,6 @@
 """Game-day YAML -> validated GameDay, or one ExperimentError holding every issue; called by ``chaosml gameday``.
 
-Reuses the experiment loader's located YAML tree and converters (chaosml.loader._Decoder): the
+Decodes with chaosml.decoding's located YAML tree and converters, as the experiment loader does: the
 same bounded safe composer, the same ``file:line:col: field.path: message`` issues, unknown keys
 with "did you mean". Every referenced experiment file is loaded with ``load_experiment``; its
 issues keep their own file and line.
@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from chaosml.decoding import BAD, MAX_FILE_BYTES, Decoder, Node, describe
 from chaosml.errors import ExperimentError, Issue
 from chaosml.gameday.model import (
     CONCURRENCY,
@@ -26,14 +27,7 @@ from chaosml.gameday.model import (
     GameDayExperiment,
     Schedule,
 )
-from chaosml.loader import (
-    _BAD,
-    _Y,
-    MAX_FILE_BYTES,
-    _Decoder,
-    _describe,
-    load_experiment,
-)
+from chaosml.loader import load_experiment
 
 __all__ = ["load_gameday", "load_gameday_text", "valid_cron"]
 
@@ -73,110 +67,113 @@ def load_gameday(path: str | Path) -> GameDay:
 def load_gameday_text(text: str, filename: str = "<string>", base_dir: Path | None = None) -> GameDay:
     """Validate game-day YAML; experiment paths are relative to ``base_dir`` (default: the file's folder)."""
     d = _GameDayDecoder(filename, base_dir if base_dir is not None else Path(filename).parent)
-    root = d.compose(text)
+    root = d.d.compose(text)
     if root is None:
-        raise ExperimentError(d.issues)
+        raise ExperimentError(d.d.issues)
     gameday = d.gameday(root)
-    if gameday is None or d.issues:
-        raise ExperimentError(d.issues or [Issue(filename, 1, 1, "", "invalid game-day file")])
+    if gameday is None or d.d.issues:
+        raise ExperimentError(d.d.issues or [Issue(filename, 1, 1, "", "invalid game-day file")])
     return gameday
 
 
-class _GameDayDecoder(_Decoder):
-    def __init__(self, filename: str, base_dir: Path):
-        super().__init__(filename)
+class _GameDayDecoder:
+    """Decodes one game-day document with a generic located-YAML :class:`~chaosml.decoding.Decoder`."""
+
+    def __init__(self, filename: str, base_dir: Path) -> None:
+        self.d = Decoder(filename)
         self.base_dir = base_dir
         self.nested: list[Issue] = []  # issues inside experiment files
+        self.tz = "UTC"  # the schedule's time zone, for absolute blackouts
 
-    def gameday(self, root: _Y) -> GameDay | None:
-        self.where[""] = (root.line, root.col)
+    def gameday(self, root: Node) -> GameDay | None:
+        self.d.where[""] = (root.line, root.col)
         schema = {
-            "version": ("version", self.integer(1, 1)),
+            "version": ("version", self.d.integer(1, 1)),
             "name": ("name", self.name_conv()),
-            "release": ("release", self.string()),
-            "description": ("description", self.string(allow_empty=True)),
-            "on_failure": ("on_failure", self.string(ON_FAILURE, "on_failure")),
+            "release": ("release", self.d.string()),
+            "description": ("description", self.d.string(allow_empty=True)),
+            "on_failure": ("on_failure", self.d.string(ON_FAILURE, "on_failure")),
             "experiments": ("experiments", self.experiments),
-            "cohort_weights": ("cohort_weights", self.mapping_of(self.number(lo=0, lo_open=True))),
+            "cohort_weights": ("cohort_weights", self.d.mapping_of(self.d.number(lo=0, lo_open=True))),
             "schedule": ("schedule", self.schedule),
         }
-        values = self.fields(root, "", schema, required=("name", "experiments"))
+        values = self.d.fields(root, "", schema, required=("name", "experiments"))
         assert values is not None
-        self.issues.extend(self.nested)
-        if self.issues or any(v is _BAD for v in values.values()):
+        self.d.issues.extend(self.nested)
+        if self.d.issues or any(v is BAD for v in values.values()):
             return None
         cw = values.pop("cohort_weights", None)
-        return GameDay(file=Path(self.filename), cohort_weights=MappingProxyType(dict(cw or {})), **values)
+        return GameDay(file=Path(self.d.filename), cohort_weights=MappingProxyType(dict(cw or {})), **values)
 
     def name_conv(self) -> Any:
-        inner = self.string()
+        inner = self.d.string()
 
-        def conv(y: _Y, path: str) -> Any:
+        def conv(y: Node, path: str) -> Any:
             v = inner(y, path)
-            if v is not _BAD and not _NAME.fullmatch(v):
-                self.issue(y, path, f"{v!r} is not a valid name: lower-case letters, digits and '-', at most 52 characters")
-                return _BAD
+            if v is not BAD and not _NAME.fullmatch(v):
+                self.d.issue(y, path, f"{v!r} is not a valid name: lower-case letters, digits and '-', at most 52 characters")
+                return BAD
             return v
 
         return conv
 
     # -- experiments -----------------------------------------------------------------
 
-    def experiments(self, y: _Y, path: str) -> Any:
+    def experiments(self, y: Node, path: str) -> Any:
         if y.kind == "bad":
-            return _BAD
+            return BAD
         if y.kind != "seq":
-            self.issue(y, path, f"expected a list of experiment files, got {_describe(y)}")
-            return _BAD
+            self.d.issue(y, path, f"expected a list of experiment files, got {describe(y)}")
+            return BAD
         if not y.value:
-            self.issue(y, path, "must list at least one experiment")
-            return _BAD
+            self.d.issue(y, path, "must list at least one experiment")
+            return BAD
         if len(y.value) > MAX_EXPERIMENTS:
-            self.issue(y, path, f"at most {MAX_EXPERIMENTS} experiments")
-            return _BAD
+            self.d.issue(y, path, f"at most {MAX_EXPERIMENTS} experiments")
+            return BAD
         out = []
         for i, iy in enumerate(y.value):
             ipath = f"{path}[{i}]"
-            self.where[ipath] = (iy.line, iy.col)
+            self.d.where[ipath] = (iy.line, iy.col)
             out.append(self.experiment_entry(iy, ipath))
-        return _BAD if any(v is _BAD for v in out) else tuple(out)
+        return BAD if any(v is BAD for v in out) else tuple(out)
 
-    def experiment_entry(self, y: _Y, path: str) -> Any:
+    def experiment_entry(self, y: Node, path: str) -> Any:
         if y.kind == "scalar":
-            source = self.string(what="path")(y, path)
+            source = self.d.string(what="path")(y, path)
             values: dict[str, Any] = {"source": source}
-            at: _Y = y
+            at: Node = y
         else:
             schema = {
-                "path": ("source", self.string(what="path")),
-                "weight": ("weight", self.number(lo=0, lo_open=True, hi=1000)),
+                "path": ("source", self.d.string(what="path")),
+                "weight": ("weight", self.d.number(lo=0, lo_open=True, hi=1000)),
                 "severity": ("severity", self.severity),
             }
-            got = self.fields(y, path, schema, required=("path",))
+            got = self.d.fields(y, path, schema, required=("path",))
             if got is None:
-                return _BAD
+                return BAD
             values = got
             at = y.value["path"][2] if y.kind == "map" and "path" in y.value else y
-        if any(v is _BAD for v in values.values()):
-            return _BAD
+        if any(v is BAD for v in values.values()):
+            return BAD
         source = values.pop("source")
         spath = f"{path}.path" if y.kind == "map" else path
         file = (self.base_dir / source).resolve() if not Path(source).is_absolute() else Path(source)
         if not file.is_file():
-            self.issue(at, spath, f"no experiment file {source!r} (looked for {file})")
-            return _BAD
+            self.d.issue(at, spath, f"no experiment file {source!r} (looked for {file})")
+            return BAD
         try:
             experiment = load_experiment(file)
         except ExperimentError as exc:
             self.nested.extend(exc.issues)
-            self.issue(at, spath, f"{source!r} is not a valid experiment: {len(exc.issues)} problem(s), listed with its own lines")
-            return _BAD
+            self.d.issue(at, spath, f"{source!r} is not a valid experiment: {len(exc.issues)} problem(s), listed with its own lines")
+            return BAD
         sev = values.pop("severity", None)
         level, per_fault = (sev, {}) if isinstance(sev, str) or sev is None else (None, dict(sev))
         unknown = [f for f in per_fault if f not in {x.name for x in experiment.faults}]
         if unknown:
-            self.issue_at(f"{path}.severity", f"no fault named {', '.join(map(repr, unknown))} in {source!r}")
-            return _BAD
+            self.d.issue_at(f"{path}.severity", f"no fault named {', '.join(map(repr, unknown))} in {source!r}")
+            return BAD
         return GameDayExperiment(
             path=file,
             source=source,
@@ -186,20 +183,20 @@ class _GameDayDecoder(_Decoder):
             fault_severity=MappingProxyType(per_fault),
         )
 
-    def severity(self, y: _Y, path: str) -> Any:
+    def severity(self, y: Node, path: str) -> Any:
         if y.kind == "map":
-            return self.mapping_of(self.string(SEVERITIES, "severity"))(y, path)
-        return self.string(SEVERITIES, "severity")(y, path)
+            return self.d.mapping_of(self.d.string(SEVERITIES, "severity"))(y, path)
+        return self.d.string(SEVERITIES, "severity")(y, path)
 
     # -- schedule --------------------------------------------------------------------
 
-    def schedule(self, y: _Y, path: str) -> Any:
+    def schedule(self, y: Node, path: str) -> Any:
         schema = {
             "cron": ("cron", self.cron_conv()),
             "timezone": ("timezone", self.tz_conv()),
-            "concurrency": ("concurrency", self.string(CONCURRENCY, "concurrency policy")),
-            "history_limit": ("history_limit", self.integer(0, 100)),
-            "blackouts": ("blackouts", self.section_list(self.blackout)),
+            "concurrency": ("concurrency", self.d.string(CONCURRENCY, "concurrency policy")),
+            "history_limit": ("history_limit", self.d.integer(0, 100)),
+            "blackouts": ("blackouts", self.d.section_list(self.blackout)),
         }
         # absolute blackouts are read in the schedule's zone: peek at it before decoding them
         self.tz = "UTC"
@@ -211,13 +208,13 @@ class _GameDayDecoder(_Decoder):
                     self.tz = tz.value
                 except (ZoneInfoNotFoundError, ValueError):
                     pass
-        values = self.fields(y, path, schema, required=("cron",))
+        values = self.d.fields(y, path, schema, required=("cron",))
         if values is None:
-            return _BAD
-        return self.build(Schedule, values)
+            return BAD
+        return self.d.build(Schedule, values)
 
     def cron_conv(self) -> Any:
-        return self.checked(valid_cron)
+        return self.d.checked(valid_cron)
 
     def tz_conv(self) -> Any:
         def problem(v: str) -> str | None:
@@ -227,37 +224,37 @@ class _GameDayDecoder(_Decoder):
                 return f"unknown time zone {v!r}: use an IANA name such as UTC or Europe/Paris"
             return None
 
-        return self.checked(problem)
+        return self.d.checked(problem)
 
-    def blackout(self, y: _Y, path: str, index: int) -> Any:
+    def blackout(self, y: Node, path: str, index: int) -> Any:
         schema = {
-            "reason": ("reason", self.string(allow_empty=True)),
+            "reason": ("reason", self.d.string(allow_empty=True)),
             "cron": ("cron", self.cron_conv()),
-            "duration": ("duration_s", self.duration(positive=True)),
-            "start": ("start", self.string()),
-            "end": ("end", self.string()),
-            "weekdays": ("weekdays", self.list_of(self.string(WEEKDAYS, "weekday"), non_empty=True, unique=True)),
+            "duration": ("duration_s", self.d.duration(positive=True)),
+            "start": ("start", self.d.string()),
+            "end": ("end", self.d.string()),
+            "weekdays": ("weekdays", self.d.list_of(self.d.string(WEEKDAYS, "weekday"), non_empty=True, unique=True)),
             "from": ("from", self.clock()),
             "to": ("to", self.clock()),
         }
-        values = self.fields(y, path, schema)
-        if values is None or any(v is _BAD for v in values.values()):
-            return _BAD
+        values = self.d.fields(y, path, schema)
+        if values is None or any(v is BAD for v in values.values()):
+            return BAD
         forms = [k for k, keys in (("cron", ("cron",)), ("range", ("start", "end")), ("weekly", ("weekdays",))) if any(x in values for x in keys)]
         if len(forms) != 1:
-            self.issue(y, path, "give exactly one of: cron + duration, start + end, or weekdays + from + to")
-            return _BAD
+            self.d.issue(y, path, "give exactly one of: cron + duration, start + end, or weekdays + from + to")
+            return BAD
         need = {"cron": ("cron", "duration_s"), "range": ("start", "end"), "weekly": ("weekdays", "from", "to")}[forms[0]]
         extra = {"cron": ("start", "end", "weekdays", "from", "to"), "range": ("cron", "duration_s", "weekdays", "from", "to"), "weekly": ("cron", "duration_s", "start", "end")}[forms[0]]
         names = {"duration_s": "duration"}
         missing = [names.get(k, k) for k in need if k not in values]
         if missing:
-            self.issue(y, path, f"missing required key {missing[0]!r} for this kind of blackout")
-            return _BAD
+            self.d.issue(y, path, f"missing required key {missing[0]!r} for this kind of blackout")
+            return BAD
         stray = [names.get(k, k) for k in extra if k in values]
         if stray:
-            self.issue_at(f"{path}.{stray[0]}", f"{stray[0]!r} does not go with this kind of blackout")
-            return _BAD
+            self.d.issue_at(f"{path}.{stray[0]}", f"{stray[0]!r} does not go with this kind of blackout")
+            return BAD
         reason = values.get("reason", "")
         if forms[0] == "cron":
             return Blackout(reason=reason, cron=values["cron"], duration_s=values["duration_s"])
@@ -273,26 +270,26 @@ class _GameDayDecoder(_Decoder):
             try:
                 t = dt.datetime.fromisoformat(text.strip())
             except ValueError:
-                self.issue_at(f"{path}.{key}", f"expected an ISO date-time like 2026-12-24T00:00, got {text!r}")
-                return _BAD
+                self.d.issue_at(f"{path}.{key}", f"expected an ISO date-time like 2026-12-24T00:00, got {text!r}")
+                return BAD
             out.append(t if t.tzinfo else t.replace(tzinfo=zone))
         if out[1] <= out[0]:
-            self.issue_at(f"{path}.end", "must be after start")
-            return _BAD
+            self.d.issue_at(f"{path}.end", "must be after start")
+            return BAD
         return Blackout(reason=reason, start=out[0], end=out[1])
 
     def clock(self) -> Any:
-        def conv(y: _Y, path: str) -> Any:
+        def conv(y: Node, path: str) -> Any:
             if y.kind == "scalar" and isinstance(y.value, int) and not isinstance(y.value, bool) and ":" in y.text:
-                self.issue(y, path, f"YAML reads {y.text} as a number: quote it (\"{y.text}\")")
-                return _BAD
-            v = self.string()(y, path)
-            if v is _BAD:
-                return _BAD
+                self.d.issue(y, path, f"YAML reads {y.text} as a number: quote it (\"{y.text}\")")
+                return BAD
+            v = self.d.string()(y, path)
+            if v is BAD:
+                return BAD
             m = _HHMM.fullmatch(v.strip())
             if not m or int(m.group(2)) > 59 or int(m.group(1)) * 60 + int(m.group(2)) > 24 * 60:
-                self.issue(y, path, f"expected a time of day HH:MM (00:00 to 24:00), got {v!r}")
-                return _BAD
+                self.d.issue(y, path, f"expected a time of day HH:MM (00:00 to 24:00), got {v!r}")
+                return BAD
             return int(m.group(1)) * 60 + int(m.group(2))
 
         return conv
