@@ -121,6 +121,8 @@ class ExperimentDecoder:
             self.names_complete = False
         return self.d.section_list(self.fault)(y, path)
 
+    # -- target: platform, kubernetes, custom stacks -----------------------------------------
+
     def target(self, y: Node, path: str) -> Any:
         schema = {
             "platform": ("platform", self.d.string(catalog.TARGET_PLATFORMS, "platform")),
@@ -167,6 +169,10 @@ class ExperimentDecoder:
             values["url"] = BAD
         return self.d.build(ToxiproxySpec, values)
 
+    def dns_label(self, what: str = "namespace name") -> Conv:
+        return self.d.matching(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                             lambda v: f"{quote(v)} is not a valid {what} (lowercase letters, digits and '-')")
+
     def http_url(self) -> Conv:
         return self.d.matching(r"https?://[^\s/]+(/\S*)?", lambda v: f"must be an http:// or https:// URL, got {quote(v)}")
 
@@ -198,8 +204,6 @@ class ExperimentDecoder:
             return out
 
         return conv
-
-    # -- custom stacks, data files, request/response mapping ---------------------------------
 
     def service(self, y: Node, path: str, index: int) -> Any:
         schema = {
@@ -276,6 +280,8 @@ class ExperimentDecoder:
                 self.d.issue_at(f"{path}.link", "give either url or link, not both")
                 values["link"] = BAD
         return self.d.build(EntrySpec, values)
+
+    # -- workload: data files, request/response mapping, load ---------------------------------
 
     def data(self, y: Node, path: str) -> Any:
         schema = {
@@ -372,10 +378,6 @@ class ExperimentDecoder:
         schema = {k: (k, spec) for k in ("prediction", "confidence", "model_version", "served_by", "replica")}
         return self.d.build(ResponseSpec, self.d.fields(y, path, schema))
 
-    def dns_label(self, what: str = "namespace name") -> Conv:
-        return self.d.matching(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
-                             lambda v: f"{quote(v)} is not a valid {what} (lowercase letters, digits and '-')")
-
     def load(self, y: Node, path: str) -> Any:
         schema = {
             "users": ("users", self.d.integer(1, MAX_USERS)),
@@ -418,6 +420,8 @@ class ExperimentDecoder:
             self.d.issue(y, path, "weights must not all be zero")
             return BAD
         return weights
+
+    # -- objectives: steady state, SLOs, hypotheses, abort conditions, rollbacks ----------------
 
     def steady_state(self, y: Node, path: str) -> Any:
         schema = {
