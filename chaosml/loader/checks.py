@@ -42,7 +42,180 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def cross_checks(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+    """Checks that need several sections; builds SLOs, hypotheses and abort conditions once the mix and fault names are known."""
+    # fault names: unique, not phase names; all known only when every fault's name was read
+    names: dict[str, str] = {}
+    for path, fv in ex.fault_raw:
+        name = fv.get("name", BAD)
+        if name is BAD:
+            continue
+        if name in names:
+            ex.d.issue_at(f"{path}.name", f"duplicate fault name {name!r} (also {names[name]})")
+            values["faults"] = BAD
+        elif name in catalog.PHASES:
+            ex.d.issue_at(f"{path}.name", f"{name!r} is a phase name; choose another fault name")
+            values["faults"] = BAD
+        names.setdefault(name, path)
+    fault_names = set(names) if ex.names_complete else None
+
+    # SLOs and hypotheses (built here, now that the load mix and fault names are known)
+    for kind, raw in (("slo", ex.slo_raw), ("hypothesis", ex.hyp_raw), ("abort", ex.abort_raw)):
+        seen: dict[str, str] = {}
+        for path, hv in raw:
+            check_common(ex, path, hv, kind)
+            name = hv.get("name", BAD)
+            if kind != "abort" and name is not BAD:
+                if name in seen:
+                    ex.d.issue_at(f"{path}.name", f"duplicate {'SLO' if kind == 'slo' else kind} name {name!r} (also {seen[name]})")
+                    hv["name"] = BAD
+                seen[name] = path
+            if kind == "hypothesis":
+                check_hypothesis(ex, path, hv, fault_names)
+
+    ss = values.get("steady_state")
+    if ss is not None and ss is not BAD:
+        slos = tuple(ex.d.build(Slo, v) for _, v in ex.slo_raw)
+        values["steady_state"] = BAD if BAD in slos else dataclasses.replace(ss, slos=slos)
+    elif ss is BAD:
+        for _, v in ex.slo_raw:
+            ex.d.build(Slo, v)
+    if values.get("hypotheses") not in (None, BAD):
+        hyps = tuple(ex.d.build(Hypothesis, v) for _, v in ex.hyp_raw)
+        values["hypotheses"] = BAD if BAD in hyps else hyps
+    if values.get("abort") not in (None, BAD):
+        aborts = tuple(ex.d.build(AbortCondition, v) for _, v in ex.abort_raw)
+        values["abort"] = BAD if BAD in aborts else aborts
+
+    check_timeline(ex, values)
+    check_custom_faults(ex, values)
+
+
+def check_common(ex: ExperimentDecoder, path: str, values: dict[str, Any], kind: str) -> None:
+    """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
+    sli = values.get("sli", BAD)
+    if sli is not BAD:
+        if sli not in catalog.ALL_SLIS:
+            hint = suggest(sli, catalog.ALL_SLIS) or f"; choose from: {', '.join(catalog.ALL_SLIS)}"
+            ex.d.issue_at(f"{path}.sli", f"unknown SLI {quote(sli)}{hint}")
+            values["sli"] = sli = BAD
+        elif kind != "hypothesis" and sli in catalog.INJECTION_SLIS:
+            ex.d.issue_at(
+                f"{path}.sli",
+                f"{sli} is measured per fault injection, not over samples; use it in a hypothesis with 'fault:'",
+            )
+            values["sli"] = sli = BAD
+    op = values.get("op", BAD)
+    if op is not BAD and op not in OPERATORS:
+        ex.d.issue_at(f"{path}.op", f"unknown operator {quote(op)}; choose from: {', '.join(OPERATORS)}")
+        values["op"] = BAD
+    target = values.get("target", BAD)
+    if sli is not BAD and target is not BAD:
+        if sli in RATIO_SLIS and not 0 <= target <= 1:
+            ex.d.issue_at(f"{path}.target", f"{sli} is a ratio: the target must be within [0, 1], got {target:g}")
+            values["target"] = BAD
+        elif sli not in RATIO_SLIS and target < 0:
+            ex.d.issue_at(f"{path}.target", f"{sli} is never negative: the target must be >= 0, got {target:g}")
+            values["target"] = BAD
+    cohort = values.get("cohort")
+    mix = ex.mix_cohorts
+    if cohort not in (None, BAD) and mix is not None and cohort not in mix:
+        if ex.file_cohorts and cohort not in catalog.COHORTS:  # a file cohort: sent by name, or as part of clean
+            if "clean" not in mix:
+                ex.d.issue_at(f"{path}.cohort", f"cohort {quote(cohort)} is not in load.mix, nor is clean (whose rows are "
+                              "sent under their file cohorts), so it would have no samples")
+                values["cohort"] = BAD
+        else:
+            ex.d.issue_at(f"{path}.cohort", f"cohort {quote(cohort)} is not in load.mix, so it would have no samples")
+            values["cohort"] = BAD
+
+
+def check_hypothesis(ex: ExperimentDecoder, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
+    """A hypothesis measures a sample SLI ``during`` a phase or fault, or an injection SLI per ``fault``."""
+    sli = hv.get("sli", BAD)
+    if sli is BAD:
+        return
+    during, fault = hv.get("during"), hv.get("fault")
+    injection = ", ".join(catalog.INJECTION_SLIS)
+    if sli in catalog.SAMPLE_SLIS:
+        if "fault" in hv and fault is not None:
+            ex.d.issue_at(f"{path}.fault", f"'fault' is for injection SLIs ({injection}); {sli} is measured 'during' a fault or phase")
+            hv["fault"] = BAD
+        if "agg" in hv and hv["agg"] is not BAD:
+            ex.d.issue_at(f"{path}.agg", f"'agg' is for injection SLIs ({injection}), not {sli}")
+            hv["agg"] = BAD
+        if "during" not in hv or during is None:
+            if "fault" not in hv:
+                ex.d.issue_at(path, f"missing required key 'during': {sli} is measured during a fault (its name) or a phase ({', '.join(catalog.PHASES)})")
+                hv["during"] = BAD
+        elif during is not BAD and fault_names is not None and during not in catalog.PHASES and during not in fault_names:
+            choices = [*catalog.PHASES, *sorted(fault_names)]
+            ex.d.issue_at(
+                f"{path}.during",
+                f"{quote(during)} is neither a phase nor a declared fault{suggest(during, choices)}; "
+                f"choose from: {', '.join(choices)}",
+            )
+            hv["during"] = BAD
+    else:
+        if "during" in hv and during is not None:
+            ex.d.issue_at(f"{path}.during", f"{sli} is measured per injection of a fault: use 'fault:', not 'during:'")
+            hv["during"] = BAD
+        if "fault" not in hv or fault is None:
+            if "during" not in hv:
+                ex.d.issue_at(path, f"missing required key 'fault': {sli} is measured per injection of the named fault")
+                hv["fault"] = BAD
+        elif fault is not BAD and fault_names is not None and fault not in fault_names:
+            declared = ", ".join(sorted(fault_names)) or "none"
+            ex.d.issue_at(f"{path}.fault", f"unknown fault {quote(fault)}{suggest(fault, fault_names)}; declared faults: {declared}")
+            hv["fault"] = BAD
+
+
+def check_timeline(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+    """Every fault window ends before the load does; a fault at 0s must not remove a baseline that is used."""
+    load = values.get("load", LoadSpec())
+    load_end = None if load is BAD else load.duration
+    starts: list[tuple[float, str]] = []
+    for path, fv in ex.fault_raw:
+        at, dur, rep = fv.get("at", BAD), fv.get("duration", BAD), fv.get("repeat", Repeat())
+        if BAD in (at, dur, rep):
+            continue
+        starts.append((at, path))
+        if load_end is None:
+            continue
+        name = fv.get("name", "?")
+        for i in range(rep.count):
+            end = at + i * rep.every + dur
+            if end >= load_end:
+                where = f"{path}.duration" if i == 0 else f"{path}.repeat"
+                label = f"fault window {i + 1} of {name!r}" if rep.count > 1 else f"fault {name!r}"
+                verb = "after the load ends" if end > load_end else "just as the load ends"
+                tail = "" if end > load_end else ", leaving no time to observe recovery"
+                ex.d.issue_at(where, f"{label} ends at {fmt_s(end)}, {verb} at {fmt_s(load_end)}{tail}")
+                values["faults"] = BAD
+                break
+    if not starts:
+        return
+    first, first_path = min(starts)
+    if first > 0:
+        return
+    users = []
+    for path, sv in ex.slo_raw:
+        phases = sv.get("phases", Slo.__dataclass_fields__["phases"].default)
+        if phases is not BAD and "baseline" in phases:
+            users.append(f"SLO {sv.get('name', path)!r}")
+    for path, hv in ex.hyp_raw:
+        if hv.get("during") == "baseline":
+            users.append(f"hypothesis {hv.get('name', path)!r}")
+    if users:
+        shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+        ex.d.issue_at(
+            f"{first_path}.at",
+            f"a fault at 0s leaves no baseline, but the baseline phase is used by {shown}; start the first fault later",
+        )
+
+
 def check_custom_stack(ex: ExperimentDecoder, path: str, values: dict[str, Any]) -> None:
+    """target.services/links/entry: a complete custom stack with unique names and links that exist."""
     services, links, entry = values.get("services"), values.get("links"), values.get("entry")
     platform = values.get("platform", TargetSpec().platform)
     ex.platform = platform if platform is not BAD else "local"
@@ -150,6 +323,21 @@ def check_platform_keys(ex: ExperimentDecoder, path: str, values: dict[str, Any]
             values["entry"] = BAD
 
 
+# -- fault-specific checks ----------------------------------------------------------------
+
+
+def fault_params(d: Decoder, cls: type, y: Node, path: str) -> Any:
+    """A fault's params mapping -> its params dataclass (typed from the annotations), then the class's own ``check()``."""
+    obj = d.dataclass_of(cls, "params")(y, path)
+    if obj is BAD:
+        return BAD
+    check = getattr(obj, "check", None)
+    problems = list(check()) if callable(check) else []
+    for field_name, message in problems:
+        d.issue_at(join_path(path, field_name) if field_name else path, message)
+    return BAD if problems else obj
+
+
 def check_custom_faults(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
     """pod-kill services and network-fault links must exist on the stack (reference or custom)."""
     services, links = ex.custom_services, ex.custom_links
@@ -205,184 +393,3 @@ def check_reference_links(ex: ExperimentDecoder, values: dict[str, Any]) -> None
             ex.d.issue_at(f"{path}.params.link", f"must be one of gateway, feature-store, model or model-<i> (one replica) "
                           f"on the reference stack, not {params.link!r}")
             values["faults"] = BAD
-
-
-def check_common(ex: ExperimentDecoder, path: str, values: dict[str, Any], kind: str) -> None:
-    """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
-    sli = values.get("sli", BAD)
-    if sli is not BAD:
-        if sli not in catalog.ALL_SLIS:
-            hint = suggest(sli, catalog.ALL_SLIS) or f"; choose from: {', '.join(catalog.ALL_SLIS)}"
-            ex.d.issue_at(f"{path}.sli", f"unknown SLI {quote(sli)}{hint}")
-            values["sli"] = sli = BAD
-        elif kind != "hypothesis" and sli in catalog.INJECTION_SLIS:
-            ex.d.issue_at(
-                f"{path}.sli",
-                f"{sli} is measured per fault injection, not over samples; use it in a hypothesis with 'fault:'",
-            )
-            values["sli"] = sli = BAD
-    op = values.get("op", BAD)
-    if op is not BAD and op not in OPERATORS:
-        ex.d.issue_at(f"{path}.op", f"unknown operator {quote(op)}; choose from: {', '.join(OPERATORS)}")
-        values["op"] = BAD
-    target = values.get("target", BAD)
-    if sli is not BAD and target is not BAD:
-        if sli in RATIO_SLIS and not 0 <= target <= 1:
-            ex.d.issue_at(f"{path}.target", f"{sli} is a ratio: the target must be within [0, 1], got {target:g}")
-            values["target"] = BAD
-        elif sli not in RATIO_SLIS and target < 0:
-            ex.d.issue_at(f"{path}.target", f"{sli} is never negative: the target must be >= 0, got {target:g}")
-            values["target"] = BAD
-    cohort = values.get("cohort")
-    mix = ex.mix_cohorts
-    if cohort not in (None, BAD) and mix is not None and cohort not in mix:
-        if ex.file_cohorts and cohort not in catalog.COHORTS:  # a file cohort: sent by name, or as part of clean
-            if "clean" not in mix:
-                ex.d.issue_at(f"{path}.cohort", f"cohort {quote(cohort)} is not in load.mix, nor is clean (whose rows are "
-                              "sent under their file cohorts), so it would have no samples")
-                values["cohort"] = BAD
-        else:
-            ex.d.issue_at(f"{path}.cohort", f"cohort {quote(cohort)} is not in load.mix, so it would have no samples")
-            values["cohort"] = BAD
-
-
-def fault_params(d: Decoder, cls: type, y: Node, path: str) -> Any:
-    """A fault's params mapping -> its params dataclass (typed from the annotations), then the class's own ``check()``."""
-    obj = d.dataclass_of(cls, "params")(y, path)
-    if obj is BAD:
-        return BAD
-    check = getattr(obj, "check", None)
-    problems = list(check()) if callable(check) else []
-    for field_name, message in problems:
-        d.issue_at(join_path(path, field_name) if field_name else path, message)
-    return BAD if problems else obj
-
-
-def cross_checks(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
-    # fault names: unique, not phase names; all known only when every fault's name was read
-    names: dict[str, str] = {}
-    for path, fv in ex.fault_raw:
-        name = fv.get("name", BAD)
-        if name is BAD:
-            continue
-        if name in names:
-            ex.d.issue_at(f"{path}.name", f"duplicate fault name {name!r} (also {names[name]})")
-            values["faults"] = BAD
-        elif name in catalog.PHASES:
-            ex.d.issue_at(f"{path}.name", f"{name!r} is a phase name; choose another fault name")
-            values["faults"] = BAD
-        names.setdefault(name, path)
-    fault_names = set(names) if ex.names_complete else None
-
-    # SLOs and hypotheses (built here, now that the load mix and fault names are known)
-    for kind, raw in (("slo", ex.slo_raw), ("hypothesis", ex.hyp_raw), ("abort", ex.abort_raw)):
-        seen: dict[str, str] = {}
-        for path, hv in raw:
-            check_common(ex, path, hv, kind)
-            name = hv.get("name", BAD)
-            if kind != "abort" and name is not BAD:
-                if name in seen:
-                    ex.d.issue_at(f"{path}.name", f"duplicate {'SLO' if kind == 'slo' else kind} name {name!r} (also {seen[name]})")
-                    hv["name"] = BAD
-                seen[name] = path
-            if kind == "hypothesis":
-                check_hypothesis(ex, path, hv, fault_names)
-
-    ss = values.get("steady_state")
-    if ss is not None and ss is not BAD:
-        slos = tuple(ex.d.build(Slo, v) for _, v in ex.slo_raw)
-        values["steady_state"] = BAD if BAD in slos else dataclasses.replace(ss, slos=slos)
-    elif ss is BAD:
-        for _, v in ex.slo_raw:
-            ex.d.build(Slo, v)
-    if values.get("hypotheses") not in (None, BAD):
-        hyps = tuple(ex.d.build(Hypothesis, v) for _, v in ex.hyp_raw)
-        values["hypotheses"] = BAD if BAD in hyps else hyps
-    if values.get("abort") not in (None, BAD):
-        aborts = tuple(ex.d.build(AbortCondition, v) for _, v in ex.abort_raw)
-        values["abort"] = BAD if BAD in aborts else aborts
-
-    check_timeline(ex, values)
-    check_custom_faults(ex, values)
-
-
-def check_hypothesis(ex: ExperimentDecoder, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
-    sli = hv.get("sli", BAD)
-    if sli is BAD:
-        return
-    during, fault = hv.get("during"), hv.get("fault")
-    injection = ", ".join(catalog.INJECTION_SLIS)
-    if sli in catalog.SAMPLE_SLIS:
-        if "fault" in hv and fault is not None:
-            ex.d.issue_at(f"{path}.fault", f"'fault' is for injection SLIs ({injection}); {sli} is measured 'during' a fault or phase")
-            hv["fault"] = BAD
-        if "agg" in hv and hv["agg"] is not BAD:
-            ex.d.issue_at(f"{path}.agg", f"'agg' is for injection SLIs ({injection}), not {sli}")
-            hv["agg"] = BAD
-        if "during" not in hv or during is None:
-            if "fault" not in hv:
-                ex.d.issue_at(path, f"missing required key 'during': {sli} is measured during a fault (its name) or a phase ({', '.join(catalog.PHASES)})")
-                hv["during"] = BAD
-        elif during is not BAD and fault_names is not None and during not in catalog.PHASES and during not in fault_names:
-            choices = [*catalog.PHASES, *sorted(fault_names)]
-            ex.d.issue_at(
-                f"{path}.during",
-                f"{quote(during)} is neither a phase nor a declared fault{suggest(during, choices)}; "
-                f"choose from: {', '.join(choices)}",
-            )
-            hv["during"] = BAD
-    else:
-        if "during" in hv and during is not None:
-            ex.d.issue_at(f"{path}.during", f"{sli} is measured per injection of a fault: use 'fault:', not 'during:'")
-            hv["during"] = BAD
-        if "fault" not in hv or fault is None:
-            if "during" not in hv:
-                ex.d.issue_at(path, f"missing required key 'fault': {sli} is measured per injection of the named fault")
-                hv["fault"] = BAD
-        elif fault is not BAD and fault_names is not None and fault not in fault_names:
-            declared = ", ".join(sorted(fault_names)) or "none"
-            ex.d.issue_at(f"{path}.fault", f"unknown fault {quote(fault)}{suggest(fault, fault_names)}; declared faults: {declared}")
-            hv["fault"] = BAD
-
-
-def check_timeline(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
-    load = values.get("load", LoadSpec())
-    load_end = None if load is BAD else load.duration
-    starts: list[tuple[float, str]] = []
-    for path, fv in ex.fault_raw:
-        at, dur, rep = fv.get("at", BAD), fv.get("duration", BAD), fv.get("repeat", Repeat())
-        if BAD in (at, dur, rep):
-            continue
-        starts.append((at, path))
-        if load_end is None:
-            continue
-        name = fv.get("name", "?")
-        for i in range(rep.count):
-            end = at + i * rep.every + dur
-            if end >= load_end:
-                where = f"{path}.duration" if i == 0 else f"{path}.repeat"
-                label = f"fault window {i + 1} of {name!r}" if rep.count > 1 else f"fault {name!r}"
-                verb = "after the load ends" if end > load_end else "just as the load ends"
-                tail = "" if end > load_end else ", leaving no time to observe recovery"
-                ex.d.issue_at(where, f"{label} ends at {fmt_s(end)}, {verb} at {fmt_s(load_end)}{tail}")
-                values["faults"] = BAD
-                break
-    if not starts:
-        return
-    first, first_path = min(starts)
-    if first > 0:
-        return
-    users = []
-    for path, sv in ex.slo_raw:
-        phases = sv.get("phases", Slo.__dataclass_fields__["phases"].default)
-        if phases is not BAD and "baseline" in phases:
-            users.append(f"SLO {sv.get('name', path)!r}")
-    for path, hv in ex.hyp_raw:
-        if hv.get("during") == "baseline":
-            users.append(f"hypothesis {hv.get('name', path)!r}")
-    if users:
-        shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
-        ex.d.issue_at(
-            f"{first_path}.at",
-            f"a fault at 0s leaves no baseline, but the baseline phase is used by {shown}; start the first fault later",
-        )
