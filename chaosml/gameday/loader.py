@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from chaosml.decoding import BAD, MAX_FILE_BYTES, Decoder, Node, describe
+from chaosml.decoding import BAD, MAX_FILE_BYTES, Conv, Decoder, Node, describe
 from chaosml.errors import ExperimentError, Issue
 from chaosml.gameday.model import (
     CONCURRENCY,
@@ -105,7 +105,7 @@ class _GameDayDecoder:
         cw = values.pop("cohort_weights", None)
         return GameDay(file=Path(self.d.filename), cohort_weights=MappingProxyType(dict(cw or {})), **values)
 
-    def name_conv(self) -> Any:
+    def name_conv(self) -> Conv:
         inner = self.d.string()
 
         def conv(y: Node, path: str) -> Any:
@@ -213,10 +213,10 @@ class _GameDayDecoder:
             return BAD
         return self.d.build(Schedule, values)
 
-    def cron_conv(self) -> Any:
+    def cron_conv(self) -> Conv:
         return self.d.checked(valid_cron)
 
-    def tz_conv(self) -> Any:
+    def tz_conv(self) -> Conv:
         def problem(v: str) -> str | None:
             try:
                 ZoneInfo(v)
@@ -278,7 +278,7 @@ class _GameDayDecoder:
             return BAD
         return Blackout(reason=reason, start=out[0], end=out[1])
 
-    def clock(self) -> Any:
+    def clock(self) -> Conv:
         def conv(y: Node, path: str) -> Any:
             if y.kind == "scalar" and isinstance(y.value, int) and not isinstance(y.value, bool) and ":" in y.text:
                 self.d.issue(y, path, f"YAML reads {y.text} as a number: quote it (\"{y.text}\")")
