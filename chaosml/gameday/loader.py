@@ -27,7 +27,7 @@ from chaosml.gameday.model import (
     GameDayExperiment,
     Schedule,
 )
-from chaosml.loader import load_experiment
+from chaosml.loader import EMPTY, load_experiment
 
 __all__ = ["load_gameday", "load_gameday_text", "valid_cron"]
 
@@ -67,7 +67,7 @@ def load_gameday(path: str | Path) -> GameDay:
 def load_gameday_text(text: str, filename: str = "<string>", base_dir: Path | None = None) -> GameDay:
     """Validate game-day YAML; experiment paths are relative to ``base_dir`` (default: the file's folder)."""
     d = _GameDayDecoder(filename, base_dir if base_dir is not None else Path(filename).parent)
-    root = d.d.compose(text)
+    root = d.d.compose(text, empty=EMPTY)
     if root is None:
         raise ExperimentError(d.d.issues)
     gameday = d.gameday(root)

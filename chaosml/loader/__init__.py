@@ -23,7 +23,11 @@ from chaosml.errors import ExperimentError, Issue
 from chaosml.loader.schema import ROLLBACK_PARAMS, ExperimentDecoder
 from chaosml.model.experiment import Experiment
 
+#: The issue for a file with no content.
+EMPTY = "the file is empty: expected a mapping with at least 'title'"
+
 __all__ = [
+    "EMPTY",
     "MAX_FILE_BYTES",
     "MAX_NODES",
     "ROLLBACK_PARAMS",
@@ -57,7 +61,7 @@ def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise ExperimentError([_too_large(filename)])
     decoder = ExperimentDecoder(filename)
-    root = decoder.d.compose(text)
+    root = decoder.d.compose(text, empty=EMPTY)
     if root is None:
         raise ExperimentError(decoder.d.issues)
     experiment = decoder.experiment(root)
