@@ -114,7 +114,7 @@ class Decoder:
     across fields can place an issue (:meth:`issue_at`) after the converters have run.
     """
 
-    def __init__(self, filename: str):
+    def __init__(self, filename: str) -> None:
         self.filename = filename
         self.issues: list[Issue] = []
         self.where: dict[str, tuple[int, int]] = {}

@@ -38,7 +38,7 @@ _TAG = "tag:yaml.org,2002:"
 class _Refused(Exception):
     """The composer stopped reading: too many nodes, too deep, or a recursive alias."""
 
-    def __init__(self, message: str, mark: Any):
+    def __init__(self, message: str, mark: yaml.Mark) -> None:
         super().__init__(message)
         self.message = message
         self.mark = mark
@@ -47,7 +47,7 @@ class _Refused(Exception):
 class BoundedLoader(yaml.SafeLoader):
     """SafeLoader whose composer counts nodes, alias expansions included, and bounds nesting."""
 
-    def __init__(self, stream: str):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._count = 0
         self._depth = 0
