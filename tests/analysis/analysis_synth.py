@@ -16,7 +16,7 @@ from chaosml.model.experiment import (
     SteadyState,
     TargetSpec,
 )
-from chaosml.model.faults import PodKillParams
+from chaosml.faults.podkill import PodKillParams
 
 T0 = 1_700_000_000.0
 

@@ -11,7 +11,7 @@ from analysis_synth import T0, experiment, journal, samples
 
 from chaosml.analysis import analyze
 from chaosml.model.experiment import FaultSpec, Repeat
-from chaosml.model.faults import AdversarialPayloadParams
+from chaosml.faults.adversarial import AdversarialPayloadParams
 
 ADV = FaultSpec("adv", "adversarial-payload", 10.0, 5.0, AdversarialPayloadParams("type-confusion", 0.5), Repeat())
 

@@ -132,7 +132,7 @@ def test_several_named_dependency_links_take_faults_one_by_one(tmp_path: Path) -
     """Two dependencies behind their own links; a latency fault on one leaves the other alone."""
     from chaosml.faults.base import FaultContext, make_injector
     from chaosml.model.experiment import FaultSpec
-    from chaosml.model.faults import NetworkLatencyParams
+    from chaosml.faults.networklatency import NetworkLatencyParams
 
     store, payments = _Echo(), _Echo()
     spec = TargetSpec(

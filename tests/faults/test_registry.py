@@ -17,7 +17,7 @@ from chaosml.faults.base import (
     undoer_for,
 )
 from chaosml.model.experiment import FaultSpec
-from chaosml.model.faults import FeatureStoreOutageParams
+from chaosml.faults.featurestore import FeatureStoreOutageParams
 
 
 class _Target:

@@ -23,7 +23,7 @@ from k8s_stack import deploy_stack, events_of, fault, make_target, wait_for
 
 from chaosml.errors import TargetError
 from chaosml.faults.base import make_injector, undo_fault
-from chaosml.model.faults import NodeFailureParams
+from chaosml.faults.nodefailure import NodeFailureParams
 
 pytestmark = pytest.mark.k8s
 HERE = Path(__file__).resolve().parent

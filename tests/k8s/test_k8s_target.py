@@ -16,7 +16,8 @@ from chaosml.errors import TargetError
 from chaosml.faults.base import FaultContext, make_injector, undo_fault
 from chaosml.ledger import Ledger, rollback
 from chaosml.model.experiment import KubernetesSpec
-from chaosml.model.faults import FeatureStoreOutageParams, PodKillParams
+from chaosml.faults.featurestore import FeatureStoreOutageParams
+from chaosml.faults.podkill import PodKillParams
 from chaosml.targets.kubernetes import (
     ContextNotAllowedError,
     KubernetesTarget,

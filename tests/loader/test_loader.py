@@ -21,7 +21,8 @@ from chaosml.loader import (
     load_experiment_text,
     parse_duration,
 )
-from chaosml.model import Experiment, KubernetesSpec, PodKillParams, Repeat
+from chaosml.faults.podkill import PodKillParams
+from chaosml.model import Experiment, KubernetesSpec, Repeat
 from chaosml.plan import build_plan, render_plan
 
 HERE = Path(__file__).parent

@@ -19,7 +19,7 @@ from chaosml.model.experiment import (
     SteadyState,
     TargetSpec,
 )
-from chaosml.model.faults import PodKillParams
+from chaosml.faults.podkill import PodKillParams
 from chaosml.records import SAMPLE_COLUMNS
 from chaosml.report import build_document, render_html, render_markdown, render_report
 
