@@ -197,7 +197,7 @@ def test_pod_kill_by_label_selector_with_grace_period(control_plane: Any, k8s_na
     target = make_target(control_plane, k8s_namespace)
     target.start()
     try:
-        params = PodKillParams(service="model", mode="all", selector="app.kubernetes.io/component=feature-store", grace_period=1)
+        params = PodKillParams(service="model", mode="all", selector="app.kubernetes.io/component=feature-store", grace_period_s=1)
         inj = make_injector(fault("kill-fs", "pod-kill", params), target)
         record = inj.undo_record(0)
         assert len(record["victims"]) == 1 and record["victims"][0].startswith("redis-")
