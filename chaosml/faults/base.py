@@ -6,7 +6,13 @@ from typing import Any
 
 from chaosml.errors import TargetError
 from chaosml.model.experiment import FaultSpec
-from chaosml.model.faulttype import FaultContext, FaultRegistry, Injector, Undo, registry
+from chaosml.model.faulttype import (
+    FaultContext,
+    FaultRegistry,
+    Injector,
+    Undo,
+    registry,
+)
 from chaosml.targets.capabilities import OnPlatform
 
 __all__ = ["FaultContext", "Injector", "load_builtin_injectors", "make_injector", "undo_fault", "undoer_for"]

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chaosml.faults._rows import RowFault, check_features, check_rows, decode_row, rows_blast_radius, undo_rows
+from chaosml.faults._rows import (
+    RowFault,
+    check_features,
+    check_rows,
+    decode_row,
+    rows_blast_radius,
+    undo_rows,
+)
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType
 from chaosml.targets.capabilities import FeatureRows

@@ -37,11 +37,24 @@ from chaosml.faults._toxics import (
     undo_toxic_record,
 )
 from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType, Injector, StackFacts, plural
+from chaosml.model.faulttype import (
+    BlastRadius,
+    FaultContext,
+    FaultType,
+    Injector,
+    StackFacts,
+    plural,
+)
 from chaosml.proxy import client
 from chaosml.proxy.client import ToxiproxyError
 from chaosml.records import FaultEvent
-from chaosml.targets.capabilities import DeploymentScaling, FeatureRows, LedgerScope, ProcessControl, ProxyLinks
+from chaosml.targets.capabilities import (
+    DeploymentScaling,
+    FeatureRows,
+    LedgerScope,
+    ProcessControl,
+    ProxyLinks,
+)
 
 NAME = "feature-store-outage"
 LINK = "feature-store"
@@ -366,8 +379,8 @@ def check(params: FeatureStoreOutageParams, facts: StackFacts) -> list[tuple[str
         if facts.platform != "kubernetes":
             errors.append(("params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency"))
         elif declared is not None and declared.service is None:
-            errors.append(("params.mode", "mode kill scales the service behind the feature-store link to zero: "
-                           "name it in target.links (service: ...), or use down, timeout or latency"))
+            errors.append(("params.mode", ("mode kill scales the service behind the feature-store link to zero: "
+                                           "name it in target.links (service: ...), or use down, timeout or latency")))
     return errors + check_link_on_stack(LINK, facts, path="type")
 
 

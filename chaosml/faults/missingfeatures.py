@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chaosml.faults._rows import RowFault, check_features, check_rows, rows_blast_radius, undo_rows
+from chaosml.faults._rows import (
+    RowFault,
+    check_features,
+    check_rows,
+    rows_blast_radius,
+    undo_rows,
+)
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType
 from chaosml.targets.capabilities import FeatureRows

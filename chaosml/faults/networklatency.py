@@ -16,7 +16,13 @@ from chaosml.faults._toxics import (
     undo_toxic_record,
 )
 from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType, StackFacts, plural
+from chaosml.model.faulttype import (
+    BlastRadius,
+    FaultContext,
+    FaultType,
+    StackFacts,
+    plural,
+)
 from chaosml.targets.capabilities import ProxyLinks
 
 

@@ -18,7 +18,13 @@ from chaosml.faults._toxics import (
     undo_toxic_record,
 )
 from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType, StackFacts, plural
+from chaosml.model.faulttype import (
+    BlastRadius,
+    FaultContext,
+    FaultType,
+    StackFacts,
+    plural,
+)
 from chaosml.targets.capabilities import ProxyLinks
 
 #: Toxics -> their attributes (all integers >= 0, units in the comment), as Toxiproxy 2.x defines

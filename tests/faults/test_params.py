@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from chaosml.errors import ExperimentError
+from chaosml.faults.networktoxic import NetworkToxicParams
 from chaosml.loader import load_experiment, load_experiment_text
 from chaosml.model.faulttype import registry
-from chaosml.faults.networktoxic import NetworkToxicParams
 from chaosml.plan import build_plan, render_plan
 
 REPO = Path(__file__).resolve().parents[2]

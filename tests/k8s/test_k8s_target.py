@@ -14,10 +14,10 @@ from k8s_stack import deploy_stack, events_of, fault, make_target, wait_for
 
 from chaosml.errors import TargetError
 from chaosml.faults.base import FaultContext, make_injector, undo_fault
-from chaosml.ledger import Ledger, rollback
-from chaosml.model.experiment import KubernetesSpec
 from chaosml.faults.featurestore import FeatureStoreOutageParams
 from chaosml.faults.podkill import PodKillParams
+from chaosml.ledger import Ledger, rollback
+from chaosml.model.experiment import KubernetesSpec
 from chaosml.targets.kubernetes import (
     ContextNotAllowedError,
     KubernetesTarget,

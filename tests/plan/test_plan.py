@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from chaosml.loader import load_experiment_text
 from chaosml.faults.podkill import PodKillParams
+from chaosml.loader import load_experiment_text
 from chaosml.plan import PhaseSpan, Step, build_plan, render_plan
 
 SMALL = """
