@@ -12,8 +12,9 @@ How it works:
    and column; duplicate keys, non-string keys and non-standard tags become issues here.
 3. Each section is decoded by a schema of converters; unknown keys, missing required keys, wrong
    types and out-of-range values become issues with the field path (``faults[0].repeat.every``).
-   Faults decode in two steps: the envelope, then ``params`` into ``FAULT_TYPES[type]`` from the
-   params dataclass annotations, then the class's own ``check()``.
+   Faults decode in two steps: the envelope, then ``params`` into the params class of the fault
+   type (``chaosml.model.faulttype.registry()``) from its annotations, then its ``Literal`` choices
+   and the class's own ``check()``; a param the type renamed says its new name.
 4. Cross-field checks (references between hypotheses and faults, the timeline against the load
    duration, baseline availability, unique names) run on whatever decoded cleanly, so one mistake
    does not hide another and does not cause spurious follow-up issues.
@@ -61,7 +62,7 @@ from chaosml.model.experiment import (
     TargetSpec,
     ToxiproxySpec,
 )
-from chaosml.model.faults import FAULT_TYPES
+from chaosml.model.faulttype import StackFacts, params_issues, registry
 
 __all__ = ["MAX_FILE_BYTES", "MAX_NODES", "load_experiment", "load_experiment_text", "parse_duration"]
 
@@ -82,8 +83,6 @@ MAX_USERS = 100_000
 STACKS: tuple[str, ...] = ("reference",)
 #: A link (fault-proxy / Toxiproxy proxy) name a custom stack may declare.
 LINK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-#: The reference stack's links: client -> gateway, gateway -> each replica, replicas -> feature store.
-REFERENCE_LINK_RE = re.compile(r"gateway|feature-store|model|model-(0|[1-9][0-9]{0,3})")
 #: Request body presets (see chaosml.mapping).
 BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
 HTTP_METHODS: tuple[str, ...] = ("POST", "PUT", "GET")
@@ -1006,59 +1005,35 @@ class _Decoder:
                 values["entry"] = _BAD
 
     def check_custom_faults(self, values: dict[str, Any]) -> None:
-        """pod-kill services and network-fault links must exist on the stack (reference or custom)."""
+        """Every fault type must run on the target's platform and stack, and pass its own check against the stack."""
+        from chaosml.targets.capabilities import capability_issue
+
         services = getattr(self, "custom_services", None)
         links = getattr(self, "custom_links", None)
-        if services is None:
-            self.check_reference_links(values)
-            return
-        k8s = self.platform == "kubernetes"
-        if self.mix_cohorts and "adversarial-evasion" in self.mix_cohorts:
+        facts = StackFacts(
+            platform=self.platform,
+            stack="reference" if services is None else "custom",
+            services=tuple(services or ()),
+            links=None if links is None else frozenset(links),
+            link_specs=tuple(getattr(self, "custom_link_specs", None) or ()),
+        )
+        if services is not None and self.mix_cohorts and "adversarial-evasion" in self.mix_cohorts:
             self.issue_at("load.mix.adversarial-evasion", "adversarial-evasion needs the reference stack's model; not available with target.services")
             values["load"] = _BAD
+        types = registry()
         for path, fv in self.fault_raw:
-            params = fv.get("params")
-            ftype = fv.get("type")
-            if ftype == "adversarial-payload" and params not in (None, _BAD) and getattr(params, "cohort", "") == "adversarial-evasion":
-                self.issue_at(f"{path}.params.cohort", "adversarial-evasion needs the reference stack's model; not available with target.services")
+            ftype, params = fv.get("type", _BAD), fv.get("params")
+            if ftype is _BAD or ftype not in types:
+                continue
+            issue = capability_issue(types[ftype], facts.platform, facts.stack)
+            if issue is not None:
+                self.issue_at(f"{path}.type", issue)
                 values["faults"] = _BAD
+                continue
             if params in (None, _BAD):
                 continue
-            if ftype == "pod-kill" and params.service not in services:
-                self.issue_at(f"{path}.params.service", f"unknown service {_quote(params.service)}{_suggest(params.service, services)}; services: {', '.join(services)}")
-                values["faults"] = _BAD
-            link = getattr(params, "link", None) if ftype in ("network-latency", "network-toxic") else None
-            if ftype == "feature-store-outage":
-                link = "feature-store"
-                if params.mode == "kill":
-                    declared = next((ln for ln in (getattr(self, "custom_link_specs", None) or ()) if ln.name == "feature-store"), None)
-                    if not k8s:
-                        self.issue_at(f"{path}.params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency")
-                        values["faults"] = _BAD
-                    elif declared is not None and declared.service is None:
-                        self.issue_at(f"{path}.params.mode", "mode kill scales the service behind the feature-store link to zero: "
-                                      "name it in target.links (service: ...), or use down, timeout or latency")
-                        values["faults"] = _BAD
-            if ftype in ("corrupted-features", "missing-features"):
-                self.issue_at(f"{path}.type", f"{ftype} edits the reference stack's feature store; not available with stack: custom")
-                values["faults"] = _BAD
-            if ftype == "node-failure" and not k8s:
-                continue
-            if link is not None and links is not None and link not in links:
-                self.issue_at(f"{path}.params.link" if ftype != "feature-store-outage" else f"{path}.type",
-                              f"no link {_quote(link)} on this stack; links: {', '.join(sorted(links)) or 'none'} (declare target.links"
-                              + (", naming a proxy of your cluster's Toxiproxy)" if k8s else ", or entry.proxy: true)"))
-                values["faults"] = _BAD
-
-    def check_reference_links(self, values: dict[str, Any]) -> None:
-        """The reference stack's links are fixed: gateway, feature-store, model and model-<i>."""
-        for path, fv in self.fault_raw:
-            params = fv.get("params")
-            if fv.get("type") not in ("network-latency", "network-toxic") or params in (None, _BAD):
-                continue
-            if not REFERENCE_LINK_RE.fullmatch(params.link):
-                self.issue_at(f"{path}.params.link", f"must be one of gateway, feature-store, model or model-<i> (one replica) "
-                              f"on the reference stack, not {params.link!r}")
+            for field_path, message in types[ftype].check(params, facts):
+                self.issue_at(f"{path}.{field_path}", message)
                 values["faults"] = _BAD
 
     def data(self, y: _Y, path: str) -> Any:
@@ -1356,16 +1331,17 @@ class _Decoder:
             self.names_complete = False
         ftype = values.get("type", _BAD)
         params_y = values.get("params")
-        if ftype is not _BAD and ftype not in FAULT_TYPES:
-            known = ", ".join(sorted(FAULT_TYPES))
-            self.issue_at(f"{path}.type", f"unknown fault type {_quote(ftype)}{_suggest(ftype, FAULT_TYPES)}; known types: {known}")
+        types = registry()
+        if ftype is not _BAD and ftype not in types:
+            known = ", ".join(types.names())
+            self.issue_at(f"{path}.type", f"unknown fault type {_quote(ftype)}{_suggest(ftype, types.names())}; known types: {known}")
             values["type"] = ftype = _BAD
         if ftype is _BAD:
             values["params"] = _BAD
         else:
             if params_y is None:
                 params_y = _Y("map", {}, *self.where.get(f"{path}.params", (y.line, y.col)))
-            values["params"] = self.params(FAULT_TYPES[ftype], params_y, f"{path}.params")
+            values["params"] = self.params(types[ftype].params, params_y, f"{path}.params", types[ftype].renamed)
         repeat = values.get("repeat", Repeat())
         duration = values.get("duration", _BAD)
         if repeat is not _BAD and duration is not _BAD and repeat.count > 1 and repeat.every <= duration:
@@ -1385,8 +1361,14 @@ class _Decoder:
         }
         return self.build(Repeat, self.fields(y, path, schema))
 
-    def params(self, cls: type, y: _Y, path: str) -> Any:
-        """A fault's params mapping -> its params dataclass, typed from the annotations."""
+    def params(self, cls: type, y: _Y, path: str, renamed: Mapping[str, str]) -> Any:
+        """A fault's params mapping -> its params dataclass, typed from the annotations; a renamed key says its new name."""
+        old_keys = [k for k in renamed if y.kind == "map" and k in y.value]
+        for key in old_keys:
+            kl, kc, _ = y.value[key]
+            self.issue((kl, kc), _join(path, key), f"unknown key {_quote(key)}: renamed to {renamed[key]!r}")
+        if old_keys:
+            y = _Y("map", {k: v for k, v in y.value.items() if k not in renamed}, y.line, y.col, y.text)
         hints = typing.get_type_hints(cls)
         schema: dict[str, tuple[str, Conv]] = {}
         required = []
@@ -1398,15 +1380,14 @@ class _Decoder:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 required.append(f.name)
         values = self.fields(y, path, schema, required)
-        if values is None or any(v is _BAD for v in values.values()):
+        if values is None or old_keys or any(v is _BAD for v in values.values()):
             return _BAD
         try:
             obj = cls(**values)
         except (TypeError, ValueError) as exc:
             self.issue(y, path, f"invalid params: {exc}")
             return _BAD
-        check = getattr(obj, "check", None)
-        problems = list(check()) if callable(check) else []
+        problems = params_issues(obj)  # Literal fields (their choices), then the class's own check()
         for field_name, message in problems:
             self.issue_at(_join(path, field_name) if field_name else path, message)
         return _BAD if problems else obj
@@ -1426,8 +1407,8 @@ class _Decoder:
             rest = [a for a in args if a is not type(None)]
             inner = self.for_type(rest[0]) if len(rest) == 1 else self.plain()
             return self.optional(inner)
-        if origin is typing.Literal:
-            return self.string(tuple(str(a) for a in args))
+        if origin is typing.Literal:  # the choices are checked with the params' other checks (params_issues)
+            return self.string()
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return self.list_of(self.for_type(args[0]))
         if origin in (dict, Mapping) or t in (dict, Mapping):
