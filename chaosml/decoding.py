@@ -415,8 +415,12 @@ class Decoder:
 
     # -- typed dataclasses ----------------------------------------------------------------
 
-    def dataclass_of(self, cls: type, what: str = "value") -> Conv:
+    def dataclass_of(self, cls: type, what: str = "value", choices: bool = True) -> Conv:
         """A mapping -> an instance of the dataclass ``cls``, each field converted by its type hint.
+
+        ``choices=False`` reads ``Literal`` fields as plain strings, for a caller that checks the
+        choices after construction together with the class's other checks (so that a bad mode and
+        a bad value in one mapping are both reported).
 
         A field with ``metadata={"duration": True}`` reads a duration (seconds). Fields without a
         default are required; a constructor that raises TypeError/ValueError gives the issue
@@ -428,7 +432,7 @@ class Decoder:
         for f in dataclasses.fields(cls):
             if not f.init:
                 continue
-            conv = self.duration() if f.metadata.get("duration") else self.for_type(hints.get(f.name, Any))
+            conv = self.duration() if f.metadata.get("duration") else self.for_type(hints.get(f.name, Any), choices)
             schema[f.name] = (f.name, conv)
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 required.append(f.name)
@@ -445,7 +449,7 @@ class Decoder:
 
         return conv_obj
 
-    def for_type(self, t: object) -> Conv:
+    def for_type(self, t: object, choices: bool = True) -> Conv:
         """The converter for a type hint: str, bool, int, float, ``Literal[...]``, ``X | None``,
         ``tuple[X, ...]``, ``dict``/``Mapping[str, X]`` and nested dataclasses; anything else reads
         as a plain value."""
@@ -463,10 +467,10 @@ class Decoder:
         args = typing.get_args(t)
         if origin in (typing.Union, types.UnionType) and type(None) in args:
             rest = [a for a in args if a is not type(None)]
-            inner = self.for_type(rest[0]) if len(rest) == 1 else self.plain()
+            inner = self.for_type(rest[0], choices) if len(rest) == 1 else self.plain()
             return self.optional(inner)
         if origin is typing.Literal:
-            return self.choice(args)
+            return self.choice(args) if choices else self.string()
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return self.list_of(self.for_type(args[0]))
         if origin in (dict, Mapping) or t in (dict, Mapping):

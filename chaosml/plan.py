@@ -7,16 +7,18 @@ always gives the same plan (no clocks, pids or hosts).
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
 from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
+from chaosml.model.faulttype import BlastRadius, registry
+from chaosml.model.faulttype import plan_number as _num
+from chaosml.model.faulttype import plan_seconds as _s
+from chaosml.model.faulttype import plan_value as _value
+from chaosml.model.faulttype import plural as _plural
 
 __all__ = [
     "BlastRadius",
@@ -26,7 +28,6 @@ __all__ = [
     "Step",
     "blast_radius",
     "build_plan",
-    "pod_kill_victims",
     "render_plan",
     "resolve_on_cluster",
 ]
@@ -56,17 +57,6 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class BlastRadius:
-    """What one injection of a fault touches on the resolved target."""
-
-    fault: str
-    type: str
-    victims: int | None  # units hit per injection, when countable
-    of: int | None  # units there are
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
 class PhaseSpan:
     """A planned stretch of the run; recovery's true end is only known once SLIs are back."""
 
@@ -92,7 +82,7 @@ def build_plan(experiment: Experiment) -> Plan:
     """Resolve the experiment's timeline, targets and phases."""
     counts = {f.name: f.repeat.count for f in experiment.faults}
     injections = tuple(
-        Injection(f.name, f.type, i + 1, counts[f.name], start, end, params_summary(f.params))
+        Injection(f.name, f.type, i + 1, counts[f.name], start, end, registry()[f.type].summary(f.params))
         for f, i, start, end in experiment.injections()
     )
     steps: list[Step] = []
@@ -113,164 +103,9 @@ def build_plan(experiment: Experiment) -> Plan:
     )
 
 
-def pod_kill_victims(mode: str, value: float | None, replicas: int) -> int:
-    """Replicas one pod-kill injection hits: one=1, all=N, fixed=min(value, N), percent=ceil(N*value/100)."""
-    if replicas <= 0:
-        return 0
-    if mode == "one":
-        return 1
-    if mode == "all":
-        return replicas
-    if mode == "fixed":
-        return min(int(value or 0), replicas)
-    if mode == "percent":
-        return min(math.ceil(replicas * (value or 0) / 100), replicas)
-    raise ValueError(f"unknown pod-kill mode {mode!r}")
-
-
 def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None = None) -> BlastRadius:
-    """The blast radius of one injection of ``fault`` on ``target`` (``dataset`` sizes feature-row faults)."""
-    injections = _plural(fault.repeat.count, "injection")
-    if fault.type in _LINK_FAULTS:
-        return _link_blast_radius(fault, target, injections)
-    if fault.type in ("corrupted-features", "missing-features"):
-        return _rows_blast_radius(fault, dataset, injections)
-    if fault.type == "pod-kill" and target.platform == "kubernetes" and target.stack == "custom" and target.kubernetes is not None:
-        p = fault.params
-        svc = next(s for s in target.services if s.name == p.service)
-        selector = p.selector or ",".join(f"{k}={v}" for k, v in sorted((svc.selector or {}).items()))
-        value = _num(p.value) if p.value is not None else "?"
-        count = {"one": "1 pod", "all": "every pod", "fixed": f"{value} pod(s)", "percent": f"{value}% of the pods"}[p.mode]
-        text = (f"{count} matching {selector!r} in namespace {target.kubernetes.namespace!r} per injection, {injections}; "
-                f"deleted with grace period {_s(p.grace_period)}; the ReplicaSet replaces them "
-                "(`chaosml plan` with the cluster reachable names the pods)")
-        return BlastRadius(fault.name, fault.type, None, None, text)
-    if fault.type == "pod-kill":
-        p = fault.params
-        n = _replicas(target, p.service)
-        victims = pod_kill_victims(p.mode, p.value, n)
-        pct = round(100 * victims / n) if n else 0
-        if target.platform == "kubernetes" and target.kubernetes is not None:
-            selector = p.selector or f"app={p.service}"
-            what = f"{victims} of {n} pods matching {selector!r} in namespace {target.kubernetes.namespace!r}"
-            how = f"deleted with grace period {_s(p.grace_period)}; the ReplicaSet replaces them"
-        else:
-            what = f"{victims} of {n} replicas of {p.service!r}"
-            how = f"killed with {p.signal}; restarted after {_s(target.restart_delay)}"
-        text = f"{what} ({pct}%) per injection, {injections}; {how}"
-        if victims == n:
-            text += "; every replica: expect a full outage until they are back"
-        return BlastRadius(fault.name, fault.type, victims, n, text)
-    return BlastRadius(fault.name, fault.type, None, None, f"{params_summary(fault.params)}; {injections}")
-
-
-#: entity rows in the feature store per bundled dataset (one row per dataset row)
-DATASET_ROWS = {"breast_cancer": 569}
-_LINK_FAULTS = ("feature-store-outage", "network-latency", "network-toxic")
-_TOXIC_EFFECT = {
-    "bandwidth": "throughput capped at {rate} KB/s",
-    "reset_peer": "connections reset (RST) {timeout} ms after their first data",
-    "slicer": "data sliced into ~{average_size}-byte pieces",
-    "limit_data": "connections closed after {bytes} bytes",
-    "slow_close": "connection close delayed by {delay} ms",
-    "timeout": "data held, connections closed after {timeout} ms (0 = held until recovered)",
-}
-
-
-def _replicas(target: TargetSpec, service: str) -> int:
-    """Replicas of ``service``: a custom stack's declared count, else the reference stack's ``replicas``."""
-    for svc in target.services:
-        if svc.name == service:
-            return svc.replicas
-    return target.replicas
-
-
-def _link_scope(link: str, target: TargetSpec) -> tuple[int | None, int | None, str]:
-    """(victims, of, words) for a proxy link of the reference stack (or a custom stack's entry service)."""
-    if target.stack == "custom" and target.platform == "kubernetes":
-        return 1, 1, f"the {link} proxy of the cluster's Toxiproxy: every connection through it"
-    n = _replicas(target, target.entry.service) if target.entry is not None else target.replicas
-    if link == "gateway":
-        return 1, 1, "the gateway link (client -> gateway): every request"
-    if link == "feature-store":
-        return 1, 1, f"the feature-store link (replicas -> redis): every feature fetch of all {n} replicas"
-    if link == "model":
-        return n, n, f"all {n} replica links (gateway -> model-0..{n - 1}): every request"
-    if not re.fullmatch(r"model-\d+", link):
-        declared = next((ln for ln in target.links if ln.name == link), None)
-        dest = f" (services -> {declared.upstream})" if declared is not None and declared.upstream else ""
-        return 1, 1, f"the {link} link{dest}: every connection through it"
-    idx = int(link.rsplit("-", 1)[1])
-    if idx >= n:
-        return 0, n, f"link {link}, which does not exist with {_plural(n, 'replica')}: the injection will fail"
-    return 1, n, f"1 of {n} replica links ({link}: gateway -> {link}, about {round(100 / n)}% of requests)"
-
-
-def _link_blast_radius(fault: FaultSpec, target: TargetSpec, injections: str) -> BlastRadius:
-    p = fault.params
-    if fault.type == "feature-store-outage":
-        how = {
-            "down": "the feature-store link disabled (replicas get connection refused)",
-            "timeout": "the feature-store link holds all data "
-            + ("until recovered" if not p.timeout_ms else f"and closes connections after {p.timeout_ms} ms"),
-            "latency": f"every feature fetch delayed by {p.latency_ms} ms +/- {p.jitter_ms} ms",
-            "kill": "the redis process stopped and kept down until recovered (then restarted and re-seeded)",
-        }[p.mode]
-        if target.stack == "custom":
-            behind = next((ln.service for ln in target.links if ln.name == "feature-store"), None)
-            if p.mode == "kill":
-                how = f"the Deployment of service {behind!r} scaled to 0 and back to its original replicas"
-            return BlastRadius(fault.name, fault.type, 1, 1, f"{how}: every connection through the feature-store link, {injections}")
-        if target.platform == "kubernetes" and p.mode == "kill":
-            how = "the redis Deployment scaled to 0 and back to its original replicas (then re-seeded)"
-        return BlastRadius(
-            fault.name, fault.type, 1, 1,
-            f"{how}: every feature fetch of all {target.replicas} replicas, {injections}; "
-            "expect fallback answers (hardened) or zero-filled/failed answers (naive)",
-        )
-    victims, of, where = _link_scope(p.link, target)
-    if fault.type == "network-latency":
-        what = f"+{p.latency_ms} ms +/- {p.jitter_ms} ms on the {p.stream} stream"
-    else:
-        what = _TOXIC_EFFECT[p.toxic].format_map({**{k: 0 for k in ("rate", "timeout", "average_size", "bytes", "delay")}, **dict(p.attributes)})
-        what += f" on the {p.stream} stream"
-    share = "every connection" if p.toxicity >= 1 else f"{_num(round(100 * p.toxicity, 1))}% of connections"
-    return BlastRadius(fault.name, fault.type, victims, of, f"{what}, {share} of {where}; {injections}")
-
-
-def _rows_blast_radius(fault: FaultSpec, dataset: str | None, injections: str) -> BlastRadius:
-    p = fault.params
-    rows = DATASET_ROWS.get(dataset or "")
-    if p.entities is not None:
-        victims: int | None = len(p.entities)
-        which = f"{victims} listed entity rows"
-    else:
-        victims = max(1, math.ceil(p.fraction * rows)) if rows else None
-        which = f"{_num(round(100 * p.fraction, 2))}% of entity rows (seeded choice)"
-        if rows:
-            which += f" = {victims} of {rows}"
-    fields = "every entity feature" if p.features is None else f"features {', '.join(p.features)}"
-    if fault.type == "corrupted-features":
-        what = f"{which}: {fields} poisoned ({p.mode})"
-    elif p.mode == "delete-row":
-        what = f"{which} deleted"
-    else:
-        what = f"{which}: {fields} dropped"
-    return BlastRadius(
-        fault.name, fault.type, victims, rows,
-        f"{what}, {injections}; every touched key is saved with DUMP first and restored byte for byte",
-    )
-
-
-def params_summary(params: Any) -> str:
-    """``key=value`` for every set field of a params dataclass (or mapping), in field order."""
-    if dataclasses.is_dataclass(params) and not isinstance(params, type):
-        items = [(f.name, getattr(params, f.name)) for f in dataclasses.fields(params)]
-    elif isinstance(params, dict) or hasattr(params, "items"):
-        items = list(params.items())
-    else:
-        return "" if params is None else str(params)
-    return " ".join(f"{k}={_value(v)}" for k, v in items if v is not None) or "-"
+    """The blast radius of one injection of ``fault`` on ``target`` (``dataset`` sizes feature-row faults), by its type."""
+    return registry()[fault.type].blast_radius(fault, target, dataset)
 
 
 def _phases(injections: Sequence[Injection], load_end: float) -> tuple[PhaseSpan, ...]:
@@ -422,33 +257,6 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
-def _s(seconds: float) -> str:
-    """Seconds as the plan shows them: 250ms, 20s, 1.5s, 90s."""
-    if 0 < seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return _num(v)
-    if isinstance(v, tuple):
-        return ",".join(_value(x) for x in v)
-    if isinstance(v, Mapping):
-        return "{" + ",".join(f"{k}:{_value(x)}" for k, x in v.items()) + "}"
-    return str(v)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 # ------------------------------------------------------------------------------------------------
 # the plan against a reachable cluster (kubernetes target)
 
@@ -470,41 +278,11 @@ def resolve_on_cluster(plan: Plan, target: Any) -> list[str]:
         role = "control-plane" if n["control_plane"] else "worker"
         out.append(f"  node {n['name']} ({role}, {'Ready' if n['ready'] else 'NotReady'}): {_plural(n['pods'], 'pod')} of the namespace")
     for f in plan.experiment.faults:
-        p = f.params
+        describe = registry()[f.type].on_cluster
+        if describe is None:
+            continue
         try:
-            if f.type == "pod-kill":
-                pods = target.select(p.selector) if p.selector else target.members(p.service)
-                names = [m.name for m in pods]
-                victims = pod_kill_victims(p.mode, p.value, len(names))
-                sel = p.selector or target.selector(p.service)
-                out.append(
-                    f"  {f.name}: {victims} of {len(names)} pods matching {sel!r} per injection "
-                    f"({round(100 * victims / len(names)) if names else 0}%), chosen at apply among: {', '.join(names) or 'none'}"
-                )
-            elif f.type == "feature-store-outage" and p.mode == "kill":
-                g = target.feature_store_group
-                n = target.desired_replicas(g)
-                out.append(
-                    f"  {f.name}: deployment {target.deployment(g)} scaled from {n} to 0 replicas, "
-                    f"then back to {n} (pods now: {', '.join(m.name for m in target.members(g)) or 'none'})"
-                )
-            elif f.type == "node-failure":
-                workers = [n for n in nodes if not n["control_plane"]]
-                if p.node == "worker":
-                    pick = sorted(workers, key=lambda n: (-n["pods"], n["name"]))[:1]
-                    which = pick[0]["name"] if pick else "no worker node"
-                elif p.node == "random":
-                    which = "one of " + (", ".join(n["name"] for n in workers) or "no worker node") + " (seeded choice)"
-                else:
-                    which = p.node
-                on = {n["name"]: n["pods"] for n in nodes}
-                extra = f", running {_plural(on[which], 'pod')} of the namespace" if which in on else ""
-                out.append(f"  {f.name}: docker {p.action} of node container {which}{extra}")
-            elif f.type in _LINK_FAULTS:
-                links = target.links()
-                link = "feature-store" if f.type == "feature-store-outage" else p.link
-                shown = links.get(link) or (links.get("model") if link.startswith("model") else None)
-                out.append(f"  {f.name}: Toxiproxy link {link}: {shown or 'not found among the Toxiproxy proxies'}")
+            out.append(f"  {f.name}: {describe(f, target, nodes)}")
         except Exception as e:  # noqa: BLE001 - one fault's resolution failing is shown, not fatal
             out.append(f"  {f.name}: cannot resolve ({type(e).__name__}: {e})")
     return out

@@ -1,4 +1,4 @@
-"""adversarial-payload: mix a hostile cohort into the load for the fault window; used by the runner.
+"""adversarial-payload: mix a hostile cohort into the load for the fault window. Found by the fault-type registry.
 
 Apply writes the load-control file (``FaultContext.load_control_file``, format in
 ``chaosml/load/control.py``) atomically with ``{"share": {cohort: share}}``; the load process polls
@@ -16,15 +16,32 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaosml.faults.base import FaultContext, injector, undoer
+from chaosml.model.catalog import HOSTILE_COHORTS
 from chaosml.model.experiment import FaultSpec
-from chaosml.model.faults import AdversarialPayloadParams
+from chaosml.model.faulttype import FaultContext, FaultType, StackFacts
 from chaosml.records import FaultEvent
 
 MAX_CONTROL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AdversarialPayloadParams:
+    """Mix a hostile load cohort into the traffic for the fault window (load-control file)."""
+
+    cohort: str = "adversarial-evasion"  # one of catalog.HOSTILE_COHORTS
+    share: float = 0.2  # fraction of all requests that carry the cohort during the window, (0, 1]
+
+    def check(self) -> list[tuple[str, str]]:
+        errors: list[tuple[str, str]] = []
+        if self.cohort not in HOSTILE_COHORTS:
+            errors.append(("cohort", f"must be one of {', '.join(HOSTILE_COHORTS)}, not {self.cohort!r}"))
+        if not 0 < self.share <= 1:
+            errors.append(("share", f"must be in (0, 1], not {self.share!r}"))
+        return errors
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -61,10 +78,9 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
 class AdversarialPayload:
     """Send ``params.share`` of requests from ``params.cohort`` during each injection window."""
 
-    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext):
+    def __init__(self, spec: FaultSpec, context: FaultContext):
         self.spec = spec
         self.params: AdversarialPayloadParams = spec.params
-        self.target = target
         if context.load_control_file is None:
             raise ValueError("adversarial-payload needs a run directory for the load-control file")
         self.path: Path = context.load_control_file
@@ -113,8 +129,7 @@ class AdversarialPayload:
                           targets=(), detail=detail)
 
 
-@undoer("adversarial-payload")
-def _undo(record: dict[str, Any]) -> str:
+def undo(record: dict[str, Any]) -> str:
     """Delete the load-control file (missing is fine: already undone)."""
     path = Path(str(record["control_file"]))
     existed = path.exists()
@@ -122,6 +137,23 @@ def _undo(record: dict[str, Any]) -> str:
     return f"adversarial-payload: {'removed' if existed else 'already gone:'} {path}"
 
 
-@injector("adversarial-payload")
-def _make(spec: FaultSpec, target: Any, context: FaultContext) -> AdversarialPayload:
-    return AdversarialPayload(spec, target, context)
+def make(spec: FaultSpec, target: object, context: FaultContext) -> AdversarialPayload:
+    """The load process carries this fault: any target will do."""
+    return AdversarialPayload(spec, context)
+
+
+def check(params: AdversarialPayloadParams, facts: StackFacts) -> list[tuple[str, str]]:
+    """adversarial-evasion crafts inputs against the reference stack's model."""
+    if facts.stack == "custom" and params.cohort == "adversarial-evasion":
+        return [("params.cohort", "adversarial-evasion needs the reference stack's model; not available with target.services")]
+    return []
+
+
+FAULT_TYPE = FaultType(
+    name="adversarial-payload",
+    params=AdversarialPayloadParams,
+    injectors={"local": make, "kubernetes": make},
+    undoers={"local": undo, "kubernetes": undo},
+    severity="high",
+    check=check,
+)

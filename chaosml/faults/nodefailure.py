@@ -1,9 +1,9 @@
-"""node-failure: pause or stop the Docker container of a kind node (kubernetes target); used by the runner.
+"""node-failure: pause or stop the Docker container of a kind node (kubernetes target). Found by the fault-type registry.
 
 A kind node is a Docker container named like the node (``chaosml-worker``). ``action: pause``
 freezes it (``docker pause``: the kubelet stops posting status, like a partitioned node);
 ``action: stop`` stops it (``docker stop``: like a power-off). Recover unpauses or starts it again
-and waits up to ``ready_timeout`` for the node to be Ready. The victim is chosen in
+and waits up to ``ready_timeout_s`` for the node to be Ready. The victim is chosen in
 ``undo_record``: a node name, ``worker`` (the worker node running most of the namespace's pods,
 first by name on a tie) or ``random`` (seeded, among workers); control-plane nodes are never picked
 by ``worker``/``random``.
@@ -17,18 +17,41 @@ container alone that was not running before the fault. Docker is reached through
 from __future__ import annotations
 
 import random
+import re
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from chaosml.docker_engine import docker_client as _docker_client
 from chaosml.errors import TargetError
-from chaosml.faults.base import FaultContext, injector, undoer
 from chaosml.model.experiment import FaultSpec
-from chaosml.model.faults import NodeFailureParams
+from chaosml.model.faulttype import FaultContext, FaultType, plural
 from chaosml.records import FaultEvent
+from chaosml.targets.capabilities import ContextGuard, LedgerScope, NodeControl
 
 STOP_TIMEOUT_S = 10  # docker stop: SIGTERM, then SIGKILL after this many seconds
 DOCKER_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailureParams:
+    """Take one kind node down: ``docker pause`` (frozen, like a partition) or ``docker stop`` (power-off)."""
+
+    node: str = "worker"  # a node name, worker (the worker running most of the stack's pods) or random (seeded)
+    action: Literal["pause", "stop"] = "pause"
+    ready_timeout_s: float = field(default=60.0, metadata={"duration": True})  # recover waits this long for the node Ready, s
+
+    def check(self) -> list[tuple[str, str]]:
+        errors: list[tuple[str, str]] = []
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", self.node or ""):
+            errors.append(("node", f"must be a node name, worker or random, not {self.node!r}"))
+        if self.ready_timeout_s < 0:
+            errors.append(("ready_timeout_s", "must be >= 0"))
+        return errors
+
+
+class ClusterNodes(NodeControl, LedgerScope, ContextGuard, Protocol):
+    """What node-failure needs of the kubernetes target."""
 
 
 def docker_client() -> Any:
@@ -77,7 +100,7 @@ def _restore(client: Any, name: str, action: str, state_before: str) -> tuple[st
 class NodeFailure:
     """Pause or stop one kind node's container per injection."""
 
-    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext) -> None:
+    def __init__(self, spec: FaultSpec, target: ClusterNodes, context: FaultContext) -> None:
         self.spec = spec
         self.params: NodeFailureParams = spec.params
         self.target = target
@@ -94,8 +117,7 @@ class NodeFailure:
         p = self.params
         if p.node not in ("worker", "random"):
             return p.node
-        nodes = self.target.nodes() if hasattr(self.target, "nodes") else []
-        workers = [n for n in nodes if not n["control_plane"]]
+        workers = [n for n in self.target.nodes() if not n["control_plane"]]
         if not workers:
             raise TargetError("node-failure: no worker node in the cluster (kind-config.yaml has two workers)")
         if p.node == "random":
@@ -108,16 +130,13 @@ class NodeFailure:
         state = container_state(client, node)
         if state == "missing":
             raise TargetError(f"node-failure: no Docker container named {node!r} (a kind node's container is named like the node)")
-        scope = self.target.ledger_scope() if hasattr(self.target, "ledger_scope") else {}
-        record = {**scope, "node": node, "container": node, "action": self.params.action, "state_before": state,
+        record = {**self.target.ledger_scope(), "node": node, "container": node, "action": self.params.action, "state_before": state,
                   "docker_host": getattr(getattr(client, "api", None), "base_url", None)}
         self._records[injection] = record
         return record
 
     def apply(self, injection: int) -> FaultEvent:
-        guard = getattr(self.target, "_guard", None)
-        if callable(guard):
-            guard()
+        self.target.guard()
         record = self._records.get(injection) or self.undo_record(injection)
         client = self._client()
         t = time.time()
@@ -146,8 +165,8 @@ class NodeFailure:
         state, done = _restore(self._client(), record["container"], record["action"], record["state_before"])
         detail: dict[str, Any] = {"node": record["node"], "action": record["action"], "state": state, "done": done}
         node_ready = None
-        if hasattr(self.target, "node_ready") and self.params.ready_timeout > 0:
-            deadline = time.monotonic() + self.params.ready_timeout
+        if self.params.ready_timeout_s > 0:
+            deadline = time.monotonic() + self.params.ready_timeout_s
             while True:
                 try:
                     node_ready = bool(self.target.node_ready(record["node"]))
@@ -163,18 +182,38 @@ class NodeFailure:
                           targets=(record["node"],), detail=detail)
 
 
-@injector("node-failure")
-def _make(spec: FaultSpec, target: Any, context: FaultContext) -> NodeFailure:
-    if getattr(target, "platform", None) != "kubernetes":
-        raise TargetError("node-failure needs the kubernetes target on kind (a node is a Docker container there)")
-    return NodeFailure(spec, target, context)
-
-
-@undoer("node-failure")
-def _undo(record: dict[str, Any]) -> str:
+def undo(record: dict[str, Any]) -> str:
     """Unpause or start the node container from the record alone (idempotent)."""
     client = docker_client()
     state, done = _restore(client, record["container"], record["action"], record["state_before"])
     if record["state_before"] == "running" and state != "running":
         raise TargetError(f"node {record['node']}: container is {state} after undo; run `docker start {record['container']}`")
     return f"node-failure {record['action']} of {record['node']}: {done}"
+
+
+def on_cluster(fault: FaultSpec, target: ClusterNodes, nodes: list[dict[str, Any]]) -> str:
+    """The node container one injection would take down (``random``: the workers it chooses among)."""
+    p: NodeFailureParams = fault.params
+    workers = [n for n in nodes if not n["control_plane"]]
+    if p.node == "worker":
+        pick = sorted(workers, key=lambda n: (-n["pods"], n["name"]))[:1]
+        which = pick[0]["name"] if pick else "no worker node"
+    elif p.node == "random":
+        which = "one of " + (", ".join(n["name"] for n in workers) or "no worker node") + " (seeded choice)"
+    else:
+        which = p.node
+    on = {n["name"]: n["pods"] for n in nodes}
+    extra = f", running {plural(on[which], 'pod')} of the namespace" if which in on else ""
+    return f"docker {p.action} of node container {which}{extra}"
+
+
+FAULT_TYPE = FaultType(
+    name="node-failure",
+    params=NodeFailureParams,
+    injectors={"kubernetes": NodeFailure},
+    undoers={"kubernetes": undo},
+    capabilities={"kubernetes": (ClusterNodes,)},
+    severity="critical",
+    renamed={"ready_timeout": "ready_timeout_s"},
+    on_cluster=on_cluster,
+)

@@ -1,34 +1,99 @@
-"""pod-kill: kill replicas of a service by mode; the target's supervisor replaces them. Used by the runner."""
+"""pod-kill: kill replicas of a service by mode; the supervisor (local) or ReplicaSet (kubernetes) replaces them. Found by the fault-type registry.
+
+Local target: the victims get ``signal``. Kubernetes target: their pods are deleted with
+``grace_period_s`` (``selector`` overrides the service's own label selector). Victims are chosen,
+seeded, in ``undo_record``; a kill needs no undo beyond the target's own restart.
+"""
 
 from __future__ import annotations
 
+import math
 import random
 import signal
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
-from chaosml.faults.base import FaultContext, injector, undoer
-from chaosml.model.experiment import FaultSpec
-from chaosml.model.faults import PodKillParams
+from chaosml.model.experiment import FaultSpec, TargetSpec
+from chaosml.model.faulttype import (
+    BlastRadius,
+    FaultContext,
+    FaultType,
+    StackFacts,
+    plan_number,
+    plan_seconds,
+    plural,
+    quote,
+    suggest,
+)
 from chaosml.records import FaultEvent
+from chaosml.targets.capabilities import LedgerScope, PodDeletion, ReplicaGroups
+from chaosml.targets.supervisor import ReplicaStatus
+
+NAME = "pod-kill"
 
 
-class PodKill:
-    """Kill ``victim_count`` replicas of ``params.service``, chosen at random (seeded) among running ones."""
+@dataclass(frozen=True, slots=True)
+class PodKillParams:
+    """Kill replicas of a service; the supervisor (or ReplicaSet) replaces them."""
 
-    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext):
+    service: str = "model"  # local: replica group; kubernetes: app label value
+    mode: Literal["one", "all", "fixed", "percent"] = "one"
+    value: float | None = None  # fixed: how many; percent: 1-100
+    signal: Literal["SIGKILL", "SIGTERM"] = "SIGKILL"  # local target
+    grace_period_s: float = 0.0  # kubernetes target: pod deletion grace period, s
+    selector: str | None = None  # kubernetes target: label selector overriding app=<service>
+
+    def victim_count(self, replicas: int) -> int:
+        """How many of ``replicas`` one injection kills (the blast radius)."""
+        if replicas <= 0:
+            return 0
+        if self.mode == "all":
+            return replicas
+        if self.mode == "fixed":
+            return min(int(self.value or 0), replicas)
+        if self.mode == "percent":
+            return min(replicas, math.ceil(replicas * float(self.value or 0) / 100))
+        return 1
+
+    def check(self) -> list[tuple[str, str]]:
+        errors: list[tuple[str, str]] = []
+        if self.mode in ("fixed", "percent"):
+            if self.value is None:
+                errors.append(("value", f"is required when mode is {self.mode}"))
+            elif self.mode == "fixed" and (self.value < 1 or self.value != int(self.value)):
+                errors.append(("value", "must be a whole number >= 1 when mode is fixed"))
+            elif self.mode == "percent" and not 0 < self.value <= 100:
+                errors.append(("value", "must be in (0, 100] when mode is percent"))
+        elif self.value is not None:
+            errors.append(("value", f"is only used with mode fixed or percent, not {self.mode}"))
+        if self.grace_period_s < 0:
+            errors.append(("grace_period_s", "must be >= 0"))
+        return errors
+
+
+class KubernetesPods(PodDeletion, LedgerScope, Protocol):
+    """What pod-kill needs of the kubernetes target."""
+
+
+class _Kill:
+    """Shared by both platforms: choose ``victim_count`` running replicas at random (seeded) in undo_record."""
+
+    def __init__(self, spec: FaultSpec, context: FaultContext) -> None:
         self.spec = spec
         self.params: PodKillParams = spec.params
-        self.target = target
         self._rng = random.Random(f"{context.seed}:{spec.name}")
         self._victims: dict[int, list[str]] = {}
         self._counts: dict[int, tuple[int, int, int]] = {}
 
-    def _members(self) -> list[Any]:
-        """The service's replicas, or (kubernetes) the pods matching ``params.selector``."""
-        if self.params.selector and hasattr(self.target, "select"):
-            return list(self.target.select(self.params.selector))
-        return list(self.target.members(self.params.service))
+    def _members(self) -> list[ReplicaStatus]:
+        raise NotImplementedError
+
+    def _scope(self) -> dict[str, Any]:
+        return {}
+
+    def _kill(self, victims: list[str]) -> None:
+        raise NotImplementedError
 
     def undo_record(self, injection: int) -> dict[str, Any]:
         """Choose the victims now; a kill needs no undo beyond the target's own restart."""
@@ -38,10 +103,7 @@ class PodKill:
         victims = sorted(self._rng.sample(running, min(count, len(running))))
         self._victims[injection] = victims
         self._counts[injection] = (len(members), len(running), count)
-        record = {"service": self.params.service, "victims": victims, "replicas": len(members)}
-        if hasattr(self.target, "ledger_scope"):  # kubernetes: which cluster and namespace
-            record.update(self.target.ledger_scope(), selector=self.params.selector, grace_period=self.params.grace_period)
-        return record
+        return {"service": self.params.service, "victims": victims, "replicas": len(members), **self._scope()}
 
     def apply(self, injection: int) -> FaultEvent:
         if injection not in self._victims:
@@ -49,51 +111,123 @@ class PodKill:
         victims = self._victims[injection]
         replicas, running, count = self._counts[injection]
         t = time.time()
-        if hasattr(self.target, "delete_pods"):  # kubernetes: delete the pods, the ReplicaSet replaces them
-            self.target.delete_pods(victims, grace_period=self.params.grace_period)
-        else:
-            self.target.kill(victims, getattr(signal, self.params.signal))
+        self._kill(victims)
+        p = self.params
         return FaultEvent(
-            t=t,
-            fault=self.spec.name,
-            injection=injection,
-            action="apply",
-            ok=len(victims) == count,
-            targets=tuple(victims),
-            detail={
-                "service": self.params.service,
-                "mode": self.params.mode,
-                "value": self.params.value,
-                "signal": self.params.signal,
-                "grace_period": self.params.grace_period,
-                "selector": self.params.selector,
-                "replicas": replicas,
-                "running_before": running,
-                "killed": len(victims),
-            },
+            t=t, fault=self.spec.name, injection=injection, action="apply", ok=len(victims) == count, targets=tuple(victims),
+            detail={"service": p.service, "mode": p.mode, "value": p.value, "signal": p.signal, "grace_period": p.grace_period_s,
+                    "selector": p.selector, "replicas": replicas, "running_before": running, "killed": len(victims)},
         )
 
     def recover(self, injection: int) -> FaultEvent:
         """Nothing to undo (the supervisor restarts replicas); record what is ready now."""
         members = self._members()
-        ready = sum(1 for m in members if m.ready)
         return FaultEvent(
-            t=time.time(),
-            fault=self.spec.name,
-            injection=injection,
-            action="recover",
-            ok=True,
+            t=time.time(), fault=self.spec.name, injection=injection, action="recover", ok=True,
             targets=tuple(self._victims.get(injection, ())),
-            detail={"ready": ready, "desired": len(members)},
+            detail={"ready": sum(1 for m in members if m.ready), "desired": len(members)},
         )
 
 
-@undoer("pod-kill")
-def _undo(record: dict[str, Any]) -> str:
+class LocalPodKill(_Kill):
+    """Send ``params.signal`` to the victims among the service's replica processes."""
+
+    def __init__(self, spec: FaultSpec, target: ReplicaGroups, context: FaultContext) -> None:
+        super().__init__(spec, context)
+        self.target = target
+
+    def _members(self) -> list[ReplicaStatus]:
+        return list(self.target.members(self.params.service))
+
+    def _kill(self, victims: list[str]) -> None:
+        self.target.kill(victims, signal.Signals[self.params.signal])
+
+
+class KubernetesPodKill(_Kill):
+    """Delete the victims among the service's pods (or the pods ``params.selector`` matches)."""
+
+    def __init__(self, spec: FaultSpec, target: KubernetesPods, context: FaultContext) -> None:
+        super().__init__(spec, context)
+        self.target = target
+
+    def _members(self) -> list[ReplicaStatus]:
+        if self.params.selector:
+            return list(self.target.select(self.params.selector))
+        return list(self.target.members(self.params.service))
+
+    def _scope(self) -> dict[str, Any]:
+        return {**self.target.ledger_scope(), "selector": self.params.selector, "grace_period": self.params.grace_period_s}
+
+    def _kill(self, victims: list[str]) -> None:
+        self.target.delete_pods(victims, grace_period=self.params.grace_period_s)
+
+
+def undo(record: dict[str, Any]) -> str:
     """A killed replica is replaced by its supervisor (or ReplicaSet): nothing to put back."""
     return f"pod-kill of {', '.join(record.get('victims', [])) or 'nothing'}: nothing to undo"
 
 
-@injector("pod-kill")
-def _make(spec: FaultSpec, target: Any, context: FaultContext) -> PodKill:
-    return PodKill(spec, target, context)
+def _replicas(target: TargetSpec, service: str) -> int:
+    for svc in target.services:
+        if svc.name == service:
+            return svc.replicas
+    return target.replicas
+
+
+def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
+    p: PodKillParams = fault.params
+    injections = plural(fault.repeat.count, "injection")
+    if target.platform == "kubernetes" and target.stack == "custom" and target.kubernetes is not None:
+        svc = next(s for s in target.services if s.name == p.service)
+        selector = p.selector or ",".join(f"{k}={v}" for k, v in sorted((svc.selector or {}).items()))
+        value = plan_number(p.value) if p.value is not None else "?"
+        count = {"one": "1 pod", "all": "every pod", "fixed": f"{value} pod(s)", "percent": f"{value}% of the pods"}[p.mode]
+        text = (f"{count} matching {selector!r} in namespace {target.kubernetes.namespace!r} per injection, {injections}; "
+                f"deleted with grace period {plan_seconds(p.grace_period_s)}; the ReplicaSet replaces them "
+                "(`chaosml plan` with the cluster reachable names the pods)")
+        return BlastRadius(fault.name, fault.type, None, None, text)
+    n = _replicas(target, p.service)
+    victims = p.victim_count(n)
+    pct = round(100 * victims / n) if n else 0
+    if target.platform == "kubernetes" and target.kubernetes is not None:
+        selector = p.selector or f"app={p.service}"
+        what = f"{victims} of {n} pods matching {selector!r} in namespace {target.kubernetes.namespace!r}"
+        how = f"deleted with grace period {plan_seconds(p.grace_period_s)}; the ReplicaSet replaces them"
+    else:
+        what = f"{victims} of {n} replicas of {p.service!r}"
+        how = f"killed with {p.signal}; restarted after {plan_seconds(target.restart_delay)}"
+    text = f"{what} ({pct}%) per injection, {injections}; {how}"
+    if victims == n:
+        text += "; every replica: expect a full outage until they are back"
+    return BlastRadius(fault.name, fault.type, victims, n, text)
+
+
+def on_cluster(fault: FaultSpec, target: KubernetesPods, nodes: list[dict[str, Any]]) -> str:
+    """The pods one injection would choose among now."""
+    p: PodKillParams = fault.params
+    names = [m.name for m in (target.select(p.selector) if p.selector else target.members(p.service))]
+    victims = p.victim_count(len(names))
+    sel = p.selector or target.selector(p.service)
+    return (f"{victims} of {len(names)} pods matching {sel!r} per injection "
+            f"({round(100 * victims / len(names)) if names else 0}%), chosen at apply among: {', '.join(names) or 'none'}")
+
+
+def check(params: PodKillParams, facts: StackFacts) -> list[tuple[str, str]]:
+    """On a custom stack, ``service`` must be one of its services."""
+    if facts.stack != "custom" or params.service in facts.services:
+        return []
+    return [("params.service", f"unknown service {quote(params.service)}{suggest(params.service, facts.services)}; services: {', '.join(facts.services)}")]
+
+
+FAULT_TYPE = FaultType(
+    name=NAME,
+    params=PodKillParams,
+    injectors={"local": LocalPodKill, "kubernetes": KubernetesPodKill},
+    undoers={"local": undo, "kubernetes": undo},
+    capabilities={"local": (ReplicaGroups,), "kubernetes": (PodDeletion, LedgerScope)},
+    severity="medium",
+    blast_radius=blast_radius,
+    check=check,
+    renamed={"grace_period": "grace_period_s"},
+    on_cluster=on_cluster,
+)

@@ -36,19 +36,10 @@ from types import MappingProxyType
 from typing import Any
 
 from chaosml.model.experiment import Experiment
+from chaosml.model.faulttype import registry
 
 #: Severity levels and their weight in the resilience score.
 SEVERITIES: dict[str, float] = {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 5.0}
-#: Severity of a fault type when the game-day file does not say.
-DEFAULT_SEVERITY: dict[str, str] = {
-    "pod-kill": "medium",
-    "network-latency": "low",
-    "missing-features": "medium",
-    "corrupted-features": "high",
-    "adversarial-payload": "high",
-    "feature-store-outage": "high",
-    "node-failure": "critical",
-}
 ON_FAILURE: tuple[str, ...] = ("stop", "continue")
 CONCURRENCY: tuple[str, ...] = ("forbid", "allow")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -107,7 +98,8 @@ class GameDayExperiment:
         if fault is not None:
             for f in self.experiment.faults:
                 if f.name == fault:
-                    return DEFAULT_SEVERITY.get(f.type, "medium")
+                    ft = registry().get(f.type)  # the type's own default (FaultType.severity)
+                    return ft.severity if ft is not None else "medium"
         return self.max_severity()
 
     def max_severity(self) -> str:

@@ -2,7 +2,7 @@
 
 Custom-stack keys per platform, unique names, references between hypotheses and faults, the
 timeline against the load duration, cohorts against the load mix, and the fault-specific checks
-(:func:`fault_params`, :func:`check_custom_faults`, :func:`check_reference_links`). Each check
+(:func:`fault_params`, :func:`check_custom_faults`: each fault type's own checks from the registry). Each check
 reports through the decoder (``ex.d``) and marks the section it rejects as BAD, so one mistake
 does not cause spurious follow-up issues.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from chaosml.decoding import BAD, Decoder, Node, join_path, quote, suggest
@@ -23,12 +24,11 @@ from chaosml.model.experiment import (
     Slo,
     TargetSpec,
 )
+from chaosml.model.faulttype import StackFacts, params_issues, registry
 
 if TYPE_CHECKING:
     from chaosml.loader.schema import ExperimentDecoder
 
-#: The reference stack's links: client -> gateway, gateway -> each replica, replicas -> feature store.
-REFERENCE_LINK_RE = re.compile(r"gateway|feature-store|model|model-(0|[1-9][0-9]{0,3})")
 #: Most services, links and replicas of a custom stack.
 MAX_SERVICES = 20
 #: Operators as the SLO/hypothesis/abort ``op`` key accepts them.
@@ -326,70 +326,55 @@ def check_platform_keys(ex: ExperimentDecoder, path: str, values: dict[str, Any]
 # -- fault-specific checks ----------------------------------------------------------------
 
 
-def fault_params(d: Decoder, cls: type, y: Node, path: str) -> Any:
-    """A fault's params mapping -> its params dataclass (typed from the annotations), then the class's own ``check()``."""
-    obj = d.dataclass_of(cls, "params")(y, path)
-    if obj is BAD:
+def fault_params(d: Decoder, cls: type, y: Node, path: str, renamed: Mapping[str, str]) -> Any:
+    """A fault's params mapping -> its params dataclass (typed from the annotations), then its own checks.
+
+    A key the fault type renamed is reported with its new name (and not again as an unknown key).
+    """
+    old_keys = [k for k in renamed if y.kind == "map" and k in y.value]
+    for key in old_keys:
+        kl, kc, _ = y.value[key]
+        d.issue((kl, kc), join_path(path, key), f"unknown key {quote(key)}: renamed to {renamed[key]!r}")
+    if old_keys:
+        y = Node("map", {k: v for k, v in y.value.items() if k not in renamed}, y.line, y.col, y.text, y.path)
+    obj = d.dataclass_of(cls, "params", choices=False)(y, path)  # choices: with the other checks, below
+    if obj is BAD or old_keys:
         return BAD
-    check = getattr(obj, "check", None)
-    problems = list(check()) if callable(check) else []
+    problems = params_issues(obj)
     for field_name, message in problems:
         d.issue_at(join_path(path, field_name) if field_name else path, message)
     return BAD if problems else obj
 
 
 def check_custom_faults(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
-    """pod-kill services and network-fault links must exist on the stack (reference or custom)."""
+    """Every fault type must run on the target's platform and stack, and pass its own check against the stack."""
+    from chaosml.targets.capabilities import (
+        capability_issue,  # the target classes, looked up only here
+    )
+
     services, links = ex.custom_services, ex.custom_links
-    if services is None:
-        check_reference_links(ex, values)
-        return
-    k8s = ex.platform == "kubernetes"
-    if ex.mix_cohorts and "adversarial-evasion" in ex.mix_cohorts:
+    facts = StackFacts(
+        platform=ex.platform,
+        stack="reference" if services is None else "custom",
+        services=tuple(services or ()),
+        links=None if links is None else frozenset(links),
+        link_specs=tuple(ex.custom_link_specs or ()),
+    )
+    if services is not None and ex.mix_cohorts and "adversarial-evasion" in ex.mix_cohorts:
         ex.d.issue_at("load.mix.adversarial-evasion", "adversarial-evasion needs the reference stack's model; not available with target.services")
         values["load"] = BAD
+    types = registry()
     for path, fv in ex.fault_raw:
-        params = fv.get("params")
-        ftype = fv.get("type")
-        if ftype == "adversarial-payload" and params not in (None, BAD) and getattr(params, "cohort", "") == "adversarial-evasion":
-            ex.d.issue_at(f"{path}.params.cohort", "adversarial-evasion needs the reference stack's model; not available with target.services")
+        ftype, params = fv.get("type", BAD), fv.get("params")
+        if ftype is BAD or ftype not in types:
+            continue
+        issue = capability_issue(types[ftype], facts.platform, facts.stack)
+        if issue is not None:
+            ex.d.issue_at(f"{path}.type", issue)
             values["faults"] = BAD
+            continue
         if params in (None, BAD):
             continue
-        if ftype == "pod-kill" and params.service not in services:
-            ex.d.issue_at(f"{path}.params.service", f"unknown service {quote(params.service)}{suggest(params.service, services)}; services: {', '.join(services)}")
-            values["faults"] = BAD
-        link = getattr(params, "link", None) if ftype in ("network-latency", "network-toxic") else None
-        if ftype == "feature-store-outage":
-            link = "feature-store"
-            if params.mode == "kill":
-                declared = next((ln for ln in (ex.custom_link_specs) if ln.name == "feature-store"), None)
-                if not k8s:
-                    ex.d.issue_at(f"{path}.params.mode", "mode kill stops the reference stack's Redis; on a custom stack use down, timeout or latency")
-                    values["faults"] = BAD
-                elif declared is not None and declared.service is None:
-                    ex.d.issue_at(f"{path}.params.mode", "mode kill scales the service behind the feature-store link to zero: "
-                                  "name it in target.links (service: ...), or use down, timeout or latency")
-                    values["faults"] = BAD
-        if ftype in ("corrupted-features", "missing-features"):
-            ex.d.issue_at(f"{path}.type", f"{ftype} edits the reference stack's feature store; not available with stack: custom")
-            values["faults"] = BAD
-        if ftype == "node-failure" and not k8s:
-            continue
-        if link is not None and links is not None and link not in links:
-            ex.d.issue_at(f"{path}.params.link" if ftype != "feature-store-outage" else f"{path}.type",
-                          f"no link {quote(link)} on this stack; links: {', '.join(sorted(links)) or 'none'} (declare target.links"
-                          + (", naming a proxy of your cluster's Toxiproxy)" if k8s else ", or entry.proxy: true)"))
-            values["faults"] = BAD
-
-
-def check_reference_links(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
-    """The reference stack's links are fixed: gateway, feature-store, model and model-<i>."""
-    for path, fv in ex.fault_raw:
-        params = fv.get("params")
-        if fv.get("type") not in ("network-latency", "network-toxic") or params in (None, BAD):
-            continue
-        if not REFERENCE_LINK_RE.fullmatch(params.link):
-            ex.d.issue_at(f"{path}.params.link", f"must be one of gateway, feature-store, model or model-<i> (one replica) "
-                          f"on the reference stack, not {params.link!r}")
+        for field_path, message in types[ftype].check(params, facts):
+            ex.d.issue_at(f"{path}.{field_path}", message)
             values["faults"] = BAD

@@ -4,7 +4,7 @@
 generic converters and the issues) and the state the sections share with the checks across
 them (chaosml.loader.checks): the load mix, the custom stack's keys, the raw SLOs, hypotheses,
 abort conditions and faults. Faults decode in two steps: the envelope, then ``params`` into
-``FAULT_TYPES[type]`` (:func:`~chaosml.loader.checks.fault_params`).
+the fault type's params class (``chaosml.model.faulttype.registry()``) (:func:`~chaosml.loader.checks.fault_params`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from chaosml.model.experiment import (
     TargetSpec,
     ToxiproxySpec,
 )
-from chaosml.model.faults import FAULT_TYPES
+from chaosml.model.faulttype import registry
 
 #: Most injections of one fault.
 MAX_REPEAT = 1000
@@ -538,16 +538,17 @@ class ExperimentDecoder:
             self.names_complete = False
         ftype = values.get("type", BAD)
         params_y = values.get("params")
-        if ftype is not BAD and ftype not in FAULT_TYPES:
-            known = ", ".join(sorted(FAULT_TYPES))
-            self.d.issue_at(f"{path}.type", f"unknown fault type {quote(ftype)}{suggest(ftype, FAULT_TYPES)}; known types: {known}")
+        types = registry()
+        if ftype is not BAD and ftype not in types:
+            known = ", ".join(types.names())
+            self.d.issue_at(f"{path}.type", f"unknown fault type {quote(ftype)}{suggest(ftype, types.names())}; known types: {known}")
             values["type"] = ftype = BAD
         if ftype is BAD:
             values["params"] = BAD
         else:
             if params_y is None:
                 params_y = Node("map", {}, *self.d.where.get(f"{path}.params", (y.line, y.col)))
-            values["params"] = fault_params(self.d, FAULT_TYPES[ftype], params_y, f"{path}.params")
+            values["params"] = fault_params(self.d, types[ftype].params, params_y, f"{path}.params", types[ftype].renamed)
         repeat = values.get("repeat", Repeat())
         duration = values.get("duration", BAD)
         if repeat is not BAD and duration is not BAD and repeat.count > 1 and repeat.every <= duration:

@@ -14,22 +14,18 @@ from chaosml.model.experiment import (
     TargetSpec,
     ToxiproxySpec,
 )
-from chaosml.model.faults import FAULT_TYPES, PodKillParams, fault_type
 
 __all__ = [
-    "FAULT_TYPES",
     "AbortCondition",
     "Experiment",
     "FaultSpec",
     "Hypothesis",
     "KubernetesSpec",
     "LoadSpec",
-    "PodKillParams",
     "Repeat",
     "RollbackSpec",
     "Slo",
     "SteadyState",
     "TargetSpec",
     "ToxiproxySpec",
-    "fault_type",
 ]

@@ -727,7 +727,7 @@ class KubernetesTarget:
             self.abort_reason = reason + "; refusing to inject anything more (recovery still acts on the pinned cluster)"
             self._emit("context_changed", self.context, {"reason": self.abort_reason})
 
-    def _guard(self) -> None:
+    def guard(self) -> None:
         """Raise before any fault action when the run must not go on."""
         self.check_context()
         if self.abort_reason:
@@ -835,7 +835,7 @@ class KubernetesTarget:
         """Delete the named pods of the namespace (grace period in seconds); the ReplicaSet replaces them."""
         from kubernetes.client.exceptions import ApiException
 
-        self._guard()
+        self.guard()
         names = list(names)
         pods = {}
         for n in names:
@@ -891,7 +891,7 @@ class KubernetesTarget:
     def stop_member(self, name: str) -> int:
         """Scale a member's Deployment (``redis``/``feature-store``, or any group) to 0; returns the
         original replica count, which :meth:`start_member` restores."""
-        self._guard()
+        self.guard()
         dep = self._member_deployment(name)
         prev = self.scale(dep, 0)
         self._scaled.setdefault(dep, prev)

@@ -33,6 +33,7 @@ class SupervisedTarget:
     ``_name`` the target in start-up errors.
     """
 
+    platform = "local"
     run_dir: Path
     _not_ready_label = "members"
     _name = "target"

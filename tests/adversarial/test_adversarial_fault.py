@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from testutil import serving
 
+from chaosml.faults.adversarial import AdversarialPayloadParams
 from chaosml.faults.base import FaultContext, make_injector, undoer_for
 from chaosml.load.config import LoadConfig, start_load
 from chaosml.load.control import ControlError, effective_mix, read_control
 from chaosml.loader import load_experiment_text
 from chaosml.model.experiment import FaultSpec, Repeat
-from chaosml.model.faults import AdversarialPayloadParams
 
 
 def spec(name: str = "adv", cohort: str = "garbage", share: float = 0.5) -> FaultSpec:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chaosml.faults.podkill import PodKillParams
 from chaosml.model.experiment import (
     Experiment,
     FaultSpec,
@@ -16,7 +17,6 @@ from chaosml.model.experiment import (
     SteadyState,
     TargetSpec,
 )
-from chaosml.model.faults import PodKillParams
 
 T0 = 1_700_000_000.0
 

@@ -10,8 +10,8 @@ import pytest
 from analysis_synth import T0, experiment, journal, samples
 
 from chaosml.analysis import analyze
+from chaosml.faults.adversarial import AdversarialPayloadParams
 from chaosml.model.experiment import FaultSpec, Repeat
-from chaosml.model.faults import AdversarialPayloadParams
 
 ADV = FaultSpec("adv", "adversarial-payload", 10.0, 5.0, AdversarialPayloadParams("type-confusion", 0.5), Repeat())
 

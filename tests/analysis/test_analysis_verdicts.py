@@ -6,8 +6,8 @@ import pytest
 from analysis_synth import T0, experiment, journal, samples, set_outcome
 
 from chaosml.analysis import analyze
+from chaosml.faults.podkill import PodKillParams
 from chaosml.model.experiment import FaultSpec, Hypothesis, Repeat, Slo
-from chaosml.model.faults import PodKillParams
 
 KILL = {"fault": "kill", "apply": 10.0, "recover": 15.0, "targets": ["model-1"]}
 

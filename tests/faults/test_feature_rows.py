@@ -11,7 +11,8 @@ from conftest import crash_copy, dump_all, injector_for, payload_for, predict, r
 from chaosml.dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
-from chaosml.model.faults import CorruptedFeaturesParams, MissingFeaturesParams
+from chaosml.faults.corruptedfeatures import CorruptedFeaturesParams
+from chaosml.faults.missingfeatures import MissingFeaturesParams
 from chaosml.targets.local import LocalTarget
 
 

@@ -9,7 +9,7 @@ from conftest import crash_copy, dump_all, injector_for, payload_for, predict
 
 from chaosml.dataset import Dataset
 from chaosml.faults.base import undo_fault
-from chaosml.model.faults import FeatureStoreOutageParams
+from chaosml.faults.featurestore import FeatureStoreOutageParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
 

@@ -11,7 +11,8 @@ from conftest import crash_copy, injector_for, payload_for, predict
 from chaosml.dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
-from chaosml.model.faults import NetworkLatencyParams, NetworkToxicParams
+from chaosml.faults.networklatency import NetworkLatencyParams
+from chaosml.faults.networktoxic import NetworkToxicParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
 
@@ -123,7 +124,7 @@ def test_offline_undo_of_a_gone_proxy_is_success_only_when_the_run_owned_it() ->
 
 def test_link_model_selects_one_service_wide_model_proxy_when_there_are_no_replica_links() -> None:
     """Kubernetes puts one Toxiproxy link in front of the model Service, named 'model'."""
-    from chaosml.faults.network import resolve_links
+    from chaosml.faults._toxics import resolve_links
 
     class OneModelLink:
         def links(self) -> dict[str, dict[str, str]]:

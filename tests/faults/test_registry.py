@@ -1,80 +1,155 @@
-"""The injector/undoer registry is keyed by (fault type, platform): a platform's own entry wins."""
+"""The fault-type registry: discovery, duplicates, per-platform dispatch and declared capabilities."""
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pytest
+from fake_target import FakeTarget
 
-from chaosml.faults import base, featurestore, scale
-from chaosml.faults.base import (
-    ANY_PLATFORM,
-    INJECTORS,
-    UNDOERS,
-    injector,
-    undo_fault,
-    undoer,
-    undoer_for,
-)
+from chaosml.errors import TargetError
+from chaosml.faults import featurestore
+from chaosml.faults.base import make_injector, undo_fault, undoer_for
+from chaosml.faults.featurestore import FeatureStoreOutageParams
 from chaosml.model.experiment import FaultSpec
-from chaosml.model.faults import FeatureStoreOutageParams
+from chaosml.model.faulttype import (
+    DuplicateFaultTypeError,
+    FaultContext,
+    FaultRegistry,
+    FaultType,
+    missing_capabilities,
+    protocol_members,
+    registry,
+)
+from chaosml.records import FaultEvent
+from chaosml.targets.capabilities import TARGET_CLASSES, capability_issue, missing_for
+
+BUILTIN = ("adversarial-payload", "corrupted-features", "feature-store-outage", "missing-features",
+           "network-latency", "network-toxic", "node-failure", "pod-kill")
 
 
-class _Target:
-    def __init__(self, platform: str) -> None:
-        self.platform = platform
+@dataclass(frozen=True, slots=True)
+class _Params:
+    n: int = 1
+
+
+class _Noop:
+    def __init__(self, spec: FaultSpec, target: object, context: FaultContext) -> None:
+        self.spec = spec
+
+    def undo_record(self, injection: int) -> dict[str, Any]:
+        return {}
+
+    def apply(self, injection: int) -> FaultEvent:
+        return FaultEvent(0.0, self.spec.name, injection, "apply", True, (), {})
+
+    def recover(self, injection: int) -> FaultEvent:
+        return FaultEvent(0.0, self.spec.name, injection, "recover", True, (), {})
+
+
+def _type(name: str = "x-test", **kw: Any) -> FaultType:
+    return FaultType(name=name, params=_Params, injectors={"local": _Noop}, undoers={"local": lambda r: "undone"}, **kw)
 
 
 def _spec(mode: str) -> FaultSpec:
     return FaultSpec(name="fs", type="feature-store-outage", at=0, duration=1, params=FeatureStoreOutageParams(mode=mode))
 
 
-def test_platform_entry_wins_over_the_any_platform_one() -> None:
-    base.load_builtin_injectors()
-    assert INJECTORS[("feature-store-outage", "kubernetes")] is scale._make
-    assert INJECTORS[("feature-store-outage", ANY_PLATFORM)] is featurestore._make
-    assert isinstance(base.make_injector(_spec("kill"), _Target("kubernetes")), scale.ScaleToZero)
-    assert isinstance(base.make_injector(_spec("kill"), _Target("local")), featurestore.FeatureStoreOutage)
-    # proxy modes use the shared injector on kubernetes too
-    assert isinstance(base.make_injector(_spec("down"), _Target("kubernetes")), featurestore.FeatureStoreOutage)
-    assert undoer_for("feature-store-outage", "kubernetes") is scale._undo
-    assert undoer_for("feature-store-outage", "local") is featurestore.undo
-    assert undoer_for("feature-store-outage", None) is featurestore.undo
+def test_every_builtin_type_is_discovered_from_its_own_module() -> None:
+    reg = FaultRegistry()
+    reg.add_package()
+    assert reg.names() == sorted(BUILTIN)
+    assert reg.origin("pod-kill") == "module chaosml.faults.podkill"
 
 
-def test_order_of_registration_does_not_matter() -> None:
-    calls: list[str] = []
-    try:
-        @injector("x-test", platform="kubernetes")
-        def k8s(spec: Any, target: Any, ctx: Any) -> Any:
-            calls.append("k8s")
-
-        @injector("x-test")
-        def anyp(spec: Any, target: Any, ctx: Any) -> Any:
-            calls.append("any")
-
-        spec = FaultSpec(name="x", type="x-test", at=0, duration=1, params=None)
-        base.make_injector(spec, _Target("kubernetes"))
-        base.make_injector(spec, _Target("local"))
-        base.make_injector(spec, None)
-        assert calls == ["k8s", "any", "any"]
-    finally:
-        INJECTORS.pop(("x-test", "kubernetes"), None)
-        INJECTORS.pop(("x-test", ANY_PLATFORM), None)
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_platform_claimed_has_an_injector_an_undoer_and_its_capabilities(name: str) -> None:
+    ft = registry()[name]
+    assert ft.platforms
+    for platform in ft.platforms:
+        assert callable(ft.injectors[platform]) and callable(ft.undoers[platform])
+        for stack in ft.stacks:
+            assert (platform, stack) in TARGET_CLASSES
+            assert missing_for(ft, platform, stack) == [], (platform, stack)
+            assert capability_issue(ft, platform, stack) is None
 
 
-def test_a_second_registration_for_the_same_key_is_refused() -> None:
-    @undoer("y-test")
-    def one(record: dict[str, Any]) -> str:
-        return "one"
+def test_the_fake_target_implements_every_declared_capability() -> None:
+    for ft in registry():
+        for platform in ft.platforms:
+            assert missing_capabilities(ft.capabilities.get(platform, ()), FakeTarget) == [], ft.name
 
-    try:
-        with pytest.raises(RuntimeError, match="two undoers"):
-            @undoer("y-test")
-            def two(record: dict[str, Any]) -> str:
-                return "two"
-        assert undo_fault("y-test", {"platform": "kubernetes"}) == "one"  # falls back to any-platform
-        with pytest.raises(NotImplementedError):
-            undo_fault("z-test", {})
-    finally:
-        UNDOERS.pop(("y-test", ANY_PLATFORM), None)
+
+def test_a_duplicate_name_is_refused_naming_both_origins() -> None:
+    reg = FaultRegistry()
+    reg.add(_type(), "module one")
+    reg.add(reg["x-test"], "module one")  # the same object again is not a duplicate
+    with pytest.raises(DuplicateFaultTypeError, match="'x-test' is defined twice: by module one and by module two"):
+        reg.add(_type(), "module two")
+
+
+def test_a_module_offers_its_types_as_fault_type_or_fault_types() -> None:
+    mod = types.ModuleType("plugin_mod")
+    mod.FAULT_TYPES = (_type("a-test"), _type("b-test"))  # type: ignore[attr-defined]
+    reg = FaultRegistry()
+    reg.add_module(mod)
+    assert reg.names() == ["a-test", "b-test"] and reg.origin("a-test") == "module plugin_mod"
+    bad = types.ModuleType("bad_mod")
+    bad.FAULT_TYPE = "pod-kill"  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="bad_mod: FAULT_TYPE"):
+        reg.add_module(bad)
+
+
+def test_the_platform_mechanism_is_chosen_by_the_target() -> None:
+    assert isinstance(make_injector(_spec("kill"), FakeTarget(platform="kubernetes")), featurestore.ScaleToZero)
+    assert isinstance(make_injector(_spec("kill"), FakeTarget(platform="local")), featurestore.StopRedis)
+    assert isinstance(make_injector(_spec("down"), FakeTarget(platform="kubernetes")), featurestore.ProxyOutage)
+    assert isinstance(make_injector(_spec("down"), object()), featurestore.ProxyOutage)  # no platform: local
+    assert undoer_for("feature-store-outage", "kubernetes") is featurestore.undo_kubernetes
+    assert undoer_for("feature-store-outage", "local") is featurestore.undo_local
+    assert undoer_for("feature-store-outage", None) is featurestore.undo_local
+
+
+def test_a_platform_the_type_does_not_support_is_refused_naming_the_supported_ones() -> None:
+    spec = FaultSpec(name="n", type="node-failure", at=0, duration=1, params=registry()["node-failure"].params())
+    with pytest.raises(TargetError, match="node-failure is not available on the local target; it runs on: kubernetes"):
+        make_injector(spec, FakeTarget(platform="local"))
+    assert capability_issue(registry()["node-failure"], "local", "reference") == (
+        "node-failure is not available on the local target; it runs on: kubernetes")
+    assert "needs stack: reference" in (capability_issue(registry()["corrupted-features"], "local", "custom") or "")
+
+
+def test_a_target_class_lacking_a_capability_is_named() -> None:
+    class Pausable(Protocol):
+        def pause(self, name: str) -> None: ...
+
+        @property
+        def paused(self) -> list[str]: ...
+
+    class Partial:
+        def pause(self, name: str) -> None:
+            pass
+
+    assert protocol_members(Pausable) == ("pause", "paused")
+    assert missing_capabilities((Pausable,), Partial) == ["Pausable.paused"]
+
+
+def test_a_fresh_registry_dispatches_injectors_and_undoers() -> None:
+    reg = FaultRegistry()
+    reg.add(_type(), "test")
+    spec = FaultSpec(name="x", type="x-test", at=0, duration=1, params=_Params())
+    assert isinstance(make_injector(spec, FakeTarget(), types=reg), _Noop)
+    assert undo_fault("x-test", {}, types=reg) == "undone"
+    with pytest.raises(NotImplementedError, match="on platform kubernetes"):
+        undo_fault("x-test", {"platform": "kubernetes"}, types=reg)
+    with pytest.raises(NotImplementedError):
+        undo_fault("z-test", {}, types=reg)
+
+
+def test_a_descriptor_is_checked_when_built() -> None:
+    with pytest.raises(ValueError, match="severity"):
+        _type(severity="apocalyptic")
+    with pytest.raises(ValueError, match="undoer for platform"):
+        FaultType(name="y", params=_Params, injectors={"local": _Noop}, undoers={"kubernetes": lambda r: ""})

@@ -23,7 +23,7 @@ from k8s_stack import deploy_stack, events_of, fault, make_target, wait_for
 
 from chaosml.errors import TargetError
 from chaosml.faults.base import make_injector, undo_fault
-from chaosml.model.faults import NodeFailureParams
+from chaosml.faults.nodefailure import NodeFailureParams
 
 pytestmark = pytest.mark.k8s
 HERE = Path(__file__).resolve().parent
@@ -85,7 +85,7 @@ def test_node_failure_apply_recover_and_offline_undo(
     target = make_target(control_plane, k8s_namespace)
     target.start()
     try:
-        params = NodeFailureParams(node=node, action=action, ready_timeout=0)
+        params = NodeFailureParams(node=node, action=action, ready_timeout_s=0)
         inj = make_injector(fault("lose-node", "node-failure", params), target)
         record = inj.undo_record(0)
         assert record["container"] == node and record["state_before"] == "running" and record["action"] == action
@@ -136,7 +136,7 @@ def test_lost_node_pods_are_rescheduled_on_the_other_worker(
     victim_node = None
     container = None
     try:
-        inj = make_injector(fault("lose-a-worker", "node-failure", NodeFailureParams(node="worker", action="pause", ready_timeout=30)),
+        inj = make_injector(fault("lose-a-worker", "node-failure", NodeFailureParams(node="worker", action="pause", ready_timeout_s=30)),
                             target)
         victim_node = inj.resolve_node()
         container = run_node(docker_engine, victim_node)

@@ -14,9 +14,10 @@ from k8s_stack import deploy_stack, events_of, fault, make_target, wait_for
 
 from chaosml.errors import TargetError
 from chaosml.faults.base import FaultContext, make_injector, undo_fault
+from chaosml.faults.featurestore import FeatureStoreOutageParams
+from chaosml.faults.podkill import PodKillParams
 from chaosml.ledger import Ledger, rollback
 from chaosml.model.experiment import KubernetesSpec
-from chaosml.model.faults import FeatureStoreOutageParams, PodKillParams
 from chaosml.targets.kubernetes import (
     ContextNotAllowedError,
     KubernetesTarget,
@@ -196,7 +197,7 @@ def test_pod_kill_by_label_selector_with_grace_period(control_plane: Any, k8s_na
     target = make_target(control_plane, k8s_namespace)
     target.start()
     try:
-        params = PodKillParams(service="model", mode="all", selector="app.kubernetes.io/component=feature-store", grace_period=1)
+        params = PodKillParams(service="model", mode="all", selector="app.kubernetes.io/component=feature-store", grace_period_s=1)
         inj = make_injector(fault("kill-fs", "pod-kill", params), target)
         record = inj.undo_record(0)
         assert len(record["victims"]) == 1 and record["victims"][0].startswith("redis-")

@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from testutil import doc_paths
 
 from chaosml.errors import ExperimentError
+from chaosml.faults.podkill import PodKillParams
 from chaosml.loader import (
     MAX_FILE_BYTES,
     load_experiment,
     load_experiment_text,
     parse_duration,
 )
-from chaosml.model import Experiment, KubernetesSpec, PodKillParams, Repeat
+from chaosml.model import Experiment, KubernetesSpec, Repeat
 from chaosml.plan import build_plan, render_plan
 
 HERE = Path(__file__).parent

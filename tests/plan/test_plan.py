@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
+from chaosml.faults.podkill import PodKillParams
 from chaosml.loader import load_experiment_text
-from chaosml.plan import PhaseSpan, Step, build_plan, pod_kill_victims, render_plan
+from chaosml.plan import PhaseSpan, Step, build_plan, render_plan
 
 SMALL = """
 title: Small plan
@@ -47,10 +48,10 @@ def test_timeline_rows_sorted_by_time(plan) -> None:
     text = render_plan(plan)
     assert (
         "  start  end     fault     type      injection  params\n"
-        "  10s    15s     kill      pod-kill  1/3        service=model mode=one signal=SIGKILL grace_period=0\n"
-        "  12s    12.25s  kill-all  pod-kill  1/1        service=model mode=all signal=SIGTERM grace_period=0\n"
-        "  30s    35s     kill      pod-kill  2/3        service=model mode=one signal=SIGKILL grace_period=0\n"
-        "  50s    55s     kill      pod-kill  3/3        service=model mode=one signal=SIGKILL grace_period=0\n"
+        "  10s    15s     kill      pod-kill  1/3        service=model mode=one signal=SIGKILL grace_period_s=0\n"
+        "  12s    12.25s  kill-all  pod-kill  1/1        service=model mode=all signal=SIGTERM grace_period_s=0\n"
+        "  30s    35s     kill      pod-kill  2/3        service=model mode=one signal=SIGKILL grace_period_s=0\n"
+        "  50s    55s     kill      pod-kill  3/3        service=model mode=one signal=SIGKILL grace_period_s=0\n"
     ) in text
     assert [(i.fault, i.index, i.start, i.end) for i in plan.injections] == [
         ("kill", 1, 10.0, 15.0),
@@ -150,4 +151,4 @@ faults:
     ],
 )
 def test_pod_kill_victims(mode: str, value: float | None, replicas: int, victims: int) -> None:
-    assert pod_kill_victims(mode, value, replicas) == victims
+    assert PodKillParams(mode=mode, value=value).victim_count(replicas) == victims

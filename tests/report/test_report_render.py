@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chaosml.faults.podkill import PodKillParams
 from chaosml.model.experiment import (
     Experiment,
     FaultSpec,
@@ -19,7 +20,6 @@ from chaosml.model.experiment import (
     SteadyState,
     TargetSpec,
 )
-from chaosml.model.faults import PodKillParams
 from chaosml.records import SAMPLE_COLUMNS
 from chaosml.report import build_document, render_html, render_markdown, render_report
 

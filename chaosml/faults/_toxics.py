@@ -1,11 +1,11 @@
-"""network-latency and network-toxic: Toxiproxy toxics on the stack's links, added and removed by name; used by the runner.
+"""Shared by network-latency, network-toxic and feature-store-outage: Toxiproxy toxics on the stack's links, added and removed by name.
 
-Both speak the Toxiproxy REST API through :mod:`chaosml.proxy.client`, so they drive the fault
+They speak the Toxiproxy REST API through :mod:`chaosml.proxy.client`, so they drive the fault
 proxy of the local target and a real Toxiproxy alike. A target with links offers
 ``proxy_api_url`` and ``links()`` (proxy name -> listen/upstream); ``link: model`` means every
 ``model-<i>`` link. Each injection's toxic is named ``chaosml-<fault>-<injection>`` so that undo
 (in the runner or offline from the ledger record) removes exactly it, and a 404 means it is gone
-already. The shared helpers here are also used by :mod:`chaosml.faults.featurestore`.
+already. The link checks and blast-radius words of the link faults live here too.
 """
 
 from __future__ import annotations
@@ -16,32 +16,38 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaosml.errors import TargetError
-from chaosml.faults.base import FaultContext, injector, undoer
-from chaosml.model.experiment import FaultSpec
-from chaosml.model.faults import NetworkLatencyParams, NetworkToxicParams
+from chaosml.model.experiment import FaultSpec, TargetSpec
+from chaosml.model.faulttype import StackFacts, plan_number, plural, quote
 from chaosml.proxy import client
 from chaosml.proxy.client import ToxiproxyError
 from chaosml.records import FaultEvent
+from chaosml.targets.capabilities import ProxyLinks
 
 #: Every proxy API call is bounded by this (seconds).
 API_TIMEOUT_S = 2.0
 
 
-def proxy_api(target: Any) -> str:
+#: The reference stack's links: client -> gateway, gateway -> each replica, replicas -> feature store.
+REFERENCE_LINK_RE = re.compile(r"gateway|feature-store|model|model-(0|[1-9][0-9]{0,3})")
+#: A link name a custom stack may declare (the loader checks declarations against it).
+LINK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
+def proxy_api(target: ProxyLinks) -> str:
     """The target's Toxiproxy API URL, or a TargetError saying why network faults cannot run."""
-    url = getattr(target, "proxy_api_url", None)
+    url = target.proxy_api_url
     if not url:
         raise TargetError("this target has no fault proxy (proxy_api_url); network faults need its links")
     return str(url)
 
 
-def resolve_links(target: Any, link: str) -> list[str]:
+def resolve_links(target: ProxyLinks, link: str) -> list[str]:
     """Proxy names a ``link`` param selects on ``target``.
 
     ``model`` is every ``model-<i>`` link (local target: one proxy per replica) or, where the target
     has one proxy in front of the whole model Service (kubernetes), that ``model`` link.
     """
-    links = target.links() if hasattr(target, "links") else {}
+    links = target.links()
     if not links:
         raise TargetError("this target has no proxy links; network faults need them")
     if link == "model":
@@ -109,12 +115,10 @@ def undo_toxic_record(record: Mapping[str, Any]) -> str:
 class ToxicInjector:
     """Adds one named toxic to the selected links on apply and removes it on recover."""
 
-    fault_type = "network-toxic"
-
     def __init__(
         self,
         spec: FaultSpec,
-        target: Any,
+        target: ProxyLinks,
         *,
         link: str,
         toxic: str,
@@ -138,7 +142,7 @@ class ToxicInjector:
             "toxic": toxic_name(self.spec, injection),
             "type": self.toxic,
             "stream": self.stream,
-            "owned_by_run": bool(getattr(self.target, "owns_proxy", True)),
+            "owned_by_run": self.target.owns_proxy,
         }
         self._records[injection] = record
         return record
@@ -195,28 +199,63 @@ class ToxicInjector:
         )
 
 
-@injector("network-latency")
-def _make_latency(spec: FaultSpec, target: Any, context: FaultContext) -> ToxicInjector:
-    p: NetworkLatencyParams = spec.params
-    return ToxicInjector(
-        spec, target, link=p.link, toxic="latency",
-        attributes={"latency": p.latency_ms, "jitter": p.jitter_ms}, stream=p.stream, toxicity=p.toxicity,
-    )
+def check_toxicity(toxicity: float) -> list[tuple[str, str]]:
+    """(field, message) for a toxicity outside (0, 1]."""
+    if 0 < toxicity <= 1:
+        return []
+    return [("toxicity", "must be in (0, 1]: the probability that a connection gets the toxic")]
 
 
-@injector("network-toxic")
-def _make_toxic(spec: FaultSpec, target: Any, context: FaultContext) -> ToxicInjector:
-    p: NetworkToxicParams = spec.params
-    return ToxicInjector(
-        spec, target, link=p.link, toxic=p.toxic, attributes=p.attributes, stream=p.stream, toxicity=p.toxicity
-    )
+def check_link_name(link: str) -> list[tuple[str, str]]:
+    """(field, message) when ``link`` is not a link name at all."""
+    if LINK_NAME_RE.fullmatch(link):
+        return []
+    return [("link", f"{link!r} is not a link name (e.g. gateway, feature-store, model or model-<i>)")]
 
 
-@undoer("network-latency")
-def _undo_latency(record: dict[str, Any]) -> str:
-    return undo_toxic_record(record)
+def check_link_on_stack(link: str, facts: StackFacts, path: str = "params.link") -> list[tuple[str, str]]:
+    """(path, message) when ``link`` is not a link of the experiment's stack (reference: fixed; custom: declared)."""
+    if facts.stack != "custom":
+        if REFERENCE_LINK_RE.fullmatch(link):
+            return []
+        return [(path, f"must be one of gateway, feature-store, model or model-<i> (one replica) on the reference stack, not {link!r}")]
+    if facts.links is None or link in facts.links:
+        return []
+    k8s = facts.platform == "kubernetes"
+    return [(path, f"no link {quote(link)} on this stack; links: {', '.join(sorted(facts.links)) or 'none'} (declare target.links"
+             + (", naming a proxy of your cluster's Toxiproxy)" if k8s else ", or entry.proxy: true)"))]
 
 
-@undoer("network-toxic")
-def _undo_toxic(record: dict[str, Any]) -> str:
-    return undo_toxic_record(record)
+def link_scope(link: str, target: TargetSpec) -> tuple[int | None, int | None, str]:
+    """(victims, of, words) for a proxy link of the reference stack (or a custom stack's entry service)."""
+    if target.stack == "custom" and target.platform == "kubernetes":
+        return 1, 1, f"the {link} proxy of the cluster's Toxiproxy: every connection through it"
+    n = target.replicas
+    if target.entry is not None:
+        n = next((s.replicas for s in target.services if s.name == target.entry.service), target.replicas)
+    if link == "gateway":
+        return 1, 1, "the gateway link (client -> gateway): every request"
+    if link == "feature-store":
+        return 1, 1, f"the feature-store link (replicas -> redis): every feature fetch of all {n} replicas"
+    if link == "model":
+        return n, n, f"all {n} replica links (gateway -> model-0..{n - 1}): every request"
+    if not re.fullmatch(r"model-\d+", link):
+        declared = next((ln for ln in target.links if ln.name == link), None)
+        dest = f" (services -> {declared.upstream})" if declared is not None and declared.upstream else ""
+        return 1, 1, f"the {link} link{dest}: every connection through it"
+    idx = int(link.rsplit("-", 1)[1])
+    if idx >= n:
+        return 0, n, f"link {link}, which does not exist with {plural(n, 'replica')}: the injection will fail"
+    return 1, n, f"1 of {n} replica links ({link}: gateway -> {link}, about {round(100 / n)}% of requests)"
+
+
+def share_words(toxicity: float) -> str:
+    """'every connection' or 'N% of connections' for a toxicity."""
+    return "every connection" if toxicity >= 1 else f"{plan_number(round(100 * toxicity, 1))}% of connections"
+
+
+def link_on_cluster(link: str, target: ProxyLinks) -> str:
+    """The cluster Toxiproxy's proxy a link names now (``chaosml plan`` with a cluster)."""
+    links = target.links()
+    shown = links.get(link) or (links.get("model") if link.startswith("model") else None)
+    return f"Toxiproxy link {link}: {shown or 'not found among the Toxiproxy proxies'}"

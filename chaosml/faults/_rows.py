@@ -1,22 +1,16 @@
-"""corrupted-features and missing-features: poison or remove feature-store rows, restored byte for byte; used by the runner.
+"""Shared by corrupted-features and missing-features: choose, save, rewrite and restore feature-store rows byte for byte.
 
 The rows are Redis hashes ``chaosml:features:<entity id>``. ``undo_record`` decides everything before
 apply: which keys (seeded choice of ``fraction`` of the rows, or the listed ``entities``), which
-fields, the donor rows of ``stale``, the permutation seed of ``shuffle``; and it saves every touched
+fields, and the type's own seeded choices (:meth:`RowFault._choices`); and it saves every touched
 key's exact bytes with ``DUMP`` (base64) and its TTL. ``apply`` rewrites the rows in one MULTI/EXEC.
 ``recover`` and the offline undoer run ``RESTORE key <ttl> <dump> REPLACE`` (``DEL`` for a key that did
 not exist) in one MULTI/EXEC and then check that ``DUMP`` of every key equals the saved bytes.
-
-Poisons (per field): ``nan`` -> ``nan``; ``inf`` -> ``inf``; ``out-of-range`` -> ``1e6 * (1 + |v|)``
-(far outside every feature's range); ``wrong-type`` -> the number as a quoted JSON string (``"12.5"``,
-a stringly-typed writer bug); ``shuffle`` -> the row's values rotated across the chosen fields in a
-seeded order (every field gets another field's value); ``stale`` -> the values of another entity.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import random
 import time
@@ -24,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaosml.errors import TargetError
-from chaosml.faults.base import FaultContext, injector, undoer
 from chaosml.model.experiment import FaultSpec
+from chaosml.model.faulttype import BlastRadius, FaultContext, plan_number, plural
 from chaosml.records import FaultEvent
 from chaosml.stack.featurestore import KEY_PREFIX, entity_key
+from chaosml.targets.capabilities import FeatureRows
 
 REDIS_TIMEOUT_S = 2.0
 SCAN_COUNT = 1000
@@ -92,43 +87,14 @@ def restore_keys(redis_url: str, saved: Mapping[str, Mapping[str, Any]]) -> dict
     return {"restored": restored, "deleted": deleted, "identical": len(saved) - len(mismatched), "mismatched": mismatched[:20]}
 
 
-def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+def decode_row(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
-
-
-def _poison(mode: str, value: str) -> str:
-    try:
-        v = float(value)
-    except ValueError:
-        v = 0.0
-    if mode == "nan":
-        return "nan"
-    if mode == "inf":
-        return "inf"
-    if mode == "out-of-range":
-        return repr(1e6 * (1.0 + abs(v)) if math.isfinite(v) else 1e12)
-    if mode == "wrong-type":
-        return json.dumps(value)
-    raise ValueError(f"unknown corruption mode {mode!r}")
-
-
-def _other(rng: random.Random, keys: Sequence[str], key: str) -> str:
-    """A key of ``keys`` other than ``key`` (``key`` itself when it is the only one)."""
-    if len(keys) < 2:
-        return key
-    for _ in range(100):  # almost always the first draw
-        k = rng.choice(keys)
-        if k != key:
-            return k
-    return next(k for k in keys if k != key)
 
 
 class RowFault:
     """Shared by both row faults: choose and save rows before apply, restore them on recover."""
 
-    fault_type = ""
-
-    def __init__(self, spec: FaultSpec, target: Any, context: FaultContext) -> None:
+    def __init__(self, spec: FaultSpec, target: FeatureRows, context: FaultContext) -> None:
         self.spec = spec
         self.params = spec.params
         self.target = target
@@ -150,7 +116,7 @@ class RowFault:
             else:
                 count = min(len(all_keys), max(1, math.ceil(p.fraction * len(all_keys))))
                 keys = sorted(rng.sample(all_keys, count), key=lambda k: (len(k), k))
-            known = set(_decode(r.hgetall(keys[0] if r.exists(keys[0]) else all_keys[0])))
+            known = set(decode_row(r.hgetall(keys[0] if r.exists(keys[0]) else all_keys[0])))
             if p.features is not None:
                 unknown = [f for f in p.features if f not in known]
                 if unknown:
@@ -158,12 +124,7 @@ class RowFault:
                         f"{self.spec.name}: no feature(s) {', '.join(unknown)} in the feature store; "
                         f"entity features: {', '.join(sorted(known))}"
                     )
-            extra: dict[str, Any] = {}
-            if getattr(p, "mode", "") == "stale":
-                # each row gets the values of another entity, chosen among all rows (not only touched ones)
-                extra["donors"] = {k: _other(rng, all_keys, k) for k in keys}
-            if getattr(p, "mode", "") == "shuffle":
-                extra["shuffle_seed"] = rng.randrange(2**31)
+            extra = self._choices(rng, all_keys, keys)
             saved = dump_keys(r, keys)
         finally:
             r.close()
@@ -173,7 +134,7 @@ class RowFault:
             "features": list(p.features) if p.features is not None else None,
             "rows_total": len(all_keys),
             "keys": saved,
-            "owned_by_run": bool(getattr(self.target, "owns_redis", True)),
+            "owned_by_run": self.target.owns_redis,
             **extra,
         }
         self._records[injection] = record
@@ -202,7 +163,12 @@ class RowFault:
             targets=(f"{len(keys)} of {record['rows_total']} entity rows",), detail=detail,
         )
 
+    def _choices(self, rng: random.Random, all_keys: list[str], keys: list[str]) -> dict[str, Any]:
+        """Seeded choices of the fault type beyond the rows, decided before apply (kept in the record)."""
+        return {}
+
     def _apply(self, r: Any, record: dict[str, Any]) -> dict[str, Any]:
+        """Rewrite the record's rows; a summary with ``changed`` (rows touched) for the event."""
         raise NotImplementedError
 
     def recover(self, injection: int) -> FaultEvent:
@@ -218,67 +184,6 @@ class RowFault:
         )
 
 
-class CorruptedFeatures(RowFault):
-    fault_type = "corrupted-features"
-
-    def _apply(self, r: Any, record: dict[str, Any]) -> dict[str, Any]:
-        mode, keys = record["mode"], list(record["keys"])
-        donors: dict[str, str] = record.get("donors", {})
-        read = r.pipeline(transaction=False)
-        for k in keys:
-            read.hgetall(k)
-        for k in keys:
-            if k in donors:
-                read.hgetall(donors[k])
-        res = read.execute()
-        rows = {k: _decode(res[i]) for i, k in enumerate(keys)}
-        donor_rows = {k: _decode(res[len(keys) + i]) for i, k in enumerate(k for k in keys if k in donors)}
-        rng = random.Random(record.get("shuffle_seed", 0))
-        write = r.pipeline(transaction=True)
-        changed, example = 0, None
-        for k in keys:
-            row = rows[k]
-            if not row:
-                continue  # no such entity: nothing to poison (restore deletes nothing either)
-            fields = [f for f in (record["features"] or sorted(row)) if f in row]
-            if mode == "shuffle":
-                order = list(fields)
-                rng.shuffle(order)
-                new = {order[i]: row[order[(i + 1) % len(order)]] for i in range(len(order))} if len(order) > 1 else {}
-            elif mode == "stale":
-                donor = donor_rows.get(k, {})
-                new = {f: donor[f] for f in fields if f in donor}
-            else:
-                new = {f: _poison(mode, row[f]) for f in fields}
-            if not new:
-                continue
-            write.hset(k, mapping=new)
-            changed += 1
-            if example is None:
-                f0 = next(iter(new))
-                example = {"key": k, "field": f0, "before": row[f0], "after": new[f0]}
-        if changed:
-            write.execute()
-        return {"changed": changed, "example": example}
-
-
-class MissingFeatures(RowFault):
-    fault_type = "missing-features"
-
-    def _apply(self, r: Any, record: dict[str, Any]) -> dict[str, Any]:
-        keys = [k for k, s in record["keys"].items() if s["dump"] is not None]
-        if not keys:
-            return {"changed": 0}
-        pipe = r.pipeline(transaction=True)
-        for k in keys:
-            if record["mode"] == "delete-row":
-                pipe.delete(k)
-            else:
-                pipe.hdel(k, *record["features"])
-        res = pipe.execute()
-        return {"changed": sum(1 for n in res if n), "fields_removed": int(sum(res)) if record["mode"] == "drop-fields" else None}
-
-
 def _refused(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) is a refused connection: nothing listens there any more."""
     seen: BaseException | None = exc
@@ -291,7 +196,8 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def _undo_rows(record: dict[str, Any]) -> str:
+def undo_rows(record: dict[str, Any]) -> str:
+    """Offline undo of a row fault: RESTORE every saved key from the record, then check the bytes."""
     import redis
 
     try:
@@ -312,21 +218,57 @@ def _undo_rows(record: dict[str, Any]) -> str:
     )
 
 
-@injector("corrupted-features")
-def _make_corrupted(spec: FaultSpec, target: Any, context: FaultContext) -> CorruptedFeatures:
-    return CorruptedFeatures(spec, target, context)
+#: entity rows in the feature store per bundled dataset (one row per dataset row)
+DATASET_ROWS = {"breast_cancer": 569}
 
 
-@injector("missing-features")
-def _make_missing(spec: FaultSpec, target: Any, context: FaultContext) -> MissingFeatures:
-    return MissingFeatures(spec, target, context)
+def check_rows(fraction: float | None, entities: tuple[int, ...] | None) -> list[tuple[str, str]]:
+    """(field, message) unless exactly one of fraction (in (0, 1]) and entities (distinct ids >= 0) is set."""
+    errors: list[tuple[str, str]] = []
+    if fraction is None and entities is None:
+        errors.append(("fraction", "set fraction (of entity rows) or entities (a list of entity ids)"))
+    elif fraction is not None and entities is not None:
+        errors.append(("entities", "set fraction or entities, not both"))
+    if fraction is not None and not 0 < fraction <= 1:
+        errors.append(("fraction", "must be in (0, 1]"))
+    if entities is not None:
+        if not entities:
+            errors.append(("entities", "must list at least one entity id"))
+        elif any(e < 0 for e in entities):
+            errors.append(("entities", "entity ids are >= 0"))
+        elif len(set(entities)) != len(entities):
+            errors.append(("entities", "must not repeat an entity id"))
+    return errors
 
 
-@undoer("corrupted-features")
-def _undo_corrupted(record: dict[str, Any]) -> str:
-    return "corrupted-features " + _undo_rows(record)
+def check_features(features: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """(field, message) for an empty, repeating or blank feature list (None: every feature)."""
+    if features is None:
+        return []
+    if not features:
+        return [("features", "must list at least one feature (or be left out: every entity feature)")]
+    if len(set(features)) != len(features):
+        return [("features", "must not repeat a feature")]
+    if any(not f for f in features):
+        return [("features", "feature names are non-empty")]
+    return []
 
 
-@undoer("missing-features")
-def _undo_missing(record: dict[str, Any]) -> str:
-    return "missing-features " + _undo_rows(record)
+def rows_blast_radius(fault: FaultSpec, dataset: str | None, effect: str) -> BlastRadius:
+    """Which rows one injection touches; ``effect`` says what happens to them ({which} and {fields} filled in)."""
+    p = fault.params
+    rows = DATASET_ROWS.get(dataset or "")
+    if p.entities is not None:
+        victims: int | None = len(p.entities)
+        which = f"{victims} listed entity rows"
+    else:
+        victims = max(1, math.ceil(p.fraction * rows)) if rows else None
+        which = f"{plan_number(round(100 * p.fraction, 2))}% of entity rows (seeded choice)"
+        if rows:
+            which += f" = {victims} of {rows}"
+    fields = "every entity feature" if p.features is None else f"features {', '.join(p.features)}"
+    what = effect.format(which=which, fields=fields)
+    return BlastRadius(
+        fault.name, fault.type, victims, rows,
+        f"{what}, {plural(fault.repeat.count, 'injection')}; every touched key is saved with DUMP first and restored byte for byte",
+    )

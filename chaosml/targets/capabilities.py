@@ -1,0 +1,148 @@
+"""Typed target capabilities: the small protocols fault injectors need from a target; implemented by the targets, declared by fault types.
+
+A fault type names, per platform, the protocols its injector takes the target as
+(:attr:`chaosml.model.faulttype.FaultType.capabilities`); :func:`target_class` says which class
+each platform and stack runs, and :func:`missing_for` which declared members that class lacks, so
+validate and plan refuse a fault on a target that cannot take it before anything starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+from typing import Any, Protocol, runtime_checkable
+
+from chaosml.model.faulttype import FaultType, missing_capabilities
+from chaosml.targets.supervisor import ReplicaStatus
+
+#: (platform, stack) -> "module:Class" of the target adapter (imported only when asked)
+TARGET_CLASSES: dict[tuple[str, str], str] = {
+    ("local", "reference"): "chaosml.targets.local:LocalTarget",
+    ("local", "custom"): "chaosml.targets.services:ServicesTarget",
+    ("kubernetes", "reference"): "chaosml.targets.kubernetes:KubernetesTarget",
+    ("kubernetes", "custom"): "chaosml.targets.kubernetes:KubernetesTarget",
+}
+
+
+@runtime_checkable
+class OnPlatform(Protocol):
+    """Every target: which platform's injectors and undoers apply to it."""
+
+    platform: str
+
+
+class ReplicaGroups(Protocol):
+    """Named groups of replicas (processes or pods) that can be listed and killed by name."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None: ...
+
+
+class PodDeletion(Protocol):
+    """Kubernetes pods: chosen by label selector, deleted with a grace period (the ReplicaSet replaces them)."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    def select(self, selector: str, group: str = "selector") -> list[ReplicaStatus]: ...
+
+    def selector(self, group: str) -> str: ...
+
+    def delete_pods(self, names: list[str], grace_period: float = 0.0) -> list[str]: ...
+
+
+class LedgerScope(Protocol):
+    """Which cluster and namespace a ledger record belongs to (so rollback refuses another cluster)."""
+
+    def ledger_scope(self) -> dict[str, Any]: ...
+
+
+class ContextGuard(Protocol):
+    """Refuses (raises) when the cluster context is not the allowed one any more; called before every change."""
+
+    def guard(self) -> None: ...
+
+
+class ProxyLinks(Protocol):
+    """A Toxiproxy API in front of the stack's links (proxy name -> listen/upstream)."""
+
+    @property
+    def proxy_api_url(self) -> str | None: ...
+
+    @property
+    def owns_proxy(self) -> bool: ...
+
+    def links(self) -> dict[str, dict[str, str]]: ...
+
+
+class FeatureRows(Protocol):
+    """The feature store's Redis, reachable from the harness."""
+
+    @property
+    def redis_url(self) -> str: ...
+
+    @property
+    def owns_redis(self) -> bool: ...
+
+
+class ProcessControl(Protocol):
+    """Supervised processes that can be held stopped and started again by member name."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    def stop_member(self, name: str) -> None: ...
+
+    def start_member(self, name: str) -> None: ...
+
+    def wait_group_ready(self, group: str, timeout_s: float) -> bool: ...
+
+
+class DeploymentScaling(Protocol):
+    """Kubernetes Deployments of groups, scaled to zero and back (``stop_member`` returns the replicas before)."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    @property
+    def feature_store_group(self) -> str: ...
+
+    def deployment(self, group: str) -> str: ...
+
+    def desired_replicas(self, group: str) -> int: ...
+
+    def stop_member(self, name: str) -> int: ...
+
+    def start_member(self, name: str, replicas: int | None = None) -> None: ...
+
+    def wait_group_ready(self, group: str, timeout_s: float) -> bool: ...
+
+
+class NodeControl(Protocol):
+    """The cluster's nodes: listed with their pod counts, and asked whether one is Ready."""
+
+    def nodes(self) -> list[dict[str, Any]]: ...
+
+    def node_ready(self, name: str) -> bool: ...
+
+
+def target_class(platform: str, stack: str) -> type:
+    """The adapter class that runs ``platform`` with ``stack``."""
+    module, _, name = TARGET_CLASSES[(platform, stack)].partition(":")
+    cls: type = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def missing_for(fault_type: FaultType, platform: str, stack: str) -> list[str]:
+    """Declared capabilities (``Protocol.member``) the platform's target class lacks; [] when all are there."""
+    return missing_capabilities(fault_type.capabilities.get(platform, ()), target_class(platform, stack))
+
+
+def capability_issue(fault_type: FaultType, platform: str, stack: str) -> str | None:
+    """Why ``fault_type`` cannot run on ``platform`` with ``stack`` (unsupported, or capabilities missing), or None."""
+    issue = fault_type.support_issue(platform, stack)
+    if issue is not None:
+        return issue
+    missing = missing_for(fault_type, platform, stack)
+    if missing:
+        return (f"{fault_type.name}: the {platform} target ({stack} stack) lacks {', '.join(missing)}; "
+                f"it runs on: {', '.join(fault_type.platforms)}")
+    return None

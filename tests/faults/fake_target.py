@@ -1,0 +1,105 @@
+"""FakeTarget: every target capability in memory, recording what injectors did; used by the fast injector tests."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaosml.errors import TargetError
+from chaosml.targets.supervisor import ReplicaStatus
+
+
+@dataclass
+class FakeTarget:
+    """Groups of replicas, pods, links, Deployments and nodes held in dicts; ``calls`` lists every change made."""
+
+    platform: str = "local"
+    groups: dict[str, list[str]] = field(default_factory=lambda: {"model": ["model-0", "model-1", "model-2"], "feature-store": ["redis"]})
+    labels: dict[str, list[str]] = field(default_factory=dict)  # label selector -> pod names
+    replicas: dict[str, int] = field(default_factory=lambda: {"feature-store": 1})  # group -> Deployment replicas
+    node_list: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path = Path(".")
+    redis_url: str = "redis://127.0.0.1:1/0"  # nothing listens there: row counts read as "not answering"
+    owns_redis: bool = True
+    proxy_api_url: str | None = None
+    owns_proxy: bool = True
+    refuse: str | None = None  # guard() raises TargetError with this reason
+    down: set[str] = field(default_factory=set)  # members stopped or killed
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    # ReplicaGroups / ProcessControl / PodDeletion
+    def members(self, group: str) -> list[ReplicaStatus]:
+        return [ReplicaStatus(n, group, None if n in self.down else 1000 + i, n not in self.down, n not in self.down, 0)
+                for i, n in enumerate(self.groups.get(group, []))]
+
+    def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
+        self.calls.append(("kill", (sorted(names), signal.Signals(sig).name)))
+        self.down.update(names)
+
+    def select(self, selector: str, group: str = "selector") -> list[ReplicaStatus]:
+        return [ReplicaStatus(n, group, None, n not in self.down, n not in self.down, 0) for n in self.labels.get(selector, [])]
+
+    def selector(self, group: str) -> str:
+        return f"app={group}"
+
+    def delete_pods(self, names: list[str], grace_period: float = 0.0) -> list[str]:
+        self.guard()
+        self.calls.append(("delete_pods", (sorted(names), grace_period)))
+        self.down.update(names)
+        return sorted(names)
+
+    def stop_member(self, name: str) -> int:
+        self.guard()
+        self.calls.append(("stop_member", name))
+        self.down.add(name)
+        group = next((g for g, d in self.deployments.items() if d == name), None)
+        before = self.replicas.get(group, 1) if group else 1
+        if group:
+            self.replicas[group] = 0
+        return before
+
+    def start_member(self, name: str, replicas: int | None = None) -> None:
+        self.calls.append(("start_member", (name, replicas)))
+        self.down.discard(name)
+        group = next((g for g, d in self.deployments.items() if d == name), None)
+        if group:
+            self.replicas[group] = replicas if replicas is not None else 1
+
+    def wait_group_ready(self, group: str, timeout_s: float) -> bool:
+        return all(m.ready for m in self.members(group))
+
+    # LedgerScope / ContextGuard
+    def ledger_scope(self) -> dict[str, Any]:
+        return {"platform": self.platform, "context": "fake", "namespace": "ns", "server": None, "kubeconfig": None}
+
+    def guard(self) -> None:
+        if self.refuse:
+            raise TargetError(self.refuse)
+
+    # ProxyLinks
+    def links(self) -> dict[str, dict[str, str]]:
+        return {"gateway": {}, "feature-store": {}, "model-0": {}, "model-1": {}}
+
+    # DeploymentScaling
+    @property
+    def deployments(self) -> dict[str, str]:
+        return {g: f"deploy-{g}" for g in self.replicas}
+
+    @property
+    def feature_store_group(self) -> str:
+        return "feature-store"
+
+    def deployment(self, group: str) -> str:
+        return self.deployments[group]
+
+    def desired_replicas(self, group: str) -> int:
+        return self.replicas[group]
+
+    # NodeControl
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self.node_list)
+
+    def node_ready(self, name: str) -> bool:
+        return True

@@ -1,0 +1,92 @@
+"""Fast injector tests against FakeTarget: what each injector asks of the target, recorded in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fake_target import FakeTarget
+
+from chaosml.errors import TargetError
+from chaosml.faults import featurestore
+from chaosml.faults.base import FaultContext, make_injector, undo_fault
+from chaosml.faults.featurestore import FeatureStoreOutageParams
+from chaosml.faults.nodefailure import NodeFailure, NodeFailureParams
+from chaosml.faults.podkill import PodKillParams
+from chaosml.model.experiment import FaultSpec
+
+
+def _spec(ftype: str, params: Any, name: str = "f") -> FaultSpec:
+    return FaultSpec(name=name, type=ftype, at=0.0, duration=1.0, params=params)
+
+
+def test_local_pod_kill_signals_seeded_victims_decided_before_apply() -> None:
+    t = FakeTarget()
+    inj = make_injector(_spec("pod-kill", PodKillParams(mode="fixed", value=2, signal="SIGTERM")), t, FaultContext(seed=3))
+    record = inj.undo_record(0)
+    assert record["replicas"] == 3 and len(record["victims"]) == 2 and "platform" not in record
+    ev = inj.apply(0)
+    assert ev.ok and list(ev.targets) == record["victims"]
+    assert t.calls == [("kill", (record["victims"], "SIGTERM"))]
+    assert inj.recover(0).detail == {"ready": 1, "desired": 3}
+    again = make_injector(_spec("pod-kill", PodKillParams(mode="fixed", value=2)), FakeTarget(), FaultContext(seed=3))
+    assert again.undo_record(0)["victims"] == record["victims"]  # same seed, same victims
+    assert undo_fault("pod-kill", record).endswith("nothing to undo")
+
+
+def test_kubernetes_pod_kill_deletes_selected_pods_with_the_grace_period() -> None:
+    t = FakeTarget(platform="kubernetes", labels={"tier=model": ["pod-a", "pod-b"]})
+    inj = make_injector(_spec("pod-kill", PodKillParams(mode="all", selector="tier=model", grace_period_s=5)), t, FaultContext())
+    record = inj.undo_record(0)
+    assert record["platform"] == "kubernetes" and record["grace_period"] == 5 and record["victims"] == ["pod-a", "pod-b"]
+    inj.apply(0)
+    assert t.calls == [("delete_pods", (["pod-a", "pod-b"], 5))]
+
+
+def test_kubernetes_pod_kill_is_refused_by_the_context_guard() -> None:
+    t = FakeTarget(platform="kubernetes", refuse="context changed")
+    inj = make_injector(_spec("pod-kill", PodKillParams()), t, FaultContext())
+    with pytest.raises(TargetError, match="context changed"):
+        inj.apply(0)
+    assert t.calls == []
+
+
+def test_feature_store_kill_scales_the_deployment_to_zero_and_back() -> None:
+    t = FakeTarget(platform="kubernetes", replicas={"feature-store": 2})
+    inj = make_injector(_spec("feature-store-outage", FeatureStoreOutageParams(mode="kill")), t, FaultContext())
+    record = inj.undo_record(0)
+    assert record["mechanism"] == "scale-to-zero" and record["replicas_before"] == 2 and record["platform"] == "kubernetes"
+    assert inj.apply(0).detail["scaled_from"] == 2 and t.replicas["feature-store"] == 0
+    ev = inj.recover(0)
+    assert ev.ok and t.replicas["feature-store"] == 2
+    assert t.calls == [("stop_member", "deploy-feature-store"), ("start_member", ("deploy-feature-store", 2))]
+
+
+def test_local_feature_store_kill_stops_and_restarts_the_redis_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(featurestore, "_redis_rows", lambda url: 569)  # no Redis here: the row count is all it reads
+    t = FakeTarget()
+    inj = make_injector(_spec("feature-store-outage", FeatureStoreOutageParams(mode="kill")), t, FaultContext())
+    record = inj.undo_record(0)
+    assert record["member"] == "redis" and record["pid"] == 1000 and record["rows_before"] == 569
+    assert inj.apply(0).ok and "redis" in t.down
+    assert inj.recover(0).ok
+    assert "redis" not in t.down and t.calls == [("stop_member", "redis"), ("start_member", ("redis", None))]
+
+
+def test_node_failure_picks_the_busiest_worker_and_the_guard_comes_first() -> None:
+    nodes = [{"name": "cp", "control_plane": True, "pods": 9}, {"name": "w1", "control_plane": False, "pods": 2},
+             {"name": "w2", "control_plane": False, "pods": 5}]
+    t = FakeTarget(platform="kubernetes", node_list=nodes, refuse="not connected")
+    inj = make_injector(_spec("node-failure", NodeFailureParams()), t, FaultContext())
+    assert isinstance(inj, NodeFailure) and inj.resolve_node() == "w2"
+    with pytest.raises(TargetError, match="not connected"):
+        inj.apply(0)
+
+
+def test_adversarial_payload_needs_no_target_capability(tmp_path: Any) -> None:
+    from chaosml.faults.adversarial import AdversarialPayloadParams
+
+    inj = make_injector(_spec("adversarial-payload", AdversarialPayloadParams("type-confusion", 0.5)), object(),
+                        FaultContext(run_dir=tmp_path))
+    assert inj.apply(0).ok and (tmp_path / "load-control.json").exists()
+    assert inj.recover(0).ok and not (tmp_path / "load-control.json").exists()
