@@ -41,8 +41,10 @@ import yaml
 
 from chaosml.errors import TargetError
 from chaosml.model.experiment import KubernetesSpec, TargetSpec, ToxiproxySpec
+from chaosml.procs import kill_run_processes
 from chaosml.records import TargetEvent
 from chaosml.targets.supervisor import ReplicaStatus
+from chaosml.targets.undoers import target_undoer
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +184,11 @@ def scale_from_record(record: dict[str, Any]) -> str:
         api.close()
 
 
+@target_undoer("kubernetes")
 def undo_target(record: dict[str, Any]) -> str:
     """Offline undo of a kubernetes target: stop the run's orphaned processes (the load driver); the
     stack itself was never created by the run and is left as it is (faults are undone by their own
     records)."""
-    from chaosml.ledger import kill_run_processes
-
     token, run_dir = record.get("token"), record.get("run_dir")
     pids = kill_run_processes(token and str(token), run_dir and str(run_dir)) if token or run_dir else []
     left = f"stopped {len(pids)} orphaned process(es)" if pids else "no process left"
