@@ -18,7 +18,7 @@ TargetUndo = Callable[[dict[str, Any]], str]
 TARGET_UNDOERS: dict[str, TargetUndo] = {}
 
 #: the modules whose import registers the built-in targets' undoers
-BUILTIN_TARGET_MODULES = ("chaosml.targets.local", "chaosml.targets.kubernetes")
+BUILTIN_TARGET_MODULES = ("chaosml.targets.local", "chaosml.targets.kubernetes.undo")
 
 
 def target_undoer(platform: str) -> Callable[[TargetUndo], TargetUndo]:
