@@ -3,7 +3,7 @@
 Only this package imports the ``kubernetes`` client library (lazily, where it is used). Layers:
 :mod:`.context` (allowlist, kubeconfig, pinning) < :mod:`.kindconfig` < :mod:`.actions` (API
 calls) < :mod:`.discovery` and :mod:`.watch` < :mod:`.target` (:class:`KubernetesTarget`);
-:mod:`.undo` acts from a ledger record alone.
+:mod:`.undo` acts from a ledger record alone; :mod:`.cluster` is the API half of `chaosml cluster`.
 """
 
 from chaosml.targets.kubernetes.context import (
