@@ -2,8 +2,9 @@
 
 - ``up``: ``kind create cluster`` from ``kind-config.yaml`` (unless it exists), build the stack image
   from ``manifests/Dockerfile`` with the Docker SDK, ``kind load docker-image``, apply ``manifests/``
-  with the kubernetes client (server-side apply), wait until every Deployment is available and the
-  ``seed-features`` Job succeeded (bounded);
+  (server-side apply), wait until every Deployment is available and the ``seed-features`` Job
+  succeeded (bounded); the API calls are in :mod:`chaosml.targets.kubernetes.cluster`, the only
+  package that imports the kubernetes client;
 - ``status``: nodes, Deployments and their ready counts;
 - ``down``: ``kind delete cluster``.
 
@@ -32,10 +33,18 @@ import yaml
 
 from chaosml.docker_engine import docker_client
 from chaosml.errors import EXIT_OK, TargetError
+from chaosml.targets.kubernetes.cluster import (
+    apply_manifests,
+    status_lines,
+    wait_available,
+    wait_job,
+)
+from chaosml.targets.kubernetes.context import kubeconfig_facts, new_api_client
+from chaosml.targets.kubernetes.kindconfig import REPO_KIND_CONFIG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS_DIR = REPO_ROOT / "manifests"
-KIND_CONFIG = REPO_ROOT / "kind-config.yaml"
+KIND_CONFIG = REPO_KIND_CONFIG
 DOCKERFILE = "manifests/Dockerfile"
 IMAGE = "chaosml/reference-stack:dev"
 TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.9.0"
@@ -43,7 +52,6 @@ NAMESPACE = "chaosml"
 #: applied by `cluster up`, in this order (gameday-cronjob.yaml is a template for `gameday schedule`)
 STACK_MANIFESTS = ("namespace.yaml", "rbac.yaml", "stack.yaml", "seed-job.yaml")
 SEED_JOB = "seed-features"
-FIELD_MANAGER = "chaosml"
 KIND_TIMEOUT_S = 600
 
 
@@ -69,55 +77,6 @@ def in_namespace(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
         if s.get("kind") == "ServiceAccount":
             s["namespace"] = namespace
     return out
-
-
-def apply_manifests(api_client: Any, docs: Iterable[dict[str, Any]], *, dry_run: bool = False) -> list[str]:
-    """Server-side apply of every document (``dry_run``: validated by the API server, nothing stored)."""
-    from kubernetes.dynamic import DynamicClient
-
-    dyn = DynamicClient(api_client)
-    done = []
-    for doc in docs:
-        res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-        md = doc["metadata"]
-        kwargs: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": True}
-        if dry_run:
-            kwargs["dry_run"] = "All"
-        if res.namespaced:
-            kwargs["namespace"] = md.get("namespace", NAMESPACE)
-        res.server_side_apply(body=doc, name=md["name"], **kwargs)
-        done.append(f"{doc['kind']}/{md['name']}")
-    return done
-
-
-def wait_available(api_client: Any, namespace: str, timeout_s: float) -> dict[str, str]:
-    """Wait until every Deployment of the namespace is available; name -> "ready/desired". Raises on timeout."""
-    from kubernetes import client
-
-    apps = client.AppsV1Api(api_client)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        deps = apps.list_namespaced_deployment(namespace, _request_timeout=30).items
-        counts = {d.metadata.name: f"{d.status.ready_replicas or 0}/{d.spec.replicas}" for d in deps}
-        if deps and all((d.status.available_replicas or 0) >= (d.spec.replicas or 0) for d in deps):
-            return counts
-        if time.monotonic() >= deadline:
-            raise TargetError(f"deployments in {namespace!r} not available within {timeout_s:.0f}s: {counts}")
-        time.sleep(1.0)
-
-
-def wait_job(api_client: Any, namespace: str, name: str, timeout_s: float) -> None:
-    from kubernetes import client
-
-    batch = client.BatchV1Api(api_client)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        st = batch.read_namespaced_job_status(name, namespace, _request_timeout=30).status
-        if st.succeeded:
-            return
-        if time.monotonic() >= deadline:
-            raise TargetError(f"job {namespace}/{name} did not succeed within {timeout_s:.0f}s (failed pods: {st.failed or 0})")
-        time.sleep(1.0)
 
 
 # ------------------------------------------------------------------------------ prerequisites
@@ -155,8 +114,6 @@ def kind_clusters() -> list[str]:
 
 
 def kube_client(name: str) -> Any:
-    from chaosml.targets.kubernetes import kubeconfig_facts, new_api_client
-
     facts = kubeconfig_facts(None, f"kind-{name}")
     return new_api_client(facts["kubeconfig"], f"kind-{name}")
 
@@ -197,28 +154,12 @@ def up(name: str, timeout_s: float, build: bool = True, out: Any = sys.stdout) -
 
 
 def status(name: str, out: Any = sys.stdout) -> None:
-    from kubernetes import client
-
     if shutil.which("kind") and name not in kind_clusters():
         raise TargetError(f"no kind cluster {name!r}: `chaosml cluster up` creates it")
     api = kube_client(name)
     try:
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-        try:
-            nodes = core.list_node(_request_timeout=10).items
-        except Exception as e:
-            raise TargetError(f"the API server of context kind-{name} is not reachable: {e}") from e
-        print(f"context kind-{name}", file=out)
-        for n in nodes:
-            ready = {c.type: c.status for c in n.status.conditions or []}.get("Ready")
-            roles = ",".join(sorted(k.split("/", 1)[1] for k in n.metadata.labels or {} if k.startswith("node-role.kubernetes.io/"))) or "worker"
-            print(f"  node {n.metadata.name:<28} {roles:<14} Ready={ready}", file=out)
-        deps = apps.list_namespaced_deployment(NAMESPACE, _request_timeout=10).items
-        if not deps:
-            print(f"  no deployments in namespace {NAMESPACE}: `chaosml cluster up` applies manifests/", file=out)
-        for d in deps:
-            print(f"  deployment {d.metadata.name:<22} ready {d.status.ready_replicas or 0}/{d.spec.replicas}"
-                  f"  available {d.status.available_replicas or 0}", file=out)
+        for line in status_lines(api, f"kind-{name}", NAMESPACE):
+            print(line, file=out)
     finally:
         api.close()
 

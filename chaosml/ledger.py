@@ -10,8 +10,10 @@ fsynced before the runner goes on:
 
 An entry is *stale* when it is open and the harness that wrote it is gone (killed, machine
 restarted). ``rollback`` undoes stale entries from their records alone: faults in reverse order
-(by their type's ``@undoer``), then targets (local: every process carrying the run's
-``CHAOSML_RUN_TOKEN`` in its environment is killed with its process group).
+(by their type's ``@undoer``), then targets (by their platform's ``@target_undoer``, see
+:mod:`chaosml.targets.undoers`; local: every process of the run, found by :mod:`chaosml.procs`, is
+killed with its process group). Both registries are looked up only when rolling back: the ledger
+itself imports no fault and no target.
 """
 
 from __future__ import annotations
@@ -19,40 +21,21 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosml.procs import alive, start_time
+
 STATE_ENV = "CHAOSML_STATE_DIR"
-RUN_TOKEN_ENV = "CHAOSML_RUN_TOKEN"
 LEDGER_FILE = "ledger.jsonl"
 
 
 def state_dir() -> Path:
     env = os.environ.get(STATE_ENV)
     return Path(env) if env else Path.home() / ".local" / "state" / "chaosml"
-
-
-def _proc_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def _alive(pid: int | None, start_time: int | None) -> bool:
-    if not pid:
-        return False
-    now = _proc_start_time(pid)
-    return now is not None and (start_time is None or now == start_time)
 
 
 @dataclass
@@ -69,12 +52,12 @@ class Entry:
     fault: str | None = None
     injection: int | None = None
     harness_pid: int | None = None
-    harness_start: int | None = None
+    harness_start: float | None = None
 
     @property
     def stale(self) -> bool:
         """Open, and the harness that opened it is gone."""
-        return not _alive(self.harness_pid, self.harness_start)
+        return not alive(self.harness_pid, self.harness_start)
 
     def describe(self) -> str:
         what = f"{self.fault} #{(self.injection or 0) + 1} ({self.type})" if self.kind == "fault" else f"{self.type} target"
@@ -86,7 +69,7 @@ class Ledger:
 
     def __init__(self, path: Path | None = None):
         self.path = path or state_dir() / LEDGER_FILE
-        self._me = (os.getpid(), _proc_start_time(os.getpid()))
+        self._me = (os.getpid(), start_time(os.getpid()))
 
     def _append(self, line: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,106 +151,6 @@ class Ledger:
         return [e for e in self.open_entries() if e.stale]
 
 
-# ----------------------------------------------------------------------------- targets
-def processes_with_token(token: str) -> list[int]:
-    """Pids of processes whose environment holds CHAOSML_RUN_TOKEN=token (not this process)."""
-    needle = f"{RUN_TOKEN_ENV}={token}".encode()
-    me = os.getpid()
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
-            continue
-        try:
-            env = (d / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in env.split(b"\0"):
-            found.append(int(d.name))
-    return found
-
-
-def processes_in_dir(run_dir: str) -> list[int]:
-    """Pids of processes whose working directory is ``run_dir`` or below it (not this process).
-
-    The environment token alone is not enough: redis-server rewrites its process title over its
-    environment block, so /proc/PID/environ no longer shows the token. Every process the local
-    target starts runs inside the run directory, and a directory is not reused by another run.
-    """
-    root = os.path.realpath(run_dir)
-    me = os.getpid()
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
-            continue
-        try:
-            cwd = os.readlink(d / "cwd").removesuffix(" (deleted)")
-        except OSError:
-            continue
-        if cwd == root or cwd.startswith(root + os.sep):
-            found.append(int(d.name))
-    return found
-
-
-def processes_of_run(token: str | None, run_dir: str | None) -> list[int]:
-    """Every live process of a run: carrying its token, or working inside its (absolute) run dir."""
-    pids = set(processes_with_token(token)) if token else set()
-    if run_dir and os.path.isabs(run_dir):
-        pids |= set(processes_in_dir(run_dir))
-    return sorted(p for p in pids if not _zombie_or_gone(p))
-
-
-def kill_run_processes(token: str | None, run_dir: str | None, timeout_s: float = 5.0) -> list[int]:
-    """SIGKILL every process of a run (and its process group); wait until they are gone."""
-    pids = processes_of_run(token, run_dir)
-    for pid in pids:
-        for kill in (lambda p: os.killpg(os.getpgid(p), signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
-            try:
-                kill(pid)
-                break
-            except (ProcessLookupError, PermissionError):
-                continue
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        left = [p for p in pids if _zombie_or_gone(p) is False]
-        if not left:
-            break
-        time.sleep(0.05)
-    return pids
-
-
-def _zombie_or_gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
-
-
-def _undo_local_target(record: dict[str, Any]) -> str:
-    token = record.get("token")
-    run_dir = record.get("run_dir")
-    if not token and not run_dir:
-        return "local target: no run token or directory recorded; nothing to stop"
-    pids = kill_run_processes(token and str(token), run_dir and str(run_dir))
-    left = processes_of_run(token and str(token), run_dir and str(run_dir))
-    if left:
-        raise RuntimeError(f"processes still alive after SIGKILL: {left}")
-    return f"local target: stopped {len(pids)} orphaned process(es)" if pids else "local target: no process left"
-
-
-def _undo_kubernetes_target(record: dict[str, Any]) -> str:
-    from chaosml.targets.kubernetes import undo_target
-
-    return undo_target(record)
-
-
-#: target platform -> undo(record) -> summary
-TARGET_UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "local": _undo_local_target,
-    "kubernetes": _undo_kubernetes_target,
-}
-
-
 # ---------------------------------------------------------------------------- rollback
 @dataclass
 class RollbackReport:
@@ -279,6 +162,7 @@ class RollbackReport:
 def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_run: bool = False) -> RollbackReport:
     """Undo every stale open entry: faults newest first, then targets. Closes what it undid."""
     from chaosml.faults.base import load_builtin_injectors, undoer_for
+    from chaosml.targets.undoers import target_undoer_for
 
     load_builtin_injectors()
     ledger = ledger or Ledger()
@@ -288,7 +172,7 @@ def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_ru
     report.skipped = [f"{e.describe()} (run still going: harness pid {e.harness_pid})" for e in entries if e not in todo]
     ordered = [e for e in reversed(todo) if e.kind == "fault"] + [e for e in reversed(todo) if e.kind != "fault"]
     for e in ordered:
-        undo = undoer_for(e.type, e.record.get("platform")) if e.kind == "fault" else TARGET_UNDOERS.get(e.type)
+        undo = undoer_for(e.type, e.record.get("platform")) if e.kind == "fault" else target_undoer_for(e.type)
         if undo is None:
             report.failed.append(f"{e.describe()}: no undo known for {e.kind} type {e.type!r}; record: {json.dumps(e.record)}")
             continue

@@ -39,9 +39,10 @@ from chaosml.errors import (
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
 from chaosml.journal import SAMPLES_FILE, Journal
-from chaosml.ledger import RUN_TOKEN_ENV, Ledger
+from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
+from chaosml.procs import RUN_TOKEN_ENV
 
 #: How long after the planned load end the load process may take to finish on its own.
 LOAD_GRACE_S = 20.0

@@ -30,10 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaosml.procs import kill_run_processes, processes_of_run
 from chaosml.records import TargetEvent
 from chaosml.targets.base import TargetError
 from chaosml.targets.supervised import SupervisedTarget
 from chaosml.targets.supervisor import ProcessSpec, Supervisor
+from chaosml.targets.undoers import target_undoer
 
 log = logging.getLogger(__name__)
 
@@ -371,3 +373,17 @@ class LocalTarget(SupervisedTarget):
             },
             "test_accuracy": {k: meta[k]["test_accuracy"] for k in ("primary", "fallback") if k in meta},
         }
+
+
+@target_undoer("local")
+def undo_local_target(record: dict[str, Any]) -> str:
+    """Offline undo of a local target (`chaosml rollback`): SIGKILL every process the run left."""
+    token = record.get("token")
+    run_dir = record.get("run_dir")
+    if not token and not run_dir:
+        return "local target: no run token or directory recorded; nothing to stop"
+    pids = kill_run_processes(token and str(token), run_dir and str(run_dir))
+    left = processes_of_run(token and str(token), run_dir and str(run_dir))
+    if left:
+        raise RuntimeError(f"processes still alive after SIGKILL: {left}")
+    return f"local target: stopped {len(pids)} orphaned process(es)" if pids else "local target: no process left"

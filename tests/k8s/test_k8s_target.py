@@ -163,7 +163,7 @@ def test_pod_kill_replacement_ready_with_mttr_breakdown(
             )
     finally:
         target.stop()
-    assert not [t for t in target._threads if t.is_alive()]
+    assert not [t for t in target.watch.threads if t.is_alive()]
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.ledger import (
-    RUN_TOKEN_ENV,
-    Ledger,
-    processes_of_run,
-    processes_with_token,
-    rollback,
-)
+from chaosml.ledger import Ledger, rollback
+from chaosml.procs import RUN_TOKEN_ENV, processes_of_run, processes_with_token
 
 
 def test_open_close_and_torn_last_line(tmp_path: Path) -> None:

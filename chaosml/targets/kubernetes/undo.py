@@ -1,0 +1,59 @@
+"""Offline undo on kubernetes from a ledger record alone (after the harness died); used by `chaosml rollback` and the fault undoers.
+
+An undo record carries what :meth:`KubernetesTarget.ledger_scope` gave (kubeconfig, context, API
+server, namespace); acting on it is refused when the context now names another API server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaosml.errors import TargetError
+from chaosml.procs import kill_run_processes
+from chaosml.targets.kubernetes.actions import scale_deployment
+from chaosml.targets.kubernetes.context import kubeconfig_facts, new_api_client
+from chaosml.targets.undoers import target_undoer
+
+
+def client_from_record(record: dict[str, Any]) -> Any:
+    """An ApiClient for the cluster an undo record names, refusing if the context now points elsewhere."""
+    facts = kubeconfig_facts(record.get("kubeconfig"), record["context"])
+    if record.get("server") and facts["server"] != record["server"]:
+        raise TargetError(
+            f"context {record['context']!r} now points at {facts['server']}, not {record['server']} as during the run: "
+            "refusing to act on another cluster"
+        )
+    return new_api_client(facts["kubeconfig"], record["context"])
+
+
+def scale_from_record(record: dict[str, Any]) -> str:
+    """Scale ``record["deployment"]`` back to ``record["replicas_before"]`` (idempotent); used by offline undoers."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client_from_record(record)
+    try:
+        apps = client.AppsV1Api(api)
+        ns, name, want = record["namespace"], record["deployment"], int(record["replicas_before"])
+        try:
+            now = scale_deployment(apps, ns, name, want)
+        except ApiException as e:
+            if e.status == 404:
+                return f"deployment {ns}/{name} no longer exists: nothing to scale back"
+            raise
+        if now == want:
+            return f"deployment {ns}/{name} already at {want} replica(s)"
+        return f"deployment {ns}/{name} scaled back from {now} to {want} replica(s)"
+    finally:
+        api.close()
+
+
+@target_undoer("kubernetes")
+def undo_target(record: dict[str, Any]) -> str:
+    """Offline undo of a kubernetes target: stop the run's orphaned processes (the load driver); the
+    stack itself was never created by the run and is left as it is (faults are undone by their own
+    records)."""
+    token, run_dir = record.get("token"), record.get("run_dir")
+    pids = kill_run_processes(token and str(token), run_dir and str(run_dir)) if token or run_dir else []
+    left = f"stopped {len(pids)} orphaned process(es)" if pids else "no process left"
+    return f"kubernetes target: {left}; the stack in the cluster is left running (it belongs to `chaosml cluster`)"

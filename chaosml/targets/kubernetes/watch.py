@@ -1,0 +1,292 @@
+"""The pod and Warning-event watches of one namespace, as TargetEvents with the per-pod MTTR breakdown; used by KubernetesTarget.
+
+Kinds emitted: ``pod_created``, ``pod_scheduled``, ``pod_ready``, ``pod_deleting``, ``pod_deleted``,
+``container_restarted``, ``pod_replaced`` (the MTTR breakdown of one killed pod: deletion ->
+replacement created -> scheduled -> Ready), ``k8s_warning`` and ``watch_error``, plus the local
+target's kinds (``replica_started``, ``replica_exited``, ``replica_ready``, ``replica_unready``; a
+replacement's ``replica_ready`` is also emitted under the name of the pod it replaces, so
+``ready_s`` works unchanged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chaosml.errors import TargetError
+from chaosml.targets.kubernetes.actions import pod_ready, pod_restarts
+from chaosml.targets.kubernetes.context import API_TIMEOUT_S
+
+log = logging.getLogger(__name__)
+
+#: how long one watch request lasts before it is renewed (seconds)
+WATCH_TIMEOUT_S = 5
+#: how often the pod watch re-checks the kube context (seconds)
+CONTEXT_CHECK_S = 1.0
+
+#: emit(kind, subject, detail, t)
+Emit = Callable[[str, str, dict[str, Any], float], None]
+
+
+@dataclass
+class _PodState:
+    name: str
+    group: str | None
+    node: str | None
+    phase: str
+    ready: bool
+    deleting: bool
+    restarts: int
+    created_t: float | None = None  # observed by the watch (None: existed before the watch)
+    scheduled_t: float | None = None
+    ready_t: float | None = None
+    replaces: str | None = None  # the victim this pod replaces
+
+
+@dataclass
+class _Victim:
+    name: str
+    group: str | None
+    node: str | None
+    deleted_t: float  # the delete request (or the first sign of deletion)
+    how: str  # requested | observed
+    deletion_seen_t: float | None = None
+    gone_t: float | None = None
+    replacement: str | None = None
+
+
+class PodWatch:
+    """Follows the pods and Warning events of a namespace in two threads until :meth:`stop`."""
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        emit: Emit,
+        group_of: Callable[[dict[str, str]], str | None],
+        check_context: Callable[[], None],
+    ) -> None:
+        self.namespace = namespace
+        self._emit = emit
+        self._group_of = group_of
+        self._check_context = check_context
+        self._pods: dict[str, _PodState] = {}  # uid -> state
+        self._victims: list[_Victim] = []
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, new_client: Callable[[], Any], timeout_s: float) -> None:
+        """Start both watches, each with its own API client; wait until the pods were listed once."""
+        for fn, name in ((self._pod_loop, "k8s-pod-watch"), (self._event_loop, "k8s-event-watch")):
+            t = threading.Thread(target=fn, args=(new_client,), name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
+        if not self._synced.wait(timeout_s):
+            raise TargetError("the pod watch did not start")
+
+    def stop(self) -> list[str]:
+        """Stop both watches (bounded); returns the names of threads still running."""
+        self._stop.set()
+        for t in self.threads:
+            t.join(timeout=WATCH_TIMEOUT_S + 10)
+        return [t.name for t in self.threads if t.is_alive()]
+
+    def deletion_requested(self, name: str, group: str | None, node: str | None, t: float) -> None:
+        """chaosml is deleting this pod at ``t``: the start of its replacement's MTTR breakdown."""
+        with self._lock:
+            self._add_victim(name, group, node, t, "requested")
+
+    # --- the loops ---------------------------------------------------------------------
+    def _pod_loop(self, new_client: Callable[[], Any]) -> None:
+        from kubernetes import client, watch
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(new_client())
+        first = True
+        last_check = 0.0
+        while not self._stop.is_set():
+            try:
+                listing = core.list_namespaced_pod(self.namespace, _request_timeout=API_TIMEOUT_S)
+                self._sync(listing.items, initial=first)
+                first = False
+                self._synced.set()
+                rv = listing.metadata.resource_version
+                w = watch.Watch()
+                for ev in w.stream(core.list_namespaced_pod, self.namespace, resource_version=rv,
+                                   timeout_seconds=WATCH_TIMEOUT_S, _request_timeout=(5, WATCH_TIMEOUT_S + 10)):
+                    if ev["type"] == "ERROR":
+                        break
+                    self._on_pod(ev["type"], ev["object"])
+                    if time.monotonic() - last_check > CONTEXT_CHECK_S:
+                        last_check = time.monotonic()
+                        self._check_context()
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+                if time.monotonic() - last_check > CONTEXT_CHECK_S:
+                    last_check = time.monotonic()
+                    self._check_context()
+            except ApiException as e:
+                if e.status != 410:  # 410 Gone: list again
+                    self._emit("watch_error", "pods", {"error": f"{e.status} {e.reason}"}, time.time())
+                    self._stop.wait(0.5)
+            except Exception as e:  # noqa: BLE001 - keep watching until stopped
+                if not self._stop.is_set():
+                    self._emit("watch_error", "pods", {"error": repr(e)}, time.time())
+                    self._stop.wait(0.5)
+
+    def _event_loop(self, new_client: Callable[[], Any]) -> None:
+        from kubernetes import client, watch
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(new_client())
+        seen: set[str] = set()
+        started = time.time()
+        while not self._stop.is_set():
+            try:
+                listing = core.list_namespaced_event(self.namespace, field_selector="type=Warning", _request_timeout=API_TIMEOUT_S)
+                seen.update(f"{e.metadata.uid}/{e.count}" for e in listing.items)
+                w = watch.Watch()
+                for ev in w.stream(core.list_namespaced_event, self.namespace, field_selector="type=Warning",
+                                   resource_version=listing.metadata.resource_version, timeout_seconds=WATCH_TIMEOUT_S,
+                                   _request_timeout=(5, WATCH_TIMEOUT_S + 10)):
+                    obj = ev["object"]
+                    if ev["type"] in ("ADDED", "MODIFIED") and getattr(obj, "metadata", None) is not None:
+                        key = f"{obj.metadata.uid}/{obj.count}"
+                        if key not in seen:
+                            seen.add(key)
+                            io = obj.involved_object
+                            self._emit("k8s_warning", io.name if io else "", {
+                                "reason": obj.reason, "message": obj.message, "kind": io.kind if io else None,
+                                "count": obj.count, "since_start_s": round(time.time() - started, 3)}, time.time())
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+            except ApiException as e:
+                if e.status != 410:
+                    self._stop.wait(0.5)
+            except Exception:  # noqa: BLE001 - keep watching until stopped
+                if not self._stop.is_set():
+                    self._stop.wait(0.5)
+
+    # --- pod state and transitions --------------------------------------------------------
+    def _add_victim(self, name: str, group: str | None, node: str | None, t: float, how: str) -> _Victim:
+        for v in self._victims:
+            if v.name == name:
+                return v
+        v = _Victim(name, group, node, t, how)
+        self._victims.append(v)
+        return v
+
+    def _sync(self, pods: list[Any], initial: bool) -> None:
+        """A fresh listing: on the first one, remember every pod silently; later (after a 410), diff."""
+        seen = set()
+        for pod in pods:
+            seen.add(pod.metadata.uid)
+            if initial:
+                with self._lock:
+                    self._pods[pod.metadata.uid] = self._state_of(pod)
+            else:
+                self._on_pod("MODIFIED" if pod.metadata.uid in self._pods else "ADDED", pod)
+        if not initial:
+            for uid in [u for u in self._pods if u not in seen]:
+                st = self._pods[uid]
+                self._on_deleted(uid, st, time.time())
+
+    def _state_of(self, pod: Any) -> _PodState:
+        return _PodState(
+            name=pod.metadata.name,
+            group=self._group_of(pod.metadata.labels or {}),
+            node=pod.spec.node_name if pod.spec else None,
+            phase=(pod.status.phase if pod.status else None) or "Pending",
+            ready=pod_ready(pod),
+            deleting=pod.metadata.deletion_timestamp is not None,
+            restarts=pod_restarts(pod),
+        )
+
+    def _on_pod(self, etype: str, pod: Any) -> None:
+        now = time.time()
+        uid = pod.metadata.uid
+        new = self._state_of(pod)
+        with self._lock:
+            old = self._pods.get(uid)
+            if etype == "DELETED":
+                if old is not None:
+                    self._on_deleted(uid, old, now)
+                return
+            if old is None:
+                new.created_t = now
+                self._pods[uid] = new
+                victim = next((v for v in self._victims if v.group == new.group and v.replacement is None and new.group), None)
+                if victim is not None:
+                    victim.replacement = new.name
+                    new.replaces = victim.name
+                self._emit("pod_created", new.name, {"group": new.group, "node": new.node, "replaces": new.replaces}, now)
+                old = _PodState(new.name, new.group, None, "Pending", False, False, new.restarts, created_t=now,
+                                replaces=new.replaces)
+            else:
+                new.created_t, new.scheduled_t, new.ready_t, new.replaces = old.created_t, old.scheduled_t, old.ready_t, old.replaces
+                self._pods[uid] = new
+            self._transitions(old, new, now)
+
+    def _transitions(self, old: _PodState, new: _PodState, now: float) -> None:
+        name = new.name
+        if new.node and not old.node:
+            new.scheduled_t = now
+            self._emit("pod_scheduled", name, {"node": new.node, "group": new.group}, now)
+        if new.phase == "Running" and old.phase != "Running" and not new.deleting:
+            self._emit("replica_started", name, {"node": new.node, "group": new.group, "restarts": new.restarts}, now)
+        if new.restarts > old.restarts:
+            self._emit("container_restarted", name, {"restarts": new.restarts, "group": new.group}, now)
+            self._emit("replica_exited", name, {"reason": "container restarted", "restarts": new.restarts}, now)
+        if new.deleting and not old.deleting:
+            v = self._add_victim(name, new.group, new.node, now, "observed")
+            v.deletion_seen_t = now
+            self._emit("pod_deleting", name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested"}, now)
+        if new.ready and not old.ready:
+            new.ready_t = now
+            self._emit("pod_ready", name, {"node": new.node, "group": new.group, "replaces": new.replaces}, now)
+            self._emit("replica_ready", name, {"node": new.node, "group": new.group}, now)
+            if new.replaces:
+                self._replaced(new, now)
+        elif old.ready and not new.ready:
+            self._emit("replica_unready", name, {"reason": "terminating" if new.deleting else "readiness lost",
+                                                 "node": new.node, "group": new.group}, now)
+
+    def _replaced(self, pod: _PodState, now: float) -> None:
+        victim = next((v for v in self._victims if v.name == pod.replaces), None)
+        if victim is None:
+            return
+        t0 = victim.deleted_t
+        detail = {
+            "victim": victim.name,
+            "replacement": pod.name,
+            "group": pod.group,
+            "victim_node": victim.node,
+            "node": pod.node,
+            "deletion": victim.how,
+            "deleted_t": t0,
+            "deletion_seen_s": None if victim.deletion_seen_t is None else round(victim.deletion_seen_t - t0, 4),
+            "created_s": None if pod.created_t is None else round(pod.created_t - t0, 4),
+            "scheduled_s": None if pod.scheduled_t is None else round(pod.scheduled_t - t0, 4),
+            "ready_s": round(now - t0, 4),
+            "victim_gone_s": None if victim.gone_t is None else round(victim.gone_t - t0, 4),
+        }
+        # the local target's vocabulary: the killed replica is "ready again" when its replacement is
+        self._emit("replica_ready", victim.name, {"replacement": pod.name, "node": pod.node, "group": pod.group}, now)
+        self._emit("pod_replaced", victim.name, detail, now)
+
+    def _on_deleted(self, uid: str, st: _PodState, now: float) -> None:
+        self._pods.pop(uid, None)
+        v = self._add_victim(st.name, st.group, st.node, now, "observed")
+        v.gone_t = now
+        if st.ready:
+            self._emit("replica_unready", st.name, {"reason": "deleted", "node": st.node, "group": st.group}, now)
+        self._emit("pod_deleted", st.name, {"node": st.node, "group": st.group}, now)
+        self._emit("replica_exited", st.name, {"reason": "pod deleted", "node": st.node, "group": st.group}, now)
