@@ -63,7 +63,7 @@ from chaosml.model.experiment import (
 )
 from chaosml.model.faults import FAULT_TYPES
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "load_experiment", "load_experiment_text", "parse_duration"]
+__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "load_experiment", "load_experiment_text", "parse_duration", "read_experiment_text"]
 
 #: Larger files are refused before parsing.
 MAX_FILE_BYTES = 1024 * 1024
@@ -109,6 +109,11 @@ _DURATION_HINT = "use a number with ms, s, m or h (e.g. 250ms, 20s, 1.5m) or pla
 
 def load_experiment(path: str | Path) -> Experiment:
     """Load and validate an experiment file; raise ExperimentError holding every issue."""
+    return load_experiment_text(read_experiment_text(path), str(path))
+
+
+def read_experiment_text(path: str | Path) -> str:
+    """An experiment file's text (bounded, UTF-8), read once: validate it and journal the same text."""
     filename = str(path)
     try:
         with open(path, "rb") as fh:
@@ -123,7 +128,7 @@ def load_experiment(path: str | Path) -> Experiment:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ExperimentError([Issue(filename, line, column, "", "the file is not UTF-8 text")]) from None
-    return load_experiment_text(text, filename)
+    return text
 
 
 def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:

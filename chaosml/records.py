@@ -14,7 +14,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-JOURNAL_SCHEMA = "chaosml.journal/1"
+#: the journal schema written now; 2 added ``experiment`` (the normalised experiment as data) and ``error``
+JOURNAL_SCHEMA = "chaosml.journal/2"
+#: the schema before it, still read (its experiment is only YAML text)
+JOURNAL_SCHEMA_V1 = "chaosml.journal/1"
 
 #: Column order of samples.csv. Empty cells are missing values.
 SAMPLE_COLUMNS: tuple[str, ...] = (
@@ -66,6 +69,11 @@ class FaultEvent:
         d["targets"] = list(self.targets)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FaultEvent:
+        return cls(float(d["t"]), str(d["fault"]), int(d["injection"]), d["action"], bool(d["ok"]),
+                   tuple(d.get("targets") or ()), dict(d.get("detail") or {}))
+
 
 @dataclass(frozen=True, slots=True)
 class TargetEvent:
@@ -82,3 +90,7 @@ class TargetEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetEvent:
+        return cls(float(d["t"]), str(d["kind"]), str(d["subject"]), dict(d.get("detail") or {}))

@@ -32,7 +32,8 @@ from chaosml.loader import (
     MAX_FILE_BYTES,
     _Decoder,
     _describe,
-    load_experiment,
+    load_experiment_text,
+    read_experiment_text,
 )
 
 __all__ = ["load_gameday", "load_gameday_text", "valid_cron"]
@@ -166,7 +167,8 @@ class _GameDayDecoder(_Decoder):
             self.issue(at, spath, f"no experiment file {source!r} (looked for {file})")
             return _BAD
         try:
-            experiment = load_experiment(file)
+            text = read_experiment_text(file)
+            experiment = load_experiment_text(text, str(file))
         except ExperimentError as exc:
             self.nested.extend(exc.issues)
             self.issue(at, spath, f"{source!r} is not a valid experiment: {len(exc.issues)} problem(s), listed with its own lines")
@@ -181,6 +183,7 @@ class _GameDayDecoder(_Decoder):
             path=file,
             source=source,
             experiment=experiment,
+            text=text,
             weight=float(values.get("weight", 1.0)),
             severity=level,
             fault_severity=MappingProxyType(per_fault),
