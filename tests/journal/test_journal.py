@@ -11,7 +11,13 @@ import pytest
 
 from chaosml.compare.core import load_run
 from chaosml.history import summarize
-from chaosml.journal import JOURNAL_FILE, JournalError, load, mark_partial, write_json_atomic
+from chaosml.journal import (
+    JOURNAL_FILE,
+    JournalError,
+    load,
+    mark_partial,
+    write_json_atomic,
+)
 from chaosml.loader import load_experiment
 from chaosml.model.codec import CodecError, experiment_from_dict, experiment_to_dict
 from chaosml.records import JOURNAL_SCHEMA, JOURNAL_SCHEMA_V1
