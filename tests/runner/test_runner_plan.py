@@ -18,11 +18,12 @@ from chaosml import runner as runner_mod
 from chaosml.errors import EXIT_INTERNAL, TargetError
 from chaosml.journal import load
 from chaosml.ledger import Ledger
-from chaosml.loader import load_experiment_text
+from chaosml.loader import load_experiment, load_experiment_text
 from chaosml.plan import Step, build_plan
 from chaosml.records import FaultEvent
 from chaosml.runner import Runner
 
+ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = """\
 version: 1
 title: plan walk
@@ -168,3 +169,17 @@ def test_an_internal_error_keeps_its_traceback_in_the_journal_and_debug_prints_i
     assert capsys.readouterr().err == ""
     _print_run_error(result.run_dir, debug=True)
     assert capsys.readouterr().err == error.traceback
+
+
+def test_allow_context_reaches_the_kubernetes_target_as_an_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHAOSML_ALLOW_CONTEXT", raising=False)
+    experiment = load_experiment(ROOT / "experiments" / "k8s-pod-kill.yaml")
+    target = runner_mod.make_target(experiment, tmp_path, lambda ev: None, allow_context="kind-other")
+    assert (target.platform, target.allow_context) == ("kubernetes", "kind-other")
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(runner_mod, "make_target", lambda exp, run_dir, on_event, **kw: seen.update(kw))
+    runner = Runner(experiment, experiment_file="k.yaml", experiment_source="", reports_dir=tmp_path / "reports",
+                    allow_context="kind-other", ledger=Ledger(tmp_path / "ledger.jsonl"), out=io.StringIO())
+    runner.target_factory(experiment, runner.run_dir, lambda ev: None)
+    assert seen == {"allow_context": "kind-other"}
