@@ -31,6 +31,7 @@ from chaosml.records import JOURNAL_SCHEMA, JOURNAL_SCHEMA_V1, FaultEvent, Targe
 JOURNAL_FILE = "journal.json"
 SAMPLES_FILE = "samples.csv"
 
+
 @dataclass(frozen=True)
 class RunResult:
     """How one run ended, as the runner returns it (the CLI and game-days settle ``exit_code`` after rendering)."""
