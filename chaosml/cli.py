@@ -75,26 +75,32 @@ def _plan_on_cluster(plan: object, experiment: object, args: argparse.Namespace)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from chaosml.loader import load_experiment
+    from chaosml.errors import RecoveryError, TargetError
+    from chaosml.loader import load_experiment_text, read_experiment_text
+    from chaosml.report import report_run
     from chaosml.runner import Runner
 
     path = Path(args.file)
-    experiment = load_experiment(path)
-    if args.allow_context:
-        import os
-
-        from chaosml.targets.kubernetes import ALLOW_CONTEXT_ENV
-
-        os.environ[ALLOW_CONTEXT_ENV] = args.allow_context  # read by the kubernetes target's start()
+    text = read_experiment_text(path)  # read once: the text validated is the text journaled
+    experiment = load_experiment_text(text, str(path))
     if args.rollback_first:
         _rollback(dry_run=False, include_live=False)
     runner = Runner(
         experiment,
         experiment_file=str(path),
-        experiment_source=path.read_text(encoding="utf-8"),
+        experiment_source=text,
         reports_dir=Path(args.reports_dir),
+        allow_context=args.allow_context or None,
     )
-    result = runner.run()
+    try:
+        result = runner.run()
+    except (RecoveryError, TargetError):
+        if runner.result is not None:
+            report_run(runner.result)  # what was measured is still reported
+        _print_run_error(runner.run_dir, args.debug)
+        raise
+    _print_run_error(result.run_dir, args.debug)
+    result = report_run(result)
     report = result.run_dir / "report.md"
     print(f"run {result.status}: {result.run_dir}")
     if report.exists():
@@ -102,6 +108,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_verdicts(result.run_dir)
     print(f"exit {result.exit_code}: {EXIT_CODES[result.exit_code]}")
     return result.exit_code
+
+
+def _print_run_error(run_dir: Path, debug: bool) -> None:
+    """With --debug: the traceback of the internal error that ended the run, as its journal keeps it."""
+    from chaosml.journal import load
+
+    if not debug:
+        return
+    error = load(run_dir).error
+    if error is not None:
+        print(error.traceback, end="", file=sys.stderr)
 
 
 def _print_verdicts(run_dir: Path) -> None:
@@ -142,11 +159,12 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from chaosml.journal import JOURNAL_FILE
     from chaosml.report import render_report
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "journal.json").exists():
-        raise InvalidInputError(f"{run_dir}: no journal.json here; give a run directory under reports/")
+    if not (run_dir / JOURNAL_FILE).exists():
+        raise InvalidInputError(f"{run_dir}: no {JOURNAL_FILE} here; give a run directory under reports/")
     render_report(run_dir)
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     _print_verdicts(run_dir)

@@ -1,7 +1,8 @@
 """List past runs found under a reports dir (their journal.json files) and plot trends; called by ``chaosml history``.
 
-Reads journals and the analysis.json beside them (re-analysing a run that has none); game-day
-report dirs are searched too, since their runs live inside them.
+Reads journals (:func:`chaosml.journal.load`) and the analysis.json beside them (re-analysing a
+run that has none, from the experiment its journal stores); game-day report dirs are searched
+too, since their runs live inside them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chaosml.journal import JOURNAL_FILE, JournalError, RunRecord, load
 
 #: How deep under the reports dir journals are looked for (reports/<run>/, reports/gameday-*/<run>/).
 MAX_DEPTH = 3
@@ -59,8 +62,8 @@ def find_journals(reports_dir: Path) -> list[Path]:
             except OSError:
                 continue
             for c in children:
-                if (c / "journal.json").is_file():
-                    out.append(c / "journal.json")
+                if (c / JOURNAL_FILE).is_file():
+                    out.append(c / JOURNAL_FILE)
                 else:
                     nxt.append(c)
         frontier = nxt
@@ -70,26 +73,15 @@ def find_journals(reports_dir: Path) -> list[Path]:
 
 
 def summarize(journal_path: Path) -> RunSummary | None:
-    run_dir = journal_path.parent
+    """One line of the history from a run's journal; None when it is not a journal this chaosml reads."""
     try:
-        journal = json.loads(journal_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = load(journal_path)
+    except JournalError:
         return None
-    if not isinstance(journal, dict) or not str(journal.get("schema", "")).startswith("chaosml.journal/"):
-        return None
-    analysis = _analysis(run_dir)
-    title = release = ""
+    analysis = _analysis(record)
+    title, release = record.experiment.title, record.experiment.release
     if analysis:
-        title, release = analysis.get("title", ""), analysis.get("release", "")
-    else:
-        import yaml
-
-        try:
-            src = yaml.safe_load(journal.get("experiment_source") or "") or {}
-        except yaml.YAMLError:
-            src = {}
-        if isinstance(src, dict):
-            title, release = str(src.get("title", "")), str(src.get("release", "unversioned"))
+        title, release = analysis.get("title", title), analysis.get("release", release)
     counts = (analysis or {}).get("counts") or {}
     mttr = {f["fault"]: (f.get("mttr_s") or {}).get("mean") for f in (analysis or {}).get("faults", [])}
     slis: dict[str, float | None] = {}
@@ -98,13 +90,13 @@ def summarize(journal_path: Path) -> RunSummary | None:
             for k in ("success_ratio", "fallback_ratio", "accuracy", "latency_p99_ms"):
                 slis[k] = p.get("slis", {}).get(k)
     return RunSummary(
-        run_dir=run_dir,
-        run_id=str(journal.get("run_id") or run_dir.name),
-        started_at=journal.get("started_at"),
+        run_dir=record.run_dir,
+        run_id=record.run_id,
+        started_at=record.started_at,
         title=title,
         release=release,
-        status=str(journal.get("status", "unknown")),
-        exit_code=journal.get("exit_code"),
+        status=record.status,
+        exit_code=record.exit_code,
         passed=int(counts.get("pass", 0)),
         total=int(sum(counts.values())) if counts else 0,
         mttr_mean=mttr,
@@ -112,8 +104,8 @@ def summarize(journal_path: Path) -> RunSummary | None:
     )
 
 
-def _analysis(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "analysis.json"
+def _analysis(record: RunRecord) -> dict[str, Any] | None:
+    path = record.run_dir / "analysis.json"
     if path.is_file():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -122,13 +114,10 @@ def _analysis(run_dir: Path) -> dict[str, Any] | None:
             return None
     try:  # no analysis.json (e.g. copied journal + samples only): analyse again, write nothing
         from chaosml.analysis import analyze, read_samples
-        from chaosml.loader import load_experiment_text
         from chaosml.report.render import _json_safe
 
-        journal = json.loads((run_dir / "journal.json").read_text(encoding="utf-8"))
-        exp = load_experiment_text(journal["experiment_source"], journal.get("experiment_file") or "<journal>")
-        samples = read_samples(run_dir / (journal.get("samples_file") or "samples.csv"))
-        return _json_safe(analyze(exp, journal, samples).to_dict())
+        samples = read_samples(record.samples_path)
+        return _json_safe(analyze(record.experiment, record.to_dict(), samples).to_dict())
     except Exception:  # noqa: BLE001 - listed without verdicts rather than not listed
         return None
 

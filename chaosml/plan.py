@@ -55,6 +55,11 @@ class Step:
     fault: str
     index: int  # 1-based injection number
 
+    @property
+    def injection(self) -> int:
+        """The 0-based injection number, as injectors, fault events and the ledger count."""
+        return self.index - 1
+
 
 @dataclass(frozen=True, slots=True)
 class PhaseSpan:

@@ -12,9 +12,13 @@ Times are epoch seconds (float) everywhere on disk.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
-JOURNAL_SCHEMA = "chaosml.journal/1"
+#: the journal schema written now; 2 added ``experiment`` (the normalised experiment as data) and ``error``
+JOURNAL_SCHEMA = "chaosml.journal/2"
+#: the schema before it, still read (its experiment is only YAML text)
+JOURNAL_SCHEMA_V1 = "chaosml.journal/1"
 
 #: Column order of samples.csv. Empty cells are missing values.
 SAMPLE_COLUMNS: tuple[str, ...] = (
@@ -66,14 +70,72 @@ class FaultEvent:
         d["targets"] = list(self.targets)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FaultEvent:
+        return cls(float(d["t"]), str(d["fault"]), int(d["injection"]), d["action"], bool(d["ok"]),
+                   tuple(d.get("targets") or ()), dict(d.get("detail") or {}))
+
+
+class EventKind(StrEnum):
+    """The catalogue of target-event kinds (``TargetEvent.kind``); the journal holds the values.
+
+    ``subject`` names what the event is about (a replica, pod, deployment, ...); ``detail`` holds
+    the listed keys. Analysis reads REPLICA_EXITED/REPLICA_UNREADY (detection), REPLICA_READY
+    (recovery) and POD_REPLACED (the kubernetes MTTR breakdown).
+    """
+
+    # -- every supervised or kubernetes target: one replica of a service
+    REPLICA_STARTED = "replica_started"
+    """A replica (process or pod) started; detail: pid/node, restarts, group."""
+    REPLICA_READY = "replica_ready"
+    """A replica passed its readiness probe (kubernetes: Ready, or its replacement is); detail: pid/node, group."""
+    REPLICA_UNREADY = "replica_unready"
+    """A replica stopped answering its probe, exited or is terminating; detail: reason."""
+    REPLICA_EXITED = "replica_exited"
+    """A replica's process (or container, or pod) is gone; detail: returncode or reason."""
+    REPLICA_KILLED = "replica_killed"
+    """chaosml killed a replica (pod-kill); detail: signal and pid, or grace_period_s, node, group."""
+    REPLICA_START_FAILED = "replica_start_failed"
+    """The local supervisor could not start a replica; detail: error, failures."""
+    # -- local target: the fault proxy, the feature store and the reference stack's breakers
+    PROXY_LINKS_RESTORED = "proxy_links_restored"
+    """The fault proxy came back and its links were configured again; detail: links."""
+    PROXY_LINKS_RESTORE_FAILED = "proxy_links_restore_failed"
+    """The fault proxy came back but its links could not be configured; detail: error."""
+    FEATURE_STORE_SEEDED = "feature_store_seeded"
+    """The feature store was (re)seeded with the dataset's rows; detail: rows."""
+    FEATURE_STORE_SEED_FAILED = "feature_store_seed_failed"
+    """Seeding the feature store failed; detail: error."""
+    BREAKER_TRANSITION = "breaker_transition"
+    """A replica's circuit breaker changed state (reference stack); detail: from, to."""
+    # -- kubernetes target: pods, deployments and the cluster
+    POD_CREATED = "pod_created"
+    """A pod of a watched group appeared; detail: group, node, replaces."""
+    POD_SCHEDULED = "pod_scheduled"
+    """A pod was bound to a node; detail: node, group."""
+    POD_READY = "pod_ready"
+    """A pod became Ready; detail: node, group, replaces."""
+    POD_DELETING = "pod_deleting"
+    """A pod got its deletion timestamp; detail: node, group, requested_by_chaosml."""
+    POD_DELETED = "pod_deleted"
+    """A pod is gone from the API; detail: node, group."""
+    POD_REPLACED = "pod_replaced"
+    """A killed pod's replacement is Ready; detail: the MTTR breakdown (deleted, created, scheduled, ready)."""
+    CONTAINER_RESTARTED = "container_restarted"
+    """A pod's container restarted in place; detail: restarts, group."""
+    DEPLOYMENT_SCALED = "deployment_scaled"
+    """chaosml scaled a Deployment (feature-store-outage kill); detail: from, to."""
+    CONTEXT_CHANGED = "context_changed"
+    """The kube context changed under the run (the run aborts); detail: reason."""
+    WATCH_ERROR = "watch_error"
+    """The pod watch failed and is retried; detail: error."""
+    K8S_WARNING = "k8s_warning"
+    """A Warning event of the namespace; detail: reason, message, object."""
+
 
 @dataclass(frozen=True, slots=True)
 class TargetEvent:
-    """Something the target observed about itself (replica killed/started/ready/unready, ...).
-
-    ``kind`` values used by the local target: ``replica_killed``, ``replica_exited``,
-    ``replica_started``, ``replica_ready``, ``replica_unready``.
-    """
+    """Something the target observed about itself; ``kind`` is one of :class:`EventKind`."""
 
     t: float
     kind: str
@@ -82,3 +144,7 @@ class TargetEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetEvent:
+        return cls(float(d["t"]), str(d["kind"]), str(d["subject"]), dict(d.get("detail") or {}))

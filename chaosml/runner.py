@@ -1,12 +1,15 @@
-"""Runs one experiment: target up, load, faults on schedule, recovery always, journal, report. Called by the CLI.
+"""Runs one experiment's plan: target up, load, faults on schedule, recovery always, journal. Called by the CLI and game-days.
 
 The order of a run, and what ``finally`` guarantees whatever happens (error, Ctrl-C, SIGTERM, abort):
 
-1. validate-time work is done already (the experiment is a frozen model);
-2. start the target and wait until it is ready; build the payload pool; start the load process;
-3. apply and recover faults at their offsets from the load start, watching progress and abort conditions;
+1. validate-time work is done already (the experiment is a frozen model, its plan built by
+   :func:`chaosml.plan.build_plan`); build the payload pool;
+2. construct the target, build every injector (their checks fail here, before anything starts),
+   then start the target and wait until it is ready; start the load process;
+3. walk ``Plan.steps``: apply and recover injections at their offsets from the load start,
+   watching progress and abort conditions;
 4. finally: recover every applied injection, run rollbacks, stop the load process, stop the target,
-   write the journal; then analyse and render the report from disk.
+   write the journal. The caller renders the report from disk (:func:`chaosml.report.report_run`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,32 +34,30 @@ from chaosml.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INVALID,
-    EXIT_OK,
     EXIT_RECOVERY_FAILED,
+    ChaosmlError,
     InvalidInputError,
     RecoveryError,
     RunAborted,
     TargetError,
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
-from chaosml.journal import SAMPLES_FILE, Journal
+from chaosml.journal import JOURNAL_FILE, SAMPLES_FILE, Journal, RunResult
 from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
+from chaosml.plan import Plan, build_plan
 from chaosml.procs import RUN_TOKEN_ENV
+from chaosml.progress import Progress
 
 #: How long after the planned load end the load process may take to finish on its own.
 LOAD_GRACE_S = 20.0
 #: SLIs that abort conditions can watch live (from the load process's progress lines).
 LIVE_SLIS = {"success_ratio": "success_ratio", "latency_p99_ms": "p99_ms", "throughput_rps": "rps"}
 
+__all__ = ["Progress", "RunResult", "Runner", "make_target", "new_run_id"]
 
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    status: str  # completed | aborted | failed
-    exit_code: int
-    reason: str | None = None
+TargetFactory = Callable[[Experiment, Path, Callable[[Any], None]], Any]
 
 
 class _Interrupted(BaseException):
@@ -64,14 +66,6 @@ class _Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-@dataclass
-class _Step:
-    at: float  # epoch
-    action: str  # apply | recover
-    spec: FaultSpec
-    injection: int
 
 
 def _request_mapping(experiment: Experiment) -> Any:
@@ -98,8 +92,14 @@ def new_run_id(experiment: Experiment, reports_dir: Path) -> str:
     return run_id
 
 
-def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any], None]) -> Any:
-    """The target adapter for ``experiment.target.platform``."""
+def make_target(
+    experiment: Experiment, run_dir: Path, on_event: Callable[[Any], None], *, allow_context: str | None = None
+) -> Any:
+    """The target adapter for ``experiment.target.platform``, constructed but not started.
+
+    ``allow_context`` is ``chaosml run --allow-context NAME``: it confirms ``allow_any_context`` of a
+    kubernetes target for that one context.
+    """
     spec = experiment.target
     if spec.platform == "local" and spec.stack == "custom":
         from chaosml.targets.services import ServicesTarget
@@ -120,16 +120,11 @@ def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any],
             on_event=on_event,
         )
     if spec.platform == "kubernetes":
-        from chaosml.targets.kubernetes import (
-            ALLOW_CONTEXT_ENV,
-            ENTRY_URL_ENV,
-            KubernetesTarget,
-        )
+        from chaosml.targets.kubernetes import ENTRY_URL_ENV, KubernetesTarget
 
-        # `chaosml run --allow-context NAME` confirms allow_any_context through the environment
         return KubernetesTarget(
             spec.kubernetes,
-            allow_context=os.environ.get(ALLOW_CONTEXT_ENV) or None,
+            allow_context=allow_context,
             entry_url=os.environ.get(ENTRY_URL_ENV) or None,
             on_event=on_event,
             run_dir=run_dir / "target",
@@ -140,44 +135,14 @@ def make_target(experiment: Experiment, run_dir: Path, on_event: Callable[[Any],
     raise TargetError(f"target platform {spec.platform!r} is not available yet")
 
 
-class Progress:
-    """One live line on a terminal (a line every few seconds elsewhere): phase, elapsed/total, success, p99."""
-
-    def __init__(self, out: IO[str], total_s: float):
-        self.out = out
-        self.total_s = total_s
-        self.tty = out.isatty()
-        self._last = 0.0
-
-    def show(self, phase: str, elapsed: float, stats: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if not self.tty and now - self._last < 5.0:
-            return
-        self._last = now
-        sr = stats.get("success_ratio")
-        p99 = stats.get("p99_ms")
-        line = (
-            f"[{phase:<22}] {elapsed:5.1f}/{self.total_s:.0f}s  "
-            f"requests {stats.get('requests', 0):>6}  "
-            f"success {'-' if sr is None else f'{sr:6.2%}'}  "
-            f"p99 {'-' if p99 is None else f'{p99:7.1f} ms'}"
-        )
-        if self.tty:
-            self.out.write("\r" + line[:120].ljust(120))
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
-
-    def message(self, text: str) -> None:
-        if self.tty:
-            self.out.write("\r" + " " * 120 + "\r")
-        self.out.write(text + "\n")
-        self.out.flush()
-
-
 class Runner:
-    """Runs one experiment once. ``run()`` returns a RunResult; it never leaves a fault applied
-    unless it raises RecoveryError, whose message says what is left."""
+    """Runs one experiment once, walking its plan. ``run()`` returns a RunResult; it never leaves a
+    fault applied unless it raises RecoveryError, whose message says what is left.
+
+    ``experiment_source`` is the text that was validated into ``experiment`` (kept in the journal
+    for humans; readers use the normalised experiment stored beside it). ``plan`` defaults to
+    ``build_plan(experiment)``. ``self.result`` holds the outcome also when ``run()`` raises.
+    """
 
     def __init__(
         self,
@@ -187,9 +152,10 @@ class Runner:
         experiment_source: str,
         reports_dir: Path = Path("reports"),
         out: IO[str] = sys.stderr,
-        render: bool = True,
-        target_factory: Callable[[Experiment, Path, Callable[[Any], None]], Any] = make_target,
+        target_factory: TargetFactory | None = None,
+        allow_context: str | None = None,
         ledger: Ledger | None = None,
+        plan: Plan | None = None,
     ):
         self.ledger = ledger or Ledger()
         stale = self.ledger.stale_entries()
@@ -200,15 +166,17 @@ class Runner:
                 "Run `chaosml rollback` first (or `chaosml run --rollback-first`)."
             )
         self.experiment = experiment
+        self.plan = plan if plan is not None else build_plan(experiment)
         self.reports_dir = reports_dir
         self.run_id = new_run_id(experiment, reports_dir)
         self.run_dir = reports_dir / self.run_id
         self.run_dir.mkdir(parents=True)
-        self.journal = Journal(self.run_dir, self.run_id, experiment_file, experiment_source)
+        self.journal = Journal(self.run_dir, self.run_id, experiment, experiment_file, experiment_source)
         self.progress = Progress(out, experiment.load.duration)
-        self.render = render
-        self.target_factory = target_factory
+        self.target_factory = target_factory or partial(make_target, allow_context=allow_context)
+        self.result: RunResult | None = None
         self.target: Any = None
+        self._target_started = False
         self.load_proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._lines: queue.Queue[str] = queue.Queue()
@@ -226,6 +194,7 @@ class Runner:
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
         status, reason = "completed", None
+        error: dict[str, str] | None = None
         recovery_errors: list[str] = []
         try:
             self._prepare_payloads()  # data and template problems: exit 4 before anything starts
@@ -235,6 +204,8 @@ class Runner:
             raise
         old_handlers = self._install_signal_handlers()
         try:
+            self._build_target()
+            self._build_injectors()  # an injector that cannot work on this target stops the run here
             self._start_target()
             self._probe_mapping()
             self._start_load()
@@ -245,8 +216,10 @@ class Runner:
             status, reason = "aborted", str(exc)
         except TargetError as exc:
             status, reason = "failed", f"target error: {exc}"
-        except Exception as exc:  # noqa: BLE001 - recorded, recovered, re-raised below as a run failure
+            error = _error_record(exc)
+        except Exception as exc:  # noqa: BLE001 - recorded (with its traceback), recovered, reported as a run failure
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            error = _error_record(exc)
         finally:
             self._ignore_signals()
             recovery_errors = self._recover_all()
@@ -256,15 +229,6 @@ class Runner:
             self._restore_signal_handlers(old_handlers)
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
-        self.journal.update(status=status, reason=reason, ended_at=time.time())
-        self.journal.flush(force=True)
-        self.journal.sync_samples()
-        if reason:
-            self.progress.message(f"run {status}: {reason}")
-
-        passed = None
-        if self.render and (self.run_dir / SAMPLES_FILE).exists():
-            passed = self._render()
         if recovery_errors:
             code = EXIT_RECOVERY_FAILED
         elif status == "aborted":
@@ -272,18 +236,39 @@ class Runner:
         elif status == "failed":
             code = EXIT_INTERNAL  # the run itself broke (load process died, ...); faults were recovered
         else:
-            code = EXIT_OK if passed else EXIT_FAILED
-        self.journal.update(exit_code=code)
+            code = EXIT_FAILED  # until the verdicts say otherwise (chaosml.report.report_run settles it)
+        self.journal.update(status=status, reason=reason, ended_at=time.time(), exit_code=code, error=error)
         self.journal.flush(force=True)
+        self.journal.sync_samples()
+        if reason:
+            self.progress.message(f"run {status}: {reason}")
+        self.result = RunResult(self.run_dir, status, code, reason)
         if recovery_errors:
             raise RecoveryError(
-                "could not recover: " + "; ".join(recovery_errors) + f" (journal: {self.run_dir / 'journal.json'})"
+                "could not recover: " + "; ".join(recovery_errors) + f" (journal: {self.run_dir / JOURNAL_FILE})"
             )
         if status == "failed" and reason and reason.startswith("target error"):
             raise TargetError(reason.removeprefix("target error: "))
         return RunResult(self.run_dir, status, code, reason)
 
     # ------------------------------------------------------------- phases
+    def _build_target(self) -> None:
+        """The target object, constructed but not started (injectors are built against it first)."""
+        self.target = self.target_factory(self.experiment, self.run_dir, self.journal.add_target_event)
+
+    def _build_injectors(self) -> None:
+        """One injector per fault, built before the target starts; a fault that cannot work stops the run."""
+        exp = self.experiment
+        for spec in exp.faults:
+            try:
+                self._injectors[spec.name] = make_injector(spec, self.target, FaultContext(exp.load.seed, self.run_dir))
+            except ChaosmlError:
+                raise
+            except Exception as exc:  # an injector's own check, said as a target error (nothing started)
+                raise TargetError(
+                    f"fault {spec.name!r} ({spec.type}) cannot be injected on this target: {type(exc).__name__}: {exc}"
+                ) from exc
+
     def _start_target(self) -> None:
         self.progress.message(f"starting target ({self.experiment.target.platform}, profile {self.experiment.target.profile}) ...")
         # Every process the run starts inherits the token, so `chaosml rollback` can find orphans.
@@ -295,7 +280,7 @@ class Runner:
             type=self.experiment.target.platform,
             record={"token": self.token, "run_dir": str(self.run_dir.resolve())},
         )
-        self.target = self.target_factory(self.experiment, self.run_dir, self.journal.add_target_event)
+        self._target_started = True
         self.target.start()
         self.journal.update(target=self.target.describe())
         self.journal.flush()
@@ -417,30 +402,24 @@ class Runner:
         exp = self.experiment
         t0 = self._wait_load_start()
         self.journal.update_load(started_at=t0)
-        steps: list[_Step] = []
-        timeline = []
-        for spec, i, start, end in exp.injections():
-            steps.append(_Step(t0 + start, "apply", spec, i))
-            steps.append(_Step(t0 + end, "recover", spec, i))
-            timeline.append(
-                {"fault": spec.name, "type": spec.type, "injection": i, "planned_start": t0 + start, "planned_end": t0 + end}
-            )
-        steps.sort(key=lambda s: (s.at, 0 if s.action == "recover" else 1))
-        self.journal.update(timeline=timeline)
-        for spec in exp.faults:
-            self._injectors[spec.name] = make_injector(spec, self.target, FaultContext(exp.load.seed, self.run_dir))
+        self.journal.update(timeline=[
+            {"fault": i.fault, "type": i.type, "injection": i.index - 1, "planned_start": t0 + i.start, "planned_end": t0 + i.end}
+            for i in self.plan.injections
+        ])
         self.journal.flush()
+        steps = list(self.plan.steps)  # in the plan's order; each is due at t0 + step.at
 
         hard_end = t0 + exp.load.duration + LOAD_GRACE_S
         assert self.load_proc is not None
         while True:
             now = time.time()
-            while steps and steps[0].at <= now:
+            while steps and t0 + steps[0].at <= now:
                 step = steps.pop(0)
+                spec = exp.fault(step.fault)
                 if step.action == "apply":
-                    self._apply(step.spec, step.injection, planned=step.at)
+                    self._apply(spec, step.injection, planned=t0 + step.at)
                 else:
-                    self._recover(step.spec, step.injection, planned=step.at)
+                    self._recover(spec, step.injection, planned=t0 + step.at)
             self._drain_progress()
             self.progress.show(self._phase(now - t0), now - t0, self._stats)
             self._check_abort()
@@ -448,7 +427,7 @@ class Runner:
                 break
             if now > hard_end:
                 raise RuntimeError(f"load process still running {LOAD_GRACE_S:.0f}s after the planned end")
-            wait = 0.1 if not steps else max(0.0, min(0.1, steps[0].at - time.time()))
+            wait = 0.1 if not steps else max(0.0, min(0.1, t0 + steps[0].at - time.time()))
             time.sleep(wait)
         self._drain_progress()
         self.journal.update_load(ended_at=time.time(), requests=int(self._stats.get("requests", 0)))
@@ -511,7 +490,7 @@ class Runner:
         return errors
 
     def _run_rollbacks(self) -> None:
-        if self.target is None:
+        if not self._target_started:
             return
         for rb in self.experiment.rollbacks:
             started = time.time()
@@ -570,7 +549,7 @@ class Runner:
 
     def _stop_target(self) -> None:
         try:
-            if self.target is not None:
+            if self._target_started:
                 self.target.stop()
             if self._target_entry is not None:
                 self.ledger.close(self._target_entry, ok=True, detail="target stopped")
@@ -578,17 +557,6 @@ class Runner:
             if os.environ.get(RUN_TOKEN_ENV) == self.token:
                 del os.environ[RUN_TOKEN_ENV]
             self.journal.flush(force=True)
-
-    def _render(self) -> bool | None:
-        from chaosml.report import render_report
-
-        try:
-            analysis = render_report(self.run_dir)
-        except Exception as exc:  # noqa: BLE001 - the journal and samples stay; `chaosml report` can retry
-            self.progress.message(f"report could not be rendered: {type(exc).__name__}: {exc}")
-            return None
-        self.journal.update(analysis=analysis.get("summary") if isinstance(analysis, dict) else None)
-        return bool(analysis.get("passed")) if isinstance(analysis, dict) else None
 
     # ------------------------------------------------------------ signals
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -608,3 +576,9 @@ class Runner:
     def _restore_signal_handlers(self, old: dict[int, Any]) -> None:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _error_record(exc: BaseException) -> dict[str, str]:
+    """An error for the journal, with its traceback (``chaosml run --debug`` prints it)."""
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}

@@ -41,6 +41,7 @@ from chaosml.analysis.verdicts import (
     slo_verdicts,
 )
 from chaosml.model.experiment import Experiment
+from chaosml.records import EventKind
 
 ANALYSIS_SCHEMA = "chaosml.analysis/1"
 
@@ -235,7 +236,7 @@ def replacements(results: list[InjectionResult], target_events: list[dict[str, A
     scheduled, Ready; seconds after the deletion), each tied to the injection that killed the pod."""
     out = []
     for e in target_events:
-        if e.get("kind") != "pod_replaced":
+        if e.get("kind") != EventKind.POD_REPLACED:
             continue
         d = dict(e.get("detail") or {})
         victim, deleted = d.get("victim"), d.get("deleted_t")

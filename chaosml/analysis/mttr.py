@@ -30,8 +30,9 @@ from chaosml.analysis.phases import InjectionWindow, LoadRange
 from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
 from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
 from chaosml.model.experiment import SteadyState
+from chaosml.records import EventKind
 
-DETECT_EVENT_KINDS: tuple[str, ...] = ("replica_exited", "replica_unready")
+DETECT_EVENT_KINDS: tuple[str, ...] = (EventKind.REPLICA_EXITED, EventKind.REPLICA_UNREADY)
 
 #: catalog.OPERATORS, elementwise over arrays (NaN compares false).
 _NP_OPERATORS: dict[str, np.ufunc] = {
@@ -195,7 +196,7 @@ def ready_times(injections: Sequence[InjectionWindow], target_events: Sequence[d
     """ready_s and a short explanation, per injection."""
     ready: dict[str, list[float]] = {}
     for e in target_events:
-        if e.get("kind") == "replica_ready" and e.get("t") is not None:
+        if e.get("kind") == EventKind.REPLICA_READY and e.get("t") is not None:
             ready.setdefault(str(e.get("subject", "")), []).append(float(e["t"]))
     for times in ready.values():
         times.sort()

@@ -8,7 +8,6 @@ start, load (the experiment's configured duration), and the rest (stop, analysis
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from chaosml.bench.common import SectionResult, python_env
+from chaosml.journal import load as load_journal
 from chaosml.loader import parse_duration
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
@@ -57,7 +57,7 @@ def run(quick: bool, workdir: Path) -> SectionResult:
     run_dir = max(reports.iterdir(), key=lambda p: p.stat().st_mtime)
     if not (run_dir / "report.html").exists():
         raise RuntimeError(f"chaosml run left no report in {run_dir}")
-    journal = json.loads((run_dir / "journal.json").read_text())
+    journal = load_journal(run_dir).to_dict()
     report_wall, rproc = _timed([sys.executable, "-m", "chaosml.cli", "report", str(run_dir)], env, workdir, 120)
     if rproc.returncode != 0:
         raise RuntimeError(f"chaosml report exited {rproc.returncode}: {rproc.stderr.strip()[-1500:]}")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosml.bench.common import SectionResult, median, percentile
+from chaosml.journal import load as load_journal
 from chaosml.ledger import STATE_ENV
 
 WINDOW_S = 0.5
@@ -82,6 +83,7 @@ def experiment_text(delay: float, count: int) -> str:
 def run_experiment(text: str, reports_dir: Path, log_name: str) -> Path:
     """Run an experiment with the real runner (isolated ledger); returns its run directory."""
     from chaosml.loader import load_experiment_text
+    from chaosml.report import report_run
     from chaosml.runner import Runner
 
     experiment = load_experiment_text(text, f"<bench {log_name}>")
@@ -90,7 +92,7 @@ def run_experiment(text: str, reports_dir: Path, log_name: str) -> Path:
     runner = Runner(experiment, experiment_file=f"<bench {log_name}>", experiment_source=text,
                     reports_dir=reports_dir, out=log)
     try:
-        result = runner.run()
+        result = report_run(runner.run(), log)  # the analysis the injections are checked against
     finally:
         # the runner leaves the load process's stdout pipe to the GC (a ResourceWarning under pytest)
         proc = runner.load_proc
@@ -114,7 +116,7 @@ def injection_truth(run_dir: Path) -> list[dict[str, Any]]:
     """Ground truth and measured times per injection of a pod-kill run."""
     from chaosml.analysis import read_samples
 
-    journal = json.loads((run_dir / "journal.json").read_text())
+    journal = load_journal(run_dir).to_dict()
     analysis = json.loads((run_dir / "analysis.json").read_text())
     samples = read_samples(run_dir / "samples.csv")
     delay = float(journal["target"]["restart_delay_s"])
@@ -177,7 +179,7 @@ def _run(res: SectionResult, quick: bool, workdir: Path) -> SectionResult:
     for delay in delays:
         t = time.monotonic()
         run_dir = run_experiment(experiment_text(delay, count), workdir / "timing-reports", f"delay-{delay:g}s")
-        journal = json.loads((run_dir / "journal.json").read_text())
+        journal = load_journal(run_dir).to_dict()
         jitter += jitters_ms(journal)
         inj = injection_truth(run_dir)
         injections += inj

@@ -36,7 +36,6 @@ operator gives the direction) is judged like any verdict.
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -57,7 +56,9 @@ from chaosml.compare.bootstrap import (
     quantile_interval,
     ratio_interval,
 )
-from chaosml.errors import ExperimentError, InvalidInputError
+from chaosml.errors import InvalidInputError
+from chaosml.journal import JOURNAL_FILE
+from chaosml.journal import load as load_journal
 from chaosml.model.catalog import INJECTION_SLIS, OPERATORS, SAMPLE_SLIS
 from chaosml.model.experiment import Experiment
 
@@ -147,27 +148,17 @@ def resolve_run_dir(path: str | Path) -> Path:
     p = Path(path)
     if p.is_file() and p.suffix == ".json":
         p = p.parent
-    if not (p / "journal.json").is_file():
-        raise InvalidInputError(f"{path}: no journal.json here; give a run directory (reports/<run-id>/) or its journal.json")
+    if not (p / JOURNAL_FILE).is_file():
+        raise InvalidInputError(f"{path}: no {JOURNAL_FILE} here; give a run directory (reports/<run-id>/) or its {JOURNAL_FILE}")
     return p
 
 
 def load_run(path: str | Path) -> RunData:
-    """Read a run's journal and samples and analyse it again."""
-    from chaosml.loader import load_experiment_text
-
+    """Read a run's journal (its stored experiment, not re-parsed) and samples, and analyse it again."""
     run_dir = resolve_run_dir(path)
-    try:
-        journal = json.loads((run_dir / "journal.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{run_dir / 'journal.json'}: cannot read: {exc}") from None
-    if not isinstance(journal, dict) or "experiment_source" not in journal:
-        raise InvalidInputError(f"{run_dir / 'journal.json'}: not a chaosml journal")
-    try:
-        experiment = load_experiment_text(journal["experiment_source"], journal.get("experiment_file") or "<journal>")
-    except ExperimentError as exc:
-        raise InvalidInputError(f"{run_dir}: the experiment kept in its journal no longer validates:\n{exc}") from None
-    samples = read_samples(run_dir / (journal.get("samples_file") or "samples.csv"))
+    record = load_journal(run_dir)  # JournalError (exit 4) names the file and what is wrong
+    journal, experiment = record.to_dict(), record.experiment
+    samples = read_samples(record.samples_path)
     analysis = analyze(experiment, journal, samples)
     arrays = SampleArrays.from_frame(samples, experiment.steady_state.confidence_threshold)
     w = float(experiment.steady_state.window) or 1.0

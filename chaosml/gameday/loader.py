@@ -27,7 +27,7 @@ from chaosml.gameday.model import (
     GameDayExperiment,
     Schedule,
 )
-from chaosml.loader import EMPTY, load_experiment
+from chaosml.loader import EMPTY, load_experiment_text, read_experiment_text
 
 __all__ = ["load_gameday", "load_gameday_text", "valid_cron"]
 
@@ -163,7 +163,8 @@ class _GameDayDecoder:
             self.d.issue(at, spath, f"no experiment file {source!r} (looked for {file})")
             return BAD
         try:
-            experiment = load_experiment(file)
+            text = read_experiment_text(file)
+            experiment = load_experiment_text(text, str(file))
         except ExperimentError as exc:
             self.nested.extend(exc.issues)
             self.d.issue(at, spath, f"{source!r} is not a valid experiment: {len(exc.issues)} problem(s), listed with its own lines")
@@ -178,6 +179,7 @@ class _GameDayDecoder:
             path=file,
             source=source,
             experiment=experiment,
+            text=text,
             weight=float(values.get("weight", 1.0)),
             severity=level,
             fault_severity=MappingProxyType(per_fault),

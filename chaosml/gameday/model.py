@@ -88,6 +88,7 @@ class GameDayExperiment:
     weight: float = 1.0
     severity: str | None = None  # one level for every fault
     fault_severity: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    text: str = ""  # the file's text as validated (the run's journal keeps this same text)
 
     def severity_of(self, fault: str | None) -> str:
         """A fault's severity: per-fault setting, experiment setting, then the default of its type."""

@@ -44,7 +44,7 @@ from chaosml.errors import (
     TargetError,
 )
 from chaosml.gameday.model import SEVERITIES, GameDay, GameDayExperiment
-from chaosml.journal import write_json_atomic
+from chaosml.journal import JOURNAL_FILE, write_json_atomic
 
 GAMEDAY_SCHEMA = "chaosml.gameday/1"
 
@@ -96,16 +96,17 @@ RunFn = Callable[[GameDayExperiment, Path, IO[str]], Any]
 
 
 def _default_run(entry: GameDayExperiment, reports_dir: Path, out: IO[str]) -> Any:
+    from chaosml.report import report_run
     from chaosml.runner import Runner
 
     runner = Runner(
         entry.experiment,
         experiment_file=str(entry.path),
-        experiment_source=entry.path.read_text(encoding="utf-8"),
+        experiment_source=entry.text,  # the text the game-day loader validated
         reports_dir=reports_dir,
         out=out,
     )
-    return runner.run()
+    return report_run(runner.run(), out)
 
 
 def run_gameday(
@@ -170,7 +171,7 @@ def run_gameday(
 def _find_run_dir(report_dir: Path, earlier: list[ExperimentOutcome]) -> Path | None:
     """The run directory a Runner created before it raised (the newest one not already claimed)."""
     claimed = {o.run_dir for o in earlier}
-    cands = [p for p in report_dir.iterdir() if p.is_dir() and (p / "journal.json").exists() and p not in claimed]
+    cands = [p for p in report_dir.iterdir() if p.is_dir() and (p / JOURNAL_FILE).exists() and p not in claimed]
     return max(cands, key=lambda p: p.stat().st_mtime) if cands else None
 
 

@@ -1,7 +1,7 @@
 """Experiment YAML -> validated, frozen chaosml.model.Experiment (or one ExperimentError with every issue).
 
-Called by the CLI (validate, plan, run), the game-day loader, the report, compare and history
-(which re-load the source text stored in a run's journal).
+Called by the CLI (validate, plan, run) and the game-day loader; a run's journal keeps the
+normalised experiment as data, so readers of old runs never need this loader (schema-1 journals aside).
 
 How it works:
 
@@ -34,11 +34,17 @@ __all__ = [
     "load_experiment",
     "load_experiment_text",
     "parse_duration",
+    "read_experiment_text",
 ]
 
 
 def load_experiment(path: str | Path) -> Experiment:
     """Load and validate an experiment file; raise ExperimentError holding every issue."""
+    return load_experiment_text(read_experiment_text(path), str(path))
+
+
+def read_experiment_text(path: str | Path) -> str:
+    """An experiment file's text (bounded, UTF-8), read once: validate it and journal the same text."""
     filename = str(path)
     try:
         with open(path, "rb") as fh:
@@ -53,7 +59,7 @@ def load_experiment(path: str | Path) -> Experiment:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ExperimentError([Issue(filename, line, column, "", "the file is not UTF-8 text")]) from None
-    return load_experiment_text(text, filename)
+    return text
 
 
 def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:

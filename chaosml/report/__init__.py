@@ -4,6 +4,6 @@ from chaosml.report.document import build_document
 from chaosml.report.html import render_html
 from chaosml.report.markdown import render_markdown
 from chaosml.report.plots import render_plots
-from chaosml.report.render import render_report
+from chaosml.report.render import render_report, report_run
 
-__all__ = ["build_document", "render_html", "render_markdown", "render_plots", "render_report"]
+__all__ = ["build_document", "render_html", "render_markdown", "render_plots", "render_report", "report_run"]

@@ -1,19 +1,25 @@
 """render_report(run_dir): journal.json + samples.csv -> analysis.json, plots/*.png, report.md, report.html, junit.xml.
 
-Called by the runner after a run and by ``chaosml report``. Reads nothing but the run directory:
-the experiment is re-loaded from the source text the journal keeps.
+Called after a run (:func:`report_run`, by the CLI and game-days) and by ``chaosml report``. Reads
+nothing but the run directory: the experiment is the normalised one the journal stores
+(:func:`chaosml.journal.load`), never re-parsed from its YAML text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from chaosml.analysis import analyze, read_samples
+from chaosml.errors import EXIT_FAILED, EXIT_OK
+from chaosml.journal import SAMPLES_FILE, RunResult, record_verdicts
+from chaosml.journal import load as load_journal
 from chaosml.model.experiment import Experiment
 from chaosml.report.document import build_document
 from chaosml.report.html import render_html
@@ -52,17 +58,16 @@ def _json_safe(obj: Any) -> Any:
 def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> dict[str, Any]:
     """Analyse a run directory and write its reports; returns the analysis dict (as in analysis.json).
 
-    ``experiment`` defaults to the experiment re-loaded from ``journal["experiment_source"]``.
-    The returned dict also holds ``files``: the paths written (report.md, report.html,
-    analysis.json, plots). The runner reads ``passed`` and ``summary`` from it.
+    ``experiment`` defaults to the experiment stored in the journal. The returned dict also holds
+    ``files``: the paths written (report.md, report.html, analysis.json, plots).
+    :func:`report_run` reads ``passed`` and ``summary`` from it.
     """
     run_dir = Path(run_dir)
-    journal = json.loads((run_dir / "journal.json").read_text(encoding="utf-8"))
+    record = load_journal(run_dir)
+    journal = record.to_dict()
     if experiment is None:
-        from chaosml.loader import load_experiment_text
-
-        experiment = load_experiment_text(journal["experiment_source"], journal.get("experiment_file") or "<journal>")
-    samples = read_samples(run_dir / (journal.get("samples_file") or "samples.csv"))
+        experiment = record.experiment
+    samples = read_samples(record.samples_path)
     analysis = _json_safe(analyze(experiment, journal, samples).to_dict())
     _write_text(run_dir / ANALYSIS_FILE, json.dumps(analysis, indent=1, allow_nan=False) + "\n")
     plots = render_plots(analysis, run_dir / PLOTS_DIR)
@@ -78,3 +83,25 @@ def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> 
         "plots": {name: str(p) for name, p in plots.items()},
     }
     return {**analysis, "files": files}
+
+
+def report_run(result: RunResult, out: IO[str] = sys.stderr) -> RunResult:
+    """Render a finished run's report and settle its exit code from the verdicts; called by the CLI and game-days.
+
+    A completed run exits 0 when every verdict passed, else 1; other outcomes keep the runner's
+    code. No samples: nothing to render. A rendering error is said on ``out`` (the journal and
+    samples stay; ``chaosml report`` can retry) and leaves the code as the runner set it.
+    """
+    if not (result.run_dir / SAMPLES_FILE).exists():
+        return result
+    try:
+        analysis = render_report(result.run_dir)
+    except Exception as exc:  # noqa: BLE001 - the journal and samples stay; `chaosml report` can retry
+        out.write(f"report could not be rendered: {type(exc).__name__}: {exc}\n")
+        out.flush()
+        return result
+    code = result.exit_code
+    if result.status == "completed":
+        code = EXIT_OK if analysis.get("passed") else EXIT_FAILED
+    record_verdicts(result.run_dir, analysis.get("summary"), code)
+    return dataclasses.replace(result, exit_code=code)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosml.procs import kill_run_processes, processes_of_run
-from chaosml.records import TargetEvent
+from chaosml.records import EventKind, TargetEvent
 from chaosml.targets.base import TargetError
 from chaosml.targets.supervised import SupervisedTarget
 from chaosml.targets.supervisor import ProcessSpec, Supervisor
@@ -296,7 +296,7 @@ class LocalTarget(SupervisedTarget):
     # --- events ----------------------------------------------------------------------
     def _on_event(self, ev: TargetEvent) -> None:
         super()._on_event(ev)
-        if ev.kind == "replica_ready" and ev.subject == "redis" and self._dataset_obj is not None and self._replica_redis_url:
+        if ev.kind == EventKind.REPLICA_READY and ev.subject == "redis" and self._dataset_obj is not None and self._replica_redis_url:
             # Redis came back empty after a restart (no persistence): seed it again, off the monitor thread.
             self._in_background(self._reseed, "reseed-redis")
 
@@ -324,7 +324,7 @@ class LocalTarget(SupervisedTarget):
                 before = last.get(name)
                 last[name] = state
                 if before is not None and state != before:
-                    self._emit(TargetEvent(t=time.time(), kind="breaker_transition", subject=name,
+                    self._emit(TargetEvent(t=time.time(), kind=EventKind.BREAKER_TRANSITION, subject=name,
                                            detail={"from": before, "to": state}))
             time.sleep(BREAKER_POLL_S)
 
@@ -333,9 +333,9 @@ class LocalTarget(SupervisedTarget):
 
         try:
             n = featurestore.seed(self.redis_url, self._dataset_obj)
-            ev = TargetEvent(t=time.time(), kind="feature_store_seeded", subject="redis", detail={"rows": n})
+            ev = TargetEvent(t=time.time(), kind=EventKind.FEATURE_STORE_SEEDED, subject="redis", detail={"rows": n})
         except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
-            ev = TargetEvent(t=time.time(), kind="feature_store_seed_failed", subject="redis", detail={"error": str(e)})
+            ev = TargetEvent(t=time.time(), kind=EventKind.FEATURE_STORE_SEED_FAILED, subject="redis", detail={"error": str(e)})
         self._emit(ev)
 
     # --- queries and actions ---------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from chaosml.errors import TargetError
-from chaosml.records import TargetEvent
+from chaosml.records import EventKind, TargetEvent
 from chaosml.targets.supervisor import ReplicaStatus, Supervisor
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class SupervisedTarget:
     def _on_event(self, ev: TargetEvent) -> None:
         if self._user_on_event is not None:
             self._user_on_event(ev)  # the supervisor logs a failing listener
-        if ev.kind == "replica_ready" and ev.subject == "proxy" and self._links:
+        if ev.kind == EventKind.REPLICA_READY and ev.subject == "proxy" and self._links:
             if self._proxy_ready_seen:
                 # the proxy came back empty after a restart: create the same links again
                 self._in_background(self._restore_links, "restore-links")
@@ -133,9 +133,9 @@ class SupervisedTarget:
     def _restore_links(self) -> None:
         try:
             self._create_links()
-            ev = TargetEvent(t=time.time(), kind="proxy_links_restored", subject="proxy", detail={"links": sorted(self._links)})
+            ev = TargetEvent(t=time.time(), kind=EventKind.PROXY_LINKS_RESTORED, subject="proxy", detail={"links": sorted(self._links)})
         except Exception as e:  # noqa: BLE001 - reported as an event, never raised from a thread
-            ev = TargetEvent(t=time.time(), kind="proxy_links_restore_failed", subject="proxy", detail={"error": str(e)})
+            ev = TargetEvent(t=time.time(), kind=EventKind.PROXY_LINKS_RESTORE_FAILED, subject="proxy", detail={"error": str(e)})
         self._emit(ev)
 
     # --- queries and actions ---------------------------------------------------------

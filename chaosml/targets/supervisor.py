@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
-from chaosml.records import TargetEvent
+from chaosml.records import EventKind, TargetEvent
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Supervisor:
         self._monitor: threading.Thread | None = None
 
     # --- events ----------------------------------------------------------------------
-    def _emit(self, kind: str, subject: str, **detail: Any) -> None:
+    def _emit(self, kind: EventKind, subject: str, **detail: Any) -> None:
         ev = TargetEvent(t=time.time(), kind=kind, subject=subject, detail=detail)
         with self._emit_lock:
             if self._on_event is None:
@@ -173,7 +173,7 @@ class Supervisor:
         self._pid_history.append({"name": spec.name, "group": spec.group, "pid": proc.pid, "t": time.time()})
         self._write_pids()
         self._cond.notify_all()
-        self._emit("replica_started", spec.name, pid=proc.pid, restarts=child.restarts, group=spec.group)
+        self._emit(EventKind.REPLICA_STARTED, spec.name, pid=proc.pid, restarts=child.restarts, group=spec.group)
 
     def _write_pids(self) -> None:
         data = {
@@ -205,9 +205,9 @@ class Supervisor:
         child.proc = None
         child.generation += 1
         was_ready, child.ready = child.ready, False
-        self._emit("replica_exited", name, pid=proc.pid, returncode=proc.returncode)
+        self._emit(EventKind.REPLICA_EXITED, name, pid=proc.pid, returncode=proc.returncode)
         if was_ready:
-            self._emit("replica_unready", name, reason="exited")
+            self._emit(EventKind.REPLICA_UNREADY, name, reason="exited")
         if not child.held and not self._stopping.is_set():
             child.restart_at = time.monotonic() + child.spec.restart_delay_s
         self._cond.notify_all()
@@ -219,7 +219,7 @@ class Supervisor:
             child.start_failures = 0
         except OSError as e:
             child.start_failures += 1
-            self._emit("replica_start_failed", child.spec.name, error=str(e), failures=child.start_failures)
+            self._emit(EventKind.REPLICA_START_FAILED, child.spec.name, error=str(e), failures=child.start_failures)
             if child.start_failures < MAX_START_FAILURES:
                 child.restart_at = time.monotonic() + max(child.spec.restart_delay_s, 0.5)
             else:
@@ -237,9 +237,9 @@ class Supervisor:
                         child.ready = ok
                         self._cond.notify_all()
                         if ok:
-                            self._emit("replica_ready", child.spec.name, pid=proc.pid)
+                            self._emit(EventKind.REPLICA_READY, child.spec.name, pid=proc.pid)
                         else:
-                            self._emit("replica_unready", child.spec.name, pid=proc.pid, reason="probe failed")
+                            self._emit(EventKind.REPLICA_UNREADY, child.spec.name, pid=proc.pid, reason="probe failed")
             self._stopping.wait(max(0.0, PROBE_INTERVAL_S - (time.monotonic() - t0)))
 
     # --- queries ---------------------------------------------------------------------
@@ -292,7 +292,7 @@ class Supervisor:
             proc = child.proc
             if proc is None or proc.poll() is not None:
                 raise ProcessLookupError(f"{name} is not running")
-            self._emit("replica_killed", name, pid=proc.pid, signal=signal.Signals(sig).name)
+            self._emit(EventKind.REPLICA_KILLED, name, pid=proc.pid, signal=signal.Signals(sig).name)
             _signal_group(proc, sig)
             if sig == signal.SIGKILL:
                 # reap it now, so that status() and wait_ready() reflect the kill when this returns
