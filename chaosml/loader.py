@@ -1134,7 +1134,7 @@ class _Decoder:
             self.issue_at(f"{path}.template", f"only used with body: template (body is {body})")
             values["template"] = _BAD
         if template not in (None, _BAD):
-            from chaosml.mapping import template_fields
+            from chaosml.workload.mapping import template_fields
 
             _, unknown = template_fields(template)
             if unknown:
@@ -1146,7 +1146,7 @@ class _Decoder:
         return self.build(RequestSpec, values)
 
     def response(self, y: _Y, path: str) -> Any:
-        from chaosml.mapping import check_field_spec
+        from chaosml.workload.mapping import check_field_spec
 
         def problem(v: str) -> str | None:
             why = check_field_spec(v)

@@ -74,7 +74,7 @@ class _Step:
 
 
 def _request_mapping(experiment: Experiment) -> Any:
-    from chaosml.mapping import RequestMapping
+    from chaosml.workload.mapping import RequestMapping
 
     r = experiment.request
     return RequestMapping(path=r.path, method=r.method, headers=dict(r.headers), body=r.body,
@@ -301,14 +301,14 @@ class Runner:
 
     def _prepare_payloads(self) -> None:
         """Dataset -> cohorts -> request bodies by the experiment's request mapping (chaosml.mapping)."""
-        from chaosml.cohorts import (
+        from chaosml.workload.cohorts import (
             build_payloads,
             cohorts_needed,
             expand_mix,
             file_cohort_shares,
         )
-        from chaosml.datasets_user import dataset_for
-        from chaosml.mapping import MappingError, check_template
+        from chaosml.workload.user_dataset import dataset_for
+        from chaosml.workload.mapping import MappingError, check_template
 
         exp = self.experiment
         ds = dataset_for(exp)
@@ -336,7 +336,7 @@ class Runner:
 
     def _probe_mapping(self) -> None:
         """A few clean requests once the target is ready: the mapping must fit the server's answers (else exit 3)."""
-        from chaosml.mapping import MappingError, ResponseMapping, probe
+        from chaosml.workload.mapping import MappingError, ResponseMapping, probe
 
         exp = self.experiment
         payloads = self._payloads or {}

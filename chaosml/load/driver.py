@@ -30,9 +30,9 @@ from chaosml.load.control import (
     effective_mix,
     read_control,
 )
-from chaosml.load.payloads import Payload
+from chaosml.workload.payload_file import Payload
 from chaosml.load.samples import SampleWriter
-from chaosml.mapping import Extractor, ResponseMapping
+from chaosml.workload.mapping import Extractor, ResponseMapping
 from chaosml.records import classify_outcome
 
 log = logging.getLogger("chaosml.load")

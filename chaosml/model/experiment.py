@@ -117,7 +117,7 @@ class DataSpec:
 
 @dataclass(frozen=True, slots=True)
 class RequestSpec:
-    """Where requests go and how a body is built from a dataset row (see chaosml.mapping)."""
+    """Where requests go and how a body is built from a dataset row (see chaosml.workload.mapping)."""
 
     path: str = "/predict"
     method: str = "POST"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaosml.dataset import Dataset
+    from chaosml.workload.builtin_dataset import Dataset
 
 KEY_PREFIX = "chaosml:features:"
 

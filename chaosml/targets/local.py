@@ -161,7 +161,7 @@ class LocalTarget(SupervisedTarget):
         self._start_within(timeout_s)
 
     def _start(self, deadline: float) -> None:
-        from chaosml.dataset import load_dataset
+        from chaosml.workload.builtin_dataset import load_dataset
         from chaosml.stack import featurestore
         from chaosml.stack.models import ensure_artifact
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.dataset import load_dataset
+from chaosml.workload.builtin_dataset import load_dataset
 from chaosml.targets.local import LocalTarget
 
 DS = load_dataset()

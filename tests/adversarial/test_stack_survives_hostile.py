@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.cohorts import build_payloads
-from chaosml.dataset import load_dataset
-from chaosml.load.payloads import encode_body
+from chaosml.workload.cohorts import build_payloads
+from chaosml.workload.builtin_dataset import load_dataset
+from chaosml.workload.payload_file import encode_body
 from chaosml.model.catalog import HOSTILE_COHORTS
 from chaosml.targets.local import LocalTarget
 

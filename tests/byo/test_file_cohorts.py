@@ -18,13 +18,13 @@ import pytest
 
 from chaosml.analysis.samples import read_samples
 from chaosml.analysis.slis import SampleArrays
-from chaosml.cohorts import (
+from chaosml.workload.cohorts import (
     build_payloads,
     cohorts_needed,
     expand_mix,
     file_cohort_shares,
 )
-from chaosml.datasets_user import (
+from chaosml.workload.user_dataset import (
     DataFileError,
     check_file_cohorts,
     dataset_for,

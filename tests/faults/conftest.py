@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chaosml.dataset import Dataset, load_dataset
+from chaosml.workload.builtin_dataset import Dataset, load_dataset
 from chaosml.faults.base import FaultContext, Injector, make_injector
 from chaosml.model.experiment import FaultSpec
 from chaosml.stack.featurestore import KEY_PREFIX

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import crash_copy, dump_all, injector_for, payload_for, predict, row
 
-from chaosml.dataset import Dataset
+from chaosml.workload.builtin_dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
 from chaosml.model.faults import CorruptedFeaturesParams, MissingFeaturesParams

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from conftest import crash_copy, injector_for, payload_for, predict
 
-from chaosml.dataset import Dataset
+from chaosml.workload.builtin_dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
 from chaosml.model.faults import NetworkLatencyParams, NetworkToxicParams

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chaosml.dataset import load_dataset
+from chaosml.workload.builtin_dataset import load_dataset
 from chaosml.stack import models
 from chaosml.stack.models import ensure_artifact, load_artifact
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from chaosml.dataset import Dataset, load_dataset
+from chaosml.workload.builtin_dataset import Dataset, load_dataset
 from chaosml.stack import featurestore
 from chaosml.stack.gateway import GatewayConfig
 from chaosml.stack.gateway import create_app as create_gateway

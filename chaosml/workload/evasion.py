@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chaosml.dataset import Dataset
+from chaosml.workload.builtin_dataset import Dataset
 from chaosml.stack.models import Artifact, LinearModel, TreeEnsemble
 
 #: geometric grid of step sizes, in training standard deviations per feature
