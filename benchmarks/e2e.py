@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from chaosml.bench.common import SectionResult, python_env
+from benchmarks.common import SectionResult, python_env
 from chaosml.loader import parse_duration
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
