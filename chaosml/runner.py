@@ -307,8 +307,8 @@ class Runner:
             expand_mix,
             file_cohort_shares,
         )
-        from chaosml.workload.user_dataset import dataset_for
         from chaosml.workload.mapping import MappingError, check_template
+        from chaosml.workload.user_dataset import dataset_for
 
         exp = self.experiment
         ds = dataset_for(exp)

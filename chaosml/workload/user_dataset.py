@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chaosml.workload.builtin_dataset import TEST_FRACTION, Dataset, load_dataset
 from chaosml.errors import InvalidInputError
 from chaosml.model.catalog import MAX_FILE_COHORTS, normalise_cohort
+from chaosml.workload.builtin_dataset import TEST_FRACTION, Dataset, load_dataset
 
 if TYPE_CHECKING:
     from chaosml.model.experiment import DataSpec, Experiment

@@ -18,6 +18,14 @@ import pytest
 
 from chaosml.analysis.samples import read_samples
 from chaosml.analysis.slis import SampleArrays
+from chaosml.errors import ExperimentError
+from chaosml.gameday.model import GameDay, GameDayExperiment
+from chaosml.gameday.run import ExperimentOutcome, cohort_weight, resilience_score
+from chaosml.loader import load_experiment_text
+from chaosml.model.catalog import COHORTS, normalise_cohort
+from chaosml.model.experiment import DataSpec
+from chaosml.plan import build_plan, render_plan
+from chaosml.records import SAMPLE_COLUMNS
 from chaosml.workload.cohorts import (
     build_payloads,
     cohorts_needed,
@@ -31,14 +39,6 @@ from chaosml.workload.user_dataset import (
     load_user_dataset,
     pyarrow_available,
 )
-from chaosml.errors import ExperimentError
-from chaosml.gameday.model import GameDay, GameDayExperiment
-from chaosml.gameday.run import ExperimentOutcome, cohort_weight, resilience_score
-from chaosml.loader import load_experiment_text
-from chaosml.model.catalog import COHORTS, normalise_cohort
-from chaosml.model.experiment import DataSpec
-from chaosml.plan import build_plan, render_plan
-from chaosml.records import SAMPLE_COLUMNS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -2,17 +2,16 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import subprocess
-import sys
-
-from chaosml.workload.user_dataset import DataFileError, load_user_dataset
 from chaosml.model.experiment import DataSpec
+from chaosml.workload.user_dataset import DataFileError, load_user_dataset
 
 HERE = Path(__file__).resolve().parent
 

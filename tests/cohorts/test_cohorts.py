@@ -8,16 +8,16 @@ import time
 
 import pytest
 
+from chaosml.loader import load_experiment_text
+from chaosml.model.catalog import COHORTS, HOSTILE_COHORTS
+from chaosml.workload.builtin_dataset import load_dataset
 from chaosml.workload.cohorts import (
     COHORT_BUILDERS,
     COHORT_LIMITS,
     build_payloads,
     cohorts_needed,
 )
-from chaosml.workload.builtin_dataset import load_dataset
 from chaosml.workload.payload_file import encode_body, parse_payloads
-from chaosml.loader import load_experiment_text
-from chaosml.model.catalog import COHORTS, HOSTILE_COHORTS
 
 DS = load_dataset()
 

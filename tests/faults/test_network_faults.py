@@ -8,12 +8,12 @@ import urllib.request
 import pytest
 from conftest import crash_copy, injector_for, payload_for, predict
 
-from chaosml.workload.builtin_dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
 from chaosml.model.faults import NetworkLatencyParams, NetworkToxicParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import Dataset
 
 
 def toxic_names(target: LocalTarget, proxy: str) -> list[str]:

@@ -30,9 +30,9 @@ from chaosml.load.config import (
     parse_progress,
     start_load,
 )
-from chaosml.workload.payload_file import encode_body, load_payloads
 from chaosml.load.samples import SampleWriter
 from chaosml.records import SAMPLE_COLUMNS
+from chaosml.workload.payload_file import encode_body, load_payloads
 
 OK_BODY = {
     "prediction": 1,
