@@ -20,7 +20,7 @@ import yaml
 from benchmarks.common import SectionResult, python_env
 from chaosml.loader import parse_duration
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 
 
 def experiment_file(quick: bool, workdir: Path) -> Path:
