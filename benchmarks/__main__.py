@@ -2,7 +2,7 @@
 
 import sys
 
-from chaosml.bench import main
+from benchmarks import main
 
 if __name__ == "__main__":
     sys.exit(main())

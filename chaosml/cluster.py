@@ -188,8 +188,8 @@ def seed(redis_url: str, wait_s: float = 60.0, dataset: str = "breast_cancer", s
     """Seed the feature store at ``redis_url``, waiting for it to answer (bounded); returns the rows written."""
     import redis
 
-    from chaosml.dataset import load_dataset
     from chaosml.stack import featurestore
+    from chaosml.workload.builtin_dataset import load_dataset
 
     deadline = time.monotonic() + wait_s
     while True:

@@ -69,7 +69,7 @@ class _Interrupted(BaseException):
 
 
 def _request_mapping(experiment: Experiment) -> Any:
-    from chaosml.mapping import RequestMapping
+    from chaosml.workload.mapping import RequestMapping
 
     r = experiment.request
     return RequestMapping(path=r.path, method=r.method, headers=dict(r.headers), body=r.body,
@@ -188,7 +188,7 @@ class Runner:
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
         self._payloads: dict[str, list[Any]] | None = None
-        self._mix: dict[str, float] = {}  # the mix the load process draws from (chaosml.cohorts.expand_mix)
+        self._mix: dict[str, float] = {}  # the mix the load process draws from (chaosml.workload.cohorts.expand_mix)
         self._clean_cohorts: list[str] = ["clean"]  # where clean rows go: clean, or the file cohorts
 
     # ------------------------------------------------------------------ run
@@ -286,15 +286,15 @@ class Runner:
         self.journal.flush()
 
     def _prepare_payloads(self) -> None:
-        """Dataset -> cohorts -> request bodies by the experiment's request mapping (chaosml.mapping)."""
-        from chaosml.cohorts import (
+        """Dataset -> cohorts -> request bodies by the experiment's request mapping (chaosml.workload.mapping)."""
+        from chaosml.workload.cohorts import (
             build_payloads,
             cohorts_needed,
             expand_mix,
             file_cohort_shares,
         )
-        from chaosml.datasets_user import dataset_for
-        from chaosml.mapping import MappingError, check_template
+        from chaosml.workload.mapping import MappingError, check_template
+        from chaosml.workload.user_dataset import dataset_for
 
         exp = self.experiment
         ds = dataset_for(exp)
@@ -322,7 +322,7 @@ class Runner:
 
     def _probe_mapping(self) -> None:
         """A few clean requests once the target is ready: the mapping must fit the server's answers (else exit 3)."""
-        from chaosml.mapping import MappingError, ResponseMapping, probe
+        from chaosml.workload.mapping import MappingError, ResponseMapping, probe
 
         exp = self.experiment
         payloads = self._payloads or {}

@@ -76,10 +76,6 @@ def _alpha(confidence: float) -> tuple[float, float]:
     return 100 * a, 100 * (1.0 - a)
 
 
-def _nblocks(blocks: np.ndarray) -> int:
-    return len(np.unique(blocks)) if len(blocks) else 0
-
-
 def _block_counts(rng: np.random.Generator, nb: int, resamples: int) -> np.ndarray:
     """(resamples, nb) multiplicities of each block in a resample of nb blocks."""
     picks = rng.integers(0, nb, size=(resamples, nb))

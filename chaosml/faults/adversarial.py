@@ -7,7 +7,7 @@ this fault's entry (the file when nothing else is left). Several adversarial fau
 each keeps its own entry under ``faults`` and the shares are rebuilt from those entries.
 
 The cohort's payloads must be in the run's payload file: the runner builds them for every cohort
-``chaosml.cohorts.cohorts_needed(experiment)`` names.
+``chaosml.workload.cohorts.cohorts_needed(experiment)`` names.
 """
 
 from __future__ import annotations

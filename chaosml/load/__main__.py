@@ -18,7 +18,7 @@ from chaosml.load.config import (
     LoadConfig,
     LoadConfigError,
 )
-from chaosml.load.payloads import load_payloads
+from chaosml.workload.payload_file import load_payloads
 
 
 def main(argv: list[str] | None = None) -> int:

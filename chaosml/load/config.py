@@ -53,7 +53,7 @@ class LoadConfig:
     record: bool = True  # write one samples row per request; False only to measure recording overhead (chaosml bench)
     method: str = "POST"  # HTTP method of every request
     headers: dict[str, str] | None = None  # extra request headers (a user's stack: auth, tenant, ...)
-    response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.mapping); None = reference
+    response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.workload.mapping); None = reference
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -102,7 +102,7 @@ class LoadConfig:
         ):
             issues.append("headers: must map header names to strings")
         if self.response is not None:
-            from chaosml.mapping import RESPONSE_FIELDS, check_field_spec
+            from chaosml.workload.mapping import RESPONSE_FIELDS, check_field_spec
 
             if not isinstance(self.response, dict):
                 issues.append("response: must map response fields to specs")

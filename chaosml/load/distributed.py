@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--master-host", default="127.0.0.1")
     w.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT)
     args = parser.parse_args(argv)
-    from chaosml.load.payloads import load_payloads
+    from chaosml.workload.payload_file import load_payloads
 
     try:
         config = LoadConfig.from_json(Path(args.config).read_text(encoding="utf-8"))

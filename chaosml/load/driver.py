@@ -30,10 +30,10 @@ from chaosml.load.control import (
     effective_mix,
     read_control,
 )
-from chaosml.load.payloads import Payload
 from chaosml.load.samples import SampleWriter
-from chaosml.mapping import Extractor, ResponseMapping
 from chaosml.records import classify_outcome
+from chaosml.workload.mapping import Extractor, ResponseMapping
+from chaosml.workload.payload_file import Payload
 
 log = logging.getLogger("chaosml.load")
 

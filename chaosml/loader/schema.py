@@ -55,7 +55,7 @@ MAX_USERS = 100_000
 STACKS: tuple[str, ...] = ("reference",)
 #: A link (fault-proxy / Toxiproxy proxy) name a custom stack may declare.
 LINK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-#: Request body presets (see chaosml.mapping).
+#: Request body presets (see chaosml.workload.mapping).
 BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
 HTTP_METHODS: tuple[str, ...] = ("POST", "PUT", "GET")
 #: Params accepted per rollback type: key -> kind ("duration").
@@ -356,7 +356,7 @@ class ExperimentDecoder:
             self.d.issue_at(f"{path}.template", f"only used with body: template (body is {body})")
             values["template"] = BAD
         if template not in (None, BAD):
-            from chaosml.mapping import template_fields
+            from chaosml.workload.mapping import template_fields
 
             _, unknown = template_fields(template)
             if unknown:
@@ -368,7 +368,7 @@ class ExperimentDecoder:
         return self.d.build(RequestSpec, values)
 
     def response(self, y: Node, path: str) -> Any:
-        from chaosml.mapping import check_field_spec
+        from chaosml.workload.mapping import check_field_spec
 
         def problem(v: str) -> str | None:
             why = check_field_spec(v)

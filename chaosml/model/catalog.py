@@ -51,7 +51,7 @@ COHORTS: dict[str, str] = {
     "clean": "held-out dataset rows, unchanged",
     "missing-features": "one to three request features dropped from the payload",
     "out-of-range": "one request feature pushed far outside its training range",
-    # hostile cohorts (see chaosml/cohorts.py); the adversarial-payload fault mixes them in
+    # hostile cohorts (see chaosml/workload/cohorts.py); the adversarial-payload fault mixes them in
     "adversarial-evasion": "request features moved by the smallest gradient-sign step that flips the primary model "
     "(else the fallback), computed offline against the served artifact; true label kept",
     "extreme-values": "request features or entity_id set to 1e308, -1e308 or huge integers",

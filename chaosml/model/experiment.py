@@ -112,12 +112,12 @@ class DataSpec:
     entity: str | None = None  # entity id column (integers); default: the row number
     ranges: Mapping[str, tuple[float, float]] | None = None  # per-feature (min, max); default: from the data
     test_fraction: float = 0.3  # held-out rows the load sends
-    cohort: str | None = None  # a column assigning each row to a user cohort (normalised names; see datasets_user)
+    cohort: str | None = None  # a column assigning each row to a user cohort (normalised names; see chaosml.workload.user_dataset)
 
 
 @dataclass(frozen=True, slots=True)
 class RequestSpec:
-    """Where requests go and how a body is built from a dataset row (see chaosml.mapping)."""
+    """Where requests go and how a body is built from a dataset row (see chaosml.workload.mapping)."""
 
     path: str = "/predict"
     method: str = "POST"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaosml.dataset import Dataset
+    from chaosml.workload.builtin_dataset import Dataset
 
 KEY_PREFIX = "chaosml:features:"
 
@@ -96,7 +95,3 @@ async def fetch(
     if not raw:
         return None
     return parse_row(raw, feature_names)
-
-
-def is_finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)

@@ -211,7 +211,7 @@ def _train(dir_: Path, dataset_name: str, seed: int) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from chaosml.dataset import load_dataset
+    from chaosml.workload.builtin_dataset import load_dataset
 
     t0 = time.monotonic()
     ds = load_dataset(dataset_name, seed)

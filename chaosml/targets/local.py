@@ -163,9 +163,9 @@ class LocalTarget(SupervisedTarget):
         self._start_within(timeout_s)
 
     def _start(self, deadline: float) -> None:
-        from chaosml.dataset import load_dataset
         from chaosml.stack import featurestore
         from chaosml.stack.models import ensure_artifact
+        from chaosml.workload.builtin_dataset import load_dataset
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._artifact = ensure_artifact(self.cache_dir, self.dataset, self.seed)

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from chaosml.adversarial import TARGET_CONFIDENCE, evasion_rows, fit_surrogate
-from chaosml.dataset import load_dataset
 from chaosml.stack.models import ensure_artifact, load_artifact
+from chaosml.workload.builtin_dataset import load_dataset
+from chaosml.workload.evasion import TARGET_CONFIDENCE, evasion_rows, fit_surrogate
 
 DS = load_dataset()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.dataset import load_dataset
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import load_dataset
 
 DS = load_dataset()
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.cohorts import build_payloads
-from chaosml.dataset import load_dataset
-from chaosml.load.payloads import encode_body
 from chaosml.model.catalog import HOSTILE_COHORTS
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import load_dataset
+from chaosml.workload.cohorts import build_payloads
+from chaosml.workload.payload_file import encode_body
 
 ANSWER_BOUND_S = 5.0
 PER_COHORT = 40  # payloads sent per cohort (all of those with fewer)

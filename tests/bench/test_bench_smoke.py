@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark suite (chaosml.bench): every figure present and numeric; not timed."""
+"""Smoke tests of the benchmark suite (benchmarks): every figure present and numeric; not timed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.bench import REQUIRED, SECTIONS, main, render_table, run_suite
-from chaosml.bench.common import Figure, SectionResult, percentile
+from benchmarks import REQUIRED, SECTIONS, main, render_table, run_suite
+from benchmarks.common import Figure, SectionResult, percentile
 from chaosml.load.distributed import merge_samples, worker_samples_file
 from chaosml.records import SAMPLE_COLUMNS
 

@@ -18,19 +18,6 @@ import pytest
 
 from chaosml.analysis.samples import read_samples
 from chaosml.analysis.slis import SampleArrays
-from chaosml.cohorts import (
-    build_payloads,
-    cohorts_needed,
-    expand_mix,
-    file_cohort_shares,
-)
-from chaosml.datasets_user import (
-    DataFileError,
-    check_file_cohorts,
-    dataset_for,
-    load_user_dataset,
-    pyarrow_available,
-)
 from chaosml.errors import ExperimentError
 from chaosml.gameday.model import GameDay, GameDayExperiment
 from chaosml.gameday.run import ExperimentOutcome, cohort_weight, resilience_score
@@ -39,6 +26,19 @@ from chaosml.model.catalog import COHORTS, normalise_cohort
 from chaosml.model.experiment import DataSpec
 from chaosml.plan import build_plan, render_plan
 from chaosml.records import SAMPLE_COLUMNS
+from chaosml.workload.cohorts import (
+    build_payloads,
+    cohorts_needed,
+    expand_mix,
+    file_cohort_shares,
+)
+from chaosml.workload.user_dataset import (
+    DataFileError,
+    check_file_cohorts,
+    dataset_for,
+    load_user_dataset,
+    pyarrow_available,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -1,10 +1,10 @@
-"""chaosml.mapping: JSON paths, response extraction, request body presets and templates."""
+"""chaosml.workload.mapping: JSON paths, response extraction, request body presets and templates."""
 
 import json
 
 import pytest
 
-from chaosml.mapping import (
+from chaosml.workload.mapping import (
     Extractor,
     MappingError,
     RequestMapping,

@@ -2,17 +2,16 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import subprocess
-import sys
-
-from chaosml.datasets_user import DataFileError, load_user_dataset
 from chaosml.model.experiment import DataSpec
+from chaosml.workload.user_dataset import DataFileError, load_user_dataset
 
 HERE = Path(__file__).resolve().parent
 
@@ -93,11 +92,11 @@ def test_parquet_file_gives_the_same_dataset_as_csv(tmp_path: Path) -> None:
 
 
 def test_parquet_needs_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import chaosml.datasets_user
+    import chaosml.workload.user_dataset
 
     path = tmp_path / "d.parquet"
     path.write_bytes(b"PAR1")
-    monkeypatch.setattr(chaosml.datasets_user, "pyarrow_available", lambda: False)  # as on a machine without it
+    monkeypatch.setattr(chaosml.workload.user_dataset, "pyarrow_available", lambda: False)  # as on a machine without it
     with pytest.raises(DataFileError, match="reading Parquet needs pyarrow"):
         load_user_dataset(DataSpec(file=str(path), label="y"))
 

@@ -8,16 +8,16 @@ import time
 
 import pytest
 
-from chaosml.cohorts import (
+from chaosml.loader import load_experiment_text
+from chaosml.model.catalog import COHORTS, HOSTILE_COHORTS
+from chaosml.workload.builtin_dataset import load_dataset
+from chaosml.workload.cohorts import (
     COHORT_BUILDERS,
     COHORT_LIMITS,
     build_payloads,
     cohorts_needed,
 )
-from chaosml.dataset import load_dataset
-from chaosml.load.payloads import encode_body, parse_payloads
-from chaosml.loader import load_experiment_text
-from chaosml.model.catalog import COHORTS, HOSTILE_COHORTS
+from chaosml.workload.payload_file import encode_body, parse_payloads
 
 DS = load_dataset()
 
@@ -91,9 +91,9 @@ def _not_utf8(b: bytes) -> bool:
 
 
 def test_evasion_is_fast_and_keeps_values_in_the_training_range() -> None:
-    from chaosml import adversarial
+    from chaosml.workload import evasion
 
-    adversarial._CACHE.clear()
+    evasion._CACHE.clear()
     t0 = time.perf_counter()
     payloads = build_payloads(DS, ["adversarial-evasion"], seed=0)["adversarial-evasion"]
     assert time.perf_counter() - t0 < 2.0

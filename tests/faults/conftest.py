@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from chaosml.dataset import Dataset, load_dataset
 from chaosml.faults.base import FaultContext, Injector, make_injector
 from chaosml.model.experiment import FaultSpec
 from chaosml.stack.featurestore import KEY_PREFIX
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import Dataset, load_dataset
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from conftest import crash_copy, dump_all, injector_for, payload_for, predict, row
 
-from chaosml.dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
 from chaosml.faults.corruptedfeatures import CorruptedFeaturesParams
 from chaosml.faults.missingfeatures import MissingFeaturesParams
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import Dataset
 
 
 def entity(key: str) -> int:

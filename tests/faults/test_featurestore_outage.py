@@ -7,11 +7,11 @@ import time
 import redis
 from conftest import crash_copy, dump_all, injector_for, payload_for, predict
 
-from chaosml.dataset import Dataset
 from chaosml.faults.base import undo_fault
 from chaosml.faults.featurestore import FeatureStoreOutageParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import Dataset
 
 
 def link(target: LocalTarget) -> client.ProxyJSON:

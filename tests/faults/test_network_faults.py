@@ -8,13 +8,13 @@ import urllib.request
 import pytest
 from conftest import crash_copy, injector_for, payload_for, predict
 
-from chaosml.dataset import Dataset
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
 from chaosml.faults.networklatency import NetworkLatencyParams
 from chaosml.faults.networktoxic import NetworkToxicParams
 from chaosml.proxy import client
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import Dataset
 
 
 def toxic_names(target: LocalTarget, proxy: str) -> list[str]:

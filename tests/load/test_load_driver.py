@@ -30,9 +30,9 @@ from chaosml.load.config import (
     parse_progress,
     start_load,
 )
-from chaosml.load.payloads import encode_body, load_payloads
 from chaosml.load.samples import SampleWriter
 from chaosml.records import SAMPLE_COLUMNS
+from chaosml.workload.payload_file import encode_body, load_payloads
 
 OK_BODY = {
     "prediction": 1,
@@ -393,7 +393,7 @@ def test_bad_config_exits_4_with_one_line(tmp_path: Path, change: dict[str, Any]
 
 def test_config_side_never_imports_locust() -> None:
     code = (
-        "import sys, chaosml.load, chaosml.load.config, chaosml.load.payloads, chaosml.load.samples\n"
+        "import sys, chaosml.load, chaosml.load.config, chaosml.workload.payload_file, chaosml.load.samples\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'geventhttpclient'))\n"
         "assert not bad, bad\n"
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chaosml.dataset import load_dataset
 from chaosml.stack import models
 from chaosml.stack.models import ensure_artifact, load_artifact
+from chaosml.workload.builtin_dataset import load_dataset
 
 
 def test_artifact_is_cached_and_accurate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

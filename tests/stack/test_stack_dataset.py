@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chaosml.dataset import load_dataset
+from chaosml.workload.builtin_dataset import load_dataset
 
 
 def test_feature_split_and_names() -> None:

@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from chaosml.dataset import Dataset, load_dataset
 from chaosml.stack import featurestore
 from chaosml.stack.gateway import GatewayConfig
 from chaosml.stack.gateway import create_app as create_gateway
@@ -22,6 +21,7 @@ from chaosml.stack.models import ensure_artifact
 from chaosml.stack.service import ServiceConfig, create_app
 from chaosml.targets.local import free_ports
 from chaosml.targets.supervisor import probe
+from chaosml.workload.builtin_dataset import Dataset, load_dataset
 
 
 @pytest.fixture(scope="module")

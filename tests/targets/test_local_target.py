@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chaosml.dataset import load_dataset
+from chaosml.workload.builtin_dataset import load_dataset
 from chaosml.records import TargetEvent
 from chaosml.targets.base import Target, TargetError
 from chaosml.targets.local import LocalTarget
@@ -171,7 +171,7 @@ def test_hardened_breaker_transitions_become_target_events(tmp_path: Path) -> No
     import json as _json
     import urllib.request
 
-    from chaosml.dataset import load_dataset
+    from chaosml.workload.builtin_dataset import load_dataset
 
     events: list = []
     ds = load_dataset()

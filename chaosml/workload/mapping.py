@@ -35,8 +35,6 @@ NOT_EXPOSED = "not-exposed"
 HEADER_PREFIX = "header:"
 BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
 RESPONSE_FIELDS: tuple[str, ...] = ("served_by", "prediction", "confidence", "model_version", "replica")
-#: The reference stack's response fields (top-level JSON keys).
-REFERENCE_RESPONSE: dict[str, str] = {f: f for f in RESPONSE_FIELDS}
 
 _PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.([^{}]+?))?\s*\}\}")
@@ -116,10 +114,6 @@ class ResponseMapping:
     """Where each response field is: field -> spec (JSON path, ``header:NAME`` or ``not-exposed``)."""
 
     fields: Mapping[str, str]
-
-    @classmethod
-    def reference(cls) -> ResponseMapping:
-        return cls(dict(REFERENCE_RESPONSE))
 
     @property
     def served_by_exposed(self) -> bool:

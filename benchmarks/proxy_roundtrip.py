@@ -1,4 +1,4 @@
-"""Micro-benchmark of the fault proxy on 127.0.0.1 (pass-through overhead, latency-toxic accuracy); for ``chaosml bench``."""
+"""Micro-benchmark of the fault proxy on 127.0.0.1 (pass-through overhead, latency-toxic accuracy); used by benchmarks/proxy.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from benchmarks.common import HOST
 from chaosml.proxy import client
 from chaosml.proxy.server import ProxyServer
 
-HOST = "127.0.0.1"
 SOCKET_TIMEOUT_S = 5.0
 
 
@@ -80,7 +80,7 @@ def _pct(samples: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def _proxy_server(in_process: bool) -> Iterator[str]:
+def proxy_server(in_process: bool) -> Iterator[str]:
     """The API URL of a fault proxy: a ``python -m chaosml.proxy`` child, or a thread here."""
     if in_process:
         handle = ProxyServer(HOST, 0).start_in_thread()
@@ -127,7 +127,7 @@ def run_proxy_bench(
     payload = b"x" * payload_size
     listener, echo_thread = _echo_server()
     upstream = f"{HOST}:{listener.getsockname()[1]}"
-    with _proxy_server(in_process) as url:
+    with proxy_server(in_process) as url:
         try:
             proxy = client.create_proxy(url, "bench", upstream)
             port = int(proxy["listen"].rsplit(":", 1)[1])

@@ -17,7 +17,7 @@ cohort ``na``); an empty cell, a null, or a value with no letter or digit is an 
 row, and so is a name equal to a built-in cohort's (``catalog.COHORTS``) or more than
 :data:`MAX_FILE_COHORTS` distinct names. The train/test split is then stratified by label and
 cohort together (by label alone when a pair has a single row or there are more pairs than test rows). The load sends each clean row under
-its file cohort (see ``chaosml.cohorts.expand_mix``); :func:`check_file_cohorts` refuses, before
+its file cohort (see ``chaosml.workload.cohorts.expand_mix``); :func:`check_file_cohorts` refuses, before
 anything starts, a mix key or an objective's ``cohort`` naming a file cohort with no test rows.
 """
 
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chaosml.dataset import TEST_FRACTION, Dataset, load_dataset
 from chaosml.errors import InvalidInputError
 from chaosml.model.catalog import MAX_FILE_COHORTS, normalise_cohort
+from chaosml.workload.builtin_dataset import TEST_FRACTION, Dataset, load_dataset
 
 if TYPE_CHECKING:
     from chaosml.model.experiment import DataSpec, Experiment

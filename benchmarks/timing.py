@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaosml.bench.common import SectionResult, median, percentile
+from benchmarks.common import SectionResult, median, percentile
 from chaosml.journal import load as load_journal
 from chaosml.ledger import STATE_ENV
 

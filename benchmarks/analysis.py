@@ -2,7 +2,7 @@
 
 For each size a synthetic run directory is generated with numpy (a 20-minute run, 3 cohorts,
 3 replicas, a pod-kill every 100 s whose victim answers 502 until its restart delay has passed,
-journal with fault and target events), then a FRESH process (``python -m chaosml.bench.analysis
+journal with fault and target events), then a FRESH process (``python -m benchmarks.analysis
 RUN_DIR``) runs the real ``render_report`` (read_samples, analyze: phases, SLIs per cohort,
 TTD/MTTR/ready, verdicts, degradation; plots; Markdown/HTML/JUnit) with its stages timed and
 reports its peak RSS (``ru_maxrss``), so peaks never accumulate across sizes.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chaosml.bench.common import SectionResult, python_env
+from benchmarks.common import SectionResult, python_env
 
 DURATION_S = 1200.0
 START_T = 1_790_000_000.0
@@ -183,7 +183,7 @@ def run(quick: bool, workdir: Path, budget_s: float = 240.0) -> SectionResult:
         info = make_run(run_dir, n)
         info["generate_s"] = time.monotonic() - t0
         proc = subprocess.run(
-            [sys.executable, "-m", "chaosml.bench.analysis", str(run_dir)], capture_output=True, text=True, check=False,
+            [sys.executable, "-m", "benchmarks.analysis", str(run_dir)], capture_output=True, text=True, check=False,
             timeout=600, env=python_env({"MPLBACKEND": "Agg"}),
         )
         if proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""A minimal keep-alive HTTP/1.1 endpoint for the load-driver benchmark: ``python -m chaosml.bench.endpoint``.
+"""A minimal keep-alive HTTP/1.1 endpoint for the load-driver benchmark: ``python -m benchmarks.endpoint``.
 
 Answers every request with the same small JSON body (the fields the load driver records), on
 one asyncio event loop with no framework, so it costs far less CPU per request than the load
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chaosml.bench.common import serve_main, serve_until_signalled
+from benchmarks.common import serve_main, serve_until_signalled
 
 BODY = b'{"served_by":"primary","prediction":1,"confidence":0.97,"model_version":"bench","replica":"bench-0"}'
 RESPONSE = (

@@ -1,4 +1,4 @@
-"""TCP echo/source server and clients for the fault-proxy benchmark; ``python -m chaosml.bench.netload`` serves.
+"""TCP echo/source server and clients for the fault-proxy benchmark; ``python -m benchmarks.netload`` serves.
 
 Protocol (first byte of a connection): ``E`` = echo everything that follows; ``S`` + 8-byte
 big-endian length = the server sends that many bytes, then closes. The server runs in its own
@@ -12,7 +12,7 @@ import socket
 import struct
 import time
 
-from chaosml.bench.common import serve_main, serve_until_signalled
+from benchmarks.common import serve_main, serve_until_signalled
 
 CHUNK = 64 * 1024
 _ZEROS = bytes(CHUNK)

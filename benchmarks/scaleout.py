@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaosml.bench.common import (
+from benchmarks.common import (
     HOST,
     LineReader,
     SectionResult,
@@ -24,7 +24,7 @@ from chaosml.bench.common import (
     py,
     stop_process,
 )
-from chaosml.bench.load import run_arm, write_payloads
+from benchmarks.load import run_arm, write_payloads
 from chaosml.load.config import LoadConfig
 from chaosml.load.distributed import (
     merge_samples,
@@ -101,7 +101,7 @@ def run(quick: bool, workdir: Path) -> SectionResult:
     users = 16
     single: list[dict[str, Any]] = []
     dist: list[dict[str, Any]] = []
-    with child(py("-m", "chaosml.bench.endpoint", "--host", HOST), ready_prefix="listening ") as (_, port):
+    with child(py("-m", "benchmarks.endpoint", "--host", HOST), ready_prefix="listening ") as (_, port):
         url = f"http://{HOST}:{port}"
         for k in range(rounds):
             single.append(run_arm(url, workdir / "scaleout", record=True, users=users, seconds=seconds, tag=f"single-{k}"))

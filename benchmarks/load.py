@@ -2,7 +2,7 @@
 
 The load process (``python -m chaosml.load CONFIG.json``, started with ``start_load``) sends as
 fast as it can (no wait time) with ``users`` keep-alive users against the minimal endpoint
-(``chaosml.bench.endpoint``, its own process). Arms alternate on, off, on, off, ... so background
+(``benchmarks.endpoint``, its own process). Arms alternate on, off, on, off, ... so background
 load hits both alike; figures are medians over the pairs.
 
 - rps: (requests at the last progress line - requests at the first) / (elapsed between them): the
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaosml.bench.common import (
+from benchmarks.common import (
     HOST,
     LineReader,
     SectionResult,
@@ -123,7 +123,7 @@ def run(quick: bool, workdir: Path) -> SectionResult:
     seconds = 2.0 if quick else 3.0
     users = 16
     arms: list[dict[str, Any]] = []
-    with child(py("-m", "chaosml.bench.endpoint", "--host", HOST), ready_prefix="listening ") as (_, port):
+    with child(py("-m", "benchmarks.endpoint", "--host", HOST), ready_prefix="listening ") as (_, port):
         url = f"http://{HOST}:{port}"
         # warm-up run (imports, page cache), not counted
         run_arm(url, workdir / "load", record=True, users=users, seconds=1.0, tag="warmup")

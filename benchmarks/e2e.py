@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from chaosml.bench.common import SectionResult, python_env
+from benchmarks.common import SectionResult, python_env
 from chaosml.journal import load as load_journal
 from chaosml.loader import parse_duration
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 
 
 def experiment_file(quick: bool, workdir: Path) -> Path:

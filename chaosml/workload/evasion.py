@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from chaosml.dataset import Dataset
 from chaosml.stack.models import Artifact, LinearModel, TreeEnsemble
+from chaosml.workload.builtin_dataset import Dataset
 
 #: geometric grid of step sizes, in training standard deviations per feature
 STEP_GRID: tuple[float, ...] = tuple(float(x) for x in np.geomspace(0.02, 4.0, 40))
@@ -209,17 +209,6 @@ def evasion_rows(ds: Dataset, art: Artifact, rows: np.ndarray | None = None,
         flipped=pw_final > 0.5,
         confidence=np.maximum(pw_final, 1.0 - pw_final),
     )
-
-
-def _tile_candidates(X: np.ndarray, req_cols: np.ndarray, away: np.ndarray, d: np.ndarray, std: np.ndarray,
-                     steps: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(len(steps) * n, n_features): every row at every grid step along ``d``, step-major."""
-    n = len(X)
-    base = np.tile(X, (len(steps), 1))
-    eps = np.repeat(steps, n)
-    delta = np.tile(away[:, None] * d[None, :] * std[None, :], (len(steps), 1)) * eps[:, None]
-    base[:, req_cols] = np.clip(base[:, req_cols] + delta, lo, hi)
-    return base
 
 
 _CACHE: dict[tuple[str, int, str], EvasionResult] = {}

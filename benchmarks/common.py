@@ -125,8 +125,8 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a benchmark child: this package importable, unbuffered output."""
-    root = str(Path(__file__).resolve().parents[2])
+    """The environment for a benchmark child: the source tree (chaosml, benchmarks) importable, unbuffered output."""
+    root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"

@@ -1,6 +1,6 @@
 """Section 2, fault proxy: added latency, throughput and bulk MB/s vs direct; latency and bandwidth toxic error.
 
-- added latency p50/p99: :func:`chaosml.proxy.bench.run_proxy_bench` (one connection, 64 B
+- added latency p50/p99: :func:`benchmarks.proxy_roundtrip.run_proxy_bench` (one connection, 64 B
   request/response, the proxy as its own process), repeated; each call measures direct then
   proxied; medians over the calls. Its 100 ms latency toxic gives the latency-toxic error.
 - throughput: 64 B round trips/s over 16 concurrent keep-alive connections (asyncio client in
@@ -16,10 +16,10 @@ import contextlib
 import io
 from typing import Any
 
-from chaosml.bench import netload
-from chaosml.bench.common import HOST, SectionResult, child, median, py
+from benchmarks import netload
+from benchmarks.common import HOST, SectionResult, child, median, py
+from benchmarks.proxy_roundtrip import proxy_server, run_proxy_bench
 from chaosml.proxy import client
-from chaosml.proxy.bench import _proxy_server, run_proxy_bench
 
 BANDWIDTH_KBPS = 50
 LATENCY_MS = 100
@@ -39,8 +39,8 @@ def run(quick: bool) -> SectionResult:
     through: dict[str, list[dict[str, float]]] = {"direct": [], "proxied": []}
     bulk: dict[str, list[dict[str, float]]] = {"direct": [], "proxied": []}
     bandwidth: list[dict[str, float]] = []
-    with child(py("-m", "chaosml.bench.netload", "--host", HOST), ready_prefix="listening ") as (_, sport), \
-            _proxy_server(False) as api:
+    with child(py("-m", "benchmarks.netload", "--host", HOST), ready_prefix="listening ") as (_, sport), \
+            proxy_server(False) as api:
         server_port = int(sport)
         proxy = client.create_proxy(api, "bench-net", f"{HOST}:{server_port}")
         proxy_port = int(proxy["listen"].rsplit(":", 1)[1])

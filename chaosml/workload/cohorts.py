@@ -7,7 +7,7 @@ process samples them by the experiment's mix (and by the load-control file an
 make (10,000 levels deep, NaN). ``label``/``entity_id`` are None where meaningless (garbage).
 
 The hostile cohorts (``catalog.HOSTILE_COHORTS``) are built here too; ``adversarial-evasion``
-comes from :mod:`chaosml.adversarial`. Cohorts with big bodies keep only a few payloads
+comes from :mod:`chaosml.workload.evasion`. Cohorts with big bodies keep only a few payloads
 (``COHORT_LIMITS``) so the payload file stays small.
 
 File cohorts (``load.data.cohort``; ``Dataset.cohorts``): a clean row is sent under its file
@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chaosml.dataset import Dataset
+from chaosml.workload.builtin_dataset import Dataset
 
 if TYPE_CHECKING:
     from chaosml.model.experiment import Experiment
@@ -97,7 +97,7 @@ def _hostile(body: Any, label: int | None, entity_id: int | None) -> Payload:
 
 @cohort("adversarial-evasion")
 def _evasion(ds: Dataset, i: int, rng: random.Random) -> Payload:
-    from chaosml.adversarial import evasion_for
+    from chaosml.workload.evasion import evasion_for
 
     ev = evasion_for(ds)
     pos = {int(r): k for k, r in enumerate(ev.rows)}
