@@ -100,6 +100,10 @@ def _structure(tp: Any, value: object, path: str) -> Any:
         raise CodecError(f"{path}: cannot decode a union of {tp}")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _structure_dataclass(tp, value, path)
+    if origin is typing.Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise CodecError(f"{path}: expected one of {', '.join(map(repr, args))}, got {value!r}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise CodecError(f"{path}: expected a list, got {type(value).__name__}")
