@@ -2,7 +2,8 @@
 
 from chaosml.gameday.loader import load_gameday, load_gameday_text
 from chaosml.gameday.model import Blackout, GameDay, GameDayExperiment, Schedule
-from chaosml.gameday.run import GameDayResult, resilience_score, run_gameday
+from chaosml.gameday.result import GameDayResult
+from chaosml.gameday.run import resilience_score, run_gameday
 from chaosml.gameday.schedule import (
     blackout_reason,
     next_fire_times,

@@ -247,7 +247,11 @@ class _GameDayDecoder:
             self.d.issue(y, path, "give exactly one of: cron + duration, start + end, or weekdays + from + to")
             return BAD
         need = {"cron": ("cron", "duration_s"), "range": ("start", "end"), "weekly": ("weekdays", "from", "to")}[forms[0]]
-        extra = {"cron": ("start", "end", "weekdays", "from", "to"), "range": ("cron", "duration_s", "weekdays", "from", "to"), "weekly": ("cron", "duration_s", "start", "end")}[forms[0]]
+        extra = {
+            "cron": ("start", "end", "weekdays", "from", "to"),
+            "range": ("cron", "duration_s", "weekdays", "from", "to"),
+            "weekly": ("cron", "duration_s", "start", "end"),
+        }[forms[0]]
         names = {"duration_s": "duration"}
         missing = [names.get(k, k) for k in need if k not in values]
         if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaosml.gameday.run import GameDayResult, gameday_dict, write_json
+from chaosml.gameday.result import GameDayResult, gameday_dict, write_json
 from chaosml.report.document import Banner, Block, Heading, Para, Table, fmt_s
 from chaosml.report.html import render_html
 from chaosml.report.junit import JUNIT_FILE, Case, Suite, run_suite, write_junit

@@ -14,7 +14,8 @@ low 1, medium 2, high 3, critical 5, from the game-day file or the fault type's 
 not tied to one fault (an SLO in the baseline or after phase) takes the experiment's highest fault
 severity. cohort_weight comes from ``cohort_weights`` (default 1; a verdict over all cohorts has
 weight 1). A file cohort (``load.data.cohort``: a name that is not built in) not listed in
-``cohort_weights`` takes the weight of ``clean`` (its rows are the file's clean rows), else 1. An experiment that was not run (stopped after a failure, or the target never started)
+``cohort_weights`` takes the weight of ``clean`` (its rows are the file's clean rows), else 1.
+An experiment that was not run (stopped after a failure, or the target never started)
 counts with every objective it declares as failed.
 
 Litmus's score, shown beside it for reference, is ``sum_e(weight_e * passed_e / total_e) /
@@ -27,11 +28,9 @@ severity and its cohort fixes both.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,9 +43,8 @@ from chaosml.errors import (
     TargetError,
 )
 from chaosml.gameday.model import SEVERITIES, GameDay, GameDayExperiment
-from chaosml.journal import JOURNAL_FILE, write_json_atomic
-
-GAMEDAY_SCHEMA = "chaosml.gameday/1"
+from chaosml.gameday.result import ExperimentOutcome, GameDayResult
+from chaosml.journal import JOURNAL_FILE
 
 SCORE_FORMULA = (
     "score = 100 x sum(w_v x passed_v) / sum(w_v) over every verdict v of every experiment; "
@@ -56,30 +54,6 @@ SCORE_FORMULA = (
     "count every declared objective as failed."
 )
 LITMUS_FORMULA = "litmus_score = 100 x sum_e(weight_e x passed_e / total_e) / sum_e(weight_e)"
-
-
-@dataclass
-class ExperimentOutcome:
-    index: int
-    entry: GameDayExperiment
-    status: str  # completed | aborted | failed | error | not run
-    exit_code: int | None
-    reason: str | None = None
-    run_dir: Path | None = None
-    analysis: dict[str, Any] | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-
-
-@dataclass
-class GameDayResult:
-    gameday: GameDay
-    report_dir: Path
-    outcomes: list[ExperimentOutcome]
-    aborted: bool
-    exit_code: int
-    score: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
 
 
 def new_report_dir(reports_dir: Path, name: str) -> Path:
@@ -268,48 +242,3 @@ def resilience_score(gameday: GameDay, outcomes: list[ExperimentOutcome]) -> dic
         "severities": dict(SEVERITIES),
         "verdicts": items,
     }
-
-
-def gameday_dict(result: GameDayResult) -> dict[str, Any]:
-    """What gameday.json holds (links are relative to the game-day report dir)."""
-    gd = result.gameday
-    exps = []
-    for oc in result.outcomes:
-        a = oc.analysis or {}
-        rel = os.path.relpath(oc.run_dir, result.report_dir) if oc.run_dir else None
-        exps.append(
-            {
-                "index": oc.index,
-                "source": oc.entry.source,
-                "title": oc.entry.experiment.title,
-                "release": oc.entry.experiment.release,
-                "weight": oc.entry.weight,
-                "severity": oc.entry.max_severity(),
-                "status": oc.status,
-                "exit_code": oc.exit_code,
-                "reason": oc.reason,
-                "run_dir": rel,
-                "report": f"{rel}/report.html" if rel and oc.run_dir and (oc.run_dir / "report.html").exists() else None,
-                "report_md": f"{rel}/report.md" if rel and oc.run_dir and (oc.run_dir / "report.md").exists() else None,
-                "counts": a.get("counts"),
-                "verdicts": a.get("verdicts", []),
-                "faults": a.get("faults", []),
-                "started_at": oc.started_at,
-                "ended_at": oc.ended_at,
-            }
-        )
-    return {
-        "schema": GAMEDAY_SCHEMA,
-        "name": gd.name,
-        "release": gd.release,
-        "file": str(gd.file),
-        "on_failure": gd.on_failure,
-        "aborted": result.aborted,
-        "exit_code": result.exit_code,
-        "score": result.score,
-        "experiments": exps,
-    }
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_json_atomic(path, data)
