@@ -6,6 +6,7 @@
     ├── TargetError                   exit 3: the target could not be started/reached
     ├── RunAborted                    exit 2: interrupted or an abort condition held; faults recovered
     └── RecoveryError                 exit 5: a fault could not be recovered; message says how to undo it
+    LoadConfigError (a ValueError)    the load process's config or payload file; its exit 4
 """
 
 from __future__ import annotations
@@ -78,3 +79,14 @@ class RecoveryError(ChaosmlError):
     """A fault could not be recovered."""
 
     exit_code = EXIT_RECOVERY_FAILED
+
+
+class LoadConfigError(ValueError):
+    """A load config (or its payload file) is invalid; ``issues`` holds one message per problem.
+
+    A ValueError, not a ChaosmlError: the load process maps it to its own exit code (4).
+    """
+
+    def __init__(self, issues: list[str]) -> None:
+        self.issues = list(issues)
+        super().__init__("; ".join(self.issues))

@@ -17,20 +17,14 @@ import sys
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import IO, Any
 
+from chaosml.errors import LoadConfigError
+
 #: Exit code of the load process for a bad config or payload file (matches "invalid input").
 EXIT_INVALID_INPUT = 4
 #: Exit code of the load process for an unexpected internal error.
 EXIT_INTERNAL = 3
 
 PROGRESS_TYPES = ("progress", "done")
-
-
-class LoadConfigError(ValueError):
-    """A load config (or its payload file) is invalid; ``issues`` holds one message per problem."""
-
-    def __init__(self, issues: list[str]) -> None:
-        self.issues = list(issues)
-        super().__init__("; ".join(self.issues))
 
 
 @dataclass(frozen=True)

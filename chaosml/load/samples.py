@@ -6,7 +6,7 @@ import csv
 import os
 from typing import IO, Any
 
-from chaosml.load.config import LoadConfigError
+from chaosml.errors import LoadConfigError
 from chaosml.records import SAMPLE_COLUMNS
 
 

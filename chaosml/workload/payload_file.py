@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaosml.load.config import LoadConfigError
+from chaosml.errors import LoadConfigError
 
 
 @dataclass(frozen=True, slots=True)
