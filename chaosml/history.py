@@ -162,17 +162,17 @@ def plot_history(runs: list[RunSummary], path: Path) -> Path:
     faults = list(dict.fromkeys(f for r in runs for f in r.mttr_mean))
     for f in faults:
         ys = [r.mttr_mean.get(f) for r in runs]
-        ax.plot(x, [float("nan") if y is None else y for y in ys], marker="o", label=f)
+        ax.plot(x, [_nan(y) for y in ys], marker="o", label=f)
     ax.set_ylabel("MTTR mean (s)")
     if faults:
         ax.legend(fontsize=7)
     ax2 = fig.add_subplot(3, 1, 2)
     for k in ("success_ratio", "fallback_ratio", "accuracy"):
-        ax2.plot(x, [float("nan") if r.slis.get(k) is None else r.slis[k] for r in runs], marker="o", label=k)
+        ax2.plot(x, [_nan(r.slis.get(k)) for r in runs], marker="o", label=k)
     ax2.set_ylabel("during faults")
     ax2.legend(fontsize=7)
     ax3 = fig.add_subplot(3, 1, 3)
-    ax3.plot(x, [float("nan") if r.slis.get("latency_p99_ms") is None else r.slis["latency_p99_ms"] for r in runs], marker="o", color="#e8590c")
+    ax3.plot(x, [_nan(r.slis.get("latency_p99_ms")) for r in runs], marker="o", color="#e8590c")
     ax3.set_ylabel("p99 during faults (ms)")
     for a in (ax, ax2, ax3):
         a.set_xticks(x, labels if a is ax3 else [""] * len(x), fontsize=7)
@@ -183,3 +183,8 @@ def plot_history(runs: list[RunSummary], path: Path) -> Path:
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=100)
     return path
+
+
+def _nan(value: float | None) -> float:
+    """A missing value as NaN, so that matplotlib leaves a gap."""
+    return float("nan") if value is None else value

@@ -390,7 +390,7 @@ class Runner:
                 line = self._lines.get(timeout=0.2)
             except queue.Empty:
                 if self.load_proc.poll() is not None:
-                    raise RuntimeError(f"load process exited with code {self.load_proc.returncode} before sending load")
+                    raise RuntimeError(f"load process exited with code {self.load_proc.returncode} before sending load") from None
                 continue
             msg = parse_progress(line)
             if msg and msg.get("type") == "progress":

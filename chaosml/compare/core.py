@@ -464,8 +464,9 @@ def side_verdict(side: Side, d: _VerdictDef) -> tuple[str, float | None, int]:
         data = side.sample_data(d.sli, d.phase or "fault", d.cohort)
         if data is None or data.value() is None:
             return "inconclusive", None, 0 if data is None else data.n
-        measured, n = data.value(), data.n
-        assert measured is not None
+        value = data.value()
+        assert value is not None
+        measured, n = value, data.n
     if n < d.min_samples:
         return "inconclusive", measured, n
     return ("pass" if OPERATORS[d.op](measured, d.target) else "fail"), measured, n

@@ -38,7 +38,14 @@ PLOTS_DIR = "plots"
 PLOT_SLIS: tuple[str, ...] = ("success_ratio", "fallback_ratio", "accuracy", "latency_p99_ms")
 
 _ROW_KIND = {"regressed": "fail", "improved": "pass", "changed": "", "inconclusive": "inconclusive", "unchanged": "", "not comparable": ""}
-_MARK = {"regressed": "REGRESSED", "improved": "improved", "changed": "changed", "unchanged": "unchanged", "inconclusive": "inconclusive", "not comparable": "n/c"}
+_MARK = {
+    "regressed": "REGRESSED",
+    "improved": "improved",
+    "changed": "changed",
+    "unchanged": "unchanged",
+    "inconclusive": "inconclusive",
+    "not comparable": "n/c",
+}
 
 
 def fmt_value(metric: str, x: float | None) -> str:

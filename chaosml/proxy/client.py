@@ -109,11 +109,11 @@ def version(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> str:
 
 
 def proxies(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, ProxyJSON]:
-    return _request(url, "GET", "/proxies", timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "GET", "/proxies", timeout=timeout)
 
 
 def get_proxy(url: str, name: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> ProxyJSON:
-    return _request(url, "GET", f"/proxies/{_p(name)}", timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "GET", f"/proxies/{_p(name)}", timeout=timeout)
 
 
 def create_proxy(
@@ -127,7 +127,7 @@ def create_proxy(
 ) -> ProxyJSON:
     """Create a proxy (409 if the name exists); ``listen`` port 0 picks a free port."""
     body = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
-    return _request(url, "POST", "/proxies", body, timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "POST", "/proxies", body, timeout=timeout)
 
 
 def update_proxy(
@@ -150,7 +150,7 @@ def update_proxy(
         body["listen"] = listen
     if upstream is not None:
         body["upstream"] = upstream
-    return _request(url, "POST", f"/proxies/{_p(name)}", body, timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "POST", f"/proxies/{_p(name)}", body, timeout=timeout)
 
 
 def delete_proxy(url: str, name: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -173,14 +173,14 @@ def reset(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
 def toxics(
     url: str, proxy: str, *, timeout: float = DEFAULT_TIMEOUT_S
 ) -> list[ToxicJSON]:
-    return _request(url, "GET", f"/proxies/{_p(proxy)}/toxics", timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "GET", f"/proxies/{_p(proxy)}/toxics", timeout=timeout)
 
 
 def get_toxic(
     url: str, proxy: str, toxic: str, *, timeout: float = DEFAULT_TIMEOUT_S
 ) -> ToxicJSON:
     path = f"/proxies/{_p(proxy)}/toxics/{_p(toxic)}"
-    return _request(url, "GET", path, timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "GET", path, timeout=timeout)
 
 
 def add_toxic(
@@ -204,7 +204,7 @@ def add_toxic(
     if name is not None:
         body["name"] = name
     path = f"/proxies/{_p(proxy)}/toxics"
-    return _request(url, "POST", path, body, timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "POST", path, body, timeout=timeout)
 
 
 def update_toxic(
@@ -221,7 +221,7 @@ def update_toxic(
     if toxicity is not None:
         body["toxicity"] = toxicity
     path = f"/proxies/{_p(proxy)}/toxics/{_p(toxic)}"
-    return _request(url, "POST", path, body, timeout=timeout)  # type: ignore[no-any-return]
+    return _request(url, "POST", path, body, timeout=timeout)
 
 
 def remove_toxic(

@@ -133,7 +133,7 @@ class ServicesTarget(SupervisedTarget):
             return max(0.1, deadline - time.monotonic())
 
         if self.use_proxy:
-            upstream = {ln.name: ln.upstream.replace("localhost", "127.0.0.1") for ln in spec.links}
+            upstream = {ln.name: (ln.upstream or "").replace("localhost", "127.0.0.1") for ln in spec.links}
             upstream[LINK_GATEWAY] = f"127.0.0.1:{self._ports['front']}"
             for i, member in enumerate(entry_replicas):
                 upstream[f"model-{i}"] = f"127.0.0.1:{self._ports[member]}"
@@ -181,8 +181,8 @@ class ServicesTarget(SupervisedTarget):
         )
         self._require_ready([m[1] for m in members] + ["front"], left())
 
-    def _link_addr(self, name: str, upstream: str) -> str:
-        return self._links[name]["listen"] if name in self._links else upstream
+    def _link_addr(self, name: str, upstream: str | None) -> str:
+        return self._links[name]["listen"] if name in self._links else (upstream or "")
 
     def _fill(self, text: str, values: dict[str, str]) -> str:
         def sub(m: re.Match[str]) -> str:

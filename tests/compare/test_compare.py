@@ -91,7 +91,16 @@ def test_hardened_against_hardened_is_noise(pair, capsys) -> None:
 
 @pytest.mark.parametrize(
     ("policy", "code"),
-    [("any", 1), ("flip", 1), ("none", 0), ("delta:success_ratio=0.5", 0), ("delta:success_ratio=0.05", 1), ("delta:mttr_s=1", 1), ("delta:mttr_s=50%", 1), ("delta:accuracy=0.01", 0)],
+    [
+        ("any", 1),
+        ("flip", 1),
+        ("none", 0),
+        ("delta:success_ratio=0.5", 0),
+        ("delta:success_ratio=0.05", 1),
+        ("delta:mttr_s=1", 1),
+        ("delta:mttr_s=50%", 1),
+        ("delta:accuracy=0.01", 0),
+    ],
 )
 def test_fail_on_policies(policy: str, code: int, capsys) -> None:
     assert main(["compare", str(HARD), str(NAIVE), "--fail-on", policy]) == code

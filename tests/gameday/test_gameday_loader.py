@@ -112,7 +112,9 @@ def test_experiment_errors_keep_their_own_file_and_line(tmp_path: Path, capsys) 
     bad = _write(tmp_path, "exp.yaml", SHORT.format(name="x").replace("duration: 3s", "duration: 3 parsecs"))
     path = _write(tmp_path, "gd.yaml", "name: gd\nexperiments:\n  - exp.yaml\n")
     errors = _errors(path)
-    assert errors[0] == f"{bad}:9:52: faults[0].duration: invalid duration '3 parsecs': use a number with ms, s, m or h (e.g. 250ms, 20s, 1.5m) or plain seconds"
+    assert errors[0] == (
+        f"{bad}:9:52: faults[0].duration: invalid duration '3 parsecs': use a number with ms, s, m or h (e.g. 250ms, 20s, 1.5m) or plain seconds"
+    )
     assert errors[1] == f"{path}:3:5: experiments[0]: 'exp.yaml' is not a valid experiment: 1 problem(s), listed with its own lines"
     assert main(["gameday", "run", str(path)]) == 4
     assert "2 problem(s) found; nothing was run" in capsys.readouterr().err

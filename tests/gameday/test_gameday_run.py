@@ -52,7 +52,8 @@ def _fake_runs(order: list[str], outcomes: dict[str, str]):
 def test_continue_after_a_failure_and_write_one_report(tmp_path: Path) -> None:
     gd = load_gameday(_gameday(tmp_path))
     order: list[str] = []
-    res = run_gameday(gd, tmp_path / "reports", out=sys.stderr, run_experiment=_fake_runs(order, {"a.yaml": "hardened", "b.yaml": "naive", "c.yaml": "hardened2"}))
+    runs = _fake_runs(order, {"a.yaml": "hardened", "b.yaml": "naive", "c.yaml": "hardened2"})
+    res = run_gameday(gd, tmp_path / "reports", out=sys.stderr, run_experiment=runs)
     assert order == ["a.yaml", "b.yaml", "c.yaml"]
     assert res.exit_code == 1 and not res.aborted
     d = res.report_dir

@@ -137,7 +137,8 @@ def _k8s_gameday(tmp_path: Path, extra: str = "") -> Path:
 @pytest.mark.parametrize("api", ["batch/v1", "batch/v1beta1"])
 def test_cronjob_manifest(tmp_path: Path, api: str) -> None:
     warnings: list[str] = []
-    text = render_cronjob(load_gameday(_k8s_gameday(tmp_path)), image="registry.local/chaosml:1.2", file_in_image="gamedays/gd.yaml", api_version=api, warn=warnings.append)
+    gd = load_gameday(_k8s_gameday(tmp_path))
+    text = render_cronjob(gd, image="registry.local/chaosml:1.2", file_in_image="gamedays/gd.yaml", api_version=api, warn=warnings.append)
     doc = yaml.safe_load(text)
     assert doc["apiVersion"] == api and doc["kind"] == "CronJob"
     assert doc["metadata"]["name"] == "chaosml-gameday-nightly" and doc["metadata"]["namespace"] == "chaosml"

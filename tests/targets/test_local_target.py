@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from chaosml.workload.builtin_dataset import load_dataset
 from chaosml.records import TargetEvent
 from chaosml.targets.base import Target, TargetError
 from chaosml.targets.local import LocalTarget
+from chaosml.workload.builtin_dataset import load_dataset
 
 DS = load_dataset()
 

@@ -1,4 +1,4 @@
-"""The API half of `chaosml cluster`: server-side apply of manifests, waiting for Deployments and Jobs, the status listing; used by chaosml.cluster and the k8s tests."""
+"""The API half of `chaosml cluster`: apply manifests, wait for Deployments and Jobs, list status; used by chaosml.cluster and the k8s tests."""
 
 from __future__ import annotations
 

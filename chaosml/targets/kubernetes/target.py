@@ -1,4 +1,6 @@
-"""KubernetesTarget: the stack as Deployments in one namespace of an existing cluster, composing context, discovery, actions and the pod watch; used by the runner, `chaosml plan` and the faults.
+"""KubernetesTarget: the stack as Deployments in one namespace of an existing cluster; used by the runner, `chaosml plan` and the faults.
+
+It composes context, discovery, actions and the pod watch.
 
 It never creates or deletes the stack (``chaosml cluster up`` does, see :mod:`chaosml.cluster`); it
 connects, checks, watches and acts inside ONE namespace:
