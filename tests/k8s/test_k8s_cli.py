@@ -78,8 +78,7 @@ def test_run_refuses_a_context_outside_the_allowlist(
     code = main(["run", "--reports-dir", str(tmp_path / "reports"), "--allow-context", "prod-eu-2", str(path)])
     assert code == EXIT_INTERNAL
     assert "refusing to touch kube context 'prod-eu-1'" in capsys.readouterr().err
-    assert os.environ.get("CHAOSML_ALLOW_CONTEXT") == "prod-eu-2"
-    monkeypatch.delenv("CHAOSML_ALLOW_CONTEXT")
+    assert "CHAOSML_ALLOW_CONTEXT" not in os.environ  # the flag is an argument of the target, not the environment
 
 
 def test_cluster_commands_say_what_is_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,6 @@ calls) < :mod:`.discovery` and :mod:`.watch` < :mod:`.target` (:class:`Kubernete
 """
 
 from chaosml.targets.kubernetes.context import (
-    ALLOW_CONTEXT_ENV,
     IN_CLUSTER_CONTEXT,
     ContextNotAllowedError,
     context_allowed,
@@ -24,7 +23,6 @@ from chaosml.targets.kubernetes.undo import (
 )
 
 __all__ = [
-    "ALLOW_CONTEXT_ENV",
     "ENTRY_URL_ENV",
     "IN_CLUSTER_CONTEXT",
     "KIND_CONFIG_ENV",

@@ -24,8 +24,6 @@ from chaosml.model.experiment import KubernetesSpec
 
 log = logging.getLogger(__name__)
 
-#: how `chaosml run --allow-context NAME` reaches the runner's target factory (the target never reads it)
-ALLOW_CONTEXT_ENV = "CHAOSML_ALLOW_CONTEXT"
 #: the context name used when running inside a pod (no kubeconfig; add it to allowed_contexts)
 IN_CLUSTER_CONTEXT = "in-cluster"
 #: the timeout of every API request (seconds)

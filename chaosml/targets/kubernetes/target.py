@@ -30,7 +30,7 @@ from typing import Any, Self
 
 from chaosml.errors import TargetError
 from chaosml.model.experiment import KubernetesSpec, TargetSpec
-from chaosml.records import TargetEvent
+from chaosml.records import EventKind, TargetEvent
 from chaosml.targets.kubernetes import actions
 from chaosml.targets.kubernetes.context import (
     API_TIMEOUT_S,
@@ -260,7 +260,7 @@ class KubernetesTarget:
         reason = context_drift(self.kubeconfig, self.spec.context, self._facts)
         if reason:
             self.abort_reason = reason + "; refusing to inject anything more (recovery still acts on the pinned cluster)"
-            self._emit("context_changed", self.context, {"reason": self.abort_reason})
+            self._emit(EventKind.CONTEXT_CHANGED, self.context, {"reason": self.abort_reason})
 
     def guard(self) -> None:
         """Raise before any fault action when the run must not go on (context changed, not connected)."""
@@ -355,7 +355,7 @@ class KubernetesTarget:
             self.watch.deletion_requested(n, group, pod.spec.node_name, t)
             actions.delete_pod(self._core, self.namespace, pod, grace_period)
             deleted.append(n)
-            self._emit("replica_killed", n, {"grace_period_s": grace_period, "node": pod.spec.node_name, "group": group,
+            self._emit(EventKind.REPLICA_KILLED, n, {"grace_period_s": grace_period, "node": pod.spec.node_name, "group": group,
                                              "uid": pod.metadata.uid}, t=t)
         return deleted
 
@@ -366,7 +366,7 @@ class KubernetesTarget:
     def scale(self, deployment: str, replicas: int) -> int:
         """Set a Deployment's replicas through the scale subresource; returns the previous count."""
         cur = actions.scale_deployment(self._apps, self.namespace, deployment, replicas)
-        self._emit("deployment_scaled", deployment, {"from": cur, "to": replicas})
+        self._emit(EventKind.DEPLOYMENT_SCALED, deployment, {"from": cur, "to": replicas})
         return cur
 
     def _member_deployment(self, name: str) -> str:
@@ -425,4 +425,4 @@ class KubernetesTarget:
     def replacements(self) -> list[dict[str, Any]]:
         """The MTTR breakdown of every replaced pod seen so far (``pod_replaced`` details)."""
         with self._events_lock:
-            return [dict(e.detail) for e in self.events if e.kind == "pod_replaced"]
+            return [dict(e.detail) for e in self.events if e.kind == EventKind.POD_REPLACED]

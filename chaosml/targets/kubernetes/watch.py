@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosml.errors import TargetError
+from chaosml.records import EventKind
 from chaosml.targets.kubernetes.actions import pod_ready, pod_restarts
 from chaosml.targets.kubernetes.context import API_TIMEOUT_S
 
@@ -134,11 +135,11 @@ class PodWatch:
                     self._check_context()
             except ApiException as e:
                 if e.status != 410:  # 410 Gone: list again
-                    self._emit("watch_error", "pods", {"error": f"{e.status} {e.reason}"}, time.time())
+                    self._emit(EventKind.WATCH_ERROR, "pods", {"error": f"{e.status} {e.reason}"}, time.time())
                     self._stop.wait(0.5)
             except Exception as e:  # noqa: BLE001 - keep watching until stopped
                 if not self._stop.is_set():
-                    self._emit("watch_error", "pods", {"error": repr(e)}, time.time())
+                    self._emit(EventKind.WATCH_ERROR, "pods", {"error": repr(e)}, time.time())
                     self._stop.wait(0.5)
 
     def _event_loop(self, new_client: Callable[[], Any]) -> None:
@@ -162,7 +163,7 @@ class PodWatch:
                         if key not in seen:
                             seen.add(key)
                             io = obj.involved_object
-                            self._emit("k8s_warning", io.name if io else "", {
+                            self._emit(EventKind.K8S_WARNING, io.name if io else "", {
                                 "reason": obj.reason, "message": obj.message, "kind": io.kind if io else None,
                                 "count": obj.count, "since_start_s": round(time.time() - started, 3)}, time.time())
                     if self._stop.is_set():
@@ -227,7 +228,7 @@ class PodWatch:
                 if victim is not None:
                     victim.replacement = new.name
                     new.replaces = victim.name
-                self._emit("pod_created", new.name, {"group": new.group, "node": new.node, "replaces": new.replaces}, now)
+                self._emit(EventKind.POD_CREATED, new.name, {"group": new.group, "node": new.node, "replaces": new.replaces}, now)
                 old = _PodState(new.name, new.group, None, "Pending", False, False, new.restarts, created_t=now,
                                 replaces=new.replaces)
             else:
@@ -239,24 +240,24 @@ class PodWatch:
         name = new.name
         if new.node and not old.node:
             new.scheduled_t = now
-            self._emit("pod_scheduled", name, {"node": new.node, "group": new.group}, now)
+            self._emit(EventKind.POD_SCHEDULED, name, {"node": new.node, "group": new.group}, now)
         if new.phase == "Running" and old.phase != "Running" and not new.deleting:
-            self._emit("replica_started", name, {"node": new.node, "group": new.group, "restarts": new.restarts}, now)
+            self._emit(EventKind.REPLICA_STARTED, name, {"node": new.node, "group": new.group, "restarts": new.restarts}, now)
         if new.restarts > old.restarts:
-            self._emit("container_restarted", name, {"restarts": new.restarts, "group": new.group}, now)
-            self._emit("replica_exited", name, {"reason": "container restarted", "restarts": new.restarts}, now)
+            self._emit(EventKind.CONTAINER_RESTARTED, name, {"restarts": new.restarts, "group": new.group}, now)
+            self._emit(EventKind.REPLICA_EXITED, name, {"reason": "container restarted", "restarts": new.restarts}, now)
         if new.deleting and not old.deleting:
             v = self._add_victim(name, new.group, new.node, now, "observed")
             v.deletion_seen_t = now
-            self._emit("pod_deleting", name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested"}, now)
+            self._emit(EventKind.POD_DELETING, name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested"}, now)
         if new.ready and not old.ready:
             new.ready_t = now
-            self._emit("pod_ready", name, {"node": new.node, "group": new.group, "replaces": new.replaces}, now)
-            self._emit("replica_ready", name, {"node": new.node, "group": new.group}, now)
+            self._emit(EventKind.POD_READY, name, {"node": new.node, "group": new.group, "replaces": new.replaces}, now)
+            self._emit(EventKind.REPLICA_READY, name, {"node": new.node, "group": new.group}, now)
             if new.replaces:
                 self._replaced(new, now)
         elif old.ready and not new.ready:
-            self._emit("replica_unready", name, {"reason": "terminating" if new.deleting else "readiness lost",
+            self._emit(EventKind.REPLICA_UNREADY, name, {"reason": "terminating" if new.deleting else "readiness lost",
                                                  "node": new.node, "group": new.group}, now)
 
     def _replaced(self, pod: _PodState, now: float) -> None:
@@ -279,14 +280,14 @@ class PodWatch:
             "victim_gone_s": None if victim.gone_t is None else round(victim.gone_t - t0, 4),
         }
         # the local target's vocabulary: the killed replica is "ready again" when its replacement is
-        self._emit("replica_ready", victim.name, {"replacement": pod.name, "node": pod.node, "group": pod.group}, now)
-        self._emit("pod_replaced", victim.name, detail, now)
+        self._emit(EventKind.REPLICA_READY, victim.name, {"replacement": pod.name, "node": pod.node, "group": pod.group}, now)
+        self._emit(EventKind.POD_REPLACED, victim.name, detail, now)
 
     def _on_deleted(self, uid: str, st: _PodState, now: float) -> None:
         self._pods.pop(uid, None)
         v = self._add_victim(st.name, st.group, st.node, now, "observed")
         v.gone_t = now
         if st.ready:
-            self._emit("replica_unready", st.name, {"reason": "deleted", "node": st.node, "group": st.group}, now)
-        self._emit("pod_deleted", st.name, {"node": st.node, "group": st.group}, now)
-        self._emit("replica_exited", st.name, {"reason": "pod deleted", "node": st.node, "group": st.group}, now)
+            self._emit(EventKind.REPLICA_UNREADY, st.name, {"reason": "deleted", "node": st.node, "group": st.group}, now)
+        self._emit(EventKind.POD_DELETED, st.name, {"node": st.node, "group": st.group}, now)
+        self._emit(EventKind.REPLICA_EXITED, st.name, {"reason": "pod deleted", "node": st.node, "group": st.group}, now)
