@@ -119,7 +119,8 @@ def kube_client(name: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ commands
-def up(name: str, timeout_s: float, build: bool = True, out: Any = sys.stdout) -> None:
+def up(name: str, timeout_s: float, build: bool = True, out: Any = None) -> None:
+    out = out if out is not None else sys.stdout
     docker_client = require_docker()
     require_kind()
     if name in kind_clusters():
@@ -153,7 +154,8 @@ def up(name: str, timeout_s: float, build: bool = True, out: Any = sys.stdout) -
     print(f"ready: context kind-{name}, namespace {NAMESPACE}; entry http://127.0.0.1:30081 (gateway via Toxiproxy)", file=out)
 
 
-def status(name: str, out: Any = sys.stdout) -> None:
+def status(name: str, out: Any = None) -> None:
+    out = out if out is not None else sys.stdout
     if shutil.which("kind") and name not in kind_clusters():
         raise TargetError(f"no kind cluster {name!r}: `chaosml cluster up` creates it")
     api = kube_client(name)
@@ -164,7 +166,8 @@ def status(name: str, out: Any = sys.stdout) -> None:
         api.close()
 
 
-def down(name: str, out: Any = sys.stdout) -> None:
+def down(name: str, out: Any = None) -> None:
+    out = out if out is not None else sys.stdout
     if name not in kind_clusters():
         print(f"no kind cluster {name!r}: nothing to delete", file=out)
         return

@@ -115,6 +115,12 @@ class Journal:
         }
         self.flush()
 
+    def moved_to(self, run_dir: Path) -> None:
+        """The run dir was renamed (from its staging name): write there from now on."""
+        with self._lock:
+            self.run_dir = run_dir
+            self.path = run_dir / JOURNAL_FILE
+
     def update(self, **fields: Any) -> None:
         with self._lock:
             self.data.update(fields)

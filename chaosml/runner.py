@@ -151,7 +151,7 @@ class Runner:
         experiment_file: str,
         experiment_source: str,
         reports_dir: Path = Path("reports"),
-        out: IO[str] = sys.stderr,
+        out: IO[str] | None = None,
         target_factory: TargetFactory | None = None,
         allow_context: str | None = None,
         ledger: Ledger | None = None,
@@ -170,9 +170,14 @@ class Runner:
         self.reports_dir = reports_dir
         self.run_id = new_run_id(experiment, reports_dir)
         self.run_dir = reports_dir / self.run_id
-        self.run_dir.mkdir(parents=True)
-        self.journal = Journal(self.run_dir, self.run_id, experiment, experiment_file, experiment_source)
-        self.progress = Progress(out, experiment.load.duration)
+        # The run dir appears with its journal in it (made in a hidden staging dir, then renamed), so a
+        # harness killed at any moment never leaves a run dir that says nothing about its run.
+        staging = reports_dir / f".{self.run_id}.{os.urandom(3).hex()}.new"
+        staging.mkdir(parents=True)
+        self.journal = Journal(staging, self.run_id, experiment, experiment_file, experiment_source)
+        staging.rename(self.run_dir)
+        self.journal.moved_to(self.run_dir)
+        self.progress = Progress(out if out is not None else sys.stderr, experiment.load.duration)
         self.target_factory = target_factory or partial(make_target, allow_context=allow_context)
         self.result: RunResult | None = None
         self.target: Any = None

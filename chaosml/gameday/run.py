@@ -87,10 +87,11 @@ def run_gameday(
     gameday: GameDay,
     reports_dir: Path = Path("reports"),
     *,
-    out: IO[str] = sys.stderr,
+    out: IO[str] | None = None,
     run_experiment: RunFn = _default_run,
 ) -> GameDayResult:
     """Run every experiment in order (stop or continue after a failure; always stop after an abort), then write the report."""
+    out = out if out is not None else sys.stderr  # per call: the stream may have been replaced since import
     report_dir = new_report_dir(reports_dir, gameday.name)
     outcomes: list[ExperimentOutcome] = []
     aborted = False

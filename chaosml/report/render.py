@@ -85,13 +85,14 @@ def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> 
     return {**analysis, "files": files}
 
 
-def report_run(result: RunResult, out: IO[str] = sys.stderr) -> RunResult:
+def report_run(result: RunResult, out: IO[str] | None = None) -> RunResult:
     """Render a finished run's report and settle its exit code from the verdicts; called by the CLI and game-days.
 
     A completed run exits 0 when every verdict passed, else 1; other outcomes keep the runner's
     code. No samples: nothing to render. A rendering error is said on ``out`` (the journal and
     samples stay; ``chaosml report`` can retry) and leaves the code as the runner set it.
     """
+    out = out if out is not None else sys.stderr  # looked up per call: the stream may have been replaced since import
     if not (result.run_dir / SAMPLES_FILE).exists():
         return result
     try:

@@ -183,3 +183,27 @@ def test_allow_context_reaches_the_kubernetes_target_as_an_argument(tmp_path: Pa
                     allow_context="kind-other", ledger=Ledger(tmp_path / "ledger.jsonl"), out=io.StringIO())
     runner.target_factory(experiment, runner.run_dir, lambda ev: None)
     assert seen == {"allow_context": "kind-other"}
+
+
+def test_a_run_dir_never_exists_without_its_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed while the journal is first written (here: interrupted in it), the harness leaves no run dir
+    without a journal.json (the self-chaos soak found one: 'journal unreadable after the kill')."""
+    import chaosml.journal as journal_mod
+
+    def interrupted() -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(journal_mod, "environment", interrupted)
+    experiment = load_experiment(ROOT / "experiments" / "quickstart.yaml")
+    reports = tmp_path / "reports"
+    with pytest.raises(KeyboardInterrupt):
+        Runner(experiment, experiment_file="q.yaml", experiment_source="", reports_dir=reports,
+               ledger=Ledger(tmp_path / "ledger.jsonl"), out=io.StringIO())
+    assert [p.name for p in reports.iterdir() if not p.name.startswith(".")] == []
+    monkeypatch.undo()
+    runner = Runner(experiment, experiment_file="q.yaml", experiment_source="", reports_dir=reports,
+                    ledger=Ledger(tmp_path / "ledger.jsonl"), out=io.StringIO())
+    assert (runner.run_dir / "journal.json").is_file() and not runner.run_dir.name.startswith(".")
+    runner.journal.update(status="probe")
+    runner.journal.flush(force=True)
+    assert '"status": "probe"' in (runner.run_dir / "journal.json").read_text()
