@@ -158,9 +158,11 @@ class RowFault:
             entities=[int(k.rsplit(":", 1)[1]) for k in keys[:50]],
             apply_s=round(time.time() - t, 4),
         )
+        changed = int(detail.get("changed", 0))
         return FaultEvent(
-            t=t, fault=self.spec.name, injection=injection, action="apply", ok=detail.get("changed", 0) > 0,
+            t=t, fault=self.spec.name, injection=injection, action="apply", ok=changed > 0,
             targets=(f"{len(keys)} of {record['rows_total']} entity rows",), detail=detail,
+            no_effect=None if changed else f"changed nothing in the {plural(len(keys), 'selected entity row')}: no such entity, or no such feature",
         )
 
     def _choices(self, rng: random.Random, all_keys: list[str], keys: list[str]) -> dict[str, Any]:

@@ -117,7 +117,16 @@ class _Kill:
             t=t, fault=self.spec.name, injection=injection, action="apply", ok=len(victims) == count, targets=tuple(victims),
             detail={"service": p.service, "mode": p.mode, "value": p.value, "signal": p.signal, "grace_period": p.grace_period_s,
                     "selector": p.selector, "replicas": replicas, "running_before": running, "killed": len(victims)},
+            no_effect=None if victims else self._nothing_killed(replicas, running),
         )
+
+    def _nothing_killed(self, replicas: int, running: int) -> str:
+        """Why an injection chose no victim: the selection was empty, or nothing in it was running."""
+        p = self.params
+        what = f"pods matching {p.selector!r}" if p.selector else f"replicas of service {p.service!r}"
+        if not replicas:
+            return f"killed nothing: there are no {what}"
+        return f"killed nothing: {running} of {replicas} {what} running"
 
     def recover(self, injection: int) -> FaultEvent:
         """Nothing to undo (the supervisor restarts replicas); record what is ready now."""
