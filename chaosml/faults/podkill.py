@@ -24,6 +24,7 @@ from chaosml.model.faulttype import (
     plan_seconds,
     plural,
     quote,
+    reference_replicas,
     suggest,
 )
 from chaosml.records import FaultEvent
@@ -177,10 +178,11 @@ def undo(record: dict[str, Any]) -> str:
 
 
 def _replicas(target: TargetSpec, service: str) -> int:
+    """The replicas ``service`` has: a custom stack's declared count, the reference stack's own (model: target.replicas, else 1)."""
     for svc in target.services:
         if svc.name == service:
             return svc.replicas
-    return target.replicas
+    return reference_replicas(target.replicas).get(service, target.replicas)
 
 
 def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
@@ -203,7 +205,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
         what = f"{victims} of {n} pods matching {selector!r} in namespace {target.kubernetes.namespace!r}"
         how = f"deleted with grace period {plan_seconds(p.grace_period_s)}; the ReplicaSet replaces them"
     else:
-        what = f"{victims} of {n} replicas of {p.service!r}"
+        what = f"{victims} of {plural(n, 'replica')} of {p.service!r}"
         how = f"killed with {p.signal}; restarted after {plan_seconds(target.restart_delay)}"
     text = f"{what} ({pct}%) per injection, {injections}; {how}"
     if victims == n:
@@ -222,10 +224,19 @@ def on_cluster(fault: FaultSpec, target: KubernetesPods, nodes: list[dict[str, A
 
 
 def check(params: PodKillParams, facts: StackFacts) -> list[tuple[str, str]]:
-    """On a custom stack, ``service`` must be one of its services."""
-    if facts.stack != "custom" or params.service in facts.services:
+    """``service`` must be one of the stack's services (unless a selector picks the pods), and mode fixed
+    must not ask for more victims than the service has replicas (when its replica count is known)."""
+    if params.selector is not None:
         return []
-    return [("params.service", f"unknown service {quote(params.service)}{suggest(params.service, facts.services)}; services: {', '.join(facts.services)}")]
+    service = params.service
+    if facts.services and service not in facts.services:
+        hint = suggest(service, facts.services)
+        return [("params.service", f"unknown service {quote(service)}{hint}; services: {', '.join(facts.services)}")]
+    n = None if facts.replicas is None else facts.replicas.get(service)
+    if n is not None and params.mode == "fixed" and params.value is not None and params.value > n:
+        kills, has = plan_number(params.value), plural(n, "replica")
+        return [("params.value", f"mode fixed kills {kills} replicas, but service {service!r} has {has}; use a value <= {n}, or mode all")]
+    return []
 
 
 FAULT_TYPE = FaultType(
