@@ -224,9 +224,9 @@ def on_cluster(fault: FaultSpec, target: KubernetesPods, nodes: list[dict[str, A
 
 
 def check(params: PodKillParams, facts: StackFacts) -> list[tuple[str, str]]:
-    """``service`` must be one of the stack's services (unless a selector picks the pods, on kubernetes), and
-    mode fixed must not ask for more victims than the service has replicas (when its replica count is known)."""
-    if params.selector is not None and facts.platform == "kubernetes":
+    """``service`` must be one of the stack's services (unless a selector picks the reference stack's pods on
+    kubernetes), and mode fixed must not ask for more victims than the service has replicas (when known)."""
+    if params.selector is not None and facts.platform == "kubernetes" and facts.stack == "reference":
         return []
     service = params.service
     if facts.services and service not in facts.services:
