@@ -128,6 +128,8 @@ def _print_verdicts(run_dir: Path) -> None:
     if not path.exists():
         return
     analysis = json.loads(path.read_text())
+    for fault, why in (analysis.get("no_effect") or {}).items():
+        print(f"  NO EFFECT    fault {fault}: {why}; every verdict scoped to it is inconclusive")
     for v in analysis.get("verdicts", []):
         measured = v.get("measured")
         shown = "n/a" if measured is None else f"{measured:.4g}"

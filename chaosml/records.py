@@ -64,16 +64,23 @@ class FaultEvent:
     ok: bool
     targets: tuple[str, ...] = ()
     detail: dict[str, Any] = field(default_factory=dict)
+    #: apply only: why this injection selected, changed or stopped nothing (None: it took effect).
+    #: Analysis makes every verdict scoped to such a fault inconclusive, and the run cannot pass.
+    no_effect: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["targets"] = list(self.targets)
+        if self.no_effect is None:
+            del d["no_effect"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FaultEvent:
+        no_effect = d.get("no_effect")
         return cls(float(d["t"]), str(d["fault"]), int(d["injection"]), d["action"], bool(d["ok"]),
-                   tuple(d.get("targets") or ()), dict(d.get("detail") or {}))
+                   tuple(d.get("targets") or ()), dict(d.get("detail") or {}),
+                   None if no_effect is None else str(no_effect))
 
 
 class EventKind(StrEnum):

@@ -468,6 +468,7 @@ class Runner:
         self.journal.add_fault_event(event)
         self.progress.message(
             f"apply   {spec.name} #{injection + 1}/{spec.repeat.count} ({spec.type}): {', '.join(event.targets) or '-'}"
+            + (f"; NO EFFECT: {event.no_effect}" if event.no_effect else "")
         )
 
     def _recover(self, spec: FaultSpec, injection: int, planned: float | None = None) -> None:

@@ -39,6 +39,7 @@ from chaosml.analysis.verdicts import (
     hypothesis_verdicts,
     passed,
     slo_verdicts,
+    without_effect,
 )
 from chaosml.model.experiment import Experiment
 from chaosml.records import EventKind
@@ -110,6 +111,7 @@ class Analysis:
     degradation: dict[str, Any] = field(default_factory=dict)
     served_by_exposed: bool = True  # False: the stack does not say which path served (response.served_by: not-exposed)
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
+    no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
 
     @property
     def finished(self) -> bool:
@@ -125,6 +127,7 @@ class Analysis:
         """The few facts the runner copies into journal["analysis"]."""
         return {
             "passed": self.passed,
+            **({"no_effect": dict(self.no_effect)} if self.no_effect else {}),
             "counts": counts(self.verdicts),
             "verdicts": [{"name": v.name, "scope": v.scope, "verdict": v.verdict, "measured": v.measured} for v in self.verdicts],
             "faults": [
@@ -167,6 +170,7 @@ class Analysis:
             "notes": list(self.notes),
             "degradation": self.degradation,
             "replacements": self.replacements,
+            **({"no_effect": dict(self.no_effect)} if self.no_effect else {}),  # only a run with a fault that did nothing
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
         }
 
@@ -198,6 +202,11 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
             for c in pr.cohorts.values():
                 _hide_served_by(c)
         notes.append(NOT_EXPOSED_NOTE)
+    no_effect = no_effect_reasons(journal)
+    if no_effect:
+        verdicts = without_effect(verdicts, no_effect)
+        notes.extend(f"NO EFFECT: fault {f}: {why}; every verdict scoped to it is inconclusive and the run cannot pass"
+                     for f, why in no_effect.items())
     series = timeseries(a, load, steady.window)
     if not exposed:
         series["fallback_ratio"] = [None] * len(series["fallback_ratio"])
@@ -219,7 +228,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         injections=results,
         faults=aggregate(results, [f.name for f in experiment.faults]),
         verdicts=verdicts,
-        passed=passed(verdicts),
+        passed=passed(verdicts) and not no_effect,
         timeseries=series,
         events=_events(journal, load),
         notes=notes,
@@ -228,7 +237,22 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         ) if exposed else {},
         served_by_exposed=exposed,
         replacements=replacements(results, journal.get("target_events") or []),
+        no_effect=no_effect,
     )
+
+
+def no_effect_reasons(journal: dict[str, Any]) -> dict[str, str]:
+    """Fault name -> which of its injections took no effect and why (from the apply events' ``no_effect``)."""
+    by_fault: dict[str, dict[str, list[int]]] = {}
+    for e in journal.get("fault_events") or []:
+        if e.get("action") == "apply" and e.get("no_effect"):
+            why = by_fault.setdefault(str(e.get("fault")), {})
+            why.setdefault(str(e["no_effect"]), []).append(int(e.get("injection") or 0) + 1)
+    return {
+        fault: "; ".join(f"{'injection' if len(ns) == 1 else 'injections'} {', '.join(f'#{i}' for i in sorted(ns))} {why}"
+                         for why, ns in reasons.items())
+        for fault, reasons in by_fault.items()
+    }
 
 
 def replacements(results: list[InjectionResult], target_events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,6 +7,9 @@
   ``fault`` (or of ``during`` when that names a fault; default: every injection), aggregated by
   ``agg``. Any injection that did not recover / was not detected / whose replicas did not come
   back makes it fail with measured None: such an injection has no number.
+- A verdict scoped to a fault some injection of which took no effect (its apply event's
+  ``no_effect``: it selected, changed or stopped nothing) is inconclusive with that reason, as is
+  one over the "fault" phase or every injection while any fault took no effect: nothing was tested.
 - ``samples`` is the count the SLI is computed over (requests, 2xx answers, predictions or
   latencies; injections for injection SLIs). Fewer than ``min_samples`` (the hypothesis' own,
   else steady_state.min_samples; injection SLIs only use the hypothesis' own, default 1) is
@@ -16,7 +19,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -215,6 +218,23 @@ def injection_verdict(h: Hypothesis, results: Sequence[InjectionResult], fault_n
     if n < min_n:
         return make(measured=measured, samples=n, verdict="inconclusive", detail=f"{detail}; {n} < min_samples {min_n}")
     return make(measured=measured, samples=n, verdict=judge(measured, h.op, h.target), detail=detail)
+
+
+def without_effect(verdicts: Sequence[Verdict], no_effect: Mapping[str, str]) -> list[Verdict]:
+    """``verdicts`` with each one scoped to a fault of ``no_effect`` (fault name -> why) made inconclusive, saying why."""
+    out = []
+    for v in verdicts:
+        if v.fault is not None:
+            hit = [v.fault] if v.fault in no_effect else []
+        elif v.phase == "fault" or (v.phase is None and v.sli in INJECTION_SLIS):
+            hit = list(no_effect)  # the fault phase, or every injection: every fault is in scope
+        else:
+            hit = []
+        if hit:
+            why = "; ".join(f"fault {f} had no effect: {no_effect[f]}" for f in hit)
+            v = replace(v, verdict="inconclusive", detail=f"{why}; measured: {v.detail}")
+        out.append(v)
+    return out
 
 
 def passed(verdicts: Sequence[Verdict]) -> bool:

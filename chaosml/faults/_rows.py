@@ -19,7 +19,15 @@ from typing import Any
 
 from chaosml.errors import TargetError
 from chaosml.model.experiment import FaultSpec
-from chaosml.model.faulttype import BlastRadius, FaultContext, plan_number, plural
+from chaosml.model.faulttype import (
+    BlastRadius,
+    FaultContext,
+    StackFacts,
+    plan_number,
+    plural,
+    quote,
+    suggest,
+)
 from chaosml.records import FaultEvent
 from chaosml.stack.featurestore import KEY_PREFIX, entity_key
 from chaosml.targets.capabilities import FeatureRows
@@ -158,9 +166,11 @@ class RowFault:
             entities=[int(k.rsplit(":", 1)[1]) for k in keys[:50]],
             apply_s=round(time.time() - t, 4),
         )
+        changed = int(detail.get("changed", 0))
         return FaultEvent(
-            t=t, fault=self.spec.name, injection=injection, action="apply", ok=detail.get("changed", 0) > 0,
+            t=t, fault=self.spec.name, injection=injection, action="apply", ok=changed > 0,
             targets=(f"{len(keys)} of {record['rows_total']} entity rows",), detail=detail,
+            no_effect=None if changed else f"changed nothing in the {plural(len(keys), 'selected entity row')}: no such entity, or no such feature",
         )
 
     def _choices(self, rng: random.Random, all_keys: list[str], keys: list[str]) -> dict[str, Any]:
@@ -220,6 +230,40 @@ def undo_rows(record: dict[str, Any]) -> str:
 
 #: entity rows in the feature store per bundled dataset (one row per dataset row)
 DATASET_ROWS = {"breast_cancer": 569}
+_BREAST_CANCER_MEASURES = ("radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity", "concave_points",
+                           "symmetry", "fractal_dimension")
+#: the fields of each entity row in the feature store per bundled dataset: its entity features (the
+#: ``mean_*`` ones are sent in the request instead); tests check them against the dataset itself
+DATASET_ENTITY_FEATURES: dict[str, tuple[str, ...]] = {
+    "breast_cancer": (
+        *(f"{name}_error" for name in _BREAST_CANCER_MEASURES),
+        *(f"worst_{name}" for name in _BREAST_CANCER_MEASURES),
+    ),
+}
+#: features of each bundled dataset sent in the request payload, not stored per entity
+DATASET_REQUEST_FEATURES: dict[str, tuple[str, ...]] = {"breast_cancer": tuple(f"mean_{name}" for name in _BREAST_CANCER_MEASURES)}
+
+
+def check_features_on_data(features: tuple[str, ...] | None, facts: StackFacts) -> list[tuple[str, str]]:
+    """(path, message) for each listed feature the experiment's data lacks: the built-in dataset's
+    feature-store fields, or a data file's feature columns (when the file was readable at validate time)."""
+    if features is None:
+        return []
+    sent: tuple[str, ...] = ()
+    if facts.data_file is not None:
+        known, where = facts.data_features, f"data file {facts.data_file!r}"
+    else:
+        known, where = DATASET_ENTITY_FEATURES.get(facts.dataset or ""), f"the feature store (dataset {facts.dataset})"
+        sent = DATASET_REQUEST_FEATURES.get(facts.dataset or "", ())
+    if known is None:
+        return []
+    return [
+        (f"params.features[{i}]", f"no feature {quote(f)} in {where}"
+         + (" (it is sent in each request, not stored per entity)" if f in sent else suggest(f, known))
+         + f"; features: {', '.join(known)}")
+        for i, f in enumerate(features)
+        if f not in known
+    ]
 
 
 def check_rows(fraction: float | None, entities: tuple[int, ...] | None) -> list[tuple[str, str]]:

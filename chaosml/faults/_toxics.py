@@ -216,9 +216,13 @@ def check_link_name(link: str) -> list[tuple[str, str]]:
 def check_link_on_stack(link: str, facts: StackFacts, path: str = "params.link") -> list[tuple[str, str]]:
     """(path, message) when ``link`` is not a link of the experiment's stack (reference: fixed; custom: declared)."""
     if facts.stack != "custom":
-        if REFERENCE_LINK_RE.fullmatch(link):
-            return []
-        return [(path, f"must be one of gateway, feature-store, model or model-<i> (one replica) on the reference stack, not {link!r}")]
+        if not REFERENCE_LINK_RE.fullmatch(link):
+            return [(path, f"must be one of gateway, feature-store, model or model-<i> (one replica) on the reference stack, not {link!r}")]
+        n = None if facts.replicas is None or facts.platform != "local" else facts.replicas.get("model")
+        if n is not None and link.startswith("model-") and int(link[len("model-"):]) >= n:
+            links = ", ".join(["gateway", "feature-store", "model", *(f"model-{i}" for i in range(n))])
+            return [(path, f"no link {quote(link)}: the reference stack has {plural(n, 'model replica')} (target.replicas); links: {links}")]
+        return []
     if facts.links is None or link in facts.links:
         return []
     k8s = facts.platform == "kubernetes"

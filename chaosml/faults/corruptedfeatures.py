@@ -19,13 +19,14 @@ from typing import Any, Literal
 from chaosml.faults._rows import (
     RowFault,
     check_features,
+    check_features_on_data,
     check_rows,
     decode_row,
     rows_blast_radius,
     undo_rows,
 )
 from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType
+from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType, StackFacts
 from chaosml.targets.capabilities import FeatureRows
 
 
@@ -136,6 +137,11 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     return rows_blast_radius(fault, dataset, "{which}: {fields} poisoned (" + fault.params.mode + ")")
 
 
+def check(params: CorruptedFeaturesParams, facts: StackFacts) -> list[tuple[str, str]]:
+    """Every listed feature must be one the experiment's data has."""
+    return check_features_on_data(params.features, facts)
+
+
 FAULT_TYPE = FaultType(
     name="corrupted-features",
     params=CorruptedFeaturesParams,
@@ -145,4 +151,5 @@ FAULT_TYPE = FaultType(
     stacks=("reference",),
     severity="high",
     blast_radius=blast_radius,
+    check=check,
 )

@@ -160,7 +160,9 @@ class ProxyOutage:
         state = proxy_state(api, proxy)
         detail.update(link=proxy, proxy_api=api, state=state, apply_s=round(time.time() - t, 4))
         ok = state.get("enabled") is False if p.mode == "down" else record["toxic"] in state.get("toxics", ())
-        return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="apply", ok=ok, targets=(proxy,), detail=detail)
+        stopped_nothing = p.mode == "down" and record["enabled_before"] is False
+        return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="apply", ok=ok, targets=(proxy,), detail=detail,
+                          no_effect=f"stopped nothing: link {proxy} was disabled already" if stopped_nothing else None)
 
     def recover(self, injection: int) -> FaultEvent:
         record = self._records.get(injection)
@@ -197,7 +199,8 @@ class StopRedis:
             raise TargetError(f"no {REDIS_MEMBER!r} member in the feature-store group of this target")
         redis_url = str(self.target.redis_url)
         record = {"mode": "kill", "member": REDIS_MEMBER, "redis_url": redis_url, "pid": members[REDIS_MEMBER].pid,
-                  "rows_before": _redis_rows(redis_url), "run_dir": str(self.target.run_dir)}
+                  "running_before": members[REDIS_MEMBER].running, "rows_before": _redis_rows(redis_url),
+                  "run_dir": str(self.target.run_dir)}
         self._records[injection] = record
         return record
 
@@ -208,8 +211,10 @@ class StopRedis:
         running = [m for m in self.target.members(GROUP) if m.name == REDIS_MEMBER and m.running]
         detail = {"mode": "kill", "member": REDIS_MEMBER, "pid_stopped": record["pid"], "rows_before": record["rows_before"],
                   "apply_s": round(time.time() - t, 4)}
+        stopped_nothing = record.get("running_before") is False
         return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="apply", ok=not running,
-                          targets=(REDIS_MEMBER,), detail=detail)
+                          targets=(REDIS_MEMBER,), detail=detail,
+                          no_effect=f"stopped nothing: {REDIS_MEMBER} was not running" if stopped_nothing else None)
 
     def recover(self, injection: int) -> FaultEvent:
         record = self._records.get(injection)
@@ -267,6 +272,7 @@ class ScaleToZero:
             detail={"mode": "kill", "mechanism": "scale-to-zero", "deployment": record["deployment"],
                     "namespace": record["namespace"], "replicas_before": record["replicas_before"], "scaled_from": prev,
                     "apply_s": round(time.time() - t, 4)},
+            no_effect=None if prev else f"stopped nothing: deployment {record['deployment']} had 0 replicas already",
         )
 
     def recover(self, injection: int) -> FaultEvent:

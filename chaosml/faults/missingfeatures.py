@@ -8,12 +8,13 @@ from typing import Any, Literal
 from chaosml.faults._rows import (
     RowFault,
     check_features,
+    check_features_on_data,
     check_rows,
     rows_blast_radius,
     undo_rows,
 )
 from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType
+from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType, StackFacts
 from chaosml.targets.capabilities import FeatureRows
 
 
@@ -65,6 +66,11 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     return rows_blast_radius(fault, dataset, effect)
 
 
+def check(params: MissingFeaturesParams, facts: StackFacts) -> list[tuple[str, str]]:
+    """Every listed feature must be one the experiment's data has."""
+    return check_features_on_data(params.features, facts)
+
+
 FAULT_TYPE = FaultType(
     name="missing-features",
     params=MissingFeaturesParams,
@@ -74,4 +80,5 @@ FAULT_TYPE = FaultType(
     stacks=("reference",),
     severity="medium",
     blast_radius=blast_radius,
+    check=check,
 )

@@ -155,6 +155,7 @@ class NodeFailure:
             targets=(record["node"],),
             detail={"node": record["node"], "action": record["action"], "state_before": record["state_before"],
                     "state": state, "note": note, "apply_s": round(time.time() - t, 3)},
+            no_effect=None if ok else f"failed no node: {note}",
         )
 
     def recover(self, injection: int) -> FaultEvent:

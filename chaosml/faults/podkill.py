@@ -24,6 +24,7 @@ from chaosml.model.faulttype import (
     plan_seconds,
     plural,
     quote,
+    reference_replicas,
     suggest,
 )
 from chaosml.records import FaultEvent
@@ -117,7 +118,16 @@ class _Kill:
             t=t, fault=self.spec.name, injection=injection, action="apply", ok=len(victims) == count, targets=tuple(victims),
             detail={"service": p.service, "mode": p.mode, "value": p.value, "signal": p.signal, "grace_period": p.grace_period_s,
                     "selector": p.selector, "replicas": replicas, "running_before": running, "killed": len(victims)},
+            no_effect=None if victims else self._nothing_killed(replicas, running),
         )
+
+    def _nothing_killed(self, replicas: int, running: int) -> str:
+        """Why an injection chose no victim: the selection was empty, or nothing in it was running."""
+        p = self.params
+        what = f"pods matching {p.selector!r}" if p.selector else f"replicas of service {p.service!r}"
+        if not replicas:
+            return f"killed nothing: there are no {what}"
+        return f"killed nothing: {running} of {replicas} {what} running"
 
     def recover(self, injection: int) -> FaultEvent:
         """Nothing to undo (the supervisor restarts replicas); record what is ready now."""
@@ -168,10 +178,11 @@ def undo(record: dict[str, Any]) -> str:
 
 
 def _replicas(target: TargetSpec, service: str) -> int:
+    """The replicas ``service`` has: a custom stack's declared count, the reference stack's own (model: target.replicas, else 1)."""
     for svc in target.services:
         if svc.name == service:
             return svc.replicas
-    return target.replicas
+    return reference_replicas(target.replicas).get(service, target.replicas)
 
 
 def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
@@ -194,7 +205,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
         what = f"{victims} of {n} pods matching {selector!r} in namespace {target.kubernetes.namespace!r}"
         how = f"deleted with grace period {plan_seconds(p.grace_period_s)}; the ReplicaSet replaces them"
     else:
-        what = f"{victims} of {n} replicas of {p.service!r}"
+        what = f"{victims} of {plural(n, 'replica')} of {p.service!r}"
         how = f"killed with {p.signal}; restarted after {plan_seconds(target.restart_delay)}"
     text = f"{what} ({pct}%) per injection, {injections}; {how}"
     if victims == n:
@@ -213,10 +224,19 @@ def on_cluster(fault: FaultSpec, target: KubernetesPods, nodes: list[dict[str, A
 
 
 def check(params: PodKillParams, facts: StackFacts) -> list[tuple[str, str]]:
-    """On a custom stack, ``service`` must be one of its services."""
-    if facts.stack != "custom" or params.service in facts.services:
+    """``service`` must be one of the stack's services (unless a selector picks the reference stack's pods on
+    kubernetes), and mode fixed must not ask for more victims than the service has replicas (when known)."""
+    if params.selector is not None and facts.platform == "kubernetes" and facts.stack == "reference":
         return []
-    return [("params.service", f"unknown service {quote(params.service)}{suggest(params.service, facts.services)}; services: {', '.join(facts.services)}")]
+    service = params.service
+    if facts.services and service not in facts.services:
+        hint = suggest(service, facts.services)
+        return [("params.service", f"unknown service {quote(service)}{hint}; services: {', '.join(facts.services)}")]
+    n = None if facts.replicas is None else facts.replicas.get(service)
+    if n is not None and params.mode == "fixed" and params.value is not None and params.value > n:
+        kills, has = plan_number(params.value), plural(n, "replica")
+        return [("params.value", f"mode fixed kills {kills} replicas, but service {service!r} has {has}; use a value <= {n}, or mode all")]
+    return []
 
 
 FAULT_TYPE = FaultType(

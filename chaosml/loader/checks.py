@@ -9,22 +9,32 @@ does not cause spurious follow-up issues.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaosml.decoding import BAD, Decoder, Node, join_path, quote, suggest
 from chaosml.model import catalog
 from chaosml.model.experiment import (
     AbortCondition,
+    DataSpec,
     Hypothesis,
     LoadSpec,
     Repeat,
     Slo,
     TargetSpec,
 )
-from chaosml.model.faulttype import StackFacts, params_issues, registry
+from chaosml.model.faulttype import (
+    REFERENCE_SERVICES,
+    StackFacts,
+    params_issues,
+    reference_replicas,
+    registry,
+)
 
 if TYPE_CHECKING:
     from chaosml.loader.schema import ExperimentDecoder
@@ -353,12 +363,23 @@ def check_custom_faults(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
     )
 
     services, links = ex.custom_services, ex.custom_links
+    target, load = values.get("target", TargetSpec()), values.get("load", LoadSpec())
+    replicas: dict[str, int] | None = None
+    if services is None:
+        replicas = None if target is BAD else reference_replicas(target.replicas)
+    elif ex.platform == "local":
+        replicas = {name: svc.replicas for name, svc in services.items()}
+    data = None if load is BAD else load.data
     facts = StackFacts(
         platform=ex.platform,
         stack="reference" if services is None else "custom",
-        services=tuple(services or ()),
+        services=REFERENCE_SERVICES if services is None else tuple(services),
         links=None if links is None else frozenset(links),
         link_specs=tuple(ex.custom_link_specs or ()),
+        replicas=replicas,
+        dataset=None if load is BAD or data is not None else load.dataset,
+        data_file=None if data is None else data.file,
+        data_features=None if data is None else data.features or data_file_features(data),
     )
     if services is not None and ex.mix_cohorts and "adversarial-evasion" in ex.mix_cohorts:
         ex.d.issue_at("load.mix.adversarial-evasion", "adversarial-evasion needs the reference stack's model; not available with target.services")
@@ -378,3 +399,26 @@ def check_custom_faults(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
         for field_path, message in types[ftype].check(params, facts):
             ex.d.issue_at(f"{path}.{field_path}", message)
             values["faults"] = BAD
+
+
+#: Most bytes of a data file's first line read for its column names.
+MAX_HEADER_BYTES = 1 << 20
+
+
+def data_file_features(data: DataSpec) -> tuple[str, ...] | None:
+    """The feature columns a data file may have, from its header (every column but label, entity and
+    cohort); None when the file cannot be read now (the run reports that)."""
+    path = Path(data.file)
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open("rb") as f:
+                first = f.readline(MAX_HEADER_BYTES).decode("utf-8-sig")
+            columns = next(csv.reader(io.StringIO(first)), [])
+        else:
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # the parquet extra; without it, nothing is known now
+
+            columns = list(pq.read_schema(path).names)
+    except (OSError, UnicodeDecodeError, ImportError, ValueError, csv.Error):
+        return None
+    skip = {data.label, data.entity, data.cohort}
+    return tuple(c for c in columns if c and c not in skip) or None

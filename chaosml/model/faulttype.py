@@ -92,15 +92,29 @@ class BlastRadius:
     description: str
 
 
+#: The reference stack's services (replica groups on the local target, Deployments on kubernetes);
+#: only ``model`` has ``target.replicas`` replicas, each other one replica.
+REFERENCE_SERVICES: tuple[str, ...] = ("gateway", "model", "feature-store", "proxy")
+
+
+def reference_replicas(model_replicas: int) -> dict[str, int]:
+    """Service -> replica count of the reference stack with ``model_replicas`` model replicas."""
+    return {name: model_replicas if name == "model" else 1 for name in REFERENCE_SERVICES}
+
+
 @dataclass(frozen=True, slots=True)
 class StackFacts:
-    """What a fault type's ``check`` may know of the experiment's target, before the model is built."""
+    """What a fault type's ``check`` may know of the experiment's target and data, before the model is built."""
 
     platform: str  # local | kubernetes
     stack: str  # reference | custom
-    services: tuple[str, ...] = ()  # custom stack: service names
+    services: tuple[str, ...] = ()  # the stack's service names (reference: REFERENCE_SERVICES)
     links: frozenset[str] | None = None  # custom stack: link names faults may address; None: not known
     link_specs: tuple[LinkSpec, ...] = ()  # custom stack: the declared links
+    replicas: Mapping[str, int] | None = None  # service -> replicas; None: not known (a custom stack on kubernetes)
+    dataset: str | None = None  # load.dataset (built-in), when the load reads no data file
+    data_file: str | None = None  # load.data.file, as the experiment names it
+    data_features: tuple[str, ...] | None = None  # the data file's feature columns; None: not known (file not readable)
 
 
 #: check(params, facts) -> [(field path below the fault, e.g. "params.link" or "type", message)]

@@ -152,6 +152,9 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
         blocks.append(Banner(f"PASSED: all {total} verdicts passed", "pass"))
     else:
         blocks.append(Banner(f"NOT PASSED: {c['fail']} failed, {c['inconclusive']} inconclusive, {c['pass']} passed of {total}", "fail"))
+    for fault, why in (analysis.get("no_effect") or {}).items():
+        blocks.append(Banner(f"NO EFFECT: fault {fault}: {why}. Nothing was tested: every verdict scoped to it is "
+                             "inconclusive and the run cannot pass.", "fail"))
     rows = [
         ("release", str(analysis["release"])),
         ("profile", str(analysis["profile"])),

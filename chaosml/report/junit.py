@@ -126,7 +126,8 @@ def verdict_message(v: Mapping[str, Any]) -> str:
 
 
 def run_suite(analysis: Mapping[str, Any], name: str | None = None) -> Suite:
-    """A run's verdicts (analysis.json dict): failure for fail, skipped for inconclusive."""
+    """A run's verdicts (analysis.json dict): failure for fail, skipped for inconclusive; and a failure
+    per fault that took no effect (its verdicts are only skipped, but the run did not test it)."""
     cases = []
     classname = f"chaosml.{analysis.get('release', 'run')}.{analysis.get('run_id', '')}".rstrip(".")
     for v in analysis.get("verdicts", []):
@@ -141,6 +142,9 @@ def run_suite(analysis: Mapping[str, Any], name: str | None = None) -> Suite:
                 skipped=msg if verdict == "inconclusive" else None,
             )
         )
+    for fault, why in (analysis.get("no_effect") or {}).items():
+        cases.append(Case(name=f"fault {fault} took effect", classname=classname, failure=f"no effect: {why}",
+                          failure_type="FaultHadNoEffect"))
     if analysis.get("status") not in (None, "completed"):
         reason = analysis.get("reason") or analysis.get("status")
         cases.append(Case(name="run completed", classname=classname, failure=f"run {analysis.get('status')}: {reason}", failure_type="RunNotCompleted"))

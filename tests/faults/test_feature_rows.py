@@ -144,6 +144,20 @@ def test_listed_entities_that_do_not_exist_stay_absent(target: LocalTarget) -> N
     assert dump_all(target.redis_url) == before
 
 
+@pytest.mark.parametrize("ftype, params", [
+    ("missing-features", MissingFeaturesParams(mode="delete-row", entities=(99998, 99999))),
+    ("corrupted-features", CorruptedFeaturesParams(mode="nan", entities=(99999,))),
+])
+def test_rows_that_do_not_exist_are_an_injection_without_effect(target: LocalTarget, ftype: str, params: Any) -> None:
+    before = dump_all(target.redis_url)
+    inj = injector_for(target, ftype, params)
+    ev = inj.apply(0)
+    n = len(params.entities)
+    assert ev.detail["changed"] == 0 and not ev.ok
+    assert ev.no_effect == f"changed nothing in the {n} selected entity row{'s' if n > 1 else ''}: no such entity, or no such feature"
+    assert inj.recover(0).ok and dump_all(target.redis_url) == before
+
+
 def test_unknown_feature_is_refused_before_anything_is_touched(target: LocalTarget) -> None:
     before = dump_all(target.redis_url)
     inj = injector_for(target, "corrupted-features", CorruptedFeaturesParams(mode="nan", fraction=0.5, features=("mean_radius",)))

@@ -152,3 +152,12 @@ faults:
 )
 def test_pod_kill_victims(mode: str, value: float | None, replicas: int, victims: int) -> None:
     assert PodKillParams(mode=mode, value=value).victim_count(replicas) == victims
+
+
+def test_blast_radius_counts_each_reference_service_s_own_replicas() -> None:
+    text = SMALL.replace("    params: {mode: all, signal: SIGTERM}", "    params: {service: gateway, mode: all, signal: SIGTERM}")
+    plan = build_plan(load_experiment_text(text, "small.yaml"))
+    rendered = render_plan(plan)
+    assert "  kill-all: 1 of 1 replica of 'gateway' (100%) per injection, 1 injection" in rendered
+    assert "of 3 replicas of 'gateway'" not in rendered
+    assert [(b.fault, b.victims, b.of) for b in plan.blast_radius] == [("kill", 1, 3), ("kill-all", 1, 1)]
