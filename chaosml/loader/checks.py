@@ -15,9 +15,10 @@ import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaosml.decoding import BAD, Decoder, Node, join_path, quote, suggest
+from chaosml.loader.state import DecodeState
 from chaosml.model import catalog
 from chaosml.model.experiment import (
     AbortCondition,
@@ -36,9 +37,6 @@ from chaosml.model.faulttype import (
     registry,
 )
 
-if TYPE_CHECKING:
-    from chaosml.loader.schema import ExperimentDecoder
-
 #: Most services, links and replicas of a custom stack.
 MAX_SERVICES = 20
 #: Operators as the SLO/hypothesis/abort ``op`` key accepts them.
@@ -52,7 +50,7 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def cross_checks(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+def cross_checks(ex: DecodeState, values: dict[str, Any]) -> None:
     """Checks that need several sections; builds SLOs, hypotheses and abort conditions once the mix and fault names are known."""
     # fault names: unique, not phase names; all known only when every fault's name was read
     names: dict[str, str] = {}
@@ -101,7 +99,7 @@ def cross_checks(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
     check_custom_faults(ex, values)
 
 
-def check_common(ex: ExperimentDecoder, path: str, values: dict[str, Any], kind: str) -> None:
+def check_common(ex: DecodeState, path: str, values: dict[str, Any], kind: str) -> None:
     """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
     sli = values.get("sli", BAD)
     if sli is not BAD:
@@ -140,7 +138,7 @@ def check_common(ex: ExperimentDecoder, path: str, values: dict[str, Any], kind:
             values["cohort"] = BAD
 
 
-def check_hypothesis(ex: ExperimentDecoder, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
+def check_hypothesis(ex: DecodeState, path: str, hv: dict[str, Any], fault_names: set[str] | None) -> None:
     """A hypothesis measures a sample SLI ``during`` a phase or fault, or an injection SLI per ``fault``."""
     sli = hv.get("sli", BAD)
     if sli is BAD:
@@ -180,7 +178,7 @@ def check_hypothesis(ex: ExperimentDecoder, path: str, hv: dict[str, Any], fault
             hv["fault"] = BAD
 
 
-def check_timeline(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+def check_timeline(ex: DecodeState, values: dict[str, Any]) -> None:
     """Every fault window ends before the load does; a fault at 0s must not remove a baseline that is used."""
     load = values.get("load", LoadSpec())
     load_end = None if load is BAD else load.duration
@@ -224,7 +222,7 @@ def check_timeline(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
         )
 
 
-def check_custom_stack(ex: ExperimentDecoder, path: str, values: dict[str, Any]) -> None:
+def check_custom_stack(ex: DecodeState, path: str, values: dict[str, Any]) -> None:
     """target.services/links/entry: a complete custom stack with unique names and links that exist."""
     services, links, entry = values.get("services"), values.get("links"), values.get("entry")
     platform = values.get("platform", TargetSpec().platform)
@@ -305,7 +303,7 @@ _LOCAL_ONLY: dict[str, tuple[str, ...]] = {
 _K8S_ONLY: dict[str, tuple[str, ...]] = {"services": ("selector",), "links": ("service",), "entry": ("url", "port", "link")}
 
 
-def check_platform_keys(ex: ExperimentDecoder, path: str, values: dict[str, Any]) -> None:
+def check_platform_keys(ex: DecodeState, path: str, values: dict[str, Any]) -> None:
     """Keys of a custom stack that the other platform uses are errors; required ones per platform."""
     k8s = ex.platform == "kubernetes"
     other = _LOCAL_ONLY if k8s else _K8S_ONLY
@@ -356,7 +354,7 @@ def fault_params(d: Decoder, cls: type, y: Node, path: str, renamed: Mapping[str
     return BAD if problems else obj
 
 
-def check_custom_faults(ex: ExperimentDecoder, values: dict[str, Any]) -> None:
+def check_custom_faults(ex: DecodeState, values: dict[str, Any]) -> None:
     """Every fault type must run on the target's platform and stack, and pass its own check against the stack."""
     from chaosml.targets.capabilities import (
         capability_issue,  # the target classes, looked up only here

@@ -16,7 +16,6 @@ from typing import Any
 from chaosml.decoding import (
     BAD,
     Conv,
-    Decoder,
     Node,
     describe,
     join_path,
@@ -24,6 +23,7 @@ from chaosml.decoding import (
     suggest,
 )
 from chaosml.loader.checks import check_custom_stack, cross_checks, fault_params, fmt_s
+from chaosml.loader.state import DecodeState
 from chaosml.model import catalog
 from chaosml.model.experiment import (
     DataSpec,
@@ -62,25 +62,8 @@ HTTP_METHODS: tuple[str, ...] = ("POST", "PUT", "GET")
 ROLLBACK_PARAMS: dict[str, dict[str, str]] = {"wait-ready": {"timeout": "duration"}}
 
 
-class ExperimentDecoder:
+class ExperimentDecoder(DecodeState):
     """Decodes one experiment document section by section, collecting every issue in ``d.issues``."""
-
-    def __init__(self, filename: str) -> None:
-        self.d = Decoder(filename)
-        self.names_complete = True  # False once a fault's name could not be read
-        self.mix_cohorts: set[str] | None = None
-        self.file_cohorts = False  # load.data.cohort given: user cohort names are accepted
-        self.service_keys: dict[str, tuple[Node, set[str]]] = {}  # services[i] path -> (node, keys given)
-        self.link_keys: dict[str, tuple[Node, set[str]]] = {}  # links[i] path -> (node, keys given)
-        self.entry_keys: set[str] = set()
-        self.platform = "local"
-        self.custom_services: dict[str, ServiceSpec] | None = None  # set when target.services is given
-        self.custom_links: set[str] | None = None
-        self.custom_link_specs: tuple[LinkSpec, ...] = ()
-        self.hyp_raw: list[tuple[str, dict[str, Any]]] = []
-        self.slo_raw: list[tuple[str, dict[str, Any]]] = []
-        self.abort_raw: list[tuple[str, dict[str, Any]]] = []
-        self.fault_raw: list[tuple[str, dict[str, Any]]] = []
 
     def experiment(self, root: Node) -> Experiment | None:
         """The whole document -> Experiment, or None when any issue was found (see ``self.d.issues``)."""
