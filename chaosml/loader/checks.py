@@ -413,7 +413,7 @@ def data_file_features(data: DataSpec) -> tuple[str, ...] | None:
                 first = f.readline(MAX_HEADER_BYTES).decode("utf-8-sig")
             columns = next(csv.reader(io.StringIO(first)), [])
         else:
-            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # the parquet extra; without it, nothing is known now
+            import pyarrow.parquet as pq  # the parquet extra; without it, nothing is known now
 
             columns = list(pq.read_schema(path).names)
     except (OSError, UnicodeDecodeError, ImportError, ValueError, csv.Error):
