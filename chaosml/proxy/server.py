@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-from chaosml.proxy.link import STREAMS, Connection, ToxicSpec
+from chaosml.proxy.link import STREAMS, Connection, Endpoint, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
 if TYPE_CHECKING:
@@ -109,8 +109,7 @@ class Proxy:
         ] = {}  # insertion order = chain order per stream
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # one per accepted client
-        self._dialing: set[asyncio.Task[Any]] = set()  # those still connecting upstream
+        self._dialing: set[asyncio.Task[None]] = set()  # clients dialing upstream
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,7 +133,9 @@ class Proxy:
             return
         try:
             host, port = split_address(self.listen)
-            server = await asyncio.start_server(self._accept, host or None, port)
+            server = await asyncio.get_running_loop().create_server(
+                self._accept, host or None, port
+            )
         except (ValueError, OSError) as exc:
             raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from exc
         self._server = server
@@ -151,38 +152,30 @@ class Proxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            await server.wait_closed()
         for conn in list(self.connections):
             conn.abort()
         for task in list(self._dialing):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+        pending = [*self._dialing, *(c.done for c in self.connections)]
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
+        if server is not None:
+            await server.wait_closed()
 
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._tasks.discard(task)
-            self._dialing.discard(task)
-            if not writer.transport.is_closing():
-                writer.transport.abort()
-
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accept(self) -> Endpoint:
+        """A new client socket: its reading stays paused until upstream is connected."""
+        client = Endpoint()
+        task = asyncio.get_running_loop().create_task(self._dial(client))
         self._dialing.add(task)
+        task.add_done_callback(self._dialing.discard)
+        return client
+
+    async def _dial(self, client: Endpoint) -> None:
         try:
             host, port = split_address(self.upstream)
-            upstream = await asyncio.wait_for(
-                asyncio.open_connection(host, port), DIAL_TIMEOUT_S
+            loop = asyncio.get_running_loop()
+            _, upstream = await asyncio.wait_for(
+                loop.create_connection(Endpoint, host, port), DIAL_TIMEOUT_S
             )
         except (ValueError, OSError, TimeoutError) as exc:
             log.warning(
@@ -191,17 +184,18 @@ class Proxy:
                 self.upstream,
                 exc,
             )
-            writer.transport.abort()
+            client.abort()
             return
-        finally:
-            self._dialing.discard(task)
+        except asyncio.CancelledError:
+            client.abort()
+            raise
         if not self.enabled:  # disabled while dialing
-            upstream[1].transport.abort()
-            writer.transport.abort()
+            upstream.abort()
+            client.abort()
             return
-        conn = Connection((reader, writer), upstream, self.connections.discard)
+        conn = Connection(client, upstream, self.connections.discard)
         self.connections.add(conn)
-        await conn.run(self.toxics.values())
+        conn.start(self.toxics.values())
 
     # -- toxics -----------------------------------------------------------------
     def add_toxic(self, spec: ToxicSpec) -> None:
