@@ -181,15 +181,18 @@ class Latency(Toxic):
 @register("bandwidth")
 @dataclass(frozen=True)
 class Bandwidth(Toxic):
-    """Limits throughput; chunks bigger than 100 ms worth are sent in 100 ms slices."""
+    """Limits throughput; chunks bigger than 100 ms worth are sent in 100 ms slices.
+
+    Each piece is sent at an absolute deadline (bytes so far / rate), so timer
+    lateness never accumulates; time spent idle waiting for data earns no credit.
+    """
 
     rate: int = 0  # KB/s (1 KB = 1000 bytes, as upstream); 0 = nothing gets through
 
     async def pipe(self, stub: Stub) -> None:
-        debt = (
-            0.0  # seconds of sending owed, carried across chunks to correct sleep error
-        )
+        deadline = time.monotonic()  # when the bytes emitted so far are due
         while True:
+            waited_from = time.monotonic()
             chunk = await stub.recv()
             if chunk is None:
                 stub.close()
@@ -197,20 +200,27 @@ class Bandwidth(Toxic):
             if self.rate <= 0:
                 # Upstream loops forever sending empty slices: the data never arrives.
                 await asyncio.Event().wait()
-            debt += len(chunk.data) / (self.rate * 1000.0)
+            now = time.monotonic()
+            # Idle time is not credit; lateness of the last send (at most a slice) is.
+            deadline = max(deadline + (now - waited_from), now - 0.1)
+            bytes_per_s = self.rate * 1000.0
             slice_size = self.rate * 100
             data = chunk.data
             while len(data) > slice_size:
-                await asyncio.sleep(0.1)
+                deadline += slice_size / bytes_per_s
+                await _sleep_until(deadline)
                 rest = Chunk(data[slice_size:], chunk.ts)
                 await stub.emit_part(Chunk(data[:slice_size], chunk.ts), rest)
                 data = rest.data
-                debt -= 0.1
-            start = time.monotonic()
-            if debt > 0:
-                await asyncio.sleep(debt)
-            debt -= time.monotonic() - start
+            deadline += len(data) / bytes_per_s
+            await _sleep_until(deadline)
             await stub.emit(Chunk(data, chunk.ts))
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 @register("slow_close")
