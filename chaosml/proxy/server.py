@@ -16,7 +16,22 @@ Routes, JSON shapes, status codes and error bodies follow Toxiproxy's api.go:
     POST|PATCH /proxies/{p}/toxics/{t}     200 toxic | 400 | 404
     DELETE /proxies/{p}/toxics/{t}         204 | 404
 
-Errors are ``{"error": "...", "status": N}``.
+Errors are ``{"error": "...", "status": N}``. Unknown routes answer 404
+``404 page not found`` (text) and a known route with another method 405 with an
+empty body, as Toxiproxy's router does; ``/populate []`` answers ``{"proxies": null}``.
+
+Where this server deliberately differs from Toxiproxy 2.8.0:
+
+- Validation that Toxiproxy lacks warns in the log instead of refusing, so clients
+  written against Toxiproxy keep working: a toxicity outside [0, 1] (Toxiproxy
+  stores it; > 1 always applies, < 0 never), a negative time attribute (acts as 0),
+  an upstream that is not host:port (every connection to it then fails, logged).
+- Refused although Toxiproxy accepts them, because Toxiproxy then panics: a negative
+  bandwidth rate, slicer size or limit_data byte count (400).
+- Request bodies are bounded (MAX_BODY_BYTES, room for ~170,000 proxies in one
+  /populate); beyond that: 413 in the usual ``{"error", "status"}`` shape.
+- Error bodies are Toxiproxy's bytes (compact JSON and a newline) but served as
+  ``application/json``, where Go's http.Error overrides it with ``text/plain``.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ VERSION = (
 DEFAULT_LISTEN = "127.0.0.1:0"
 DIAL_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+MAX_BODY_BYTES = 16 * 1024 * 1024  # Toxiproxy has no bound; 1.1 MB held ~11,700 proxies
 
 
 class ApiError(Exception):
@@ -164,19 +180,20 @@ class Proxy:
 
     def _accept(self) -> Endpoint:
         """A new client socket: its reading stays paused until upstream is connected."""
-        client = Endpoint()
+        return Endpoint(on_made=self._start_dial)
+
+    def _start_dial(self, client: Endpoint) -> None:
         task = asyncio.get_running_loop().create_task(self._dial(client))
         self._dialing.add(task)
         task.add_done_callback(self._dialing.discard)
-        return client
 
     async def _dial(self, client: Endpoint) -> None:
         try:
             host, port = split_address(self.upstream)
-            loop = asyncio.get_running_loop()
-            _, upstream = await asyncio.wait_for(
-                loop.create_connection(Endpoint, host, port), DIAL_TIMEOUT_S
-            )
+            async with asyncio.timeout(DIAL_TIMEOUT_S):
+                _, upstream = await asyncio.get_running_loop().create_connection(
+                    Endpoint, host, port
+                )
         except (ValueError, OSError, TimeoutError) as exc:
             log.warning(
                 "proxy %s: unable to open connection to upstream %s: %s",
@@ -252,6 +269,33 @@ def _check_address(what: str, address: str) -> None:
         raise ApiError(f"invalid {what} address: {exc}", 400) from exc
 
 
+def _check_upstream(name: str, upstream: str) -> None:
+    """Toxiproxy accepts any upstream and fails each dial; so do we, with a warning now."""
+    try:
+        split_address(upstream)
+    except ValueError as exc:
+        log.warning(
+            "proxy %s: upstream %r is not host:port (%s); accepted as Toxiproxy does,"
+            " connections to it will fail",
+            name,
+            upstream,
+            exc,
+        )
+
+
+def _toxicity(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad_body("toxicity: expected a number")
+    if not 0.0 <= value <= 1.0:
+        log.warning(
+            "toxic %s: toxicity %s is outside [0, 1]; accepted as Toxiproxy does"
+            " (above 1 always applies, below 0 never)",
+            name,
+            value,
+        )
+    return float(value)
+
+
 class ProxyServer:
     """Serves the REST API and owns every proxy; all state lives on one event loop."""
 
@@ -278,7 +322,9 @@ class ProxyServer:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ApiError(f"config {self.config}: {exc}", 400) from exc
             await self.populate(data)
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(
+            middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES
+        )
         self._routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -328,7 +374,7 @@ class ProxyServer:
         if not upstream:
             raise missing("upstream")
         _check_address("listen", listen)
-        _check_address("upstream", upstream)
+        _check_upstream(name, upstream)
         if name in self.proxies:
             raise ApiError("proxy already exists", 409)
         proxy = Proxy(name, listen, upstream)
@@ -345,7 +391,8 @@ class ProxyServer:
         upstream = _text(body, "upstream") or proxy.upstream
         enabled = _flag(body, "enabled", proxy.enabled)
         _check_address("listen", listen)
-        _check_address("upstream", upstream)
+        if upstream != proxy.upstream:
+            _check_upstream(name, upstream)
         if listen != proxy.listen or upstream != proxy.upstream:
             await proxy.stop()
             proxy.listen, proxy.upstream = listen, upstream
@@ -380,7 +427,7 @@ class ProxyServer:
                 raise ApiError(f"duplicate proxy name {name!r} at proxy {i}", 400)
             seen.add(name)
             _check_address("listen", listen)
-            _check_address("upstream", upstream)
+            _check_upstream(name, upstream)
             wanted.append((name, listen, upstream, enabled))
         result: list[Proxy] = []
         for name, listen, upstream, enabled in wanted:
@@ -423,21 +470,17 @@ class ProxyServer:
             )
         type_name = _text(body, "type")
         name = _text(body, "name") or f"{type_name}_{stream}"
-        toxicity = body.get("toxicity", 1.0)
-        if isinstance(toxicity, bool) or not isinstance(toxicity, (int, float)):
-            raise bad_body("toxicity: expected a number")
+        toxicity = _toxicity(body.get("toxicity", 1.0), name)
         cls = TOXICS.get(type_name)
         if cls is None:
             raise ApiError("invalid toxic type", 400)
         if name in proxy.toxics:
             raise ApiError("toxic already exists", 409)
-        if not 0.0 <= toxicity <= 1.0:
-            raise bad_body("toxicity: must be between 0 and 1")
         try:
             toxic = decode_attributes(cls, body.get("attributes"))
         except ToxicAttributesError as exc:
             raise bad_body(str(exc)) from exc
-        spec = ToxicSpec(name, type_name, stream, float(toxicity), toxic)
+        spec = ToxicSpec(name, type_name, stream, toxicity, toxic)
         proxy.add_toxic(spec)
         return spec
 
@@ -448,18 +491,14 @@ class ProxyServer:
         old = self.get_toxic(proxy_name, toxic_name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
-        toxicity = body.get("toxicity", old.toxicity)
-        if isinstance(toxicity, bool) or not isinstance(toxicity, (int, float)):
-            raise bad_body("toxicity: expected a number")
-        if not 0.0 <= toxicity <= 1.0:
-            raise bad_body("toxicity: must be between 0 and 1")
+        toxicity = _toxicity(body.get("toxicity", old.toxicity), old.name)
         try:
             toxic = decode_attributes(
                 type(old.toxic), body.get("attributes"), old.toxic
             )
         except ToxicAttributesError as exc:
             raise bad_body(str(exc)) from exc
-        spec = ToxicSpec(old.name, old.type, old.stream, float(toxicity), toxic)
+        spec = ToxicSpec(old.name, old.type, old.stream, toxicity, toxic)
         await proxy.update_toxic(spec)
         return spec
 
@@ -486,7 +525,18 @@ class ProxyServer:
             ):  # one change at a time, like upstream's collection locks
                 return await handler(request)
         except ApiError as exc:
-            return _json(exc.to_json(), exc.status)
+            return _error(exc)
+        except web.HTTPRequestEntityTooLarge:
+            limit = f"larger than {MAX_BODY_BYTES} bytes"
+            return _error(ApiError(f"bad request body: {limit}", 413))
+        except web.HTTPMethodNotAllowed:
+            return web.Response(status=405)  # gorilla/mux: no body
+        except web.HTTPNotFound:
+            return web.Response(  # net/http's NotFound, as gorilla/mux answers
+                status=404,
+                text="404 page not found\n",
+                headers={"X-Content-Type-Options": "nosniff"},
+            )
 
     def _routes(self, app: web.Application) -> None:
         p, t = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
@@ -533,7 +583,8 @@ class ProxyServer:
             applied = exc.proxies if isinstance(exc, PopulateError) else []
             body = {**exc.to_json(), "proxies": [p.to_json() for p in applied] or None}
             return _json(body, exc.status)
-        return _json({"proxies": [p.to_json() for p in proxies]}, 201)
+        # Go marshals the empty result slice as null.
+        return _json({"proxies": [p.to_json() for p in proxies] or None}, 201)
 
     async def _h_show(self, request: web.Request) -> web.Response:
         return _json(self._get(request.match_info["proxy"]).to_json())
@@ -576,8 +627,20 @@ class ProxyServer:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
+    """Compact JSON, as Go's json.Marshal writes it."""
     return web.Response(
-        text=json.dumps(data), status=status, content_type="application/json"
+        text=json.dumps(data, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _error(exc: ApiError) -> web.Response:
+    """Toxiproxy's error body: the JSON then a newline (Go's http.Error)."""
+    return web.Response(
+        text=json.dumps(exc.to_json(), separators=(",", ":")) + "\n",
+        status=exc.status,
+        content_type="application/json",
     )
 
 
