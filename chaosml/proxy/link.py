@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from chaosml.proxy.toxics import NOOP, Chunk, Toxic
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ class Stage:
         self.has_held = False
         self.held: Chunk | None = None
         self.closed = False
+        self.removing = False  # a removal is scheduled: name lookups skip this stage
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -339,9 +341,12 @@ class Link:
         self.head = self.sink
         self.stages: list[Stage] = []
         self.writer: asyncio.Task[None] | None = None
+        self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
+        self._changes_lock: asyncio.Lock | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
         found = [self.writer] if self.writer is not None else []
+        found += list(self._changes)
         return found + [s.task for s in self.stages if s.task is not None]
 
     # -- data from the source socket ---------------------------------------------------
@@ -388,19 +393,46 @@ class Link:
             if self.writer is None:
                 self.writer = asyncio.get_running_loop().create_task(self._write())
 
-    def _index(self, name: str) -> int | None:
-        for i, stage in enumerate(self.stages):
-            if stage.spec.name == name:
-                return i
+    def _find(self, name: str) -> Stage | None:
+        for stage in self.stages:
+            if stage.spec.name == name and not stage.removing:
+                return stage
         return None
 
-    async def remove(self, name: str) -> None:
-        i = self._index(name)
-        if i is None:
+    def remove(self, name: str) -> None:
+        """Schedule the removal of a toxic; data keeps its order meanwhile."""
+        stage = self._find(name)
+        if stage is not None:
+            stage.removing = True
+            self._change(functools.partial(self._remove, stage))
+
+    def update(self, spec: ToxicSpec) -> None:
+        """Schedule a restart of the toxic ``spec.name`` with new attributes."""
+        stage = self._find(spec.name)
+        if stage is not None:
+            self._change(functools.partial(self._update, stage, spec))
+
+    def _change(self, change: Callable[[], Awaitable[None]]) -> None:
+        # Changes run one at a time per link, in the order they were asked for; the
+        # API answers once they are scheduled, so it never waits for a busy link.
+        if self.conn.closing:
             return
-        stage = self.stages[i]
+        if self._changes_lock is None:
+            self._changes_lock = asyncio.Lock()
+        task = asyncio.get_running_loop().create_task(self._run_change(change))
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+
+    async def _run_change(self, change: Callable[[], Awaitable[None]]) -> None:
+        assert self._changes_lock is not None
+        async with self._changes_lock:
+            await change()
+
+    async def _remove(self, stage: Stage) -> None:
         await stage.interrupt()
-        i = self.stages.index(stage)  # the chain may have changed while we waited
+        if stage not in self.stages:
+            return
+        i = self.stages.index(stage)
         # From here on no await: the splice is atomic for every other task.
         items = stage.handover()
         if stage.spec.toxic.closes_on_remove:
@@ -416,12 +448,10 @@ class Link:
         if not self.stages:
             self.sink.force_extend([WAKE])  # the writer flushes, then goes fast
 
-    async def update(self, spec: ToxicSpec) -> None:
-        i = self._index(spec.name)
-        if i is None:
-            return
-        stage = self.stages[i]
+    async def _update(self, stage: Stage, spec: ToxicSpec) -> None:
         await stage.interrupt()
+        if stage.removing or stage not in self.stages:
+            return  # its removal (scheduled after this) forwards what it holds
         stage.spec = spec
         if stage.closed or self.conn.closing:
             return

@@ -220,21 +220,19 @@ class Proxy:
         for conn in self.connections:
             conn.links[spec.stream].add(spec)
 
-    async def update_toxic(self, spec: ToxicSpec) -> None:
+    def update_toxic(self, spec: ToxicSpec) -> None:
         self.toxics[spec.name] = spec
-        await asyncio.gather(
-            *(c.links[spec.stream].update(spec) for c in list(self.connections))
-        )
+        for conn in self.connections:
+            conn.links[spec.stream].update(spec)
 
-    async def remove_toxic(self, name: str) -> None:
+    def remove_toxic(self, name: str) -> None:
         spec = self.toxics.pop(name)
-        await asyncio.gather(
-            *(c.links[spec.stream].remove(name) for c in list(self.connections))
-        )
+        for conn in self.connections:
+            conn.links[spec.stream].remove(name)
 
-    async def reset_toxics(self) -> None:
+    def reset_toxics(self) -> None:
         for name in list(self.toxics):
-            await self.remove_toxic(name)
+            self.remove_toxic(name)
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -451,7 +449,7 @@ class ProxyServer:
     async def reset(self) -> None:
         for proxy in list(self.proxies.values()):
             await proxy.start()
-            await proxy.reset_toxics()
+            proxy.reset_toxics()
 
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
         spec = self._get(proxy_name).toxics.get(toxic_name)
@@ -499,12 +497,12 @@ class ProxyServer:
         except ToxicAttributesError as exc:
             raise bad_body(str(exc)) from exc
         spec = ToxicSpec(old.name, old.type, old.stream, toxicity, toxic)
-        await proxy.update_toxic(spec)
+        proxy.update_toxic(spec)
         return spec
 
     async def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
         self.get_toxic(proxy_name, toxic_name)
-        await self._get(proxy_name).remove_toxic(toxic_name)
+        self._get(proxy_name).remove_toxic(toxic_name)
 
     # -- HTTP ---------------------------------------------------------------------
     @web.middleware
