@@ -44,13 +44,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from aiohttp import web
-
 from chaosml.proxy.link import STREAMS, Connection, Endpoint, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable
+
+    from chaosml.proxy.api import ApiThread
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -295,7 +295,10 @@ def _toxicity(value: Any, name: str) -> float:
 
 
 class ProxyServer:
-    """Serves the REST API and owns every proxy; all state lives on one event loop."""
+    """Owns every proxy and serves the REST API (chaosml.proxy.api, on its own thread).
+
+    All proxy state lives on the loop that ran ``start``; its operations run there.
+    """
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 8474, *, config: Path | None = None
@@ -304,8 +307,7 @@ class ProxyServer:
         self.port = port
         self.config = config
         self.proxies: dict[str, Proxy] = {}
-        self._lock = asyncio.Lock()
-        self._runner: web.AppRunner | None = None
+        self._api: ApiThread | None = None
 
     @property
     def url(self) -> str:
@@ -320,27 +322,22 @@ class ProxyServer:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ApiError(f"config {self.config}: {exc}", 400) from exc
             await self.populate(data)
-        app = web.Application(
-            middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES
-        )
-        self._routes(app)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        from chaosml.proxy.api import ApiThread  # api.py imports this module
+
+        api = ApiThread(self, asyncio.get_running_loop())
         try:
-            await site.start()
+            self.port = await asyncio.wrap_future(api.start(self.host, self.port))
         except OSError:
-            await runner.cleanup()
+            await asyncio.to_thread(api.stop, STOP_TIMEOUT_S)
             await self._stop_proxies()
             raise
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        self._api = api
         log.info("chaosml proxy API on %s", self.url)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        api, self._api = self._api, None
+        if api is not None:
+            await asyncio.to_thread(api.stop, STOP_TIMEOUT_S)
         await self._stop_proxies()
 
     async def _stop_proxies(self) -> None:
@@ -355,7 +352,7 @@ class ProxyServer:
         return handle
 
     # -- operations (each raises ApiError) -----------------------------------------
-    def _get(self, name: str) -> Proxy:
+    def get_proxy(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
         if proxy is None:
             raise ApiError(*PROXY_NOT_FOUND)
@@ -382,7 +379,7 @@ class ProxyServer:
         return proxy
 
     async def update_proxy(self, name: str, body: Any) -> Proxy:
-        proxy = self._get(name)
+        proxy = self.get_proxy(name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
         listen = _text(body, "listen") or proxy.listen
@@ -401,7 +398,7 @@ class ProxyServer:
         return proxy
 
     async def delete_proxy(self, name: str) -> None:
-        proxy = self._get(name)
+        proxy = self.get_proxy(name)
         await proxy.stop()
         del self.proxies[name]
 
@@ -452,13 +449,13 @@ class ProxyServer:
             proxy.reset_toxics()
 
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
-        spec = self._get(proxy_name).toxics.get(toxic_name)
+        spec = self.get_proxy(proxy_name).toxics.get(toxic_name)
         if spec is None:
             raise ApiError(*TOXIC_NOT_FOUND)
         return spec
 
     def add_toxic(self, proxy_name: str, body: Any) -> ToxicSpec:
-        proxy = self._get(proxy_name)
+        proxy = self.get_proxy(proxy_name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
         stream = _text(body, "stream") or "downstream"
@@ -482,10 +479,8 @@ class ProxyServer:
         proxy.add_toxic(spec)
         return spec
 
-    async def update_toxic(
-        self, proxy_name: str, toxic_name: str, body: Any
-    ) -> ToxicSpec:
-        proxy = self._get(proxy_name)
+    def update_toxic(self, proxy_name: str, toxic_name: str, body: Any) -> ToxicSpec:
+        proxy = self.get_proxy(proxy_name)
         old = self.get_toxic(proxy_name, toxic_name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
@@ -500,146 +495,9 @@ class ProxyServer:
         proxy.update_toxic(spec)
         return spec
 
-    async def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
+    def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
         self.get_toxic(proxy_name, toxic_name)
-        self._get(proxy_name).remove_toxic(toxic_name)
-
-    # -- HTTP ---------------------------------------------------------------------
-    @web.middleware
-    async def _middleware(
-        self,
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        if request.headers.get("User-Agent", "").startswith("Mozilla/"):
-            return web.Response(
-                status=403, text="User agent not allowed\n"
-            )  # as upstream
-        try:
-            if request.method == "GET":
-                return await handler(request)
-            async with (
-                self._lock
-            ):  # one change at a time, like upstream's collection locks
-                return await handler(request)
-        except ApiError as exc:
-            return _error(exc)
-        except web.HTTPRequestEntityTooLarge:
-            limit = f"larger than {MAX_BODY_BYTES} bytes"
-            return _error(ApiError(f"bad request body: {limit}", 413))
-        except web.HTTPMethodNotAllowed:
-            return web.Response(status=405)  # gorilla/mux: no body
-        except web.HTTPNotFound:
-            return web.Response(  # net/http's NotFound, as gorilla/mux answers
-                status=404,
-                text="404 page not found\n",
-                headers={"X-Content-Type-Options": "nosniff"},
-            )
-
-    def _routes(self, app: web.Application) -> None:
-        p, t = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
-        app.router.add_get("/version", self._h_version)
-        app.router.add_post("/reset", self._h_reset)
-        app.router.add_get("/proxies", self._h_proxies)
-        app.router.add_post("/proxies", self._h_create)
-        app.router.add_post("/populate", self._h_populate)
-        app.router.add_get(p, self._h_show)
-        app.router.add_post(p, self._h_update)
-        app.router.add_patch(p, self._h_update)
-        app.router.add_delete(p, self._h_delete)
-        app.router.add_get(p + "/toxics", self._h_toxics)
-        app.router.add_post(p + "/toxics", self._h_toxic_create)
-        app.router.add_get(t, self._h_toxic_show)
-        app.router.add_post(t, self._h_toxic_update)
-        app.router.add_patch(t, self._h_toxic_update)
-        app.router.add_delete(t, self._h_toxic_delete)
-
-    async def _h_version(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text=json.dumps({"version": VERSION}) + "\n",
-            content_type="application/json",
-            charset="utf-8",
-        )
-
-    async def _h_reset(self, request: web.Request) -> web.Response:
-        await self.reset()
-        return web.Response(status=204)
-
-    async def _h_proxies(self, request: web.Request) -> web.Response:
-        return _json({name: p.to_json() for name, p in self.proxies.items()})
-
-    async def _h_create(self, request: web.Request) -> web.Response:
-        proxy = await self.create_proxy(_parse_json(await request.read()))
-        return _json(proxy.to_json(), 201)
-
-    async def _h_populate(self, request: web.Request) -> web.Response:
-        try:
-            proxies = await self.populate(_parse_json(await request.read()))
-        except (
-            ApiError
-        ) as exc:  # upstream: {"error", "status", "proxies"}; null if none applied
-            applied = exc.proxies if isinstance(exc, PopulateError) else []
-            body = {**exc.to_json(), "proxies": [p.to_json() for p in applied] or None}
-            return _json(body, exc.status)
-        # Go marshals the empty result slice as null.
-        return _json({"proxies": [p.to_json() for p in proxies] or None}, 201)
-
-    async def _h_show(self, request: web.Request) -> web.Response:
-        return _json(self._get(request.match_info["proxy"]).to_json())
-
-    async def _h_update(self, request: web.Request) -> web.Response:
-        name = request.match_info["proxy"]
-        self._get(name)
-        proxy = await self.update_proxy(name, _parse_json(await request.read()))
-        return _json(proxy.to_json())
-
-    async def _h_delete(self, request: web.Request) -> web.Response:
-        await self.delete_proxy(request.match_info["proxy"])
-        return web.Response(status=204)
-
-    async def _h_toxics(self, request: web.Request) -> web.Response:
-        return _json(self._get(request.match_info["proxy"]).toxic_list())
-
-    async def _h_toxic_create(self, request: web.Request) -> web.Response:
-        self._get(request.match_info["proxy"])
-        spec = self.add_toxic(
-            request.match_info["proxy"], _parse_json(await request.read())
-        )
-        return _json(spec.to_json())
-
-    async def _h_toxic_show(self, request: web.Request) -> web.Response:
-        spec = self.get_toxic(request.match_info["proxy"], request.match_info["toxic"])
-        return _json(spec.to_json())
-
-    async def _h_toxic_update(self, request: web.Request) -> web.Response:
-        proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
-        self.get_toxic(proxy, toxic)
-        spec = await self.update_toxic(proxy, toxic, _parse_json(await request.read()))
-        return _json(spec.to_json())
-
-    async def _h_toxic_delete(self, request: web.Request) -> web.Response:
-        await self.remove_toxic(
-            request.match_info["proxy"], request.match_info["toxic"]
-        )
-        return web.Response(status=204)
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    """Compact JSON, as Go's json.Marshal writes it."""
-    return web.Response(
-        text=json.dumps(data, separators=(",", ":")),
-        status=status,
-        content_type="application/json",
-    )
-
-
-def _error(exc: ApiError) -> web.Response:
-    """Toxiproxy's error body: the JSON then a newline (Go's http.Error)."""
-    return web.Response(
-        text=json.dumps(exc.to_json(), separators=(",", ":")) + "\n",
-        status=exc.status,
-        content_type="application/json",
-    )
+        self.get_proxy(proxy_name).remove_toxic(toxic_name)
 
 
 class ServerThread:
