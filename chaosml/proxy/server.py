@@ -38,17 +38,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from chaosml.proxy.link import STREAMS, Connection, Endpoint, ToxicSpec
+from chaosml.proxy.link import STREAMS, Connection, Endpoint, Link, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from chaosml.proxy.api import ApiThread
 
@@ -215,24 +216,37 @@ class Proxy:
         conn.start(self.toxics.values())
 
     # -- toxics -----------------------------------------------------------------
+    # A change is registered at once and reaches the live connections in the loop's
+    # next turn, in the order asked: that turn runs it before handling any data read
+    # after the API answered, so the API does not wait on hundreds of connections.
     def add_toxic(self, spec: ToxicSpec) -> None:
         self.toxics[spec.name] = spec
-        for conn in self.connections:
-            conn.links[spec.stream].add(spec)
+        self._each_link(spec.stream, functools.partial(Link.add, spec=spec))
 
     def update_toxic(self, spec: ToxicSpec) -> None:
         self.toxics[spec.name] = spec
-        for conn in self.connections:
-            conn.links[spec.stream].update(spec)
+        self._each_link(spec.stream, functools.partial(Link.update, spec=spec))
 
     def remove_toxic(self, name: str) -> None:
         spec = self.toxics.pop(name)
-        for conn in self.connections:
-            conn.links[spec.stream].remove(name)
+        self._each_link(spec.stream, functools.partial(Link.remove, name=name))
 
     def reset_toxics(self) -> None:
         for name in list(self.toxics):
             self.remove_toxic(name)
+
+    def _each_link(self, stream: str, change: Callable[[Link], None]) -> None:
+        if self.connections:
+            conns = list(self.connections)
+            asyncio.get_running_loop().call_soon(_change_links, conns, stream, change)
+
+
+def _change_links(
+    conns: list[Connection], stream: str, change: Callable[[Link], None]
+) -> None:
+    for conn in conns:
+        if not conn.closing:
+            change(conn.links[stream])
 
 
 def _text(body: dict[str, Any], key: str) -> str:
