@@ -164,7 +164,7 @@ def test_latency_p50_within_1ms_under_concurrent_connections(
 ) -> None:
     port = listen_port(client.create_proxy(api_process, "echo", echo_server.address))
     added: list[float] = []
-    for _ in range(3):  # a busy neighbour can spoil one attempt, not a systematic error
+    for _ in range(5):  # a busy neighbour can spoil an attempt, not a systematic error
         client.reset(api_process)
         base = concurrent_median_rtt(port, 8, 15)
         client.add_toxic(api_process, "echo", "latency", attributes={"latency": 50})
@@ -192,25 +192,34 @@ def test_bandwidth_within_2_percent_under_concurrent_connections(
     upstream = tcp_server(send_and_close(expected))
     port = listen_port(client.create_proxy(api_process, "bw", upstream.address))
     client.add_toxic(api_process, "bw", "bandwidth", attributes={"rate": rate_kbs})
+    attempts: list[list[float]] = []
+    for _ in range(3):  # a busy neighbour can spoil an attempt, not a systematic error
+        attempts.append(concurrent_download_rates(port, expected, 4))
+        if all(abs(rate - rate_kbs) <= 0.02 * rate_kbs for rate in attempts[-1]):
+            break
+    for rate in attempts[-1]:
+        assert abs(rate - rate_kbs) <= 0.02 * rate_kbs, attempts
+
+
+def concurrent_download_rates(port: int, expected: bytes, conns: int) -> list[float]:
+    """KB/s of each of ``conns`` simultaneous downloads, from its first byte to its last."""
     rates: list[float] = []
     lock = threading.Lock()
 
     def download() -> None:
-        # Throughput from the first byte to the last: setup time is not bandwidth.
         with connect(port, timeout=10) as sock:
             first = sock.recv(65536)
             start = time.perf_counter()
-            rest = recv_exactly(sock, size - len(first))
+            rest = recv_exactly(sock, len(expected) - len(first))
             elapsed = time.perf_counter() - start
         assert first + rest == expected
         with lock:
             rates.append(len(rest) / elapsed / 1000)
 
-    threads = [threading.Thread(target=download) for _ in range(4)]
+    threads = [threading.Thread(target=download) for _ in range(conns)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(20)
-    assert len(rates) == 4
-    for rate in rates:
-        assert abs(rate - rate_kbs) <= 0.02 * rate_kbs, rates
+    assert len(rates) == conns
+    return rates
