@@ -240,6 +240,8 @@ class Endpoint(asyncio.Protocol):
         self.reading: Link | None = None  # the link this socket feeds
         self.writing: Link | None = None  # the link that writes into this socket
         self.lost = False
+        self.early: list[bytes] = []  # read before wiring (some loops ignore the pause)
+        self.early_eof = False
         self.writing_paused = False
         self._pauses: set[str] = set()
         self._writable = asyncio.Event()
@@ -256,10 +258,14 @@ class Endpoint(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.reading is not None:
             self.reading.feed(data)
+        else:
+            self.early.append(data)
 
     def eof_received(self) -> bool:
         if self.reading is not None:
             self.reading.feed_eof()
+        else:
+            self.early_eof = True
         return True  # keep the socket: the link closes it once its data is out
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -517,8 +523,12 @@ class Connection:
         for endpoint in (self.client, self.upstream):
             endpoint.on_lost = self._endpoint_lost
         for endpoint in (self.client, self.upstream):
-            if endpoint.lost and endpoint.reading is not None:
-                endpoint.reading.feed_eof()
+            link = self.links[UPSTREAM if endpoint is self.client else DOWNSTREAM]
+            for data in endpoint.early:
+                link.feed(data)
+            endpoint.early.clear()
+            if endpoint.lost or endpoint.early_eof:
+                link.feed_eof()
             endpoint.resume("wiring")
         self._endpoint_lost()
 

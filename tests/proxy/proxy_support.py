@@ -106,14 +106,23 @@ def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
 
 
 @contextmanager
-def proxy_process() -> Iterator[str]:
-    """``python -m chaosml.proxy`` on a free port; yields its API URL.
+def proxy_process(*options: str) -> Iterator[str]:
+    """``python -m chaosml.proxy [options]`` on a free port; yields its API URL.
 
     Timing tests use it so that client threads never wait for the proxy's GIL.
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaosml.proxy", "--host", HOST, "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "chaosml.proxy",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            *options,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -9,7 +9,14 @@ import time
 from collections.abc import Callable
 
 import pytest
-from proxy_support import TcpServer, connect, listen_port, recv_exactly, round_trip
+from proxy_support import (
+    TcpServer,
+    connect,
+    listen_port,
+    proxy_process,
+    recv_exactly,
+    round_trip,
+)
 
 from chaosml.proxy import client
 from chaosml.proxy.server import ServerThread
@@ -223,3 +230,27 @@ def concurrent_download_rates(port: int, expected: bytes, conns: int) -> list[fl
         thread.join(20)
     assert len(rates) == conns
     return rates
+
+
+def test_uvloop_serves_the_fast_path_and_toxics(echo_server: TcpServer) -> None:
+    pytest.importorskip("uvloop")
+    with proxy_process("--loop", "uvloop") as api:
+        port = listen_port(client.create_proxy(api, "echo", echo_server.address))
+        for _ in range(5):  # each connection's first bytes may come before wiring
+            with connect(port) as sock:
+                assert round_trip(sock) < 0.1
+        payload = pattern(2 * 1024 * 1024)
+        with connect(port, timeout=20) as sock:
+            result: list[bytes] = []
+            reader = threading.Thread(
+                target=lambda: result.append(recv_exactly(sock, len(payload)))
+            )
+            reader.start()
+            sock.sendall(payload[:1_000_000])
+            client.add_toxic(api, "echo", "latency", attributes={"latency": 30})
+            sock.sendall(payload[1_000_000:])
+            reader.join(20)
+            assert result == [payload]
+            assert round_trip(sock) >= 0.03
+            client.remove_toxic(api, "echo", "latency_downstream")
+            assert round_trip(sock) < 0.03
