@@ -34,6 +34,7 @@ from chaosml.proxy import client
 HOST = "127.0.0.1"
 BULK_BYTES = 16 * 1024 * 1024
 START_TIMEOUT_S = 10.0
+NAME_WIDTH = 64  # the figure column of the printed table
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -74,9 +75,9 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("keep-alive req/s (wrk -c10)", "/", 10, 1, "req_s", 0.5),
+    Scenario("keep-alive (wrk -t1 -c10)", "/", 10, 1, "req_s", 0.5),
     Scenario(
-        "new connection per request req/s (-c10, Connection: close)",
+        "new connection per request (-c10, Connection: close)",
         "/",
         10,
         1,
@@ -85,10 +86,8 @@ SCENARIOS = (
         ("Connection: close",),
     ),
     Scenario("bulk 16 MiB file (-c10)", "/bulk.bin", 10, 1, "bytes_s", 0.6),
-    Scenario(
-        "keep-alive req/s, 200 connections (-c200 -t2)", "/", 200, 2, "req_s", None
-    ),
-    Scenario("latency on one connection (-c1)", "/", 1, 1, "latency", None),
+    Scenario("keep-alive, 200 connections (-t2 -c200)", "/", 200, 2, "req_s", None),
+    Scenario("latency, one connection (-c1)", "/", 1, 1, "latency", None),
 )
 
 
@@ -327,12 +326,12 @@ def record(
 def render(data: dict[str, object]) -> str:
     figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]
     lines = [
-        f"{'figure':62} {'direct':>10} {'proxy':>10} {'ratio':>7}  goal",
+        f"{'figure':{NAME_WIDTH}} {'direct':>10} {'proxy':>10} {'ratio':>9}  goal",
     ]
     for figure in figures.values():
         direct, proxy = figure.medians()
         if figure.unit == "ms":
-            ratio_text = f"+{proxy - direct:.3f}ms"
+            ratio_text = f"{proxy - direct:+.3f}ms"
             goal = "added latency (reported)"
         else:
             ratio = proxy / direct if direct else float("nan")
@@ -342,8 +341,10 @@ def render(data: dict[str, object]) -> str:
                 target = float(figure.goal.rsplit(" ", 1)[1])
                 figure.met = ratio >= target
                 goal += " MET" if figure.met else " MISSED"
+        digits = 3 if figure.unit == "ms" else 1
         lines.append(
-            f"{figure.name + ' [' + figure.unit + ']':62} {direct:10.1f} {proxy:10.1f} {ratio_text:>7}  {goal}"
+            f"{figure.name + ' [' + figure.unit + ']':{NAME_WIDTH}} {direct:10.{digits}f}"
+            f" {proxy:10.{digits}f} {ratio_text:>9}  {goal}"
         )
     api_ms: list[float] = data["api_ms"]  # type: ignore[assignment]
     if api_ms:
@@ -351,7 +352,9 @@ def render(data: dict[str, object]) -> str:
         p99 = statistics.quantiles(api_ms, n=100)[98] if len(api_ms) >= 2 else api_ms[0]
         met = "MET" if p50 <= 5.0 else "MISSED"
         lines.append(
-            f"{'REST API under toxic churn, 200 busy connections [ms]':62} {'':>10} {p50:10.2f} {'':>7}  p50 <= 5 ms {met} (p99 {p99:.1f} ms, {len(api_ms)} calls)"
+            f"{'REST API under toxic churn, 200 busy connections [ms]':{NAME_WIDTH}}"
+            f" {'':>10} {p50:10.3f} {'':>9}  p50 <= 5 ms {met}"
+            f" (p99 {p99:.1f} ms, {len(api_ms)} calls)"
         )
     lines.append(
         f"median of {data['repeats']} interleaved repeats x {data['duration_s']}s, proxy loop {data['loop']}; "
