@@ -101,15 +101,15 @@ class WrkResult:
 
 @dataclass
 class Figure:
-    name: str
-    direct: list[float] = field(default_factory=list)
-    proxy: list[float] = field(default_factory=list)
-    unit: str = ""
-    goal: str = ""
-    met: bool | None = None
+    """One measured quantity: its values per side ('direct', 'proxy asyncio', ...)."""
 
-    def medians(self) -> tuple[float, float]:
-        return statistics.median(self.direct), statistics.median(self.proxy)
+    name: str
+    unit: str = ""
+    goal: float | None = None  # proxy/direct ratio to reach
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, side: str) -> float:
+        return statistics.median(self.values[side])
 
 
 def free_port() -> int:
@@ -258,47 +258,51 @@ def api_churn(
 
 
 def measure(
-    repeats: int, duration_s: float, loop: str, log: Callable[[str], None]
+    repeats: int, duration_s: float, loops: list[str], log: Callable[[str], None]
 ) -> dict[str, object]:
     load_before = os.getloadavg()
     figures: dict[str, Figure] = {}
-    api_ms: list[float] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="chaosml-wrk-") as tmp,
-        nginx(Path(tmp)) as nginx_port,
-        fault_proxy(nginx_port, loop) as (api, proxy_port),
-    ):
-        ports = {"direct": nginx_port, "proxy": proxy_port}
+    api_ms: dict[str, list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="chaosml-wrk-"))
+        nginx_port = stack.enter_context(nginx(Path(tmp)))
+        ports = {"direct": nginx_port}
+        apis: dict[str, str] = {}
+        for loop in loops:
+            api, port = stack.enter_context(fault_proxy(nginx_port, loop))
+            ports[f"proxy {loop}"], apis[f"proxy {loop}"] = port, api
+        sides = list(ports)
         for rep in range(repeats):
-            order = ("direct", "proxy") if rep % 2 == 0 else ("proxy", "direct")
+            order = sides if rep % 2 == 0 else sides[::-1]  # A B C, C B A, ...
             for scenario in SCENARIOS:
                 for side in order:
                     result = run_wrk(ports[side], scenario, duration_s)
                     record(figures, scenario, side, result)
-                    log(f"  rep {rep + 1} {side:6} {scenario.name}: {result}")
+                    log(f"  rep {rep + 1} {side:14} {scenario.name}: {result}")
         # API latency while 200 connections are busy through the proxy and toxics churn.
         busy = SCENARIOS[3]
         for rep in range(repeats):
-            stop = threading.Event()
-            times: list[float] = []
-            churn = threading.Thread(
-                target=api_churn, args=(api, stop, duration_s + 10, times)
-            )
-            churn.start()
-            try:
-                run_wrk(proxy_port, busy, duration_s)
-            finally:
-                stop.set()
-                churn.join(duration_s + 20)
-            api_ms += [t * 1000 for t in times]
-            log(f"  rep {rep + 1} API under churn: {len(times)} calls")
+            for side, api in apis.items():
+                stop = threading.Event()
+                times: list[float] = []
+                churn = threading.Thread(
+                    target=api_churn, args=(api, stop, duration_s + 10, times)
+                )
+                churn.start()
+                try:
+                    run_wrk(ports[side], busy, duration_s)
+                finally:
+                    stop.set()
+                    churn.join(duration_s + 20)
+                api_ms.setdefault(side, []).extend(t * 1000 for t in times)
+                log(f"  rep {rep + 1} {side} API under churn: {len(times)} calls")
     return {
         "figures": figures,
         "api_ms": api_ms,
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "cpus": os.cpu_count(),
-        "loop": loop,
+        "sides": sides,
         "repeats": repeats,
         "duration_s": duration_s,
     }
@@ -317,48 +321,52 @@ def record(
     else:
         rows = [(scenario.name, result.req_s, "req/s")]
     for name, value, unit in rows:
-        figure = figures.setdefault(name, Figure(name, unit=unit))
-        getattr(figure, side).append(value)
-        if scenario.goal is not None:
-            figure.goal = f"proxy/direct >= {scenario.goal}"
+        figure = figures.setdefault(name, Figure(name, unit, scenario.goal))
+        figure.values.setdefault(side, []).append(value)
 
 
 def render(data: dict[str, object]) -> str:
+    """One row per figure: medians per side, then per proxy its ratio (or added ms) and goal."""
     figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]
-    lines = [
-        f"{'figure':{NAME_WIDTH}} {'direct':>10} {'proxy':>10} {'ratio':>9}  goal",
-    ]
+    sides: list[str] = data["sides"]  # type: ignore[assignment]
+    proxies = sides[1:]
+    head = f"{'figure':{NAME_WIDTH}}" + "".join(f" {side:>14}" for side in sides)
+    lines = [head + "".join(f" {'vs direct':>10}" for _ in proxies) + "  goal"]
     for figure in figures.values():
-        direct, proxy = figure.medians()
-        if figure.unit == "ms":
-            ratio_text = f"{proxy - direct:+.3f}ms"
-            goal = "added latency (reported)"
-        else:
-            ratio = proxy / direct if direct else float("nan")
-            ratio_text = f"{ratio:.2f}"
-            goal = figure.goal or "(reported)"
-            if figure.goal:
-                target = float(figure.goal.rsplit(" ", 1)[1])
-                figure.met = ratio >= target
-                goal += " MET" if figure.met else " MISSED"
+        direct = figure.median("direct")
         digits = 3 if figure.unit == "ms" else 1
-        lines.append(
-            f"{figure.name + ' [' + figure.unit + ']':{NAME_WIDTH}} {direct:10.{digits}f}"
-            f" {proxy:10.{digits}f} {ratio_text:>9}  {goal}"
-        )
-    api_ms: list[float] = data["api_ms"]  # type: ignore[assignment]
-    if api_ms:
-        p50 = statistics.median(api_ms)
-        p99 = statistics.quantiles(api_ms, n=100)[98] if len(api_ms) >= 2 else api_ms[0]
+        row = f"{figure.name + ' [' + figure.unit + ']':{NAME_WIDTH}}"
+        row += "".join(f" {figure.median(side):14.{digits}f}" for side in sides)
+        verdicts: list[str] = []
+        for side in proxies:
+            value = figure.median(side)
+            if figure.unit == "ms":
+                row += f" {value - direct:+8.3f}ms"
+                continue
+            ratio = value / direct if direct else float("nan")
+            row += f" {ratio:10.2f}"
+            if figure.goal is not None:
+                verdicts.append("MET" if ratio >= figure.goal else "MISSED")
+        if figure.unit == "ms":
+            row += "  added latency (reported)"
+        elif figure.goal is None:
+            row += "  (reported)"
+        else:
+            row += f"  >= {figure.goal}: {' / '.join(verdicts)}"
+        lines.append(row)
+    api_ms: dict[str, list[float]] = data["api_ms"]  # type: ignore[assignment]
+    for side, times in api_ms.items():
+        p50 = statistics.median(times)
+        p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
         met = "MET" if p50 <= 5.0 else "MISSED"
         lines.append(
-            f"{'REST API under toxic churn, 200 busy connections [ms]':{NAME_WIDTH}}"
-            f" {'':>10} {p50:10.3f} {'':>9}  p50 <= 5 ms {met}"
-            f" (p99 {p99:.1f} ms, {len(api_ms)} calls)"
+            f"REST API under toxic churn, 200 busy connections, {side}: p50 {p50:.2f} ms"
+            f" (goal <= 5 ms: {met}), p99 {p99:.1f} ms, {len(times)} calls"
         )
     lines.append(
-        f"median of {data['repeats']} interleaved repeats x {data['duration_s']}s, proxy loop {data['loop']}; "
-        f"load average before {fmt_load(data['load_before'])}, after {fmt_load(data['load_after'])} on {data['cpus']} CPUs"
+        f"medians of {data['repeats']} interleaved repeats x {data['duration_s']}s;"
+        f" load average before {fmt_load(data['load_before'])},"
+        f" after {fmt_load(data['load_after'])} on {data['cpus']} CPUs"
     )
     return "\n".join(lines)
 
@@ -386,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--loop",
+        action="append",
         choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="the proxy's event loop",
+        help="the proxy's event loop; repeat to measure both side by side"
+        " (default asyncio)",
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--verbose", action="store_true", help="print every wrk run")
@@ -398,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         print(reason)
         return 0
     log = print if args.verbose else (lambda _line: None)
-    data = measure(args.repeats, args.duration, args.loop, log)
+    data = measure(args.repeats, args.duration, args.loop or ["asyncio"], log)
     print(render(data))
     if args.json is not None:
         figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]

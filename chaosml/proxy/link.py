@@ -260,6 +260,8 @@ class Endpoint(asyncio.Protocol):
             self.reading.feed(data)
         else:
             self.early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()  # now it holds (uvloop)
 
     def eof_received(self) -> bool:
         if self.reading is not None:

@@ -39,24 +39,30 @@ def test_parse_wrk_refuses_output_without_figures() -> None:
 def test_render_reports_ratios_goals_and_load() -> None:
     figures: dict[str, proxy_wrk.Figure] = {}
     keep_alive, latency = proxy_wrk.SCENARIOS[0], proxy_wrk.SCENARIOS[4]
-    for side, req_s, p50 in [("direct", 10_000.0, 0.1), ("proxy", 6_000.0, 0.3)]:
+    sides = [
+        ("direct", 10_000.0, 0.1),
+        ("proxy asyncio", 6_000.0, 0.3),
+        ("proxy uvloop", 4_000.0, 0.2),
+    ]
+    for side, req_s, p50 in sides:
         result = proxy_wrk.WrkResult(req_s, 0.0, p50, 1.0)
         proxy_wrk.record(figures, keep_alive, side, result)
         proxy_wrk.record(figures, latency, side, result)
     data: dict[str, object] = {
         "figures": figures,
-        "api_ms": [2.0, 4.0, 9.0],
+        "api_ms": {"proxy asyncio": [2.0, 4.0, 9.0], "proxy uvloop": [6.0, 7.0]},
         "load_before": (1.0, 2.0, 3.0),
         "load_after": (1.5, 2.0, 3.0),
         "cpus": 2,
-        "loop": "asyncio",
+        "sides": [side for side, _, _ in sides],
         "repeats": 1,
         "duration_s": 5.0,
     }
     text = proxy_wrk.render(data)
-    assert "0.60  proxy/direct >= 0.5 MET" in text
-    assert "+0.200ms" in text
-    assert "p50 <= 5 ms MET (p99" in text
+    assert "0.60       0.40  >= 0.5: MET / MISSED" in text
+    assert "+0.200ms   +0.100ms" in text
+    assert "proxy asyncio: p50 4.00 ms (goal <= 5 ms: MET)" in text
+    assert "proxy uvloop: p50 6.50 ms (goal <= 5 ms: MISSED)" in text
     assert "load average before 1.00/2.00/3.00" in text
 
 
