@@ -1,13 +1,11 @@
 """The fault proxy's REST API over HTTP: an aiohttp app on its own thread and event loop; started by ProxyServer.
 
-Each handler reads and parses its request on the API loop. Toxic operations and
-GET /version run right there (Proxy makes toxic changes safe from this thread and
-queues their effect on the connections); proxy operations run on the proxies' loop
-(ProxyServer's, where every listener lives), one hop per request. So a data path
-busy with hundreds of connections never stalls toxic changes, and delays a proxy
-operation by one turn of its loop, not the several an HTTP exchange takes. Changes
-are serialized by one lock, like Toxiproxy's collection locks. Routes, bodies and
-error shapes: see chaosml.proxy.server.
+Each handler reads and parses its request on the API loop, then runs one operation
+on the proxies' loop (ProxyServer's, where every connection lives) and renders what
+it returns. So a data path busy with hundreds of connections delays an API call by
+one turn of that loop, not by the several turns an HTTP exchange takes; GET /version
+never leaves the API loop. Changes are serialized by one lock, like Toxiproxy's
+collection locks. Routes, bodies and error shapes: see chaosml.proxy.server.
 """
 
 from __future__ import annotations

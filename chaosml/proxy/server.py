@@ -114,24 +114,17 @@ def join_address(host: str, port: int) -> str:
 
 
 class Proxy:
-    """One named proxy: a listener, its live connections and its toxics.
-
-    Created and run on the proxies' loop; its toxic operations may also be called
-    from the API thread. ``toxics`` is replaced, never changed in place, and ``lock``
-    makes "change the toxics, list the connections to change" one step against
-    "add a connection, read the toxics it starts with".
-    """
+    """One named proxy: a listener, its live connections and its toxics."""
 
     def __init__(self, name: str, listen: str, upstream: str) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
-        # Insertion order = chain order per stream.
-        self.toxics: dict[str, ToxicSpec] = {}
+        self.toxics: dict[
+            str, ToxicSpec
+        ] = {}  # insertion order = chain order per stream
         self.connections: set[Connection] = set()
-        self.lock = threading.Lock()
-        self._loop = asyncio.get_running_loop()
         self._server: asyncio.Server | None = None
         self._dialing: set[asyncio.Task[None]] = set()  # clients dialing upstream
 
@@ -218,50 +211,34 @@ class Proxy:
             upstream.abort()
             client.abort()
             return
-        conn = Connection(client, upstream, self._forget)
-        with self.lock:
-            self.connections.add(conn)
-            specs = list(self.toxics.values())
-        conn.start(specs)
+        conn = Connection(client, upstream, self.connections.discard)
+        self.connections.add(conn)
+        conn.start(self.toxics.values())
 
-    def _forget(self, conn: Connection) -> None:
-        with self.lock:
-            self.connections.discard(conn)
-
-    # -- toxics (any thread) ---------------------------------------------------------
+    # -- toxics -----------------------------------------------------------------
     # A change is registered at once and reaches the live connections in the loop's
-    # next turn, in the order asked: it is queued before the API answers, so the loop
-    # runs it before any data read after that answer, and the API never waits for
-    # hundreds of busy connections.
+    # next turn, in the order asked: that turn runs it before handling any data read
+    # after the API answered, so the API does not wait on hundreds of connections.
     def add_toxic(self, spec: ToxicSpec) -> None:
-        with self.lock:
-            self.toxics = {**self.toxics, spec.name: spec}
-            conns = list(self.connections)
-        self._change(conns, spec.stream, functools.partial(Link.add, spec=spec))
+        self.toxics[spec.name] = spec
+        self._each_link(spec.stream, functools.partial(Link.add, spec=spec))
 
     def update_toxic(self, spec: ToxicSpec) -> None:
-        with self.lock:
-            self.toxics = {**self.toxics, spec.name: spec}
-            conns = list(self.connections)
-        self._change(conns, spec.stream, functools.partial(Link.update, spec=spec))
+        self.toxics[spec.name] = spec
+        self._each_link(spec.stream, functools.partial(Link.update, spec=spec))
 
     def remove_toxic(self, name: str) -> None:
-        with self.lock:
-            toxics = dict(self.toxics)
-            spec = toxics.pop(name)
-            self.toxics = toxics
-            conns = list(self.connections)
-        self._change(conns, spec.stream, functools.partial(Link.remove, name=name))
+        spec = self.toxics.pop(name)
+        self._each_link(spec.stream, functools.partial(Link.remove, name=name))
 
     def reset_toxics(self) -> None:
         for name in list(self.toxics):
             self.remove_toxic(name)
 
-    def _change(
-        self, conns: list[Connection], stream: str, change: Callable[[Link], None]
-    ) -> None:
-        if conns:
-            self._loop.call_soon_threadsafe(_change_links, conns, stream, change)
+    def _each_link(self, stream: str, change: Callable[[Link], None]) -> None:
+        if self.connections:
+            conns = list(self.connections)
+            asyncio.get_running_loop().call_soon(_change_links, conns, stream, change)
 
 
 def _change_links(
@@ -334,9 +311,7 @@ def _toxicity(value: Any, name: str) -> float:
 class ProxyServer:
     """Owns every proxy and serves the REST API (chaosml.proxy.api, on its own thread).
 
-    All proxy state lives on the loop that ran ``start`` and its operations run
-    there, except the toxic ones (``get_toxic``, ``add_toxic``, ``update_toxic``,
-    ``remove_toxic``), which any thread may call (the API thread does).
+    All proxy state lives on the loop that ran ``start``; its operations run there.
     """
 
     def __init__(
