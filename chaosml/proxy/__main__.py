@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from chaosml.proxy.server import ApiError, ProxyServer
@@ -29,14 +30,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-level", default="WARNING", help="logging level (default WARNING)"
     )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop: the stdlib's (default) or uvloop (extra 'fast')",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            print(
+                "chaosml proxy: --loop uvloop needs uvloop (pip install 'chaosml[fast]')",
+                file=sys.stderr,
+            )
+            return 4
+        loop_factory = uvloop.new_event_loop
     try:
-        return asyncio.run(
-            _serve(ProxyServer(args.host, args.port, config=args.config))
-        )
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(
+                _serve(ProxyServer(args.host, args.port, config=args.config))
+            )
     except ApiError as exc:
         print(f"chaosml proxy: {exc.message}", file=sys.stderr)
         return 4 if exc.status == 400 else 3

@@ -1,11 +1,19 @@
-"""One proxied TCP connection: two links (upstream, downstream), each a chain of toxic stages.
+"""One proxied TCP connection: two sockets (asyncio Protocols) and two links between them.
 
 Used by chaosml.proxy.server. Mirrors Toxiproxy's link.go / toxic_collection.go:
 
     client --read--> [stage toxic 1] -> [stage toxic 2] -> ... --write--> upstream   (upstream link)
     client <--write-- ... <- [stage toxic 1] <--read-- upstream                      (downstream link)
 
-Each stage is a task running one toxic's ``pipe`` between two bounded channels.
+A link without toxics is on the fast path: ``data_received`` writes straight to the
+peer transport, and back-pressure is pause/resume_reading driven by the peer's
+pause/resume_writing; no task, stream or chunk object per read. Adding a toxic
+switches the link to the toxic chain: each stage is a task running one toxic's
+``pipe`` between two bounded channels, and a writer task empties the last channel
+into the peer. Bytes already written stay ahead of the chain's, so nothing is
+reordered. When the last toxic is removed, the writer flushes what the chain still
+holds and then hands the link back to the fast path.
+
 Toxics are appended at the end of a live chain; removing or updating one cancels
 its stage and hands the chunk it held, plus its queued input, to the next stage,
 so no byte is lost or reordered (except by toxics whose job is to lose them).
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -24,20 +33,21 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chaosml.proxy.toxics import NOOP, Chunk, Toxic
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
 UPSTREAM = "upstream"  # client -> upstream server
 DOWNSTREAM = "downstream"  # upstream server -> client
 STREAMS = (UPSTREAM, DOWNSTREAM)
-READ_SIZE = 32 * 1024  # Go's io.Copy buffer
+READ_SIZE = 32 * 1024  # Go's io.Copy buffer: the largest chunk a toxic sees
 WRITER_BUFFER = 4  # chunks queued before the socket writer
+WAKE = Chunk(b"", 0.0)  # an empty chunk the writer skips: wakes it to re-check its mode
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class Channel:
         self._writable = asyncio.Event()
         self._writable.set()
         self.redirect: Channel | None = None
+        self._on_writable: list[Callable[[], None]] = []
 
     def _changed(self) -> None:
         if self._items:
@@ -82,8 +93,22 @@ class Channel:
             self._readable.clear()
         if len(self._items) < self._maxsize or self.redirect is not None:
             self._writable.set()
+            if self._on_writable:
+                callbacks, self._on_writable = self._on_writable, []
+                for callback in callbacks:
+                    callback()
         else:
             self._writable.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self._maxsize and self.redirect is None
+
+    def when_writable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, the next time the channel has room (or is redirected)."""
+        self._on_writable.append(callback)
 
     def resolve(self) -> Channel:
         channel = self
@@ -137,6 +162,7 @@ class Stage:
         self.has_held = False
         self.held: Chunk | None = None
         self.closed = False
+        self.removing = False  # a removal is scheduled: name lookups skip this stage
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -200,42 +226,167 @@ class Stage:
         self.link.conn.reset()
 
 
+class Endpoint(asyncio.Protocol):
+    """One socket of a connection: the source of one link and the destination of the other.
+
+    Reading is paused while any reason is registered: ``wiring`` until the connection
+    is set up, ``dest`` while a fast-path peer's write buffer is full, ``chain`` while
+    the first toxic stage's input is full.
+    """
+
+    def __init__(self, on_made: Callable[[Endpoint], None] | None = None) -> None:
+        self.on_made = on_made  # called once the socket is there (e.g. dial upstream)
+        self.transport: asyncio.Transport | None = None
+        self.reading: Link | None = None  # the link this socket feeds
+        self.writing: Link | None = None  # the link that writes into this socket
+        self.lost = False
+        self.early: list[bytes] = []  # read before wiring (some loops ignore the pause)
+        self.early_eof = False
+        self.writing_paused = False
+        self._pauses: set[str] = set()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.on_lost: Callable[[], None] | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)
+        self.pause("wiring")
+        if self.on_made is not None:
+            self.on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.reading is not None:
+            self.reading.feed(data)
+        else:
+            self.early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()  # now it holds (uvloop)
+
+    def eof_received(self) -> bool:
+        if self.reading is not None:
+            self.reading.feed_eof()
+        else:
+            self.early_eof = True
+        return True  # keep the socket: the link closes it once its data is out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._writable.set()
+        if self.reading is not None:
+            self.reading.feed_eof()
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._writable.clear()
+        if self.writing is not None and self.writing.fast:
+            self.writing.source.pause("dest")
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._writable.set()
+        if self.writing is not None:
+            self.writing.source.resume("dest")
+
+    # -- used by the links -----------------------------------------------------------
+    def pause(self, reason: str) -> None:
+        if not self._pauses and self.transport is not None and not self.lost:
+            self.transport.pause_reading()
+        self._pauses.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason not in self._pauses:
+            return
+        self._pauses.discard(reason)
+        if not self._pauses and self.transport is not None and not self.lost:
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its high-water mark (or the socket is gone)."""
+        await self._writable.wait()
+        if self.lost:
+            raise ConnectionResetError("connection lost")
+
+    def close(self) -> None:
+        """Close after the buffered data is sent."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def linger_zero(self) -> None:
+        """Make the next close send RST (SO_LINGER on, timeout 0)."""
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+
+
 class Link:
-    """One direction of a connection: reader -> stages -> writer."""
+    """One direction of a connection: source socket -> (fast path | stages -> writer) -> dest socket."""
 
     def __init__(
-        self,
-        conn: Connection,
-        stream: str,
-        source: asyncio.StreamReader,
-        dest: asyncio.StreamWriter,
+        self, conn: Connection, stream: str, source: Endpoint, dest: Endpoint
     ) -> None:
         self.conn = conn
         self.stream = stream
         self.source = source
         self.dest = dest
+        self.fast = True  # no toxic chain: data_received writes to dest directly
+        self.eof = False  # the source has ended
         self.sink = Channel(WRITER_BUFFER)
-        self.head = (
-            self.sink
-        )  # where the reader puts: first stage's input, or the writer's
+        # Where reads go in toxic mode: the first stage's input, or the writer's.
+        self.head = self.sink
         self.stages: list[Stage] = []
-        self.reader: asyncio.Task[None] | None = None
         self.writer: asyncio.Task[None] | None = None
-
-    def start(self, specs: Iterable[ToxicSpec]) -> None:
-        for spec in specs:
-            self.add(spec)
-        loop = asyncio.get_running_loop()
-        self.reader = loop.create_task(self._read())
-        self.writer = loop.create_task(self._write())
+        self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
+        self._changes_lock: asyncio.Lock | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
-        found = [t for t in (self.reader, self.writer) if t is not None]
+        found = [self.writer] if self.writer is not None else []
+        found += list(self._changes)
         return found + [s.task for s in self.stages if s.task is not None]
 
+    # -- data from the source socket ---------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if self.fast:
+            self.dest.write(data)
+            return
+        now = time.monotonic()
+        channel = self.head.resolve()
+        channel.force_extend(
+            Chunk(data[i : i + READ_SIZE], now) for i in range(0, len(data), READ_SIZE)
+        )
+        if channel.full():
+            self.source.pause("chain")
+            channel.when_writable(self._chain_has_room)
+
+    def _chain_has_room(self) -> None:
+        self.source.resume("chain")
+
+    def feed_eof(self) -> None:
+        if self.eof:
+            return
+        self.eof = True
+        if self.fast:
+            self.dest.close()
+        else:
+            self.head.resolve().force_extend([None])
+
+    # -- toxics ----------------------------------------------------------------------
     def add(self, spec: ToxicSpec) -> None:
         """Append a toxic at the end of the chain (data already past it is not affected)."""
-        if self.conn.closing:
+        if self.conn.closing or (self.fast and self.eof):
             return
         stage = Stage(self, spec, self.sink)
         if self.stages:
@@ -244,20 +395,52 @@ class Link:
             self.head = stage.input
         self.stages.append(stage)
         stage.start()
+        if self.fast:
+            self.fast = False
+            self.source.resume("dest")  # the writer's drain carries back-pressure now
+            if self.writer is None:
+                self.writer = asyncio.get_running_loop().create_task(self._write())
 
-    def _index(self, name: str) -> int | None:
-        for i, stage in enumerate(self.stages):
-            if stage.spec.name == name:
-                return i
+    def _find(self, name: str) -> Stage | None:
+        for stage in self.stages:
+            if stage.spec.name == name and not stage.removing:
+                return stage
         return None
 
-    async def remove(self, name: str) -> None:
-        i = self._index(name)
-        if i is None:
+    def remove(self, name: str) -> None:
+        """Schedule the removal of a toxic; data keeps its order meanwhile."""
+        stage = self._find(name)
+        if stage is not None:
+            stage.removing = True
+            self._change(functools.partial(self._remove, stage))
+
+    def update(self, spec: ToxicSpec) -> None:
+        """Schedule a restart of the toxic ``spec.name`` with new attributes."""
+        stage = self._find(spec.name)
+        if stage is not None:
+            self._change(functools.partial(self._update, stage, spec))
+
+    def _change(self, change: Callable[[], Awaitable[None]]) -> None:
+        # Changes run one at a time per link, in the order they were asked for; the
+        # API answers once they are scheduled, so it never waits for a busy link.
+        if self.conn.closing:
             return
-        stage = self.stages[i]
+        if self._changes_lock is None:
+            self._changes_lock = asyncio.Lock()
+        task = asyncio.get_running_loop().create_task(self._run_change(change))
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+
+    async def _run_change(self, change: Callable[[], Awaitable[None]]) -> None:
+        assert self._changes_lock is not None
+        async with self._changes_lock:
+            await change()
+
+    async def _remove(self, stage: Stage) -> None:
         await stage.interrupt()
-        i = self.stages.index(stage)  # the chain may have changed while we waited
+        if stage not in self.stages:
+            return
+        i = self.stages.index(stage)
         # From here on no await: the splice is atomic for every other task.
         items = stage.handover()
         if stage.spec.toxic.closes_on_remove:
@@ -270,13 +453,13 @@ class Link:
         else:
             self.stages[i - 1].output = stage.output
         del self.stages[i]
+        if not self.stages:
+            self.sink.force_extend([WAKE])  # the writer flushes, then goes fast
 
-    async def update(self, spec: ToxicSpec) -> None:
-        i = self._index(spec.name)
-        if i is None:
-            return
-        stage = self.stages[i]
+    async def _update(self, stage: Stage, spec: ToxicSpec) -> None:
         await stage.interrupt()
+        if stage.removing or stage not in self.stages:
+            return  # its removal (scheduled after this) forwards what it holds
         stage.spec = spec
         if stage.closed or self.conn.closing:
             return
@@ -285,29 +468,31 @@ class Link:
             stage.drop()
         stage.start()
 
-    async def _read(self) -> None:
-        try:
-            while True:
-                data = await self.source.read(READ_SIZE)
-                if not data:
-                    break
-                await self.head.put(Chunk(data, time.monotonic()))
-        except (ConnectionError, OSError):
-            pass
-        await self.head.put(None)
-
     async def _write(self) -> None:
+        """Empty the sink into dest until end of stream, or until the chain is gone."""
         try:
-            while True:
+            while self.stages or len(self.sink) or self.eof:
                 chunk = await self.sink.get()
                 if chunk is None:
                     break
-                self.dest.write(chunk.data)
-                await self.dest.drain()
+                if chunk.data:
+                    self.dest.write(chunk.data)
+                    await self.dest.drain()
+            else:
+                self._go_fast()
+                return
         except (ConnectionError, OSError):
             pass
-        finally:
-            self.dest.close()
+        self.writer = None
+        self.dest.close()
+
+    def _go_fast(self) -> None:
+        # Nothing is queued and no toxic remains: reads go straight to dest again.
+        self.fast = True
+        self.writer = None
+        if self.dest.writing_paused:
+            self.source.pause("dest")
+        self.source.resume("chain")
 
 
 class Connection:
@@ -315,58 +500,61 @@ class Connection:
 
     def __init__(
         self,
-        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        client: Endpoint,
+        upstream: Endpoint,
         on_done: Callable[[Connection], None],
     ) -> None:
         self.client = client
         self.upstream = upstream
         self.on_done = on_done
         self.links = {
-            UPSTREAM: Link(self, UPSTREAM, client[0], upstream[1]),
-            DOWNSTREAM: Link(self, DOWNSTREAM, upstream[0], client[1]),
+            UPSTREAM: Link(self, UPSTREAM, client, upstream),
+            DOWNSTREAM: Link(self, DOWNSTREAM, upstream, client),
         }
-        self._aborted = False
         self.closing = False  # set once teardown began: no new stage tasks after that
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def run(self, specs: Iterable[ToxicSpec]) -> None:
-        """Pump until both links ended (or the connection is aborted), then clean up."""
-        specs = list(specs)
-        try:
-            for stream, link in self.links.items():
-                link.start(s for s in specs if s.stream == stream)
-            writers = [
-                link.writer for link in self.links.values() if link.writer is not None
-            ]
-            await asyncio.wait(writers)
-        finally:
-            self.closing = True
-            self.on_done(self)
-            tasks = [t for link in self.links.values() for t in link.tasks()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for writer in (self.client[1], self.upstream[1]):
-                if self._aborted or not writer.transport.is_closing():
-                    writer.transport.abort()
+    def start(self, specs: Iterable[ToxicSpec]) -> None:
+        """Wire both sockets to their links, start the toxics, and start reading."""
+        for stream, link in self.links.items():
+            link.source.reading = link
+            link.dest.writing = link
+            for spec in specs:
+                if spec.stream == stream:
+                    link.add(spec)
+        for endpoint in (self.client, self.upstream):
+            endpoint.on_lost = self._endpoint_lost
+        for endpoint in (self.client, self.upstream):
+            link = self.links[UPSTREAM if endpoint is self.client else DOWNSTREAM]
+            for data in endpoint.early:
+                link.feed(data)
+            endpoint.early.clear()
+            if endpoint.lost or endpoint.early_eof:
+                link.feed_eof()
+            endpoint.resume("wiring")
+        self._endpoint_lost()
+
+    def _endpoint_lost(self) -> None:
+        if not (self.client.lost and self.upstream.lost) or self.done.done():
+            return
+        self.closing = True
+        self.on_done(self)
+        tasks = [t for link in self.links.values() for t in link.tasks()]
+        for task in tasks:
+            task.cancel()
+        self.done.set_result(None)
 
     def abort(self) -> None:
         """Close both sockets now (proxy disabled or deleted); buffered data is discarded."""
-        self._aborted = True
         self.closing = True
-        for writer in (self.client[1], self.upstream[1]):
-            writer.transport.abort()
+        for endpoint in (self.client, self.upstream):
+            endpoint.abort()
         for link in self.links.values():
             for task in link.tasks():
                 task.cancel()
 
     def reset(self) -> None:
         """Close both sockets with RST: SO_LINGER on, timeout 0, then close."""
-        for writer in (self.client[1], self.upstream[1]):
-            sock = writer.transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                    )
+        for endpoint in (self.client, self.upstream):
+            endpoint.linger_zero()
         self.abort()

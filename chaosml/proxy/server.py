@@ -16,26 +16,42 @@ Routes, JSON shapes, status codes and error bodies follow Toxiproxy's api.go:
     POST|PATCH /proxies/{p}/toxics/{t}     200 toxic | 400 | 404
     DELETE /proxies/{p}/toxics/{t}         204 | 404
 
-Errors are ``{"error": "...", "status": N}``.
+Errors are ``{"error": "...", "status": N}``. Unknown routes answer 404
+``404 page not found`` (text) and a known route with another method 405 with an
+empty body, as Toxiproxy's router does; ``/populate []`` answers ``{"proxies": null}``.
+
+Where this server deliberately differs from Toxiproxy 2.8.0:
+
+- Validation that Toxiproxy lacks warns in the log instead of refusing, so clients
+  written against Toxiproxy keep working: a toxicity outside [0, 1] (Toxiproxy
+  stores it; > 1 always applies, < 0 never), a negative time attribute (acts as 0),
+  an upstream that is not host:port (every connection to it then fails, logged).
+- Refused although Toxiproxy accepts them, because Toxiproxy then panics: a negative
+  bandwidth rate, slicer size or limit_data byte count (400).
+- Request bodies are bounded (MAX_BODY_BYTES, room for ~170,000 proxies in one
+  /populate); beyond that: 413 in the usual ``{"error", "status"}`` shape.
+- Error bodies are Toxiproxy's bytes (compact JSON and a newline) but served as
+  ``application/json``, where Go's http.Error overrides it with ``text/plain``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from aiohttp import web
-
-from chaosml.proxy.link import STREAMS, Connection, ToxicSpec
+from chaosml.proxy.link import STREAMS, Connection, Endpoint, Link, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from chaosml.proxy.api import ApiThread
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,7 @@ VERSION = (
 DEFAULT_LISTEN = "127.0.0.1:0"
 DIAL_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+MAX_BODY_BYTES = 16 * 1024 * 1024  # Toxiproxy has no bound; 1.1 MB held ~11,700 proxies
 
 
 class ApiError(Exception):
@@ -109,8 +126,7 @@ class Proxy:
         ] = {}  # insertion order = chain order per stream
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # one per accepted client
-        self._dialing: set[asyncio.Task[Any]] = set()  # those still connecting upstream
+        self._dialing: set[asyncio.Task[None]] = set()  # clients dialing upstream
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,7 +150,9 @@ class Proxy:
             return
         try:
             host, port = split_address(self.listen)
-            server = await asyncio.start_server(self._accept, host or None, port)
+            server = await asyncio.get_running_loop().create_server(
+                self._accept, host or None, port
+            )
         except (ValueError, OSError) as exc:
             raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from exc
         self._server = server
@@ -151,39 +169,32 @@ class Proxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            await server.wait_closed()
         for conn in list(self.connections):
             conn.abort()
         for task in list(self._dialing):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+        pending = [*self._dialing, *(c.done for c in self.connections)]
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
+        if server is not None:
+            await server.wait_closed()
 
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._tasks.discard(task)
-            self._dialing.discard(task)
-            if not writer.transport.is_closing():
-                writer.transport.abort()
+    def _accept(self) -> Endpoint:
+        """A new client socket: its reading stays paused until upstream is connected."""
+        return Endpoint(on_made=self._start_dial)
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _start_dial(self, client: Endpoint) -> None:
+        task = asyncio.get_running_loop().create_task(self._dial(client))
         self._dialing.add(task)
+        task.add_done_callback(self._dialing.discard)
+
+    async def _dial(self, client: Endpoint) -> None:
         try:
             host, port = split_address(self.upstream)
-            upstream = await asyncio.wait_for(
-                asyncio.open_connection(host, port), DIAL_TIMEOUT_S
-            )
+            async with asyncio.timeout(DIAL_TIMEOUT_S):
+                _, upstream = await asyncio.get_running_loop().create_connection(
+                    Endpoint, host, port
+                )
         except (ValueError, OSError, TimeoutError) as exc:
             log.warning(
                 "proxy %s: unable to open connection to upstream %s: %s",
@@ -191,39 +202,51 @@ class Proxy:
                 self.upstream,
                 exc,
             )
-            writer.transport.abort()
+            client.abort()
             return
-        finally:
-            self._dialing.discard(task)
+        except asyncio.CancelledError:
+            client.abort()
+            raise
         if not self.enabled:  # disabled while dialing
-            upstream[1].transport.abort()
-            writer.transport.abort()
+            upstream.abort()
+            client.abort()
             return
-        conn = Connection((reader, writer), upstream, self.connections.discard)
+        conn = Connection(client, upstream, self.connections.discard)
         self.connections.add(conn)
-        await conn.run(self.toxics.values())
+        conn.start(self.toxics.values())
 
     # -- toxics -----------------------------------------------------------------
+    # A change is registered at once and reaches the live connections in the loop's
+    # next turn, in the order asked: that turn runs it before handling any data read
+    # after the API answered, so the API does not wait on hundreds of connections.
     def add_toxic(self, spec: ToxicSpec) -> None:
         self.toxics[spec.name] = spec
-        for conn in self.connections:
-            conn.links[spec.stream].add(spec)
+        self._each_link(spec.stream, functools.partial(Link.add, spec=spec))
 
-    async def update_toxic(self, spec: ToxicSpec) -> None:
+    def update_toxic(self, spec: ToxicSpec) -> None:
         self.toxics[spec.name] = spec
-        await asyncio.gather(
-            *(c.links[spec.stream].update(spec) for c in list(self.connections))
-        )
+        self._each_link(spec.stream, functools.partial(Link.update, spec=spec))
 
-    async def remove_toxic(self, name: str) -> None:
+    def remove_toxic(self, name: str) -> None:
         spec = self.toxics.pop(name)
-        await asyncio.gather(
-            *(c.links[spec.stream].remove(name) for c in list(self.connections))
-        )
+        self._each_link(spec.stream, functools.partial(Link.remove, name=name))
 
-    async def reset_toxics(self) -> None:
+    def reset_toxics(self) -> None:
         for name in list(self.toxics):
-            await self.remove_toxic(name)
+            self.remove_toxic(name)
+
+    def _each_link(self, stream: str, change: Callable[[Link], None]) -> None:
+        if self.connections:
+            conns = list(self.connections)
+            asyncio.get_running_loop().call_soon(_change_links, conns, stream, change)
+
+
+def _change_links(
+    conns: list[Connection], stream: str, change: Callable[[Link], None]
+) -> None:
+    for conn in conns:
+        if not conn.closing:
+            change(conn.links[stream])
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -244,7 +267,7 @@ def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -258,8 +281,38 @@ def _check_address(what: str, address: str) -> None:
         raise ApiError(f"invalid {what} address: {exc}", 400) from exc
 
 
+def _check_upstream(name: str, upstream: str) -> None:
+    """Toxiproxy accepts any upstream and fails each dial; so do we, with a warning now."""
+    try:
+        split_address(upstream)
+    except ValueError as exc:
+        log.warning(
+            "proxy %s: upstream %r is not host:port (%s); accepted as Toxiproxy does,"
+            " connections to it will fail",
+            name,
+            upstream,
+            exc,
+        )
+
+
+def _toxicity(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad_body("toxicity: expected a number")
+    if not 0.0 <= value <= 1.0:
+        log.warning(
+            "toxic %s: toxicity %s is outside [0, 1]; accepted as Toxiproxy does"
+            " (above 1 always applies, below 0 never)",
+            name,
+            value,
+        )
+    return float(value)
+
+
 class ProxyServer:
-    """Serves the REST API and owns every proxy; all state lives on one event loop."""
+    """Owns every proxy and serves the REST API (chaosml.proxy.api, on its own thread).
+
+    All proxy state lives on the loop that ran ``start``; its operations run there.
+    """
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 8474, *, config: Path | None = None
@@ -268,8 +321,7 @@ class ProxyServer:
         self.port = port
         self.config = config
         self.proxies: dict[str, Proxy] = {}
-        self._lock = asyncio.Lock()
-        self._runner: web.AppRunner | None = None
+        self._api: ApiThread | None = None
 
     @property
     def url(self) -> str:
@@ -284,25 +336,22 @@ class ProxyServer:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ApiError(f"config {self.config}: {exc}", 400) from exc
             await self.populate(data)
-        app = web.Application(middlewares=[self._middleware])
-        self._routes(app)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        from chaosml.proxy.api import ApiThread  # api.py imports this module
+
+        api = ApiThread(self, asyncio.get_running_loop())
         try:
-            await site.start()
+            self.port = await asyncio.wrap_future(api.start(self.host, self.port))
         except OSError:
-            await runner.cleanup()
+            await asyncio.to_thread(api.stop, STOP_TIMEOUT_S)
             await self._stop_proxies()
             raise
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        self._api = api
         log.info("chaosml proxy API on %s", self.url)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        api, self._api = self._api, None
+        if api is not None:
+            await asyncio.to_thread(api.stop, STOP_TIMEOUT_S)
         await self._stop_proxies()
 
     async def _stop_proxies(self) -> None:
@@ -317,7 +366,7 @@ class ProxyServer:
         return handle
 
     # -- operations (each raises ApiError) -----------------------------------------
-    def _get(self, name: str) -> Proxy:
+    def get_proxy(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
         if proxy is None:
             raise ApiError(*PROXY_NOT_FOUND)
@@ -334,7 +383,7 @@ class ProxyServer:
         if not upstream:
             raise missing("upstream")
         _check_address("listen", listen)
-        _check_address("upstream", upstream)
+        _check_upstream(name, upstream)
         if name in self.proxies:
             raise ApiError("proxy already exists", 409)
         proxy = Proxy(name, listen, upstream)
@@ -344,14 +393,15 @@ class ProxyServer:
         return proxy
 
     async def update_proxy(self, name: str, body: Any) -> Proxy:
-        proxy = self._get(name)
+        proxy = self.get_proxy(name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
         listen = _text(body, "listen") or proxy.listen
         upstream = _text(body, "upstream") or proxy.upstream
         enabled = _flag(body, "enabled", proxy.enabled)
         _check_address("listen", listen)
-        _check_address("upstream", upstream)
+        if upstream != proxy.upstream:
+            _check_upstream(name, upstream)
         if listen != proxy.listen or upstream != proxy.upstream:
             await proxy.stop()
             proxy.listen, proxy.upstream = listen, upstream
@@ -362,7 +412,7 @@ class ProxyServer:
         return proxy
 
     async def delete_proxy(self, name: str) -> None:
-        proxy = self._get(name)
+        proxy = self.get_proxy(name)
         await proxy.stop()
         del self.proxies[name]
 
@@ -386,7 +436,7 @@ class ProxyServer:
                 raise ApiError(f"duplicate proxy name {name!r} at proxy {i}", 400)
             seen.add(name)
             _check_address("listen", listen)
-            _check_address("upstream", upstream)
+            _check_upstream(name, upstream)
             wanted.append((name, listen, upstream, enabled))
         result: list[Proxy] = []
         for name, listen, upstream, enabled in wanted:
@@ -410,16 +460,16 @@ class ProxyServer:
     async def reset(self) -> None:
         for proxy in list(self.proxies.values()):
             await proxy.start()
-            await proxy.reset_toxics()
+            proxy.reset_toxics()
 
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
-        spec = self._get(proxy_name).toxics.get(toxic_name)
+        spec = self.get_proxy(proxy_name).toxics.get(toxic_name)
         if spec is None:
             raise ApiError(*TOXIC_NOT_FOUND)
         return spec
 
     def add_toxic(self, proxy_name: str, body: Any) -> ToxicSpec:
-        proxy = self._get(proxy_name)
+        proxy = self.get_proxy(proxy_name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
         stream = _text(body, "stream") or "downstream"
@@ -429,162 +479,39 @@ class ProxyServer:
             )
         type_name = _text(body, "type")
         name = _text(body, "name") or f"{type_name}_{stream}"
-        toxicity = body.get("toxicity", 1.0)
-        if isinstance(toxicity, bool) or not isinstance(toxicity, (int, float)):
-            raise bad_body("toxicity: expected a number")
+        toxicity = _toxicity(body.get("toxicity", 1.0), name)
         cls = TOXICS.get(type_name)
         if cls is None:
             raise ApiError("invalid toxic type", 400)
         if name in proxy.toxics:
             raise ApiError("toxic already exists", 409)
-        if not 0.0 <= toxicity <= 1.0:
-            raise bad_body("toxicity: must be between 0 and 1")
         try:
             toxic = decode_attributes(cls, body.get("attributes"))
         except ToxicAttributesError as exc:
             raise bad_body(str(exc)) from exc
-        spec = ToxicSpec(name, type_name, stream, float(toxicity), toxic)
+        spec = ToxicSpec(name, type_name, stream, toxicity, toxic)
         proxy.add_toxic(spec)
         return spec
 
-    async def update_toxic(
-        self, proxy_name: str, toxic_name: str, body: Any
-    ) -> ToxicSpec:
-        proxy = self._get(proxy_name)
+    def update_toxic(self, proxy_name: str, toxic_name: str, body: Any) -> ToxicSpec:
+        proxy = self.get_proxy(proxy_name)
         old = self.get_toxic(proxy_name, toxic_name)
         if not isinstance(body, dict):
             raise bad_body("expected a JSON object")
-        toxicity = body.get("toxicity", old.toxicity)
-        if isinstance(toxicity, bool) or not isinstance(toxicity, (int, float)):
-            raise bad_body("toxicity: expected a number")
-        if not 0.0 <= toxicity <= 1.0:
-            raise bad_body("toxicity: must be between 0 and 1")
+        toxicity = _toxicity(body.get("toxicity", old.toxicity), old.name)
         try:
             toxic = decode_attributes(
                 type(old.toxic), body.get("attributes"), old.toxic
             )
         except ToxicAttributesError as exc:
             raise bad_body(str(exc)) from exc
-        spec = ToxicSpec(old.name, old.type, old.stream, float(toxicity), toxic)
-        await proxy.update_toxic(spec)
+        spec = ToxicSpec(old.name, old.type, old.stream, toxicity, toxic)
+        proxy.update_toxic(spec)
         return spec
 
-    async def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
+    def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
         self.get_toxic(proxy_name, toxic_name)
-        await self._get(proxy_name).remove_toxic(toxic_name)
-
-    # -- HTTP ---------------------------------------------------------------------
-    @web.middleware
-    async def _middleware(
-        self,
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        if request.headers.get("User-Agent", "").startswith("Mozilla/"):
-            return web.Response(
-                status=403, text="User agent not allowed\n"
-            )  # as upstream
-        try:
-            if request.method == "GET":
-                return await handler(request)
-            async with (
-                self._lock
-            ):  # one change at a time, like upstream's collection locks
-                return await handler(request)
-        except ApiError as exc:
-            return _json(exc.to_json(), exc.status)
-
-    def _routes(self, app: web.Application) -> None:
-        p, t = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
-        app.router.add_get("/version", self._h_version)
-        app.router.add_post("/reset", self._h_reset)
-        app.router.add_get("/proxies", self._h_proxies)
-        app.router.add_post("/proxies", self._h_create)
-        app.router.add_post("/populate", self._h_populate)
-        app.router.add_get(p, self._h_show)
-        app.router.add_post(p, self._h_update)
-        app.router.add_patch(p, self._h_update)
-        app.router.add_delete(p, self._h_delete)
-        app.router.add_get(p + "/toxics", self._h_toxics)
-        app.router.add_post(p + "/toxics", self._h_toxic_create)
-        app.router.add_get(t, self._h_toxic_show)
-        app.router.add_post(t, self._h_toxic_update)
-        app.router.add_patch(t, self._h_toxic_update)
-        app.router.add_delete(t, self._h_toxic_delete)
-
-    async def _h_version(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text=json.dumps({"version": VERSION}) + "\n",
-            content_type="application/json",
-            charset="utf-8",
-        )
-
-    async def _h_reset(self, request: web.Request) -> web.Response:
-        await self.reset()
-        return web.Response(status=204)
-
-    async def _h_proxies(self, request: web.Request) -> web.Response:
-        return _json({name: p.to_json() for name, p in self.proxies.items()})
-
-    async def _h_create(self, request: web.Request) -> web.Response:
-        proxy = await self.create_proxy(_parse_json(await request.read()))
-        return _json(proxy.to_json(), 201)
-
-    async def _h_populate(self, request: web.Request) -> web.Response:
-        try:
-            proxies = await self.populate(_parse_json(await request.read()))
-        except (
-            ApiError
-        ) as exc:  # upstream: {"error", "status", "proxies"}; null if none applied
-            applied = exc.proxies if isinstance(exc, PopulateError) else []
-            body = {**exc.to_json(), "proxies": [p.to_json() for p in applied] or None}
-            return _json(body, exc.status)
-        return _json({"proxies": [p.to_json() for p in proxies]}, 201)
-
-    async def _h_show(self, request: web.Request) -> web.Response:
-        return _json(self._get(request.match_info["proxy"]).to_json())
-
-    async def _h_update(self, request: web.Request) -> web.Response:
-        name = request.match_info["proxy"]
-        self._get(name)
-        proxy = await self.update_proxy(name, _parse_json(await request.read()))
-        return _json(proxy.to_json())
-
-    async def _h_delete(self, request: web.Request) -> web.Response:
-        await self.delete_proxy(request.match_info["proxy"])
-        return web.Response(status=204)
-
-    async def _h_toxics(self, request: web.Request) -> web.Response:
-        return _json(self._get(request.match_info["proxy"]).toxic_list())
-
-    async def _h_toxic_create(self, request: web.Request) -> web.Response:
-        self._get(request.match_info["proxy"])
-        spec = self.add_toxic(
-            request.match_info["proxy"], _parse_json(await request.read())
-        )
-        return _json(spec.to_json())
-
-    async def _h_toxic_show(self, request: web.Request) -> web.Response:
-        spec = self.get_toxic(request.match_info["proxy"], request.match_info["toxic"])
-        return _json(spec.to_json())
-
-    async def _h_toxic_update(self, request: web.Request) -> web.Response:
-        proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
-        self.get_toxic(proxy, toxic)
-        spec = await self.update_toxic(proxy, toxic, _parse_json(await request.read()))
-        return _json(spec.to_json())
-
-    async def _h_toxic_delete(self, request: web.Request) -> web.Response:
-        await self.remove_toxic(
-            request.match_info["proxy"], request.match_info["toxic"]
-        )
-        return web.Response(status=204)
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data), status=status, content_type="application/json"
-    )
+        self.get_proxy(proxy_name).remove_toxic(toxic_name)
 
 
 class ServerThread:

@@ -6,13 +6,17 @@ to its output and may delay, drop, slice, truncate or close the stream.
 
 Decoding is two-step, as upstream: the envelope (name, type, stream, toxicity) is
 read by the server, then :func:`decode_attributes` structures the attributes into
-the class registered under ``type``.
+the class registered under ``type``. A negative time (a field listed in
+``durations``) is accepted with a warning, as Toxiproxy accepts it (its timers fire
+at once); a negative rate, size or byte count is refused, because Toxiproxy panics
+on those (negative slice bounds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -51,6 +55,9 @@ class Stub(Protocol):
         """Close both sockets of the connection with RST (SO_LINGER 0)."""
 
 
+log = logging.getLogger(__name__)
+
+
 class ToxicAttributesError(ValueError):
     """An attribute has the wrong JSON type or an out-of-range value."""
 
@@ -77,6 +84,8 @@ class Toxic:
     buffer_size: ClassVar[int] = 4
     # Removing the toxic closes the connection instead of resuming the flow (upstream CleanupToxic).
     closes_on_remove: ClassVar[bool] = False
+    # Time fields: a negative value is accepted (it acts as 0), as upstream.
+    durations: ClassVar[frozenset[str]] = frozenset()
 
     def new_state(self) -> Any:
         """Per-connection state kept across updates of the toxic (upstream StatefulToxic)."""
@@ -109,9 +118,17 @@ def decode_attributes(cls: type[Toxic], raw: Any, base: Toxic | None = None) -> 
             raise ToxicAttributesError(
                 f"attributes.{field.name}: expected an integer, got {_json_type(value)}"
             )
-        if value < 0:
+        if value < 0 and field.name not in cls.durations:
             raise ToxicAttributesError(
                 f"attributes.{field.name}: must be >= 0, got {value}"
+            )
+        if value < 0:
+            log.warning(
+                "%s toxic: attributes.%s = %d is negative; accepted as Toxiproxy does"
+                " (acts as 0)",
+                cls.type_name,
+                field.name,
+                value,
             )
         values[field.name] = value
     return cls(**values)
@@ -154,6 +171,7 @@ class Latency(Toxic):
     """Delays each chunk by latency +/- jitter, measured from when it was read (pipelined)."""
 
     buffer_size: ClassVar[int] = 1024
+    durations: ClassVar[frozenset[str]] = frozenset({"latency", "jitter"})
     latency: int = 0  # ms
     jitter: int = 0  # ms
 
@@ -181,15 +199,18 @@ class Latency(Toxic):
 @register("bandwidth")
 @dataclass(frozen=True)
 class Bandwidth(Toxic):
-    """Limits throughput; chunks bigger than 100 ms worth are sent in 100 ms slices."""
+    """Limits throughput; chunks bigger than 100 ms worth are sent in 100 ms slices.
+
+    Each piece is sent at an absolute deadline (bytes so far / rate), so timer
+    lateness never accumulates; time spent idle waiting for data earns no credit.
+    """
 
     rate: int = 0  # KB/s (1 KB = 1000 bytes, as upstream); 0 = nothing gets through
 
     async def pipe(self, stub: Stub) -> None:
-        debt = (
-            0.0  # seconds of sending owed, carried across chunks to correct sleep error
-        )
+        deadline = time.monotonic()  # when the bytes emitted so far are due
         while True:
+            waited_from = time.monotonic()
             chunk = await stub.recv()
             if chunk is None:
                 stub.close()
@@ -197,20 +218,27 @@ class Bandwidth(Toxic):
             if self.rate <= 0:
                 # Upstream loops forever sending empty slices: the data never arrives.
                 await asyncio.Event().wait()
-            debt += len(chunk.data) / (self.rate * 1000.0)
+            now = time.monotonic()
+            # Idle time is not credit; lateness of the last send (at most a slice) is.
+            deadline = max(deadline + (now - waited_from), now - 0.1)
+            bytes_per_s = self.rate * 1000.0
             slice_size = self.rate * 100
             data = chunk.data
             while len(data) > slice_size:
-                await asyncio.sleep(0.1)
+                deadline += slice_size / bytes_per_s
+                await _sleep_until(deadline)
                 rest = Chunk(data[slice_size:], chunk.ts)
                 await stub.emit_part(Chunk(data[:slice_size], chunk.ts), rest)
                 data = rest.data
-                debt -= 0.1
-            start = time.monotonic()
-            if debt > 0:
-                await asyncio.sleep(debt)
-            debt -= time.monotonic() - start
+            deadline += len(data) / bytes_per_s
+            await _sleep_until(deadline)
             await stub.emit(Chunk(data, chunk.ts))
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 @register("slow_close")
@@ -218,6 +246,7 @@ class Bandwidth(Toxic):
 class SlowClose(Toxic):
     """Delays the close of the stream (the FIN) by ``delay``."""
 
+    durations: ClassVar[frozenset[str]] = frozenset({"delay"})
     delay: int = 0  # ms
 
     async def pipe(self, stub: Stub) -> None:
@@ -240,6 +269,7 @@ class Timeout(Toxic):
     """
 
     closes_on_remove: ClassVar[bool] = True
+    durations: ClassVar[frozenset[str]] = frozenset({"timeout"})
     timeout: int = 0  # ms
 
     async def pipe(self, stub: Stub) -> None:
@@ -262,6 +292,7 @@ class Timeout(Toxic):
 class ResetPeer(Toxic):
     """On the first data (or end of stream), waits ``timeout`` then resets both sockets (RST)."""
 
+    durations: ClassVar[frozenset[str]] = frozenset({"timeout"})
     timeout: int = 0  # ms
 
     async def pipe(self, stub: Stub) -> None:
@@ -276,6 +307,7 @@ class ResetPeer(Toxic):
 class Slicer(Toxic):
     """Slices each chunk into pieces of about average_size +/- size_variation bytes."""
 
+    durations: ClassVar[frozenset[str]] = frozenset({"delay"})
     average_size: int = 0  # bytes
     size_variation: int = 0  # bytes, should be smaller than average_size
     delay: int = 0  # µs between pieces

@@ -6,7 +6,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
-from proxy_support import HOST, TcpServer, echo, listen_port
+from proxy_support import HOST, TcpServer, echo, listen_port, proxy_process
 
 from chaosml.proxy import client
 from chaosml.proxy.server import ProxyServer, ServerThread
@@ -49,3 +49,10 @@ def api(proxy_server: ServerThread) -> str:
 def echo_proxy(api: str, echo_server: TcpServer) -> int:
     """Port of a proxy named 'echo' in front of the echo server."""
     return listen_port(client.create_proxy(api, "echo", echo_server.address))
+
+
+@pytest.fixture
+def api_process() -> Iterator[str]:
+    """API URL of a fault proxy running in its own process (for timing tests)."""
+    with proxy_process() as url:
+        yield url

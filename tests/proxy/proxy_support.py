@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from chaosml.proxy import client
 
@@ -99,3 +103,37 @@ def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
     sock.sendall(payload)
     assert recv_exactly(sock, len(payload)) == payload
     return time.perf_counter() - start
+
+
+@contextmanager
+def proxy_process(*options: str) -> Iterator[str]:
+    """``python -m chaosml.proxy [options]`` on a free port; yields its API URL.
+
+    Timing tests use it so that client threads never wait for the proxy's GIL.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chaosml.proxy",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on http://" in line, line
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
