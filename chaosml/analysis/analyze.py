@@ -272,7 +272,7 @@ def _not_exposed_verdict(v: Verdict) -> Verdict:
 
 
 def _phase_result(a: SampleArrays, phase: Phase, load: LoadRange) -> PhaseResult:
-    mask = phase.select(a.t)
+    mask = a.in_phase(phase)
     duration = phase.duration
     overall = slis_of(a, mask, duration)
     cohorts: dict[str, dict[str, float | None]] = {}

@@ -1,6 +1,7 @@
 """How the stack degraded under each fault: what served, how well, how fast it switched and came back; used by analyze.
 
-Per fault (over its injection windows) and per cohort (plus ``all``):
+Per fault (over the requests whose lifetime overlaps its injection windows, ``phases.in_flight``)
+and per cohort (plus ``all``), against the baseline phase:
 
 - served-by mix (``slis.MIX_CLASSES`` shares of requests) during the fault vs the baseline;
 - accuracy of the answers each path served (primary, fallback, default), in the fault windows and
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from chaosml.analysis.mttr import first_run, stats
-from chaosml.analysis.phases import InjectionWindow, LoadRange, select
+from chaosml.analysis.phases import InjectionWindow, LoadRange, in_flight, select
 from chaosml.analysis.samples import normalize_samples
 from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, to_optional
 from chaosml.model.experiment import SteadyState
@@ -241,7 +242,8 @@ def degradation(
     if len(status) != len(a):
         raise ValueError("samples and sample arrays differ in length")
     first_apply = min((w.apply_t for w in windows), default=load.end_open)
-    baseline = select(a.t, [(load.start, first_apply)])
+    fault_windows = [w.window for w in windows]
+    baseline = select(a.t, [(load.start, first_apply)]) & ~in_flight(a.t, a.end, fault_windows)
     breaker = _breaker_events(target_events)
     names: list[str] = list(fault_order)
     for w in windows:
@@ -262,7 +264,7 @@ def degradation(
         if not ks:
             faults_out.append({"fault": name, "type": "", "injections": 0, "cohorts": {}, "per_injection": []})
             continue
-        mask = select(a.t, [windows[k].window for k in ks]) & (a.t <= load.end)
+        mask = in_flight(a.t, a.end, [windows[k].window for k in ks]) & (a.t <= load.end)
         cohorts: dict[str, Any] = {ALL: _cohort_block(_Stats(a, status, mask), base_all)}
         for code, cname in enumerate(a.cohorts):
             cm = a.cohort == code

@@ -104,7 +104,7 @@ def sample_verdict(
         return make(measured=None, samples=0, verdict="inconclusive", detail=why)
     if sli not in SAMPLE_SLIS:
         return make(measured=None, samples=0, verdict="inconclusive", detail=f"{sli} is not a sample SLI")
-    mask = phase.select(a.t)
+    mask = a.in_phase(phase)
     cm = a.cohort_mask(cohort)
     if cm is not None:
         mask &= cm

@@ -210,7 +210,7 @@ class Side:
         p = run.analysis.phase(phase)
         if p is None:
             return None
-        mask = p.phase.select(run.arrays.t)
+        mask = run.arrays.in_phase(p.phase)
         cm = run.arrays.cohort_mask(cohort)
         return mask if cm is None else mask & cm
 
