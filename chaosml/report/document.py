@@ -124,13 +124,18 @@ COHORT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: SLIs a stack that does not expose its serving path (response.served_by: not-exposed) cannot have.
-_SERVED_BY_SLIS = ("primary_ratio", "fallback_ratio", "default_ratio")
+def _unmeasured(analysis: dict[str, Any]) -> dict[str, str]:
+    """SLI -> why this run has no input for it (an older analysis: from served_by_exposed)."""
+    out = dict(analysis.get("unmeasured") or {})
+    if analysis.get("served_by_exposed", True) is False:
+        for k in ("primary_ratio", "fallback_ratio", "default_ratio"):
+            out.setdefault(k, "served_by is not exposed by this stack")
+    return out
 
 
-def _cell(name: str, value: float | None, exposed: bool = True) -> str:
-    if not exposed and name in _SERVED_BY_SLIS:
-        return "not exposed"
+def _cell(name: str, value: float | None, unmeasured: dict[str, str] | None = None) -> str:
+    if unmeasured and name in unmeasured:
+        return "not exposed" if "not exposed" in unmeasured[name] else "not measured"
     if name == "requests":
         return "0" if value is None else str(int(value))
     return fmt_sli(name, value)
@@ -167,6 +172,9 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     ]
     if analysis.get("served_by_exposed", True) is False:
         rows.append(("serving path", "not exposed by this stack: fallback/primary ratios are not measured, never guessed"))
+    for sli, why in _unmeasured(analysis).items():
+        if sli not in ("primary_ratio", "fallback_ratio", "default_ratio"):
+            rows.append((f"{sli}", f"not measured ({why}): its verdicts are inconclusive, never 0% or a pass"))
     blocks.append(Table(("", ""), tuple(rows)))
     return blocks
 
@@ -319,7 +327,7 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     for p in _phase_rows(analysis):
         name = p["name"] if p["kind"] == "phase" else f"{p['name']} (fault)"
         span = f"{p['duration_s']:.1f} s"
-        rows.append((name, span, *(_cell(k, p["slis"][k], analysis.get("served_by_exposed", True)) for k, _ in PHASE_COLUMNS)))
+        rows.append((name, span, *(_cell(k, p["slis"][k], _unmeasured(analysis)) for k, _ in PHASE_COLUMNS)))
     headers = ("phase", "duration", *(label for _, label in PHASE_COLUMNS))
     return [
         Heading("SLIs per phase"),
@@ -355,7 +363,7 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
             s = p["cohorts"].get(c)
             if not s or not s["requests"]:
                 continue
-            rows.append((c, p["name"], *(_cell(k, s[k], analysis.get("served_by_exposed", True)) for k, _ in COHORT_COLUMNS)))
+            rows.append((c, p["name"], *(_cell(k, s[k], _unmeasured(analysis)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
     return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows))]
 
