@@ -394,14 +394,15 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [
         Heading("Degradation"),
         Para(
-            "Served-by shares are of all requests in the fault windows (baseline in brackets). Switch: apply to the first "
-            "fallback/default answer of a kind the cohort did not usually get in the baseline. Back: recover to the first "
+            "Served-by shares are of all requests in the fault windows (baseline in brackets). Switch: a significant rise "
+            "of the share of fallback/default answers (of kinds the cohort did not usually get in the baseline) over the "
+            + _switch_rule(deg)
+            + "; its delay is apply to the change point of those answers, otherwise no switch. Back (only after a switch): recover to the first "
             f"{deg.get('hold')} windows of {deg.get('window_s', 1.0):g} s in a row with a primary ratio within "
             f"{100 * float(deg.get('back_tolerance', 0.05)):.0f} points of the baseline "
             f"({fmt_ratio(deg.get('baseline_primary_ratio'))}), searched until the next fault is applied. "
             + (
-                f"The baseline already gave such an answer every {fmt_s(deg['baseline_switch_interval_s'])} on average: "
-                "switch delays below that are noise. "
+                f"The baseline already gave such an answer every {fmt_s(deg['baseline_switch_interval_s'])} on average. "
                 if deg.get("baseline_switch_interval_s") is not None
                 else ""
             )
@@ -447,7 +448,8 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
                     f"{f['fault']} #{inj['injection'] + 1}",
                     fmt_s(inj["fallback_delay_s"]) if inj["fallback_delay_s"] is not None else "no switch",
                     inj["fallback_first"] or "-",
-                    fmt_s(inj["back_to_primary_s"]) if inj["back"]
+                    "- (no switch)" if not inj.get("switched", inj["fallback_delay_s"] is not None)
+                    else fmt_s(inj["back_to_primary_s"]) if inj["back"]
                     else f"not back ({inj['windows_searched']} windows searched)",
                     str(inj["breaker_transitions"]),
                 )
@@ -456,6 +458,14 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
                         tuple(trows)))
     blocks.extend(Para(_degradation_sentence(f)) for f in faults)
     return blocks
+
+
+def _switch_rule(deg: dict[str, Any]) -> str:
+    rule = deg.get("switch_rule") or {}
+    if not rule:
+        return "baseline"
+    return (f"baseline ({rule['test']}, alpha {rule['alpha']:g}, at least {100 * float(rule['min_effect']):.0f} points more "
+            "switched answers)")
 
 
 def _degradation_sentence(f: dict[str, Any]) -> str:
@@ -479,7 +489,7 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     parts.append(f"switched to the fallback after {fmt_s(d['mean'])} (mean)" if d["count"] else "it never switched to the fallback")
     b = f["back_to_primary_s"]
     if f["not_back"]:
-        parts.append(f"not back to the primary in {f['not_back']} of {f['injections']}")
+        parts.append(f"not back to the primary in {f['not_back']} of {f['switched']} switched injections")
     if b["count"]:
         parts.append(f"back to the primary {fmt_s(b['mean'])} after recover (mean)")
     return parts[0] + " " + "; ".join(parts[1:]) + "."
