@@ -9,8 +9,14 @@
   apply of any fault (or load end), whole windows only. A window is healthy when it holds at
   least one sample and every SLO (its sample SLI over the window's samples of the SLO's cohort)
   holds; an SLI that is undefined in a window (e.g. no 2xx answers for fallback_ratio) does not
-  hold. MTTR = apply -> start of the first run of ``hold`` healthy windows; none found = not
-  recovered (``mttr_s`` None, ``recovered`` False), never a number.
+  hold. The first run of ``hold`` healthy windows bounds recovery; none found = not recovered
+  (``mttr_s`` None, ``recovered`` False), never a number. The recovery edge is then located from
+  the requests of the last unhealthy window before that run: the midpoint between the last
+  request that broke an SLO there (:func:`slo_failures`: e.g. an error for success_ratio, a slow
+  answer for a latency SLO, in the SLO's cohort) and the next request of the same SLO's traffic,
+  never later than the healthy run's start. MTTR = apply -> that edge, ``mttr_precision_s`` =
+  half the gap around it (the whole window when no request located it). MTTR 0 = the SLOs never
+  broke after apply (the first window was already healthy).
 - ready_s: apply -> the last of the first ``replica_ready`` events of each replica named in the
   apply event's ``targets`` (each searched until that replica is targeted again). None if one of
   them never came back, or the injection named no replicas.
@@ -29,7 +35,7 @@ import numpy as np
 from chaosml.analysis.phases import InjectionWindow, LoadRange
 from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
 from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
-from chaosml.model.experiment import SteadyState
+from chaosml.model.experiment import Slo, SteadyState
 
 DETECT_EVENT_KINDS: tuple[str, ...] = ("replica_exited", "replica_unready")
 
@@ -64,6 +70,7 @@ class InjectionResult:
     detected_by: str | None
     mttr_s: float | None
     recovered: bool
+    mttr_precision_s: float | None  # +- around mttr_s: half the request gap at the edge, or the window
     windows_searched: int  # whole windows between apply and the next apply (or load end)
     ready_s: float | None
     ready_detail: str
@@ -117,15 +124,64 @@ def first_run(healthy: np.ndarray, hold: int) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
+def slo_failures(a: SampleArrays, slo: Slo) -> np.ndarray | None:
+    """Per request: did it break this SLO's SLI (an error for success_ratio, a slow answer for a
+    latency SLO, ...), within the SLO's cohort; None for an SLI with no per-request meaning."""
+    outcome, served, quality = a.code // 20, (a.code // 4) % 5, a.code % 4
+    answered = outcome == 0
+    by_sli: dict[str, np.ndarray] = {
+        "success_ratio": ~answered,
+        "error_ratio": (outcome == 2) | (outcome == 3),
+        "timeout_ratio": outcome == 3,
+        "rejected_ratio": outcome == 1,
+        "primary_ratio": answered & (served != 0),
+        "fallback_ratio": answered & (served != 0),
+        "default_ratio": answered & (served == 2),
+        "accuracy": answered & ((quality == 2) | (quality == 3)),
+        "confident_wrong_ratio": answered & (quality == 3),
+    }
+    if slo.sli.startswith("latency_") and slo.op in ("<=", "<"):
+        with np.errstate(invalid="ignore"):
+            fails = ~_NP_OPERATORS[slo.op](a.latency, slo.target) & ~np.isnan(a.latency)
+    elif slo.sli in by_sli:
+        fails = by_sli[slo.sli]
+    else:
+        return None
+    mask = a.cohort_mask(slo.cohort)
+    return fails if mask is None else fails & mask
+
+
+def recovery_edge(a: SampleArrays, steady: SteadyState, lo: float, hi: float) -> tuple[float, float]:
+    """(edge, precision) of recovery in the last unhealthy window ``[lo, hi)``: see the module docstring."""
+    best: tuple[float, float] | None = None
+    i0, i1 = int(np.searchsorted(a.t, lo, side="left")), int(np.searchsorted(a.t, hi, side="left"))
+    for slo in steady.slos:
+        fails = slo_failures(a, slo)
+        if fails is None:
+            continue
+        bad = np.flatnonzero(fails[i0:i1])
+        if not len(bad):
+            continue
+        last = i0 + int(bad[-1])
+        pop = a.cohort_mask(slo.cohort)
+        later = np.flatnonzero(pop[last + 1 :]) if pop is not None else np.arange(len(a) - last - 1)
+        nxt = float(a.t[last + 1 + int(later[0])]) if len(later) else hi
+        edge = min((float(a.t[last]) + nxt) / 2.0, hi)
+        cand = (edge, max((nxt - float(a.t[last])) / 2.0, 0.0))
+        if best is None or cand[0] > best[0]:
+            best = cand
+    return best if best is not None else (hi, hi - lo)
+
+
 def recovery_times(
     a: SampleArrays,
     injections: Sequence[InjectionWindow],
     steady: SteadyState,
-) -> tuple[list[float | None], list[int], list[str]]:
-    """MTTR (s, None = not recovered) and whole windows searched, per injection; plus notes."""
+) -> tuple[list[float | None], list[float | None], list[int], list[str]]:
+    """MTTR (s, None = not recovered), its precision and whole windows searched, per injection; plus notes."""
     w = float(steady.window)
     if not injections or w <= 0:
-        return [None] * len(injections), [0] * len(injections), []
+        return [None] * len(injections), [None] * len(injections), [0] * len(injections), []
     starts = np.array(sorted({inj.apply_t for inj in injections}), dtype=np.float64)
     ends = np.array([min(inj.search_end for inj in injections if inj.apply_t == s) for s in starts])
     nw = np.maximum(np.floor((ends - starts) / w + _EPS), 0).astype(np.int64)
@@ -137,14 +193,21 @@ def recovery_times(
     valid = (idx >= 0) & (j >= 0) & (j < nw[safe])
     gid = np.where(valid, woff[safe] + j, -1)
     healthy, notes = window_health(a, gid, total, steady)
-    by_start: dict[float, tuple[float | None, int]] = {}
+    by_start: dict[float, tuple[float | None, float | None, int]] = {}
     for k, s in enumerate(starts):
         seg = healthy[woff[k] : woff[k] + nw[k]]
         first = first_run(seg, steady.hold)
-        by_start[float(s)] = (None if first is None else round(first * w, 6), int(nw[k]))
+        if first is None:
+            by_start[float(s)] = (None, None, int(nw[k]))
+        elif first == 0:
+            by_start[float(s)] = (0.0, 0.0, int(nw[k]))
+        else:
+            edge, precision = recovery_edge(a, steady, float(s) + (first - 1) * w, float(s) + first * w)
+            by_start[float(s)] = (round(edge - float(s), 6), round(precision, 6), int(nw[k]))
     mttr = [by_start[inj.apply_t][0] for inj in injections]
-    searched = [by_start[inj.apply_t][1] for inj in injections]
-    return mttr, searched, notes
+    precision = [by_start[inj.apply_t][1] for inj in injections]
+    searched = [by_start[inj.apply_t][2] for inj in injections]
+    return mttr, precision, searched, notes
 
 
 def detection_times(
@@ -232,7 +295,7 @@ def injection_results(
     restart_delay: float,
 ) -> tuple[list[InjectionResult], list[str]]:
     """TTD, MTTR and ready time of every injection, in apply order; plus notes."""
-    mttr, searched, notes = recovery_times(a, injections, steady)
+    mttr, precision, searched, notes = recovery_times(a, injections, steady)
     ttd = detection_times(a, injections, target_events)
     ready = ready_times(injections, target_events)
     out = []
@@ -253,6 +316,7 @@ def injection_results(
                 detected_by=ttd[k][1],
                 mttr_s=mttr[k],
                 recovered=mttr[k] is not None,
+                mttr_precision_s=precision[k],
                 windows_searched=searched[k],
                 ready_s=ready[k][0],
                 ready_detail=ready[k][1],
@@ -325,7 +389,9 @@ __all__ = [
     "first_run",
     "injection_results",
     "ready_times",
+    "recovery_edge",
     "recovery_times",
+    "slo_failures",
     "stats",
     "window_health",
 ]

@@ -227,9 +227,11 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
         return [*blocks, Para("No injections.")]
     blocks.append(
         Para(
-            f"TTD: apply to the first non-primary/failed answer or replica exit/unready. MTTR: apply to the start of the "
-            f"first {analysis['hold']} windows of {analysis['window_s']:g} s in a row within every SLO. Ready: apply to the "
-            "last targeted replica ready again."
+            f"TTD: apply to the first non-primary/failed answer or replica exit/unready. MTTR: apply to the recovery edge: "
+            f"the first {analysis['hold']} windows of {analysis['window_s']:g} s in a row within every SLO bound it, and the "
+            "requests of the last window that broke an SLO locate it (midpoint between the last request that broke an SLO "
+            "and the next one; ± is half that gap, or the whole window when no request located it). MTTR 0.00 s = the SLOs "
+            "never broke after apply. Ready: apply to the last targeted replica ready again."
         )
     )
     rows = []
@@ -244,7 +246,7 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
                 ", ".join(r["targets"]) or "-",
                 fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "not detected",
                 r["detected_by"] or "-",
-                fmt_s(r["mttr_s"]) if r["recovered"] else "not recovered",
+                _fmt_mttr(r),
                 fmt_s(r["ready_s"]) if r["ready_s"] is not None else ("-" if not r["targets"] else "not ready"),
                 fmt_s(r["restart_delay_s"]) if r["targets"] else "-",
             )
@@ -287,6 +289,15 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
     blocks.extend(Para(s) for s in sentences)
     blocks.extend(replacement_table(analysis))
     return blocks
+
+
+def _fmt_mttr(r: dict[str, Any]) -> str:
+    if not r["recovered"]:
+        return "not recovered"
+    precision = r.get("mttr_precision_s")
+    if r["mttr_s"] == 0.0:
+        return fmt_s(0.0) + " (SLOs never broke)"
+    return fmt_s(r["mttr_s"]) + ("" if precision is None else f" ± {precision:.2f}")
 
 
 def replacement_table(analysis: dict[str, Any]) -> list[Block]:
