@@ -366,9 +366,10 @@ def render_plan(plan: Plan) -> str:
     out.append("phases:")
     out += _table([(p.name, _s(p.start), _s(p.end), ", ".join(p.faults)) for p in plan.phases])
     out.append(
-        f"  recovery ends when every SLO holds for {_plural(ss.hold, 'window')} of {_s(ss.window)}; "
-        "after follows until the next fault or the end of the load"
+        f"  recovery/after: recovery, then between (or after, past the last fault); recovery ends when every SLO "
+        f"holds for {_plural(ss.hold, 'window')} of {_s(ss.window)}"
     )
+    out += [f"  {name}: {text}" for name, text in catalog.PHASE_DEFINITIONS.items()]
 
     out.append("")
     out.append(

@@ -9,18 +9,18 @@ error or timeout; just ``t`` when the latency is unknown). It belongs to a fault
 lifetime overlaps the window (sent before the window ends, and answered after it starts or sent
 inside it), so a request sent 5 ms before a kill and cut by it counts in the fault, not the
 baseline. ``fault`` and each fault's own phase select by this rule; every other phase selects by
-send time, minus the requests that belong to a fault window. The phases below are by time:
+send time, minus the requests that belong to a fault window. The phases below (defined for users
+in ``catalog.PHASE_DEFINITIONS``, which validate, plan and the report share) are by time:
 
 - ``baseline``: [load start, first apply);
 - each injection's fault window: [apply, recover] (to load end when no recover was recorded);
 - ``fault``: the union of every fault window; a fault's name: the union of its own windows;
 - ``recovery``: (recover, recovered time) per injection, where the recovered time is apply + MTTR
-  (the start of the first healthy run of windows); until the next apply of any fault, or load
+  (the recovery edge, see mttr.py); until the next apply of any fault, or load
   end, when the injection never recovered; minus the fault windows;
 - ``after``: from the end of the last recovery (or the last recover, when SLOs already held at
   recover) to load end, inclusive;
-- ``between``: steady time between injections that is in no fault or recovery interval (not a
-  phase an experiment can name; kept so the phases partition the run);
+- ``between``: steady time between injections that is in no fault or recovery interval;
 - ``all``: [load start, load end].
 """
 
@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from chaosml.model.catalog import PHASES
+
 Interval = tuple[float, float]
 
-STANDARD_PHASES: tuple[str, ...] = ("baseline", "fault", "recovery", "between", "after", "all")
+STANDARD_PHASES: tuple[str, ...] = PHASES
 
 
 def _after(x: float) -> float:

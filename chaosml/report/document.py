@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosml.analysis.slis import MIX_CLASSES
+from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
 
 PARTIAL_STATUSES = ("running", "partial")
 
@@ -342,7 +343,8 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     headers = ("phase", "duration", *(label for _, label in PHASE_COLUMNS))
     return [
         Heading("SLIs per phase"),
-        Para("Phases come from the recorded fault events. Latencies are over all requests, ratios as defined in the catalogue "
+        Para("Phases come from the recorded fault events; a request cut by a fault counts in its window (see Definitions). "
+             "Latencies are over all requests, ratios as defined in the catalogue "
              f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
         Table(headers, tuple(rows)),
     ]
@@ -535,6 +537,18 @@ def notes(analysis: dict[str, Any]) -> list[Block]:
     return [Heading("Notes"), *(Para(n) for n in analysis["notes"])]
 
 
+def definitions(analysis: dict[str, Any]) -> list[Block]:
+    """What each phase and per-injection figure means: the catalogue's one definition, quoted."""
+    deg = analysis.get("degradation") or {}
+    rows = [("phase rule", PHASE_RULE), *((f"phase {k}", v) for k, v in PHASE_DEFINITIONS.items())]
+    rows += [(k, v) for k, v in INJECTION_SLIS.items()]
+    rows.append(("MTTR ±", "half the gap between the last request that broke an SLO and the next one; the whole window "
+                           "when no request located the edge"))
+    rows.append(("switch", "a significant rise of fallback/default answers over the " + _switch_rule(deg)
+                 + "; delay = apply to its change point; no switch = no back to primary"))
+    return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows))]
+
+
 def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
     """Every section of the report, in order."""
     return [
@@ -548,5 +562,6 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *degradation_section(analysis),
         *plots_section(plots),
         *notes(analysis),
+        *definitions(analysis),
         *environment(journal),
     ]
