@@ -1,10 +1,14 @@
 """Per-injection time to detect, time to recover and replica ready time, and their aggregates; used by analyze.
 
-- TTD: apply -> the first sample sent at or after apply that was not a 2xx answer from the primary
-  model (fallback, default, rejected, error, timeout) of a kind that cohort never got in the
-  baseline, or the first ``replica_exited`` /
-  ``replica_unready`` target event at or after apply, whichever comes first; searched until the
-  next apply of any fault (or load end). None = not detected.
+- TTD: apply -> the first moment the serving stack or its users could observe the fault, searched
+  until the next apply of any fault (or load end), labelled with its source (``detected_source``):
+  ``users``: the answer (send time + latency) of the first request whose lifetime overlaps the
+  fault (``phases.in_flight``) and that was not a 2xx answer from the primary model (fallback,
+  default, rejected, error, timeout) of a kind its cohort never got in the baseline, or was slower
+  than every baseline answer and than ``SLOW_FACTOR`` x the baseline p99; ``stack``: the stack's own signal, a ``replica_unready`` event whose
+  reason is a failed readiness check (``STACK_UNREADY_REASONS``, not the harness seeing the process
+  it killed exit) or a ``breaker_*`` event. None = nothing observable (the harness's own kill
+  events never count).
 - MTTR: windows of ``steady_state.window`` seconds aligned at apply, searched until the next
   apply of any fault (or load end), whole windows only. A window is healthy when it holds at
   least one sample and every SLO (its sample SLI over the window's samples of the SLO's cohort)
@@ -32,12 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from chaosml.analysis.phases import InjectionWindow, LoadRange
+from chaosml.analysis.phases import InjectionWindow, LoadRange, in_flight, select
 from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
 from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
 from chaosml.model.experiment import Slo, SteadyState
 
-DETECT_EVENT_KINDS: tuple[str, ...] = ("replica_exited", "replica_unready")
+#: A slow answer is slower than every baseline answer and than this many times the baseline p99.
+SLOW_FACTOR = 2.0
+#: replica_unready reasons that are the stack's own readiness signal (not the harness's kill or deletion).
+STACK_UNREADY_REASONS: frozenset[str] = frozenset({"probe failed", "readiness lost"})
 
 #: catalog.OPERATORS, elementwise over arrays (NaN compares false).
 _NP_OPERATORS: dict[str, np.ufunc] = {
@@ -68,6 +75,7 @@ class InjectionResult:
     targets: tuple[str, ...]
     ttd_s: float | None
     detected_by: str | None
+    detected_source: str | None  # users | stack; None = nothing observable
     mttr_s: float | None
     recovered: bool
     mttr_precision_s: float | None  # +- around mttr_s: half the request gap at the edge, or the window
@@ -210,47 +218,68 @@ def recovery_times(
     return mttr, precision, searched, notes
 
 
+def stack_signals(target_events: Sequence[dict[str, Any]]) -> list[tuple[float, str]]:
+    """(time, label) of the stack's own signals that it noticed something, in time order."""
+    out: list[tuple[float, str]] = []
+    for e in target_events:
+        if e.get("t") is None:
+            continue
+        kind, subject = str(e.get("kind")), str(e.get("subject", ""))
+        reason = str((e.get("detail") or {}).get("reason", e.get("reason", "")))
+        if kind == "replica_unready" and reason in STACK_UNREADY_REASONS:
+            out.append((float(e["t"]), f"{subject} readiness check failed ({reason})"))
+        elif kind.startswith("breaker_"):
+            out.append((float(e["t"]), f"{kind} {subject}".strip()))
+    return sorted(out)
+
+
 def detection_times(
     a: SampleArrays,
     injections: Sequence[InjectionWindow],
     target_events: Sequence[dict[str, Any]],
-) -> list[tuple[float | None, str | None]]:
-    """TTD (s) and what showed it, per injection.
+) -> list[tuple[float | None, str | None, str | None]]:
+    """TTD (s), what showed it and its source (users | stack), per injection; see the module docstring.
 
     A kind of answer the stack already gave in the baseline (e.g. the hardened stack's fallback for
     low-confidence inputs of a cohort) is its normal behaviour, not a sign it noticed the fault: a
-    (cohort, answer class) pair seen before the first apply does not count as detection.
+    (cohort, answer class) pair seen before the first apply does not count; nor does a latency the
+    baseline already had (see SLOW_FACTOR).
     """
-    abnormal = np.flatnonzero(~a.primary)
-    if len(injections) and len(abnormal):
+    abnormal = ~a.primary
+    slow_above = math.inf
+    if len(injections):
         first_apply = min(inj.apply_t for inj in injections)
-        key = a.cohort[abnormal].astype(np.int64) * (len(MIX_CLASSES) + 1) + a.mix[abnormal].astype(np.int64)
-        usual = np.unique(key[a.t[abnormal] < first_apply])
-        abnormal = abnormal[~np.isin(key, usual)]
-    ta = a.t[abnormal]
-    events = sorted(
-        (float(e["t"]), str(e.get("kind")), str(e.get("subject", "")))
-        for e in target_events
-        if e.get("kind") in DETECT_EVENT_KINDS and e.get("t") is not None
-    )
-    ev_t = np.array([e[0] for e in events], dtype=np.float64)
-    out: list[tuple[float | None, str | None]] = []
+        base = select(a.t, [(-math.inf, first_apply)]) & ~in_flight(a.t, a.end, [inj.window for inj in injections])
+        key = a.cohort.astype(np.int64) * (len(MIX_CLASSES) + 1) + a.mix.astype(np.int64)
+        abnormal &= ~np.isin(key, np.unique(key[base & abnormal]))
+        lat = a.latency[base]
+        lat = lat[~np.isnan(lat)]
+        if len(lat):
+            slow_above = max(float(lat.max()), SLOW_FACTOR * float(np.percentile(lat, 99)))
+    with np.errstate(invalid="ignore"):
+        slow = a.latency > slow_above
+    signals = stack_signals(target_events)
+    sig_t = np.array([t for t, _ in signals], dtype=np.float64)
+    out: list[tuple[float | None, str | None, str | None]] = []
     for inj in injections:
-        best: tuple[float, str] | None = None
-        i = int(np.searchsorted(ta, inj.apply_t, side="left"))
-        if i < len(ta) and ta[i] < inj.search_end:
-            row = abnormal[i]
-            cls = MIX_CLASSES[int(a.mix[row])]
+        best: tuple[float, str, str] | None = None
+        seen = in_flight(a.t, a.end, [(inj.apply_t, inj.search_end)]) & (abnormal | slow)
+        rows = np.flatnonzero(seen)
+        if len(rows):
+            observed = np.maximum(a.end[rows], inj.apply_t)
+            k = int(np.argmin(observed))
+            row = int(rows[k])
             code = int(a.cohort[row])
             cohort = a.cohorts[code] if code >= 0 else "?"
-            best = (float(ta[i]), f"request answered {cls} (cohort {cohort})")
-        k = int(np.searchsorted(ev_t, inj.apply_t, side="left"))
-        if k < len(events) and ev_t[k] < inj.search_end and (best is None or ev_t[k] < best[0]):
-            best = (float(ev_t[k]), f"{events[k][1]} {events[k][2]}")
-        if best is None:
-            out.append((None, None))
-        else:
-            out.append((round(best[0] - inj.apply_t, 6), best[1]))
+            if abnormal[row]:
+                what = f"request answered {MIX_CLASSES[int(a.mix[row])]} (cohort {cohort})"
+            else:
+                what = f"slow answer {a.latency[row]:.0f} ms, above {slow_above:.0f} ms (cohort {cohort})"
+            best = (float(observed[k]), what, "users")
+        i = int(np.searchsorted(sig_t, inj.apply_t, side="left"))
+        if i < len(signals) and sig_t[i] < inj.search_end and (best is None or sig_t[i] < best[0]):
+            best = (float(sig_t[i]), signals[i][1], "stack")
+        out.append((None, None, None) if best is None else (round(best[0] - inj.apply_t, 6), best[1], best[2]))
     return out
 
 
@@ -314,6 +343,7 @@ def injection_results(
                 targets=inj.targets,
                 ttd_s=ttd[k][0],
                 detected_by=ttd[k][1],
+                detected_source=ttd[k][2],
                 mttr_s=mttr[k],
                 recovered=mttr[k] is not None,
                 mttr_precision_s=precision[k],
@@ -392,6 +422,7 @@ __all__ = [
     "recovery_edge",
     "recovery_times",
     "slo_failures",
+    "stack_signals",
     "stats",
     "window_health",
 ]

@@ -228,7 +228,9 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
         return [*blocks, Para("No injections.")]
     blocks.append(
         Para(
-            f"TTD: apply to the first non-primary/failed answer or replica exit/unready. MTTR: apply to the recovery edge: "
+            "TTD: apply to the first thing users or the stack itself could observe: an error, fallback or slow answer to a "
+            "request in flight during the fault (when it arrived), or the stack's own signal (a failed readiness check, a "
+            "breaker event); the harness seeing the process it killed does not count. MTTR: apply to the recovery edge: "
             f"the first {analysis['hold']} windows of {analysis['window_s']:g} s in a row within every SLO bound it, and the "
             "requests of the last window that broke an SLO locate it (midpoint between the last request that broke an SLO "
             "and the next one; ± is half that gap, or the whole window when no request located it). MTTR 0.00 s = the SLOs "
@@ -245,8 +247,8 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
                 f"{r['offset_s']:.2f} s",
                 fmt_s(r["duration_s"]) if r["duration_s"] is not None else "no recover",
                 ", ".join(r["targets"]) or "-",
-                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "not detected",
-                r["detected_by"] or "-",
+                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "nothing observable",
+                f"{r['detected_source']}: {r['detected_by']}" if r.get("detected_source") else (r["detected_by"] or "-"),
                 _fmt_mttr(r),
                 fmt_s(r["ready_s"]) if r["ready_s"] is not None else ("-" if not r["targets"] else "not ready"),
                 fmt_s(r["restart_delay_s"]) if r["targets"] else "-",
