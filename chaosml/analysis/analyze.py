@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from chaosml.analysis.degradation import degradation
+from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
@@ -110,6 +111,7 @@ class Analysis:
     degradation: dict[str, Any] = field(default_factory=dict)
     served_by_exposed: bool = True  # False: the stack does not say which path served (response.served_by: not-exposed)
     unmeasured: dict[str, str] = field(default_factory=dict)  # SLI -> why it has no input in this run
+    load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
 
     @property
@@ -131,6 +133,9 @@ class Analysis:
             "faults": [
                 {k: f[k] for k in ("fault", "injections", "recovered", "not_recovered")} | {"mttr_s_max": f["mttr_s"]["max"]}
                 for f in self.faults
+            ],
+            "load_delivery": [
+                {k: d[k] for k in ("phase", "requested_rps", "achieved_rps", "short")} for d in self.load_delivery
             ],
         }
 
@@ -169,6 +174,7 @@ class Analysis:
             "degradation": self.degradation,
             "replacements": self.replacements,
             "unmeasured": dict(self.unmeasured),
+            "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
         }
 
@@ -186,6 +192,14 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     phases = build_phases(load, windows, [r.recovered_at for r in results])
     phase_results = [_phase_result(a, p, load) for p in phases.values()]
     verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results)
+    deliveries = delivery(experiment.load, a, phases, load)
+    verdicts = short_load_verdicts(verdicts, deliveries)
+    short = [d for d in deliveries if d.short]
+    if short:
+        notes.append(
+            "LOAD NOT DELIVERED: " + "; ".join(f"{d.phase} {d.achieved_rps:.1f} of {d.requested_rps:.1f} req/s" for d in short)
+            + f" (short by more than {100 * SHORTFALL_MARGIN:.0f}%): their sample verdicts are inconclusive"
+        )
     if load.end_known is False:
         notes.append("the journal has no load end: analysed up to the last sample or event")
     never = [f.name for f in experiment.faults if f.name not in phases]
@@ -236,6 +250,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         served_by_exposed=exposed,
         unmeasured=unmeasured,
         replacements=replacements(results, journal.get("target_events") or []),
+        load_delivery=[d.to_dict() for d in deliveries],
     )
 
 

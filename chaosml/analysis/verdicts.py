@@ -184,7 +184,7 @@ def hypothesis_verdicts(
 
 _MISSING = {
     "mttr_s": "not recovered",
-    "ttd_s": "not detected",
+    "ttd_s": "nothing observable",
     "ready_s": "replicas not ready again",
 }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
 from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
 
@@ -352,6 +353,24 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     ]
 
 
+def load_table(analysis: dict[str, Any]) -> list[Block]:
+    """Requested vs achieved load per phase; a short phase's sample verdicts are inconclusive."""
+    rows = [d for d in analysis.get("load_delivery") or [] if d["duration_s"] > 0 and d["phase"] != "between"]
+    if not rows:
+        return []
+    return [
+        Heading("Load: requested vs achieved"),
+        Para("Requested: users x rate_per_user, ramping up at spawn_rate from load start. A phase that got less than "
+             f"{100 * (1 - SHORTFALL_MARGIN):.0f}% of it did not get the load the experiment asked for: its sample verdicts "
+             "are inconclusive."),
+        Table(("phase", "requested req/s", "achieved req/s", "achieved"),
+              tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
+                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else ""))
+                    for d in rows),
+              tuple("fail" if d["short"] else "" for d in rows)),
+    ]
+
+
 def file_cohorts_note(journal: dict[str, Any] | None) -> list[Block]:
     """Which cohorts the data file's ``load.data.cohort`` column gave, their test rows and share of the load."""
     info = (journal or {}).get("file_cohorts")
@@ -559,6 +578,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *fault_timeline(analysis),
         *injection_tables(analysis),
         *phase_table(analysis),
+        *load_table(analysis),
         *cohort_table(analysis, journal),
         *mix_table(analysis),
         *degradation_section(analysis),

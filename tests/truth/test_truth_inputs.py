@@ -24,7 +24,7 @@ def _run(response: ResponseSpec, drop: tuple[str, ...] = ()):
     set_outcome(df, 10.0, 11.0)
     for col in drop:
         df[col] = np.nan
-    exp = dataclasses.replace(experiment(hypotheses=HYPS), response=response)
+    exp = dataclasses.replace(experiment(hypotheses=HYPS, rate=20.0), response=response)
     j = journal(duration=30.0, injections=[{"fault": "kill", "apply": 10.0, "recover": 15.0}])
     return analyze(exp, j, df)
 

@@ -40,7 +40,7 @@ def _phase(an, name):
 
 def test_requests_sent_5ms_before_a_kill_that_fail_count_in_the_fault_window() -> None:
     df, j = _kill_run(offset=0.005, latency_ms=20.0)
-    an = analyze(experiment(), j, df)
+    an = analyze(experiment(rate=20.0), j, df)
     base, fault = _phase(an, "baseline"), _phase(an, "fault")
     assert base.slis["success_ratio"] == 1.0
     assert base.mix["error"] == 0
@@ -58,7 +58,7 @@ def test_requests_sent_5ms_before_a_kill_that_fail_count_in_the_fault_window() -
 
 def test_a_request_answered_before_the_fault_stays_in_the_baseline() -> None:
     df, j = _kill_run(offset=0.050, latency_ms=20.0)  # answered 30 ms before the kill: not cut by it
-    an = analyze(experiment(), j, df)
+    an = analyze(experiment(rate=20.0), j, df)
     assert _phase(an, "baseline").mix["error"] == 10
     assert _phase(an, "fault").mix["error"] == 0
 
