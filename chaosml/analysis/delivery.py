@@ -1,7 +1,8 @@
 """Requested vs achieved load per phase, and which verdicts a short load leaves inconclusive; used by analyze.
 
 The requested rate is the experiment's open-loop load: ``users`` x ``rate_per_user`` requests/s,
-ramping up linearly while locust spawns ``spawn_rate`` users a second from load start. The
+ramping up linearly while locust spawns ``spawn_rate`` users a second from load start, until the
+configured ``duration`` (the load then only drains in-flight requests until its recorded end). The
 requested requests of a phase are that rate integrated over the phase's intervals; the achieved
 ones are the requests the phase holds (by the phases' rule). A phase whose achieved requests fall
 short of the requested by more than ``SHORTFALL_MARGIN`` did not get the load the experiment asked
@@ -80,7 +81,8 @@ def requested_requests(spec: LoadSpec, start: float, intervals: Sequence[Interva
             return spec.spawn_rate * x * x / 2.0
         return spec.spawn_rate * ramp * ramp / 2.0 + spec.users * (x - ramp)
 
-    total = sum(users_integral(e - start) - users_integral(s - start) for s, e in intervals)
+    stop = start + spec.duration  # no new requests after the configured duration (in-flight ones drain)
+    total = sum(users_integral(min(e, stop) - start) - users_integral(min(s, stop) - start) for s, e in intervals if e > s)
     return float(spec.rate_per_user) * total
 
 

@@ -4,8 +4,8 @@
   until the next apply of any fault (or load end), labelled with its source (``detected_source``):
   ``users``: the answer (send time + latency) of the first request whose lifetime overlaps the
   fault (``phases.in_flight``) and that was not a 2xx answer from the primary model (fallback,
-  default, rejected, error, timeout) of a kind its cohort never got in the baseline, or was slower
-  than every baseline answer and than ``SLOW_FACTOR`` x the baseline p99; ``stack``: the stack's own signal, a ``replica_unready`` event whose
+  default, rejected, error, timeout) of a kind its cohort never got in the baseline, or took more
+  than ``SLOW_FACTOR`` x the slowest baseline answer; ``stack``: the stack's own signal, a ``replica_unready`` event whose
   reason is a failed readiness check (``STACK_UNREADY_REASONS``, not the harness seeing the process
   it killed exit) or a ``breaker_*`` event. None = nothing observable (the harness's own kill
   events never count).
@@ -41,7 +41,7 @@ from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
 from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
 from chaosml.model.experiment import Slo, SteadyState
 
-#: A slow answer is slower than every baseline answer and than this many times the baseline p99.
+#: A slow answer takes more than this many times the slowest baseline answer.
 SLOW_FACTOR = 2.0
 #: replica_unready reasons that are the stack's own readiness signal (not the harness's kill or deletion).
 STACK_UNREADY_REASONS: frozenset[str] = frozenset({"probe failed", "readiness lost"})
@@ -255,7 +255,7 @@ def detection_times(
         lat = a.latency[base]
         lat = lat[~np.isnan(lat)]
         if len(lat):
-            slow_above = max(float(lat.max()), SLOW_FACTOR * float(np.percentile(lat, 99)))
+            slow_above = SLOW_FACTOR * float(lat.max())
     with np.errstate(invalid="ignore"):
         slow = a.latency > slow_above
     signals = stack_signals(target_events)

@@ -23,6 +23,9 @@ def test_requested_requests_follow_the_ramp() -> None:
     assert requested_requests(spec, 0.0, [(0.0, 5.0)]) == pytest.approx(5.0 * (2.0 * 25 / 2))  # 125
     assert requested_requests(spec, 0.0, [(5.0, 15.0)]) == pytest.approx(500.0)
     assert requested_requests(LoadSpec(rate_per_user=None), 0.0, [(0.0, 5.0)]) is None
+    # past the configured duration the load only drains in-flight requests: nothing more is requested
+    drained = LoadSpec(users=10, spawn_rate=2.0, rate_per_user=5.0, duration=10.0)
+    assert requested_requests(drained, 0.0, [(5.0, 15.0)]) == pytest.approx(250.0)
 
 
 def test_a_delivered_load_is_recorded_and_judged() -> None:
