@@ -29,7 +29,6 @@ from typing import Any
 
 import yaml
 
-
 GOAL_S = 0.1
 KILL_AT_S = 5.0
 AFTER_S = 8.0  # load after the replica is back: enough healthy windows to confirm recovery

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaosml.analysis.delivery import ramp_warning
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
 from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
@@ -341,6 +342,7 @@ def render_plan(plan: Plan) -> str:
         f"for {_s(load.duration)}, request timeout {_s(load.request_timeout)}, "
         f"dataset {load.dataset}, seed {load.seed}"
     )
+    out += [w for w in (ramp_warning(load),) if w]
     weight = sum(load.mix.values()) or 1.0
     out.append("mix: " + ", ".join(f"{c} {_num(round(100 * w / weight, 1))}%" for c, w in load.mix.items()))
     if load.data is not None and load.data.cohort:

@@ -346,9 +346,9 @@ def degradation(
                     "answers": {"fault": dict(fstats.path_n), "overall": dict(overall.path_n)},
                 },
                 "per_injection": per_injection,
-                "fallback_delay_s": stats([delays[k][0] for k in sw]),
+                "fallback_delay_s": stats([d for k in sw if (d := delays[k][0]) is not None]),
                 "switched": sum(delays[k][0] is not None for k in ks),
-                "back_to_primary_s": stats([back[k][0] for k in sw if back[k][0] is not None]),
+                "back_to_primary_s": stats([b for k in sw if (b := back[k][0]) is not None]),
                 "back": sum(back[k][0] is not None for k in sw),
                 "not_back": sum(back[k][0] is None for k in sw),
             }

@@ -28,6 +28,20 @@ from chaosml.model.experiment import LoadSpec
 SHORTFALL_MARGIN = 0.2
 #: Phases shorter than this many seconds are not judged (a few requests either way are noise).
 MIN_PHASE_S = 1.0
+#: plan/validate warn when the ramp (users / spawn_rate) takes more than this share of the load duration.
+RAMP_WARN_SHARE = 0.5
+
+
+def ramp_warning(spec: LoadSpec) -> str | None:
+    """A warning when spawning the users takes most of the load: the requested rate is barely reached."""
+    if spec.spawn_rate <= 0 or spec.duration <= 0:
+        return None
+    ramp = spec.users / spec.spawn_rate
+    if ramp <= RAMP_WARN_SHARE * spec.duration:
+        return None
+    return (f"WARNING: the ramp ({spec.users} users at {spec.spawn_rate:g}/s = {ramp:g} s) takes "
+            f"{100 * min(ramp / spec.duration, 1.0):.0f}% of the {spec.duration:g} s load: most of the run is not at the "
+            "requested rate (raise load.spawn_rate or load.duration)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,4 +127,4 @@ def short_load_verdicts(verdicts: Sequence[Verdict], deliveries: Sequence[Delive
     return out
 
 
-__all__ = ["MIN_PHASE_S", "SHORTFALL_MARGIN", "Delivery", "delivery", "requested_requests", "short_load_verdicts"]
+__all__ = ["MIN_PHASE_S", "RAMP_WARN_SHARE", "SHORTFALL_MARGIN", "Delivery", "delivery", "ramp_warning", "requested_requests", "short_load_verdicts"]

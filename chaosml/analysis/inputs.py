@@ -118,12 +118,11 @@ def check_answer(
 def _walk(data: object, path: tuple[object, ...]) -> object:
     """The value at an already-parsed JSON path (keys and list indexes), None when absent."""
     for step in path:
-        if isinstance(step, int) and isinstance(data, list) and 0 <= step < len(data):
-            data = data[step]
-        elif isinstance(step, str) and isinstance(data, dict) and step in data:
-            data = data[step]
-        else:
+        in_list = isinstance(step, int) and isinstance(data, list) and 0 <= step < len(data)
+        in_dict = isinstance(step, str) and isinstance(data, dict) and step in data
+        if not (in_list or in_dict):
             return None
+        data = data[step]  # type: ignore[index]
     return data
 
 

@@ -210,8 +210,8 @@ def recovery_times(
         elif first == 0:
             by_start[float(s)] = (0.0, 0.0, int(nw[k]))
         else:
-            edge, precision = recovery_edge(a, steady, float(s) + (first - 1) * w, float(s) + first * w)
-            by_start[float(s)] = (round(edge - float(s), 6), round(precision, 6), int(nw[k]))
+            edge, plus_minus = recovery_edge(a, steady, float(s) + (first - 1) * w, float(s) + first * w)
+            by_start[float(s)] = (round(edge - float(s), 6), round(plus_minus, 6), int(nw[k]))
     mttr = [by_start[inj.apply_t][0] for inj in injections]
     precision = [by_start[inj.apply_t][1] for inj in injections]
     searched = [by_start[inj.apply_t][2] for inj in injections]

@@ -563,8 +563,8 @@ def definitions(analysis: dict[str, Any]) -> list[Block]:
     deg = analysis.get("degradation") or {}
     rows = [("phase rule", PHASE_RULE), *((f"phase {k}", v) for k, v in PHASE_DEFINITIONS.items())]
     rows += [(k, v) for k, v in INJECTION_SLIS.items()]
-    rows.append(("MTTR ±", "half the gap between the last request that broke an SLO and the next one; the whole window "
-                           "when no request located the edge"))
+    rows.append(("MTTR ±", ("half the gap between the last request that broke an SLO and the next one; the whole window "
+                            "when no request located the edge")))
     rows.append(("switch", "a significant rise of fallback/default answers over the " + _switch_rule(deg)
                  + "; delay = apply to its change point; no switch = no back to primary"))
     return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows))]

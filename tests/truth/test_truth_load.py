@@ -54,3 +54,14 @@ def test_a_shortfall_within_the_margin_is_fine() -> None:
     an = analyze(experiment(rate=50.0, hypotheses=HYP), journal(duration=40.0, injections=KILL), samples(40.0, achieved))
     assert not any(d["short"] for d in an.to_dict()["load_delivery"])
     assert np.all([v.verdict == "pass" for v in an.verdicts])
+
+
+def test_plan_warns_when_the_ramp_eats_most_of_the_load() -> None:
+    from dataclasses import replace
+
+    from chaosml.plan import build_plan, render_plan
+
+    exp = experiment()
+    slow = replace(exp, load=replace(exp.load, users=200, spawn_rate=5.0, duration=60.0))  # a 40 s ramp
+    assert "WARNING: the ramp (200 users at 5/s = 40 s) takes 67% of the 60 s load" in render_plan(build_plan(slow))
+    assert "WARNING: the ramp" not in render_plan(build_plan(exp))
