@@ -85,7 +85,7 @@ HIGHER_IS_BETTER: frozenset[str] = frozenset({"success_ratio", "accuracy", "prim
 #: show, is not better or worse by itself.
 NEUTRAL: frozenset[str] = frozenset({"fallback_ratio", "primary_ratio", "default_ratio", "ttd_s"})
 
-#: Phases never compared: "between" is bookkeeping, "all" is an aggregate of the others.
+#: Phases never compared: "between" is the steady gaps between faults, "all" an aggregate of the others.
 SKIPPED_PHASES: frozenset[str] = frozenset({"between", "all"})
 
 _QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
