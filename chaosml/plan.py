@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaosml.analysis.delivery import ramp_warning
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
 from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
@@ -181,6 +182,7 @@ def render_plan(plan: Plan) -> str:
         f"for {_s(load.duration)}, request timeout {_s(load.request_timeout)}, "
         f"dataset {load.dataset}, seed {load.seed}"
     )
+    out += [w for w in (ramp_warning(load),) if w]
     weight = sum(load.mix.values()) or 1.0
     out.append("mix: " + ", ".join(f"{c} {_num(round(100 * w / weight, 1))}%" for c, w in load.mix.items()))
     if load.data is not None and load.data.cohort:
@@ -206,9 +208,10 @@ def render_plan(plan: Plan) -> str:
     out.append("phases:")
     out += _table([(p.name, _s(p.start), _s(p.end), ", ".join(p.faults)) for p in plan.phases])
     out.append(
-        f"  recovery ends when every SLO holds for {_plural(ss.hold, 'window')} of {_s(ss.window)}; "
-        "after follows until the next fault or the end of the load"
+        f"  recovery/after: recovery, then between (or after, past the last fault); recovery ends when every SLO "
+        f"holds for {_plural(ss.hold, 'window')} of {_s(ss.window)}"
     )
+    out += [f"  {name}: {text}" for name, text in catalog.PHASE_DEFINITIONS.items()]
 
     out.append("")
     out.append(

@@ -1,10 +1,13 @@
 """Analysis of a run from its journal and samples alone: phases, SLIs, TTD/MTTR, verdicts (public API)."""
 
 from chaosml.analysis.analyze import ANALYSIS_SCHEMA, Analysis, PhaseResult, analyze
+from chaosml.analysis.delivery import Delivery, ramp_warning
+from chaosml.analysis.inputs import unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult
 from chaosml.analysis.phases import (
     Phase,
     build_phases,
+    in_flight,
     injection_windows,
     load_range,
     select,
@@ -17,6 +20,7 @@ __all__ = [
     "ANALYSIS_SCHEMA",
     "MIX_CLASSES",
     "Analysis",
+    "Delivery",
     "InjectionResult",
     "Phase",
     "PhaseResult",
@@ -24,9 +28,12 @@ __all__ = [
     "analyze",
     "build_phases",
     "compute_slis",
+    "in_flight",
     "injection_windows",
     "load_range",
     "normalize_samples",
+    "ramp_warning",
     "read_samples",
     "select",
+    "unmeasured_slis",
 ]

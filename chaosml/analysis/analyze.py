@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from chaosml.analysis.degradation import degradation
+from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
+from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
     LoadRange,
@@ -110,6 +112,8 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     degradation: dict[str, Any] = field(default_factory=dict)
     served_by_exposed: bool = True  # False: the stack does not say which path served (response.served_by: not-exposed)
+    unmeasured: dict[str, str] = field(default_factory=dict)  # SLI -> why it has no input in this run
+    load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
 
@@ -133,6 +137,9 @@ class Analysis:
             "faults": [
                 {k: f[k] for k in ("fault", "injections", "recovered", "not_recovered")} | {"mttr_s_max": f["mttr_s"]["max"]}
                 for f in self.faults
+            ],
+            "load_delivery": [
+                {k: d[k] for k in ("phase", "requested_rps", "achieved_rps", "short")} for d in self.load_delivery
             ],
         }
 
@@ -171,6 +178,8 @@ class Analysis:
             "degradation": self.degradation,
             "replacements": self.replacements,
             **({"no_effect": dict(self.no_effect)} if self.no_effect else {}),  # only a run with a fault that did nothing
+            "unmeasured": dict(self.unmeasured),
+            "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
         }
 
@@ -188,6 +197,14 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     phases = build_phases(load, windows, [r.recovered_at for r in results])
     phase_results = [_phase_result(a, p, load) for p in phases.values()]
     verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results)
+    deliveries = delivery(experiment.load, a, phases, load)
+    verdicts = short_load_verdicts(verdicts, deliveries)
+    short = [d for d in deliveries if d.short]
+    if short:
+        notes.append(
+            "LOAD NOT DELIVERED: " + "; ".join(f"{d.phase} {d.achieved_rps:.1f} of {d.requested_rps:.1f} req/s" for d in short)
+            + f" (short by more than {100 * SHORTFALL_MARGIN:.0f}%): their sample verdicts are inconclusive"
+        )
     if load.end_known is False:
         notes.append("the journal has no load end: analysed up to the last sample or event")
     never = [f.name for f in experiment.faults if f.name not in phases]
@@ -195,21 +212,28 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         notes.append("never applied: " + ", ".join(never))
     target = journal.get("target") or {}
     exposed = bool(target.get("served_by_exposed", True))
+    unmeasured = unmeasured_slis(experiment, samples, exposed)
+    verdicts = [_unmeasured_verdict(v, unmeasured[v.sli]) if v.sli in unmeasured else v for v in verdicts]
+    for pr in phase_results:
+        _hide(pr.slis, unmeasured)
+        for c in pr.cohorts.values():
+            _hide(c, unmeasured)
     if not exposed:
-        verdicts = [_not_exposed_verdict(v) if v.sli in SERVED_BY_SLIS else v for v in verdicts]
-        for pr in phase_results:
-            _hide_served_by(pr.slis)
-            for c in pr.cohorts.values():
-                _hide_served_by(c)
         notes.append(NOT_EXPOSED_NOTE)
     no_effect = no_effect_reasons(journal)
     if no_effect:
         verdicts = without_effect(verdicts, no_effect)
         notes.extend(f"NO EFFECT: fault {f}: {why}; every verdict scoped to it is inconclusive and the run cannot pass"
                      for f, why in no_effect.items())
+    notes.extend(f"{sli} is not measured: {why}" for sli, why in unmeasured.items() if sli not in SERVED_BY_SLIS)
     series = timeseries(a, load, steady.window)
-    if not exposed:
-        series["fallback_ratio"] = [None] * len(series["fallback_ratio"])
+    for sli in unmeasured:
+        if sli in series:
+            series[sli] = [None] * len(series[sli])
+    deg = degradation(
+        samples, a, windows, load, steady, journal.get("target_events") or [], [f.name for f in experiment.faults]
+    ) if exposed else {}
+    _hide_degradation(deg, unmeasured)
     return Analysis(
         run_id=str(journal.get("run_id", "")),
         status=str(journal.get("status", "unknown")),
@@ -232,12 +256,12 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         timeseries=series,
         events=_events(journal, load),
         notes=notes,
-        degradation=degradation(
-            samples, a, windows, load, steady, journal.get("target_events") or [], [f.name for f in experiment.faults]
-        ) if exposed else {},
+        degradation=deg,
         served_by_exposed=exposed,
+        unmeasured=unmeasured,
         replacements=replacements(results, journal.get("target_events") or []),
         no_effect=no_effect,
+        load_delivery=[d.to_dict() for d in deliveries],
     )
 
 
@@ -274,8 +298,6 @@ def replacements(results: list[InjectionResult], target_events: list[dict[str, A
     return out
 
 
-#: SLIs that need the stack to say which path served each answer.
-SERVED_BY_SLIS: frozenset[str] = frozenset({"primary_ratio", "fallback_ratio", "default_ratio"})
 NOT_EXPOSED_NOTE = (
     "This stack does not expose which path served an answer (response.served_by: not-exposed): "
     "primary/fallback/default ratios are reported as not exposed, never guessed; success, errors, "
@@ -283,21 +305,34 @@ NOT_EXPOSED_NOTE = (
 )
 
 
-def _hide_served_by(slis: dict[str, float | None]) -> None:
-    for k in SERVED_BY_SLIS:
+def _hide(slis: dict[str, float | None], unmeasured: dict[str, str]) -> None:
+    for k in unmeasured:
         if k in slis:
             slis[k] = None
 
 
-def _not_exposed_verdict(v: Verdict) -> Verdict:
-    return dataclasses.replace(
-        v, measured=None, samples=0, verdict="inconclusive",
-        detail=f"{v.sli} is not exposed by this stack (response.served_by: not-exposed); not measured",
-    )
+def _hide_degradation(deg: dict[str, Any], unmeasured: dict[str, str]) -> None:
+    """Unmeasured quality figures of the degradation summary become None (shown as not measured)."""
+    for f in deg.get("faults") or []:
+        for block in (f.get("cohorts") or {}).values():
+            if "confident_wrong_ratio" in unmeasured:
+                block["confident_wrong_ratio"] = {"fault": None, "baseline": None}
+            if "accuracy" in unmeasured:
+                acc = block["accuracy"]
+                acc["fault"] = dict.fromkeys(acc["fault"])
+                acc["baseline"] = dict.fromkeys(acc["baseline"])
+        if "accuracy" in unmeasured and "accuracy_by_path" in f:
+            f["accuracy_by_path"]["fault"] = dict.fromkeys(f["accuracy_by_path"]["fault"])
+            f["accuracy_by_path"]["overall"] = dict.fromkeys(f["accuracy_by_path"]["overall"])
+
+
+def _unmeasured_verdict(v: Verdict, why: str) -> Verdict:
+    detail = why if v.sli not in SERVED_BY_SLIS else f"{v.sli} is not exposed by this stack (response.served_by: not-exposed); not measured"
+    return dataclasses.replace(v, measured=None, samples=0, verdict="inconclusive", detail=f"not measured: {detail}")
 
 
 def _phase_result(a: SampleArrays, phase: Phase, load: LoadRange) -> PhaseResult:
-    mask = phase.select(a.t)
+    mask = a.in_phase(phase)
     duration = phase.duration
     overall = slis_of(a, mask, duration)
     cohorts: dict[str, dict[str, float | None]] = {}

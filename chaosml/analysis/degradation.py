@@ -1,6 +1,7 @@
 """How the stack degraded under each fault: what served, how well, how fast it switched and came back; used by analyze.
 
-Per fault (over its injection windows) and per cohort (plus ``all``):
+Per fault (over the requests whose lifetime overlaps its injection windows, ``phases.in_flight``)
+and per cohort (plus ``all``), against the baseline phase:
 
 - served-by mix (``slis.MIX_CLASSES`` shares of requests) during the fault vs the baseline;
 - accuracy of the answers each path served (primary, fallback, default), in the fault windows and
@@ -10,36 +11,45 @@ Per fault (over its injection windows) and per cohort (plus ``all``):
 
 Per injection:
 
-- fallback activation delay: apply -> the first 2xx answer served by ``fallback`` or ``default``
-  sent at or after apply (searched until this injection's recover, or the next apply after its
-  own if that is later; faults applied together each get their whole window). A kind of
-  answer that made up at least ``USUAL_SHARE`` of a cohort's baseline answers is that cohort's
-  normal behaviour and does not count (as for TTD). None = the stack never switched. Rarer
-  switched answers in the baseline make a noise floor: ``baseline_switch_interval_s`` is the mean
-  time between them, and a delay below it says little;
+- fallback switch: did the stack switch to its fallback, and when. An answer counts as switched when
+  it was served by ``fallback`` or ``default`` and that kind made up less than ``USUAL_SHARE`` of its
+  cohort's baseline answers (a usual kind is normal behaviour, as for TTD). A switch is a
+  statistically significant rise of the switched share of 2xx answers from the baseline phase to
+  the answers in flight during the search range (apply until this injection's recover, or the next
+  apply after its own if that is later): a one-sided two-proportion z-test at ``SWITCH_ALPHA`` with
+  at least ``SWITCH_MIN_EFFECT`` more switched answers (as a fraction). Otherwise "no switch" (None),
+  however many stray fallback answers the window holds. The delay is apply -> the first switched
+  answer at or after the change point of that range (the maximum-likelihood split between the
+  baseline share and a higher one), so baseline noise before the real edge does not count;
 - time back to primary: recover -> the start of the first ``hold`` windows in a row (windows of
   ``steady_state.window`` aligned at recover, until the next apply after recover, or load end) whose primary ratio
   is at least the baseline's minus ``BACK_TOLERANCE``; a window without answers is not back.
-  None = not back within the run, never a number;
+  None = not back within the run, never a number. Only injections that switched count in the
+  per-fault back/not-back figures: there is no return from a switch that never happened;
 - circuit-breaker transitions: counted from ``breaker_*`` target events when the journal has any;
   otherwise the breaker is reported as "not exposed".
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from chaosml.analysis.mttr import first_run, stats
-from chaosml.analysis.phases import InjectionWindow, LoadRange, select
+from chaosml.analysis.phases import InjectionWindow, LoadRange, in_flight, select
 from chaosml.analysis.samples import normalize_samples
 from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, to_optional
 from chaosml.model.experiment import SteadyState
 
 BACK_TOLERANCE = 0.05  # primary ratio within this many points (as a fraction) of the baseline = back
+SWITCH_ALPHA = 0.01  # one-sided significance level of the switch test
+SWITCH_MIN_EFFECT = 0.05  # a switch raises the switched share of answers by at least this much (as a fraction)
+SWITCH_TEST = "one-sided two-proportion z-test"
 USUAL_SHARE = 0.2  # an answer kind with at least this share of a cohort's baseline answers is usual
 PATHS: tuple[str, ...] = ("primary", "fallback", "default")
 _SERVED_CODE = {"primary": 0, "fallback": 1, "default": 2}
@@ -148,43 +158,72 @@ def _back_end(w: InjectionWindow, windows: Sequence[InjectionWindow]) -> float:
     return min(later, default=_load_end(windows))
 
 
-def _counted_switches(a: SampleArrays, baseline: np.ndarray) -> int:
-    """Baseline fallback/default answers of kinds that are not usual for their cohort (they would count as a switch)."""
+def _switched(a: SampleArrays, baseline: np.ndarray) -> np.ndarray:
+    """Per sample: a fallback/default answer of a kind that is not usual for its cohort (see the module docstring)."""
     width = len(MIX_CLASSES) + 1
-    switched = baseline & np.isin(a.mix, [MIX_CLASSES.index("fallback"), MIX_CLASSES.index("default")])
-    idx = np.flatnonzero(switched)
+    out = np.isin(a.mix, [MIX_CLASSES.index("fallback"), MIX_CLASSES.index("default")])
     usual = _usual_keys(a, baseline)
-    if usual and len(idx):
-        key = a.cohort[idx].astype(np.int64) * width + a.mix[idx].astype(np.int64)
-        idx = idx[~np.isin(key, list(usual))]
-    return len(idx)
+    if usual and out.any():
+        key = a.cohort.astype(np.int64) * width + a.mix.astype(np.int64)
+        out &= ~np.isin(key, list(usual))
+    return out
+
+
+def switch_test(x0: int, n0: int, x1: int, n1: int) -> dict[str, Any]:
+    """Is the switched share x1/n1 significantly above the baseline's x0/n0 (SWITCH_TEST, SWITCH_ALPHA, SWITCH_MIN_EFFECT)?"""
+    out: dict[str, Any] = {"baseline": [x0, n0], "fault": [x1, n1], "z": None, "p_value": None, "significant": False}
+    if n0 <= 0 or n1 <= 0:
+        return out
+    p0, p1 = x0 / n0, x1 / n1
+    pooled = (x0 + x1) / (n0 + n1)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1))
+    if se == 0.0:
+        return out  # no switched answer at all (or nothing else): no change to test
+    z = (p1 - p0) / se
+    p = 1.0 - NormalDist().cdf(z)
+    out.update(z=round(z, 4), p_value=p, significant=bool(p < SWITCH_ALPHA and p1 - p0 >= SWITCH_MIN_EFFECT))
+    return out
+
+
+def change_point(x: np.ndarray, p0: float) -> int:
+    """Where a 0/1 sequence steps up from the baseline share ``p0``: the maximum-likelihood split
+    ``k`` (Bernoulli(p0) before it, Bernoulli(share after k) from it on); 0 when it is high from the start."""
+    n = len(x)
+    if not n:
+        return 0
+    p0 = min(max(p0, 1e-9), 1.0 - 1e-9)
+    before = np.concatenate(([0.0], np.cumsum(x)))  # ones before k, k = 0..n
+    k = np.arange(n + 1, dtype=np.float64)
+    ones_after = before[-1] - before
+    rest = n - k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1 = np.where(rest > 0, ones_after / rest, 0.0)
+        ll_after = np.nan_to_num(ones_after * np.log(p1)) + np.nan_to_num((rest - ones_after) * np.log1p(-p1))
+    ll = before * math.log(p0) + (k - before) * math.log1p(-p0) + ll_after
+    return int(np.argmax(ll))
 
 
 def _fallback_delays(
     a: SampleArrays, windows: Sequence[InjectionWindow], baseline: np.ndarray
-) -> list[tuple[float | None, str | None]]:
-    width = len(MIX_CLASSES) + 1
-    switched = np.isin(a.mix, [MIX_CLASSES.index("fallback"), MIX_CLASSES.index("default")])
-    idx = np.flatnonzero(switched)
-    if len(idx):
-        key = a.cohort[idx].astype(np.int64) * width + a.mix[idx].astype(np.int64)
-        usual = _usual_keys(a, baseline)
-        if usual:
-            idx = idx[~np.isin(key, list(usual))]
-    ts = a.t[idx]
-    out: list[tuple[float | None, str | None]] = []
-    if not windows:
-        return out
+) -> list[tuple[float | None, str | None, dict[str, Any]]]:
+    switched = _switched(a, baseline)
+    answered = np.isin(a.mix, [MIX_CLASSES.index(p) for p in PATHS])
+    x0, n0 = int((switched & baseline).sum()), int((answered & baseline).sum())
+    out: list[tuple[float | None, str | None, dict[str, Any]]] = []
     for w in windows:
-        end = _switch_end(w, windows)
-        i = int(np.searchsorted(ts, w.apply_t, side="left"))
-        if i < len(ts) and ts[i] < end:
-            row = idx[i]
-            code = int(a.cohort[row])
-            cohort = a.cohorts[code] if code >= 0 else "?"
-            out.append((round(float(ts[i]) - w.apply_t, 6), f"{MIX_CLASSES[int(a.mix[row])]} (cohort {cohort})"))
-        else:
-            out.append((None, None))
+        rng = np.flatnonzero(in_flight(a.t, a.end, [(w.apply_t, _switch_end(w, windows))]) & answered)
+        x = switched[rng].astype(np.float64)
+        test = switch_test(x0, n0, int(x.sum()), len(rng))
+        if not test["significant"]:
+            out.append((None, None, test))
+            continue
+        k = change_point(x, (x0 + 0.5) / (n0 + 1.0))  # the baseline share, never exactly 0 or 1
+        hits = np.flatnonzero(x[k:] > 0)
+        row = rng[k + int(hits[0])]
+        code = int(a.cohort[row])
+        cohort = a.cohorts[code] if code >= 0 else "?"
+        delay = round(max(float(a.t[row]), w.apply_t) - w.apply_t, 6)
+        out.append((delay, f"{MIX_CLASSES[int(a.mix[row])]} (cohort {cohort})", test))
     return out
 
 
@@ -241,7 +280,8 @@ def degradation(
     if len(status) != len(a):
         raise ValueError("samples and sample arrays differ in length")
     first_apply = min((w.apply_t for w in windows), default=load.end_open)
-    baseline = select(a.t, [(load.start, first_apply)])
+    fault_windows = [w.window for w in windows]
+    baseline = select(a.t, [(load.start, first_apply)]) & ~in_flight(a.t, a.end, fault_windows)
     breaker = _breaker_events(target_events)
     names: list[str] = list(fault_order)
     for w in windows:
@@ -249,7 +289,7 @@ def degradation(
             names.append(w.fault)
     base_all = _Stats(a, status, baseline)
     # noise floor of the switch delay: how often the baseline already gave a switched answer that counts
-    counted = _counted_switches(a, baseline)
+    counted = int((_switched(a, baseline) & baseline).sum())
     base_span = max(0.0, min(first_apply, load.end) - load.start)
     switch_interval = round(base_span / counted, 6) if counted else None
     delays = _fallback_delays(a, windows, baseline)
@@ -262,7 +302,7 @@ def degradation(
         if not ks:
             faults_out.append({"fault": name, "type": "", "injections": 0, "cohorts": {}, "per_injection": []})
             continue
-        mask = select(a.t, [windows[k].window for k in ks]) & (a.t <= load.end)
+        mask = in_flight(a.t, a.end, [windows[k].window for k in ks]) & (a.t <= load.end)
         cohorts: dict[str, Any] = {ALL: _cohort_block(_Stats(a, status, mask), base_all)}
         for code, cname in enumerate(a.cohorts):
             cm = a.cohort == code
@@ -284,6 +324,8 @@ def degradation(
                     "recover_t": w.recover_t,
                     "fallback_delay_s": delays[k][0],
                     "fallback_first": delays[k][1],
+                    "switched": delays[k][0] is not None,
+                    "switch_test": delays[k][2],
                     "back_to_primary_s": back[k][0],
                     "back": back[k][0] is not None,
                     "windows_searched": back[k][1],
@@ -291,6 +333,7 @@ def degradation(
                 }
             )
         fstats = _Stats(a, status, mask)
+        sw = [k for k in ks if delays[k][0] is not None]  # only a switch can come back
         faults_out.append(
             {
                 "fault": name,
@@ -303,16 +346,17 @@ def degradation(
                     "answers": {"fault": dict(fstats.path_n), "overall": dict(overall.path_n)},
                 },
                 "per_injection": per_injection,
-                "fallback_delay_s": stats([d for d, _ in (delays[k] for k in ks) if d is not None]),
+                "fallback_delay_s": stats([d for k in sw if (d := delays[k][0]) is not None]),
                 "switched": sum(delays[k][0] is not None for k in ks),
-                "back_to_primary_s": stats([b for b, _ in (back[k] for k in ks) if b is not None]),
-                "back": sum(back[k][0] is not None for k in ks),
-                "not_back": sum(back[k][0] is None for k in ks),
+                "back_to_primary_s": stats([b for k in sw if (b := back[k][0]) is not None]),
+                "back": sum(back[k][0] is not None for k in sw),
+                "not_back": sum(back[k][0] is None for k in sw),
             }
         )
     return {
         "back_tolerance": BACK_TOLERANCE,
         "usual_share": USUAL_SHARE,
+        "switch_rule": {"test": SWITCH_TEST, "alpha": SWITCH_ALPHA, "min_effect": SWITCH_MIN_EFFECT},
         "hold": int(steady.hold),
         "window_s": float(steady.window),
         "baseline_switch_interval_s": switch_interval,
@@ -322,4 +366,4 @@ def degradation(
     }
 
 
-__all__ = ["BACK_TOLERANCE", "USUAL_SHARE", "degradation"]
+__all__ = ["BACK_TOLERANCE", "SWITCH_ALPHA", "SWITCH_MIN_EFFECT", "USUAL_SHARE", "change_point", "degradation", "switch_test"]

@@ -1,16 +1,26 @@
 """Per-injection time to detect, time to recover and replica ready time, and their aggregates; used by analyze.
 
-- TTD: apply -> the first sample sent at or after apply that was not a 2xx answer from the primary
-  model (fallback, default, rejected, error, timeout) of a kind that cohort never got in the
-  baseline, or the first ``replica_exited`` /
-  ``replica_unready`` target event at or after apply, whichever comes first; searched until the
-  next apply of any fault (or load end). None = not detected.
+- TTD: apply -> the first moment the serving stack or its users could observe the fault, searched
+  until the next apply of any fault (or load end), labelled with its source (``detected_source``):
+  ``users``: the answer (send time + latency) of the first request whose lifetime overlaps the
+  fault (``phases.in_flight``) and that was not a 2xx answer from the primary model (fallback,
+  default, rejected, error, timeout) of a kind its cohort never got in the baseline, or took more
+  than ``SLOW_FACTOR`` x the slowest baseline answer; ``stack``: the stack's own signal, a ``replica_unready`` event whose
+  reason is a failed readiness check (``STACK_UNREADY_REASONS``, not the harness seeing the process
+  it killed exit) or a ``breaker_*`` event. None = nothing observable (the harness's own kill
+  events never count).
 - MTTR: windows of ``steady_state.window`` seconds aligned at apply, searched until the next
   apply of any fault (or load end), whole windows only. A window is healthy when it holds at
   least one sample and every SLO (its sample SLI over the window's samples of the SLO's cohort)
   holds; an SLI that is undefined in a window (e.g. no 2xx answers for fallback_ratio) does not
-  hold. MTTR = apply -> start of the first run of ``hold`` healthy windows; none found = not
-  recovered (``mttr_s`` None, ``recovered`` False), never a number.
+  hold. The first run of ``hold`` healthy windows bounds recovery; none found = not recovered
+  (``mttr_s`` None, ``recovered`` False), never a number. The recovery edge is then located from
+  the requests of the last unhealthy window before that run: the midpoint between the last
+  request that broke an SLO there (:func:`slo_failures`: e.g. an error for success_ratio, a slow
+  answer for a latency SLO, in the SLO's cohort) and the next request of the same SLO's traffic,
+  never later than the healthy run's start. MTTR = apply -> that edge, ``mttr_precision_s`` =
+  half the gap around it (the whole window when no request located it). MTTR 0 = the SLOs never
+  broke after apply (the first window was already healthy).
 - ready_s: apply -> the last of the first ``replica_ready`` events of each replica named in the
   apply event's ``targets`` (each searched until that replica is targeted again). None if one of
   them never came back, or the injection named no replicas.
@@ -26,13 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from chaosml.analysis.phases import InjectionWindow, LoadRange
+from chaosml.analysis.phases import InjectionWindow, LoadRange, in_flight, select
 from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
 from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
-from chaosml.model.experiment import SteadyState
+from chaosml.model.experiment import Slo, SteadyState
 from chaosml.records import EventKind
 
-DETECT_EVENT_KINDS: tuple[str, ...] = (EventKind.REPLICA_EXITED, EventKind.REPLICA_UNREADY)
+#: A slow answer takes more than this many times the slowest baseline answer.
+SLOW_FACTOR = 2.0
+#: replica_unready reasons that are the stack's own readiness signal (not the harness's kill or deletion).
+STACK_UNREADY_REASONS: frozenset[str] = frozenset({"probe failed", "readiness lost"})
 
 #: catalog.OPERATORS, elementwise over arrays (NaN compares false).
 _NP_OPERATORS: dict[str, np.ufunc] = {
@@ -63,8 +76,10 @@ class InjectionResult:
     targets: tuple[str, ...]
     ttd_s: float | None
     detected_by: str | None
+    detected_source: str | None  # users | stack; None = nothing observable
     mttr_s: float | None
     recovered: bool
+    mttr_precision_s: float | None  # +- around mttr_s: half the request gap at the edge, or the window
     windows_searched: int  # whole windows between apply and the next apply (or load end)
     ready_s: float | None
     ready_detail: str
@@ -118,15 +133,64 @@ def first_run(healthy: np.ndarray, hold: int) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
+def slo_failures(a: SampleArrays, slo: Slo) -> np.ndarray | None:
+    """Per request: did it break this SLO's SLI (an error for success_ratio, a slow answer for a
+    latency SLO, ...), within the SLO's cohort; None for an SLI with no per-request meaning."""
+    outcome, served, quality = a.code // 20, (a.code // 4) % 5, a.code % 4
+    answered = outcome == 0
+    by_sli: dict[str, np.ndarray] = {
+        "success_ratio": ~answered,
+        "error_ratio": (outcome == 2) | (outcome == 3),
+        "timeout_ratio": outcome == 3,
+        "rejected_ratio": outcome == 1,
+        "primary_ratio": answered & (served != 0),
+        "fallback_ratio": answered & (served != 0),
+        "default_ratio": answered & (served == 2),
+        "accuracy": answered & ((quality == 2) | (quality == 3)),
+        "confident_wrong_ratio": answered & (quality == 3),
+    }
+    if slo.sli.startswith("latency_") and slo.op in ("<=", "<"):
+        with np.errstate(invalid="ignore"):
+            fails = ~_NP_OPERATORS[slo.op](a.latency, slo.target) & ~np.isnan(a.latency)
+    elif slo.sli in by_sli:
+        fails = by_sli[slo.sli]
+    else:
+        return None
+    mask = a.cohort_mask(slo.cohort)
+    return fails if mask is None else fails & mask
+
+
+def recovery_edge(a: SampleArrays, steady: SteadyState, lo: float, hi: float) -> tuple[float, float]:
+    """(edge, precision) of recovery in the last unhealthy window ``[lo, hi)``: see the module docstring."""
+    best: tuple[float, float] | None = None
+    i0, i1 = int(np.searchsorted(a.t, lo, side="left")), int(np.searchsorted(a.t, hi, side="left"))
+    for slo in steady.slos:
+        fails = slo_failures(a, slo)
+        if fails is None:
+            continue
+        bad = np.flatnonzero(fails[i0:i1])
+        if not len(bad):
+            continue
+        last = i0 + int(bad[-1])
+        pop = a.cohort_mask(slo.cohort)
+        later = np.flatnonzero(pop[last + 1 :]) if pop is not None else np.arange(len(a) - last - 1)
+        nxt = float(a.t[last + 1 + int(later[0])]) if len(later) else hi
+        edge = min((float(a.t[last]) + nxt) / 2.0, hi)
+        cand = (edge, max((nxt - float(a.t[last])) / 2.0, 0.0))
+        if best is None or cand[0] > best[0]:
+            best = cand
+    return best if best is not None else (hi, hi - lo)
+
+
 def recovery_times(
     a: SampleArrays,
     injections: Sequence[InjectionWindow],
     steady: SteadyState,
-) -> tuple[list[float | None], list[int], list[str]]:
-    """MTTR (s, None = not recovered) and whole windows searched, per injection; plus notes."""
+) -> tuple[list[float | None], list[float | None], list[int], list[str]]:
+    """MTTR (s, None = not recovered), its precision and whole windows searched, per injection; plus notes."""
     w = float(steady.window)
     if not injections or w <= 0:
-        return [None] * len(injections), [0] * len(injections), []
+        return [None] * len(injections), [None] * len(injections), [0] * len(injections), []
     starts = np.array(sorted({inj.apply_t for inj in injections}), dtype=np.float64)
     ends = np.array([min(inj.search_end for inj in injections if inj.apply_t == s) for s in starts])
     nw = np.maximum(np.floor((ends - starts) / w + _EPS), 0).astype(np.int64)
@@ -138,57 +202,85 @@ def recovery_times(
     valid = (idx >= 0) & (j >= 0) & (j < nw[safe])
     gid = np.where(valid, woff[safe] + j, -1)
     healthy, notes = window_health(a, gid, total, steady)
-    by_start: dict[float, tuple[float | None, int]] = {}
+    by_start: dict[float, tuple[float | None, float | None, int]] = {}
     for k, s in enumerate(starts):
         seg = healthy[woff[k] : woff[k] + nw[k]]
         first = first_run(seg, steady.hold)
-        by_start[float(s)] = (None if first is None else round(first * w, 6), int(nw[k]))
+        if first is None:
+            by_start[float(s)] = (None, None, int(nw[k]))
+        elif first == 0:
+            by_start[float(s)] = (0.0, 0.0, int(nw[k]))
+        else:
+            edge, plus_minus = recovery_edge(a, steady, float(s) + (first - 1) * w, float(s) + first * w)
+            by_start[float(s)] = (round(edge - float(s), 6), round(plus_minus, 6), int(nw[k]))
     mttr = [by_start[inj.apply_t][0] for inj in injections]
-    searched = [by_start[inj.apply_t][1] for inj in injections]
-    return mttr, searched, notes
+    precision = [by_start[inj.apply_t][1] for inj in injections]
+    searched = [by_start[inj.apply_t][2] for inj in injections]
+    return mttr, precision, searched, notes
+
+
+def stack_signals(target_events: Sequence[dict[str, Any]]) -> list[tuple[float, str]]:
+    """(time, label) of the stack's own signals that it noticed something, in time order."""
+    out: list[tuple[float, str]] = []
+    for e in target_events:
+        if e.get("t") is None:
+            continue
+        kind, subject = str(e.get("kind")), str(e.get("subject", ""))
+        reason = str((e.get("detail") or {}).get("reason", e.get("reason", "")))
+        if kind == EventKind.REPLICA_UNREADY and reason in STACK_UNREADY_REASONS:
+            out.append((float(e["t"]), f"{subject} readiness check failed ({reason})"))
+        elif kind.startswith("breaker_"):
+            out.append((float(e["t"]), f"{kind} {subject}".strip()))
+    return sorted(out)
 
 
 def detection_times(
     a: SampleArrays,
     injections: Sequence[InjectionWindow],
     target_events: Sequence[dict[str, Any]],
-) -> list[tuple[float | None, str | None]]:
-    """TTD (s) and what showed it, per injection.
+) -> list[tuple[float | None, str | None, str | None]]:
+    """TTD (s), what showed it and its source (users | stack), per injection; see the module docstring.
 
     A kind of answer the stack already gave in the baseline (e.g. the hardened stack's fallback for
     low-confidence inputs of a cohort) is its normal behaviour, not a sign it noticed the fault: a
-    (cohort, answer class) pair seen before the first apply does not count as detection.
+    (cohort, answer class) pair seen before the first apply does not count; nor does a latency the
+    baseline already had (see SLOW_FACTOR).
     """
-    abnormal = np.flatnonzero(~a.primary)
-    if len(injections) and len(abnormal):
+    abnormal = ~a.primary
+    slow_above = math.inf
+    if len(injections):
         first_apply = min(inj.apply_t for inj in injections)
-        key = a.cohort[abnormal].astype(np.int64) * (len(MIX_CLASSES) + 1) + a.mix[abnormal].astype(np.int64)
-        usual = np.unique(key[a.t[abnormal] < first_apply])
-        abnormal = abnormal[~np.isin(key, usual)]
-    ta = a.t[abnormal]
-    events = sorted(
-        (float(e["t"]), str(e.get("kind")), str(e.get("subject", "")))
-        for e in target_events
-        if e.get("kind") in DETECT_EVENT_KINDS and e.get("t") is not None
-    )
-    ev_t = np.array([e[0] for e in events], dtype=np.float64)
-    out: list[tuple[float | None, str | None]] = []
+        base = select(a.t, [(-math.inf, first_apply)]) & ~in_flight(a.t, a.end, [inj.window for inj in injections])
+        key = a.cohort.astype(np.int64) * (len(MIX_CLASSES) + 1) + a.mix.astype(np.int64)
+        abnormal &= ~np.isin(key, np.unique(key[base & abnormal]))
+        lat = a.latency[base]
+        lat = lat[~np.isnan(lat)]
+        if len(lat):
+            slow_above = SLOW_FACTOR * float(lat.max())
+    with np.errstate(invalid="ignore"):
+        slow = a.latency > slow_above
+    signals = stack_signals(target_events)
+    sig_t = np.array([t for t, _ in signals], dtype=np.float64)
+    out: list[tuple[float | None, str | None, str | None]] = []
     for inj in injections:
-        best: tuple[float, str] | None = None
-        i = int(np.searchsorted(ta, inj.apply_t, side="left"))
-        if i < len(ta) and ta[i] < inj.search_end:
-            row = abnormal[i]
-            cls = MIX_CLASSES[int(a.mix[row])]
+        best: tuple[float, str, str] | None = None
+        seen = in_flight(a.t, a.end, [(inj.apply_t, inj.search_end)]) & (abnormal | slow)
+        rows = np.flatnonzero(seen)
+        if len(rows):
+            observed = np.maximum(a.end[rows], inj.apply_t)
+            k = int(np.argmin(observed))
+            row = int(rows[k])
             code = int(a.cohort[row])
             cohort = a.cohorts[code] if code >= 0 else "?"
-            best = (float(ta[i]), f"request answered {cls} (cohort {cohort})")
-        k = int(np.searchsorted(ev_t, inj.apply_t, side="left"))
-        if k < len(events) and ev_t[k] < inj.search_end and (best is None or ev_t[k] < best[0]):
-            best = (float(ev_t[k]), f"{events[k][1]} {events[k][2]}")
-        if best is None:
-            out.append((None, None))
-        else:
-            out.append((round(best[0] - inj.apply_t, 6), best[1]))
+            if abnormal[row]:
+                what = f"request answered {MIX_CLASSES[int(a.mix[row])]} (cohort {cohort})"
+            else:
+                what = f"slow answer {a.latency[row]:.0f} ms, above {slow_above:.0f} ms (cohort {cohort})"
+            best = (float(observed[k]), what, "users")
+        i = int(np.searchsorted(sig_t, inj.apply_t, side="left"))
+        if i < len(signals) and sig_t[i] < inj.search_end and (best is None or sig_t[i] < best[0]):
+            best = (float(sig_t[i]), signals[i][1], "stack")
+        out.append((None, None, None) if best is None else (round(best[0] - inj.apply_t, 6), best[1], best[2]))
     return out
 
 
@@ -233,7 +325,7 @@ def injection_results(
     restart_delay: float,
 ) -> tuple[list[InjectionResult], list[str]]:
     """TTD, MTTR and ready time of every injection, in apply order; plus notes."""
-    mttr, searched, notes = recovery_times(a, injections, steady)
+    mttr, precision, searched, notes = recovery_times(a, injections, steady)
     ttd = detection_times(a, injections, target_events)
     ready = ready_times(injections, target_events)
     out = []
@@ -252,8 +344,10 @@ def injection_results(
                 targets=inj.targets,
                 ttd_s=ttd[k][0],
                 detected_by=ttd[k][1],
+                detected_source=ttd[k][2],
                 mttr_s=mttr[k],
                 recovered=mttr[k] is not None,
+                mttr_precision_s=precision[k],
                 windows_searched=searched[k],
                 ready_s=ready[k][0],
                 ready_detail=ready[k][1],
@@ -326,7 +420,10 @@ __all__ = [
     "first_run",
     "injection_results",
     "ready_times",
+    "recovery_edge",
     "recovery_times",
+    "slo_failures",
+    "stack_signals",
     "stats",
     "window_health",
 ]

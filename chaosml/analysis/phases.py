@@ -1,18 +1,26 @@
-"""Phases of a run from the journal's actual fault events (not the plan); used by analyze, MTTR and verdicts.
+"""Phases of a run from the journal's actual fault events (not the plan); used by analyze, MTTR, verdicts and compare.
 
 Every interval is half-open ``[start, end)`` in epoch seconds; a closed end is stored as the next
-float after it (``np.nextafter``), so selecting samples is one ``searchsorted``:
+float after it (``np.nextafter``).
+
+Which requests belong to a phase (:func:`in_flight`, the one rule tables, plots, compare and
+game-day scores share): a request lives from its send time ``t`` to ``t + latency`` (its answer,
+error or timeout; just ``t`` when the latency is unknown). It belongs to a fault window when that
+lifetime overlaps the window (sent before the window ends, and answered after it starts or sent
+inside it), so a request sent 5 ms before a kill and cut by it counts in the fault, not the
+baseline. ``fault`` and each fault's own phase select by this rule; every other phase selects by
+send time, minus the requests that belong to a fault window. The phases below (defined for users
+in ``catalog.PHASE_DEFINITIONS``, which validate, plan and the report share) are by time:
 
 - ``baseline``: [load start, first apply);
 - each injection's fault window: [apply, recover] (to load end when no recover was recorded);
 - ``fault``: the union of every fault window; a fault's name: the union of its own windows;
 - ``recovery``: (recover, recovered time) per injection, where the recovered time is apply + MTTR
-  (the start of the first healthy run of windows); until the next apply of any fault, or load
+  (the recovery edge, see mttr.py); until the next apply of any fault, or load
   end, when the injection never recovered; minus the fault windows;
 - ``after``: from the end of the last recovery (or the last recover, when SLOs already held at
   recover) to load end, inclusive;
-- ``between``: steady time between injections that is in no fault or recovery interval (not a
-  phase an experiment can name; kept so the phases partition the run);
+- ``between``: steady time between injections that is in no fault or recovery interval;
 - ``all``: [load start, load end].
 """
 
@@ -25,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from chaosml.model.catalog import PHASES
+
 Interval = tuple[float, float]
 
-STANDARD_PHASES: tuple[str, ...] = ("baseline", "fault", "recovery", "between", "after", "all")
+STANDARD_PHASES: tuple[str, ...] = PHASES
 
 
 def _after(x: float) -> float:
@@ -66,16 +76,36 @@ def clip(intervals: Iterable[Interval], lo: float, hi: float) -> list[Interval]:
     return merge((max(s, lo), min(e, hi)) for s, e in intervals)
 
 
-def select(t: np.ndarray, intervals: Sequence[Interval]) -> np.ndarray:
-    """Boolean mask of send times ``t`` inside any of the (merged) half-open ``intervals``."""
+def _bounds(intervals: Sequence[Interval]) -> tuple[np.ndarray, np.ndarray]:
     iv = merge(intervals)
-    if not iv:
-        return np.zeros(len(t), dtype=bool)
     starts = np.fromiter((s for s, _ in iv), dtype=np.float64, count=len(iv))
     ends = np.fromiter((e for _, e in iv), dtype=np.float64, count=len(iv))
+    return starts, ends
+
+
+def select(t: np.ndarray, intervals: Sequence[Interval]) -> np.ndarray:
+    """Boolean mask of send times ``t`` inside any of the (merged) half-open ``intervals``."""
+    starts, ends = _bounds(intervals)
+    if not len(starts):
+        return np.zeros(len(t), dtype=bool)
     idx = np.searchsorted(starts, t, side="right") - 1
     inside = idx >= 0
     return inside & (t < ends[np.clip(idx, 0, None)])
+
+
+def in_flight(t: np.ndarray, end: np.ndarray, intervals: Sequence[Interval]) -> np.ndarray:
+    """THE phase rule: mask of requests whose lifetime ``[t, end]`` overlaps any half-open interval.
+
+    A request overlaps ``[a, b)`` when it was sent inside it (``a <= t < b``), or sent before
+    ``b`` and answered after ``a`` (``t < b`` and ``end > a``). With ``end == t`` (latency
+    unknown) this is selection by send time.
+    """
+    starts, ends = _bounds(intervals)
+    if not len(starts):
+        return np.zeros(len(t), dtype=bool)
+    idx = np.searchsorted(starts, end, side="left") - 1  # last interval starting before the answer
+    spans = (idx >= 0) & (ends[np.clip(idx, 0, None)] > t)
+    return spans | select(t, intervals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +221,32 @@ def injection_windows(journal: dict[str, Any], load: LoadRange, fault_types: dic
 
 @dataclass(frozen=True, slots=True)
 class Phase:
-    """A named set of half-open intervals; ``kind`` is "phase" or "fault" (a fault's own windows)."""
+    """A named set of half-open intervals; ``kind`` is "phase" or "fault" (a fault's own windows).
+
+    ``lifetime``: requests belong when their lifetime overlaps the intervals (fault windows);
+    otherwise by send time, minus the requests whose lifetime overlaps ``exclude`` (the fault
+    windows: those belong to the fault).
+    """
 
     name: str
     kind: str
     intervals: tuple[Interval, ...]
+    lifetime: bool = False
+    exclude: tuple[Interval, ...] = ()
 
     @property
     def duration(self) -> float:
         return float(sum(e - s for s, e in self.intervals))
 
-    def select(self, t: np.ndarray) -> np.ndarray:
-        return select(t, self.intervals)
+    def select(self, t: np.ndarray, end: np.ndarray | None = None) -> np.ndarray:
+        """Mask of the requests sent at ``t`` and answered at ``end`` (None: send times only) in this phase."""
+        end = t if end is None else end
+        if self.lifetime:
+            return in_flight(t, end, self.intervals)
+        mask = select(t, self.intervals)
+        if self.exclude:
+            mask &= ~in_flight(t, end, self.exclude)
+        return mask
 
 
 def build_phases(
@@ -247,18 +291,15 @@ def build_phases(
         between = subtract(subtract(clip([(first, after_start)], lo, hi), fault), recovery)
     else:
         baseline, recovery, after, between = [(lo, hi)], [], [], []
-    for name, iv in (
-        ("baseline", baseline),
-        ("fault", fault),
-        ("recovery", recovery),
-        ("between", between),
-        ("after", after),
-        ("all", [(lo, hi)]),
-    ):
-        phases[name] = Phase(name, "phase", tuple(iv))
+    excl = tuple(fault)
+    for name, iv in (("baseline", baseline), ("recovery", recovery), ("between", between), ("after", after)):
+        phases[name] = Phase(name, "phase", tuple(iv), exclude=excl)
+    phases["fault"] = Phase("fault", "phase", excl, lifetime=True)
+    phases["all"] = Phase("all", "phase", ((lo, hi),))
+    phases = {name: phases[name] for name in STANDARD_PHASES}
     for name, iv in by_fault.items():
         if name not in phases:
-            phases[name] = Phase(name, "fault", tuple(clip(iv, lo, hi)))
+            phases[name] = Phase(name, "fault", tuple(clip(iv, lo, hi)), lifetime=True)
     return phases
 
 

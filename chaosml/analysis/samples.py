@@ -108,10 +108,10 @@ def read_samples(path: str | Path) -> pd.DataFrame:
         "on_bad_lines": "skip",
     }
     try:
-        df = pd.read_csv(io.BytesIO(data), dtype=dtypes, **kwargs)  # type: ignore[arg-type]
+        df = pd.read_csv(io.BytesIO(data), dtype=dtypes, **kwargs)
     except (ValueError, TypeError):
         # A garbled numeric cell somewhere: read as text and coerce cell by cell.
-        df = pd.read_csv(io.BytesIO(data), dtype=str, **kwargs)  # type: ignore[arg-type]
+        df = pd.read_csv(io.BytesIO(data), dtype=str, **kwargs)
     if "cohort" in df.columns:
         df["cohort"] = df["cohort"].astype("category")
     return normalize_samples(df)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from chaosml.analysis.phases import Phase
 from chaosml.analysis.samples import normalize_samples
 from chaosml.model.catalog import SAMPLE_SLIS
 
@@ -64,6 +65,7 @@ class SampleArrays:
     """
 
     t: np.ndarray  # float64 send time, sorted
+    end: np.ndarray  # float64 end of the request's lifetime: t + latency (t when the latency is unknown)
     latency: np.ndarray  # float64, NaN = missing
     code: np.ndarray  # int64 count code (see above)
     primary: np.ndarray  # bool: 2xx answer served by the primary model
@@ -103,8 +105,10 @@ class SampleArrays:
         lat_index = np.flatnonzero(~np.isnan(latency))
         lat_index = lat_index[np.argsort(latency[lat_index], kind="stable")]
         cohort_cat = df["cohort"]
+        t = df["t"].to_numpy()
         return cls(
-            t=df["t"].to_numpy(),
+            t=t,
+            end=t + np.nan_to_num(latency, nan=0.0) / 1000.0,
             latency=latency,
             code=(outcome * 5 + served) * 4 + quality,
             primary=ok & (served == 0),
@@ -114,6 +118,10 @@ class SampleArrays:
             lat_index=lat_index,
             lat_sorted=latency[lat_index],
         )
+
+    def in_phase(self, phase: Phase) -> np.ndarray:
+        """Mask of the samples that belong to ``phase`` (by the phases' lifetime rule)."""
+        return phase.select(self.t, self.end)
 
     def cohort_mask(self, cohort: str | None) -> np.ndarray | None:
         """Mask of one cohort's samples (None = no filter); an unknown cohort selects nothing."""

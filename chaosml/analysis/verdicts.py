@@ -107,7 +107,7 @@ def sample_verdict(
         return make(measured=None, samples=0, verdict="inconclusive", detail=why)
     if sli not in SAMPLE_SLIS:
         return make(measured=None, samples=0, verdict="inconclusive", detail=f"{sli} is not a sample SLI")
-    mask = phase.select(a.t)
+    mask = a.in_phase(phase)
     cm = a.cohort_mask(cohort)
     if cm is not None:
         mask &= cm
@@ -187,7 +187,7 @@ def hypothesis_verdicts(
 
 _MISSING = {
     "mttr_s": "not recovered",
-    "ttd_s": "not detected",
+    "ttd_s": "nothing observable",
     "ready_s": "replicas not ready again",
 }
 

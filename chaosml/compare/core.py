@@ -12,8 +12,9 @@ regression in one cohort or one fault):
   ``inconclusive``; the same verdict on both sides is then judged like the metric it measures,
   with the better direction taken from its operator (``>=``: higher is better).
 - **fault** (mttr_s, ttd_s, ready_s per fault, mean over injections): more injections that never
-  recovered / were never detected / whose replicas never came back is ``regressed`` (fewer is
-  ``improved``); otherwise the means of the defined values are compared, bootstrapping injections.
+  recovered / whose replicas never came back is ``regressed`` (fewer is ``improved``); more or
+  fewer with nothing observable (ttd_s) is ``changed``; otherwise the means of the defined values
+  are compared, bootstrapping injections (ttd_s: a significant change is ``changed``).
 - **sli** (success_ratio, error_ratio, fallback_ratio, accuracy, confident_wrong_ratio,
   latency_p50_ms, latency_p99_ms in every phase, overall and per cohort): bootstrapped over time
   blocks of requests (see chaosml.compare.bootstrap). A latency percentile also needs
@@ -81,16 +82,18 @@ FAULT_METRICS: tuple[str, ...] = ("mttr_s", "ttd_s", "ready_s")
 
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"success_ratio", "accuracy", "primary_ratio", "throughput_rps"})
 #: Metrics with no better direction of their own: a significant change is "changed", never a regression.
-NEUTRAL: frozenset[str] = frozenset({"fallback_ratio", "primary_ratio", "default_ratio"})
+#: ttd_s is what users or the stack observed: users seeing errors sooner, or a stack that lets nothing
+#: show, is not better or worse by itself.
+NEUTRAL: frozenset[str] = frozenset({"fallback_ratio", "primary_ratio", "default_ratio", "ttd_s"})
 
-#: Phases never compared: "between" is bookkeeping, "all" is an aggregate of the others.
+#: Phases never compared: "between" is the steady gaps between faults, "all" an aggregate of the others.
 SKIPPED_PHASES: frozenset[str] = frozenset({"between", "all"})
 
 _QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 #: A percentile needs this many samples above it on each side (p99: 500 samples) before it is judged:
 #: the bootstrap of an extreme percentile from a few tail samples is far too sure of itself.
 TAIL_SAMPLES = 5
-_MISSING_WORD = {"mttr_s": "not recovered", "ttd_s": "not detected", "ready_s": "replicas not ready again"}
+_MISSING_WORD = {"mttr_s": "not recovered", "ttd_s": "nothing observable", "ready_s": "replicas not ready again"}
 
 
 def default_min_change() -> dict[str, tuple[float, float]]:
@@ -201,7 +204,7 @@ class Side:
         p = run.analysis.phase(phase)
         if p is None:
             return None
-        mask = p.phase.select(run.arrays.t)
+        mask = run.arrays.in_phase(p.phase)
         cm = run.arrays.cohort_mask(cohort)
         return mask if cm is None else mask & cm
 
@@ -399,7 +402,7 @@ def injection_row(
     word = _MISSING_WORD[metric]
     if bm / len(bv) != cm / len(cv):
         worse = cm / len(cv) > bm / len(bv)
-        row.verdict = "regressed" if worse else "improved"
+        row.verdict = "changed" if metric in NEUTRAL else "regressed" if worse else "improved"
         row.reason = f"{word} in {cm} of {len(cv)} injections (baseline {bm} of {len(bv)})"
         if row.baseline is not None and row.candidate is not None:
             row.delta = row.candidate - row.baseline

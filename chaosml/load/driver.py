@@ -41,6 +41,8 @@ log = logging.getLogger("chaosml.load")
 FLUSH_INTERVAL_S = 0.25
 #: Extra time allowed for users to stop beyond the request timeout, seconds.
 STOP_GRACE_S = 5.0
+#: Mixed into the load seed for the tick offsets, so cohort and payload picks stay as they were.
+TICK_SEED_SALT = 0x71C6
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _RESPONSE_FIELDS = ("served_by", "prediction", "confidence", "model_version", "replica")
@@ -98,6 +100,8 @@ class Recorder:
         self.mix: dict[str, float] = {}
         self._mix_state: tuple[list[str], list[float]] = ([], [])
         self.set_mix(self.base_mix)
+        self.tick_rng = random.Random(config.seed ^ TICK_SEED_SALT)
+        self.tick_offsets: list[float] = []
         self.total = 0
         self._interval_count = 0
         self._interval_ok = 0
@@ -131,7 +135,7 @@ class Recorder:
             transport_error = exc if exc is not None and not bad_status else None
             if transport_error is not None:
                 # no (complete) response: refused, reset, timed out, or body read failed
-                status, fields = 0, {}
+                status, fields = 0, dict[str, Any]()
             else:
                 status = int(resp.status_code or 0)
                 if not status:
@@ -169,6 +173,18 @@ class Recorder:
         self._interval_ok += ok
         self._interval_latencies.append(latency_ms)
 
+    def tick_offset(self) -> float:
+        """A user's first-send delay: a seeded uniform fraction of its tick (1 / rate_per_user).
+
+        Users started together would otherwise send in lock-step at whole multiples of the tick
+        after load start, and faults applied at whole-second offsets would land a few ms after a
+        batch of sends. Zero for closed-loop users (no tick). The offsets go in the done record.
+        """
+        rate = self.config.rate_per_user
+        offset = self.tick_rng.uniform(0.0, 1.0 / rate) if rate else 0.0
+        self.tick_offsets.append(round(offset, 6))
+        return offset
+
     def take_interval(self) -> tuple[int, int, float | None]:
         """(requests, ok, p99 ms) since the last call, and reset."""
         count, ok, p99 = self._interval_count, self._interval_ok, _p99(self._interval_latencies)
@@ -188,6 +204,9 @@ def make_user_class(config: LoadConfig, recorder: Recorder) -> type[FastHttpUser
         wait_time = (
             constant_throughput(config.rate_per_user) if config.rate_per_user is not None else constant(0)
         )
+
+        def on_start(self) -> None:
+            gevent.sleep(recorder.tick_offset())
 
         @task
         def predict(self) -> None:
@@ -358,6 +377,8 @@ def run(
             "requests": recorder.total,
             "duration_s": round(time.monotonic() - start, 3),
             "stopped_by": reason[0],
+            "tick_offsets": {"seed": config.seed, "salt": TICK_SEED_SALT, "users": len(recorder.tick_offsets),
+                             "max_s": max(recorder.tick_offsets, default=0.0)},
         }
     )
     return 0

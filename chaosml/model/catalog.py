@@ -26,8 +26,10 @@ SAMPLE_SLIS: dict[str, str] = {
 
 #: SLIs measured per injection of a fault, aggregated over its repeats.
 INJECTION_SLIS: dict[str, str] = {
-    "ttd_s": "time to detect: fault apply -> first response or probe showing the stack noticed, s",
-    "mttr_s": "time to recover: fault apply -> start of the first run of `hold` windows within all SLOs, s",
+    "ttd_s": "time to detect: fault apply -> the first thing users or the stack observed (an error, fallback or slow "
+    "answer arriving, a failed readiness check, a breaker event; labelled users or stack), s; none = nothing observable",
+    "mttr_s": "time to recover: fault apply -> the recovery edge (last request breaking an SLO before the first "
+    "run of `hold` windows within all SLOs, located to half a request gap), s; 0 = the SLOs never broke",
     "ready_s": "fault apply -> every killed replica replaced and ready again, s",
 }
 
@@ -41,8 +43,23 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 
-#: "fault" is the union of every fault window; a fault's name selects that fault's windows alone.
-PHASES: tuple[str, ...] = ("baseline", "fault", "recovery", "after", "all")
+#: The one definition of the phases: validate accepts these names, plan prints and the analysis
+#: computes them (chaosml.analysis.phases), the report and README quote these lines.
+PHASE_DEFINITIONS: dict[str, str] = {
+    "baseline": "from load start to the first fault's apply",
+    "fault": "every fault window (apply to recover) together; a fault's own name selects its windows alone",
+    "recovery": "after each recover, until every SLO holds again (the MTTR edge) or the next fault is applied",
+    "between": "the rest of the time between faults: after a recovery ended and before the next apply",
+    "after": "from the end of the last recovery to load end",
+    "all": "the whole load, load start to load end",
+}
+#: A request belongs to a fault window when its lifetime overlaps it; other phases go by send time.
+PHASE_RULE = (
+    "a request lives from its send time to its answer, error or timeout; it belongs to a fault window when "
+    "that lifetime overlaps the window (sent before the window ends and answered after it starts), "
+    "otherwise to the phase it was sent in"
+)
+PHASES: tuple[str, ...] = tuple(PHASE_DEFINITIONS)
 
 AGGREGATES: tuple[str, ...] = ("max", "mean", "median", "min")
 

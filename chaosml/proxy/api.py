@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from chaosml.proxy.server import (
+from chaosml.proxy.apierrors import (
     MAX_BODY_BYTES,
     VERSION,
     ApiError,

@@ -45,51 +45,25 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from chaosml.proxy.api import ApiThread
+from chaosml.proxy.apierrors import (
+    ApiError,
+    PopulateError,
+    bad_body,
+    missing,
+)
 from chaosml.proxy.link import STREAMS, Connection, Endpoint, Link, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from chaosml.proxy.api import ApiThread
 
 log = logging.getLogger(__name__)
 
-VERSION = (
-    "2.12.0-chaosml"  # the Toxiproxy API level served, tagged as this implementation
-)
 DEFAULT_LISTEN = "127.0.0.1:0"
 DIAL_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-MAX_BODY_BYTES = 16 * 1024 * 1024  # Toxiproxy has no bound; 1.1 MB held ~11,700 proxies
-
-
-class ApiError(Exception):
-    """An API failure with its HTTP status, rendered as Toxiproxy's error body."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-    def to_json(self) -> dict[str, Any]:
-        return {"error": self.message, "status": self.status}
-
-
-class PopulateError(ApiError):
-    """/populate failed part-way; ``proxies`` were applied before the failure (as upstream)."""
-
-    def __init__(self, message: str, status: int, proxies: list[Proxy]) -> None:
-        super().__init__(message, status)
-        self.proxies = proxies
-
-
-def bad_body(detail: str) -> ApiError:
-    return ApiError(f"bad request body: {detail}", 400)
-
-
-def missing(field: str) -> ApiError:
-    return ApiError(f"missing required field: {field}", 400)
 
 
 PROXY_NOT_FOUND = ("proxy not found", 404)
@@ -267,13 +241,6 @@ def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_body(str(exc) if raw.strip() else "EOF") from exc
-
-
 def _check_address(what: str, address: str) -> None:
     try:
         split_address(address)
@@ -336,8 +303,6 @@ class ProxyServer:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ApiError(f"config {self.config}: {exc}", 400) from exc
             await self.populate(data)
-        from chaosml.proxy.api import ApiThread  # api.py imports this module
-
         api = ApiThread(self, asyncio.get_running_loop())
         try:
             self.port = await asyncio.wrap_future(api.start(self.host, self.port))

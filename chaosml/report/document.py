@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
+from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
 
 PARTIAL_STATUSES = ("running", "partial")
 
@@ -124,13 +126,18 @@ COHORT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: SLIs a stack that does not expose its serving path (response.served_by: not-exposed) cannot have.
-_SERVED_BY_SLIS = ("primary_ratio", "fallback_ratio", "default_ratio")
+def _unmeasured(analysis: dict[str, Any]) -> dict[str, str]:
+    """SLI -> why this run has no input for it (an older analysis: from served_by_exposed)."""
+    out = dict(analysis.get("unmeasured") or {})
+    if analysis.get("served_by_exposed", True) is False:
+        for k in ("primary_ratio", "fallback_ratio", "default_ratio"):
+            out.setdefault(k, "served_by is not exposed by this stack")
+    return out
 
 
-def _cell(name: str, value: float | None, exposed: bool = True) -> str:
-    if not exposed and name in _SERVED_BY_SLIS:
-        return "not exposed"
+def _cell(name: str, value: float | None, unmeasured: dict[str, str] | None = None) -> str:
+    if unmeasured and name in unmeasured:
+        return "not exposed" if "not exposed" in unmeasured[name] else "not measured"
     if name == "requests":
         return "0" if value is None else str(int(value))
     return fmt_sli(name, value)
@@ -170,6 +177,9 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     ]
     if analysis.get("served_by_exposed", True) is False:
         rows.append(("serving path", "not exposed by this stack: fallback/primary ratios are not measured, never guessed"))
+    for sli, why in _unmeasured(analysis).items():
+        if sli not in ("primary_ratio", "fallback_ratio", "default_ratio"):
+            rows.append((f"{sli}", f"not measured ({why}): its verdicts are inconclusive, never 0% or a pass"))
     blocks.append(Table(("", ""), tuple(rows)))
     return blocks
 
@@ -222,9 +232,13 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
         return [*blocks, Para("No injections.")]
     blocks.append(
         Para(
-            f"TTD: apply to the first non-primary/failed answer or replica exit/unready. MTTR: apply to the start of the "
-            f"first {analysis['hold']} windows of {analysis['window_s']:g} s in a row within every SLO. Ready: apply to the "
-            "last targeted replica ready again."
+            "TTD: apply to the first thing users or the stack itself could observe: an error, fallback or slow answer to a "
+            "request in flight during the fault (when it arrived), or the stack's own signal (a failed readiness check, a "
+            "breaker event); the harness seeing the process it killed does not count. MTTR: apply to the recovery edge: "
+            f"the first {analysis['hold']} windows of {analysis['window_s']:g} s in a row within every SLO bound it, and the "
+            "requests of the last window that broke an SLO locate it (midpoint between the last request that broke an SLO "
+            "and the next one; ± is half that gap, or the whole window when no request located it). MTTR 0.00 s = the SLOs "
+            "never broke after apply. Ready: apply to the last targeted replica ready again."
         )
     )
     rows = []
@@ -237,9 +251,9 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
                 f"{r['offset_s']:.2f} s",
                 fmt_s(r["duration_s"]) if r["duration_s"] is not None else "no recover",
                 ", ".join(r["targets"]) or "-",
-                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "not detected",
-                r["detected_by"] or "-",
-                fmt_s(r["mttr_s"]) if r["recovered"] else "not recovered",
+                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "nothing observable",
+                f"{r['detected_source']}: {r['detected_by']}" if r.get("detected_source") else (r["detected_by"] or "-"),
+                _fmt_mttr(r),
                 fmt_s(r["ready_s"]) if r["ready_s"] is not None else ("-" if not r["targets"] else "not ready"),
                 fmt_s(r["restart_delay_s"]) if r["targets"] else "-",
             )
@@ -284,6 +298,15 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def _fmt_mttr(r: dict[str, Any]) -> str:
+    if not r["recovered"]:
+        return "not recovered"
+    precision = r.get("mttr_precision_s")
+    if r["mttr_s"] == 0.0:
+        return fmt_s(0.0) + " (SLOs never broke)"
+    return fmt_s(r["mttr_s"]) + ("" if precision is None else f" ± {precision:.2f}")
+
+
 def replacement_table(analysis: dict[str, Any]) -> list[Block]:
     """Kubernetes: MTTR broken into detect / reschedule / ready / SLO recovered, per killed pod."""
     reps = analysis.get("replacements") or []
@@ -322,13 +345,32 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     for p in _phase_rows(analysis):
         name = p["name"] if p["kind"] == "phase" else f"{p['name']} (fault)"
         span = f"{p['duration_s']:.1f} s"
-        rows.append((name, span, *(_cell(k, p["slis"][k], analysis.get("served_by_exposed", True)) for k, _ in PHASE_COLUMNS)))
+        rows.append((name, span, *(_cell(k, p["slis"][k], _unmeasured(analysis)) for k, _ in PHASE_COLUMNS)))
     headers = ("phase", "duration", *(label for _, label in PHASE_COLUMNS))
     return [
         Heading("SLIs per phase"),
-        Para("Phases come from the recorded fault events. Latencies are over all requests, ratios as defined in the catalogue "
+        Para("Phases come from the recorded fault events; a request cut by a fault counts in its window (see Definitions). "
+             "Latencies are over all requests, ratios as defined in the catalogue "
              f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
         Table(headers, tuple(rows)),
+    ]
+
+
+def load_table(analysis: dict[str, Any]) -> list[Block]:
+    """Requested vs achieved load per phase; a short phase's sample verdicts are inconclusive."""
+    rows = [d for d in analysis.get("load_delivery") or [] if d["duration_s"] > 0 and d["phase"] != "between"]
+    if not rows:
+        return []
+    return [
+        Heading("Load: requested vs achieved"),
+        Para("Requested: users x rate_per_user, ramping up at spawn_rate from load start. A phase that got less than "
+             f"{100 * (1 - SHORTFALL_MARGIN):.0f}% of it did not get the load the experiment asked for: its sample verdicts "
+             "are inconclusive."),
+        Table(("phase", "requested req/s", "achieved req/s", "achieved"),
+              tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
+                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else ""))
+                    for d in rows),
+              tuple("fail" if d["short"] else "" for d in rows)),
     ]
 
 
@@ -358,7 +400,7 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
             s = p["cohorts"].get(c)
             if not s or not s["requests"]:
                 continue
-            rows.append((c, p["name"], *(_cell(k, s[k], analysis.get("served_by_exposed", True)) for k, _ in COHORT_COLUMNS)))
+            rows.append((c, p["name"], *(_cell(k, s[k], _unmeasured(analysis)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
     return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows))]
 
@@ -389,14 +431,15 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [
         Heading("Degradation"),
         Para(
-            "Served-by shares are of all requests in the fault windows (baseline in brackets). Switch: apply to the first "
-            "fallback/default answer of a kind the cohort did not usually get in the baseline. Back: recover to the first "
+            "Served-by shares are of all requests in the fault windows (baseline in brackets). Switch: a significant rise "
+            "of the share of fallback/default answers (of kinds the cohort did not usually get in the baseline) over the "
+            + _switch_rule(deg)
+            + "; its delay is apply to the change point of those answers, otherwise no switch. Back (only after a switch): recover to the first "
             f"{deg.get('hold')} windows of {deg.get('window_s', 1.0):g} s in a row with a primary ratio within "
             f"{100 * float(deg.get('back_tolerance', 0.05)):.0f} points of the baseline "
             f"({fmt_ratio(deg.get('baseline_primary_ratio'))}), searched until the next fault is applied. "
             + (
-                f"The baseline already gave such an answer every {fmt_s(deg['baseline_switch_interval_s'])} on average: "
-                "switch delays below that are noise. "
+                f"The baseline already gave such an answer every {fmt_s(deg['baseline_switch_interval_s'])} on average. "
                 if deg.get("baseline_switch_interval_s") is not None
                 else ""
             )
@@ -442,7 +485,8 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
                     f"{f['fault']} #{inj['injection'] + 1}",
                     fmt_s(inj["fallback_delay_s"]) if inj["fallback_delay_s"] is not None else "no switch",
                     inj["fallback_first"] or "-",
-                    fmt_s(inj["back_to_primary_s"]) if inj["back"]
+                    "- (no switch)" if not inj.get("switched", inj["fallback_delay_s"] is not None)
+                    else fmt_s(inj["back_to_primary_s"]) if inj["back"]
                     else f"not back ({inj['windows_searched']} windows searched)",
                     str(inj["breaker_transitions"]),
                 )
@@ -451,6 +495,14 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
                         tuple(trows)))
     blocks.extend(Para(_degradation_sentence(f)) for f in faults)
     return blocks
+
+
+def _switch_rule(deg: dict[str, Any]) -> str:
+    rule = deg.get("switch_rule") or {}
+    if not rule:
+        return "baseline"
+    return (f"baseline ({rule['test']}, alpha {rule['alpha']:g}, at least {100 * float(rule['min_effect']):.0f} points more "
+            "switched answers)")
 
 
 def _degradation_sentence(f: dict[str, Any]) -> str:
@@ -474,7 +526,7 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     parts.append(f"switched to the fallback after {fmt_s(d['mean'])} (mean)" if d["count"] else "it never switched to the fallback")
     b = f["back_to_primary_s"]
     if f["not_back"]:
-        parts.append(f"not back to the primary in {f['not_back']} of {f['injections']}")
+        parts.append(f"not back to the primary in {f['not_back']} of {f['switched']} switched injections")
     if b["count"]:
         parts.append(f"back to the primary {fmt_s(b['mean'])} after recover (mean)")
     return parts[0] + " " + "; ".join(parts[1:]) + "."
@@ -509,6 +561,18 @@ def notes(analysis: dict[str, Any]) -> list[Block]:
     return [Heading("Notes"), *(Para(n) for n in analysis["notes"])]
 
 
+def definitions(analysis: dict[str, Any]) -> list[Block]:
+    """What each phase and per-injection figure means: the catalogue's one definition, quoted."""
+    deg = analysis.get("degradation") or {}
+    rows = [("phase rule", PHASE_RULE), *((f"phase {k}", v) for k, v in PHASE_DEFINITIONS.items())]
+    rows += [(k, v) for k, v in INJECTION_SLIS.items()]
+    rows.append(("MTTR ±", ("half the gap between the last request that broke an SLO and the next one; the whole window "
+                            "when no request located the edge")))
+    rows.append(("switch", "a significant rise of fallback/default answers over the " + _switch_rule(deg)
+                 + "; delay = apply to its change point; no switch = no back to primary"))
+    return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows))]
+
+
 def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
     """Every section of the report, in order."""
     return [
@@ -517,10 +581,12 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *fault_timeline(analysis),
         *injection_tables(analysis),
         *phase_table(analysis),
+        *load_table(analysis),
         *cohort_table(analysis, journal),
         *mix_table(analysis),
         *degradation_section(analysis),
         *plots_section(plots),
         *notes(analysis),
+        *definitions(analysis),
         *environment(journal),
     ]

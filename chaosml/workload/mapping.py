@@ -302,10 +302,13 @@ def probe(
     """Send each body once (bounded: one attempt each) and check the answers fit the mapping.
 
     Returns what each probe extracted. Raises MappingError naming the status, the missing fields and
-    the start of the body the server sent when a probe is not a 2xx answer or a mapped field is absent.
+    the start of the body the server sent when a probe is not a 2xx answer or a mapped field is absent;
+    ProbeAnswerError (exit 4) when an answer's probabilities are not sane (``chaosml.workload.answers.check_answer``).
     """
     import urllib.error
     import urllib.request
+
+    from chaosml.workload.answers import check_answer
 
     extractor = Extractor(response)
     results: list[dict[str, Any]] = []
@@ -332,5 +335,6 @@ def probe(
                 f"probe request {i + 1}: the response has no {', '.join(missing)} "
                 f"(check response: in the experiment, or set the field to not-exposed); the server sent: {shown!r}"
             )
+        check_answer(content, extractor.plan, shown)  # insane probabilities stop the run: exit 4
         results.append(extractor.extract(content, rh))
     return results

@@ -12,6 +12,7 @@ from chaosml.model.experiment import (
     Experiment,
     FaultSpec,
     Hypothesis,
+    LoadSpec,
     Repeat,
     Slo,
     SteadyState,
@@ -116,7 +117,9 @@ def experiment(
     hold: int = 3,
     min_samples: int = 20,
     restart_delay: float = 2.0,
+    rate: float = 50.0,
 ) -> Experiment:
+    """``rate``: the requested load in requests/s (10 users; the default matches most synthetic samples)."""
     if not faults:
         faults = (FaultSpec("kill", "pod-kill", 10.0, 5.0, PodKillParams(), Repeat()),)
     return Experiment(
@@ -126,4 +129,5 @@ def experiment(
         steady_state=SteadyState(window=window, hold=hold, min_samples=min_samples, slos=slos),
         hypotheses=hypotheses,
         faults=faults,
+        load=LoadSpec(users=10, rate_per_user=rate / 10),
     )

@@ -75,13 +75,16 @@ def test_cohort_slo_filters_recovery():
 def test_ttd_from_samples_or_target_events_whichever_first():
     df = samples(60, 50)
     set_outcome(df, 10.5, 13)  # first failing request sent at 10.51
-    events = [{"t": 10.2, "kind": "replica_exited", "subject": "model-1"}]
+    first = df[df["t"] >= T0 + 10.5].iloc[0]
+    events = [{"t": 10.2, "kind": "replica_unready", "subject": "gateway", "detail": {"reason": "probe failed"}}]
     an = analyze(experiment(), journal(duration=60, injections=[KILL], target_events=events), df)
     assert an.injections[0].ttd_s == 0.2
-    assert "replica_exited" in an.injections[0].detected_by
+    assert "gateway readiness check failed" in an.injections[0].detected_by
+    assert an.injections[0].detected_source == "stack"
     an = analyze(experiment(), journal(duration=60, injections=[KILL]), df)
-    assert an.injections[0].ttd_s == 0.51
-    assert "error" in an.injections[0].detected_by
+    # users see the error when it arrives: send time + latency
+    assert an.injections[0].ttd_s == round(first["t"] + first["latency_ms"] / 1000 - (T0 + 10.0), 6)
+    assert "error" in an.injections[0].detected_by and an.injections[0].detected_source == "users"
 
 
 def test_ttd_none_when_nothing_noticed():

@@ -54,7 +54,8 @@ def test_naive_to_hardened_reports_the_improvements(naive_to_hardened) -> None:
     e = _row(c, "sli", "error_ratio", "error_ratio", "phase kill")
     assert e.verdict == "improved" and e.delta < 0
     m = _row(c, "fault", "kill", "mttr_s", "fault kill")
-    assert (m.baseline, m.candidate, m.verdict) == (2.0, 0.0, "improved")
+    # the naive stack's last failed request was sent at +1.609 s after the kill: MTTR is that edge, not 2 whole windows
+    assert (m.baseline, m.candidate, m.verdict) == (1.6572, 0.0, "improved")
     assert c.regressions() == []
 
 
@@ -140,7 +141,9 @@ def test_pooled_sides_match_single_runs() -> None:
     # better direction of its own, so it is "changed", not a regression.
     changed = [r for r in c.rows if r.verdict == "changed"]
     assert ("fallback_ratio", "baseline") in {(r.metric, r.phase) for r in changed}
-    assert all(r.metric == "fallback_ratio" and r.candidate > r.baseline for r in changed)
+    # and users of the hardened release saw nothing of the kills (TTD: nothing observable), naive users saw errors
+    assert all((r.metric == "fallback_ratio" and r.candidate > r.baseline) or (r.metric == "ttd_s" and r.candidate is None)
+               for r in changed)
     assert c.regressions() == []
     assert _row(c, "sli", "success_ratio", "success_ratio", "phase kill, cohort clean").n_candidate == 450
 

@@ -17,7 +17,7 @@ def test_lists_fixture_runs_oldest_first() -> None:
     runs = list_runs(FIX)
     assert [r.release for r in runs] == ["naive", "hardened", "hardened"]
     assert [(r.passed, r.total) for r in runs] == [(3, 4), (4, 4), (4, 4)]
-    assert runs[0].mttr_mean == {"kill": 2.0} and runs[1].mttr_mean == {"kill": 0.0}
+    assert runs[0].mttr_mean == {"kill": 1.6572} and runs[1].mttr_mean == {"kill": 0.0}
     assert all(r.status == "completed" for r in runs)
     assert [r.release for r in list_runs(FIX, release="hardened")] == ["hardened", "hardened"]
 
@@ -26,7 +26,7 @@ def test_cli_table_filter_and_plot(tmp_path: Path, capsys) -> None:
     png = tmp_path / "trend.png"
     assert main(["history", "--reports-dir", str(FIX), "--release", "naive", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "Short replica kill (naive)" in out and "kill 2.00s" in out and "3/4" in out and "(hardened)" not in out
+    assert "Short replica kill (naive)" in out and "kill 1.66s" in out and "3/4" in out and "(hardened)" not in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["history", "--reports-dir", str(tmp_path / "nope")]) == 4
 

@@ -230,6 +230,9 @@ def test_run_records_one_row_per_request(server: _Server, tmp_path: Path) -> Non
     assert done[0]["requests"] == len(rows)
     assert config.duration_s <= done[0]["duration_s"] < config.duration_s + 3
     assert done[0]["stopped_by"] == "duration"
+    ticks = done[0]["tick_offsets"]  # seeded first-send offsets: users do not send in lock-step
+    assert ticks["seed"] == config.seed and ticks["users"] == config.users
+    assert 0 < ticks["max_s"] < 1 / config.rate_per_user  # type: ignore[operator]
     assert 3 <= len(progress) <= 7, progress
     for p in progress:
         assert set(p) == {"type", "elapsed_s", "requests", "rps", "success_ratio", "p99_ms"}

@@ -16,7 +16,7 @@ import pytest
 from proxy_support import connect, round_trip
 
 from chaosml.proxy import client
-from chaosml.proxy.server import MAX_BODY_BYTES
+from chaosml.proxy.apierrors import MAX_BODY_BYTES
 
 
 def send(

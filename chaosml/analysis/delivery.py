@@ -1,0 +1,130 @@
+"""Requested vs achieved load per phase, and which verdicts a short load leaves inconclusive; used by analyze.
+
+The requested rate is the experiment's open-loop load: ``users`` x ``rate_per_user`` requests/s,
+ramping up linearly while locust spawns ``spawn_rate`` users a second from load start, until the
+configured ``duration`` (the load then only drains in-flight requests until its recorded end). The
+requested requests of a phase are that rate integrated over the phase's intervals; the achieved
+ones are the requests the phase holds (by the phases' rule). A phase whose achieved requests fall
+short of the requested by more than ``SHORTFALL_MARGIN`` did not get the load the experiment asked
+for: its sample verdicts are INCONCLUSIVE with the reason (a load generator that cannot keep up
+hides exactly the overload a hypothesis is about). A closed-loop load (``rate_per_user`` unset)
+requests no rate: nothing is judged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chaosml.analysis.phases import Interval, LoadRange, Phase
+from chaosml.analysis.slis import SampleArrays
+from chaosml.analysis.verdicts import Verdict
+from chaosml.model.catalog import SAMPLE_SLIS
+from chaosml.model.experiment import LoadSpec
+
+#: A phase that got fewer than (1 - this) of its requested requests did not get the load asked for.
+SHORTFALL_MARGIN = 0.2
+#: Phases shorter than this many seconds are not judged (a few requests either way are noise).
+MIN_PHASE_S = 1.0
+#: plan/validate warn when the ramp (users / spawn_rate) takes more than this share of the load duration.
+RAMP_WARN_SHARE = 0.5
+
+
+def ramp_warning(spec: LoadSpec) -> str | None:
+    """A warning when spawning the users takes most of the load: the requested rate is barely reached."""
+    if spec.spawn_rate <= 0 or spec.duration <= 0:
+        return None
+    ramp = spec.users / spec.spawn_rate
+    if ramp <= RAMP_WARN_SHARE * spec.duration:
+        return None
+    return (f"WARNING: the ramp ({spec.users} users at {spec.spawn_rate:g}/s = {ramp:g} s) takes "
+            f"{100 * min(ramp / spec.duration, 1.0):.0f}% of the {spec.duration:g} s load: most of the run is not at the "
+            "requested rate (raise load.spawn_rate or load.duration)")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The load one phase asked for and got."""
+
+    phase: str
+    duration_s: float
+    requested: float
+    achieved: int
+
+    @property
+    def requested_rps(self) -> float:
+        return self.requested / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def achieved_rps(self) -> float:
+        return self.achieved / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def ratio(self) -> float | None:
+        return self.achieved / self.requested if self.requested > 0 else None
+
+    @property
+    def short(self) -> bool:
+        r = self.ratio
+        return self.duration_s >= MIN_PHASE_S and r is not None and r < 1.0 - SHORTFALL_MARGIN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "duration_s": self.duration_s,
+            "requested": round(self.requested, 3),
+            "achieved": self.achieved,
+            "requested_rps": round(self.requested_rps, 3),
+            "achieved_rps": round(self.achieved_rps, 3),
+            "ratio": None if self.ratio is None else round(self.ratio, 4),
+            "short": self.short,
+        }
+
+
+def requested_requests(spec: LoadSpec, start: float, intervals: Sequence[Interval]) -> float | None:
+    """Requests the load asked for over ``intervals`` (epoch s); None for a closed-loop load."""
+    if spec.rate_per_user is None or spec.users <= 0:
+        return None
+    ramp = spec.users / spec.spawn_rate if spec.spawn_rate > 0 else 0.0
+
+    def users_integral(x: float) -> float:  # integral of min(users, spawn_rate * tau) d tau from 0 to x
+        x = max(0.0, x)
+        if x <= ramp:
+            return spec.spawn_rate * x * x / 2.0
+        return spec.spawn_rate * ramp * ramp / 2.0 + spec.users * (x - ramp)
+
+    stop = start + spec.duration  # no new requests after the configured duration (in-flight ones drain)
+    total = sum(users_integral(min(e, stop) - start) - users_integral(min(s, stop) - start) for s, e in intervals if e > s)
+    return float(spec.rate_per_user) * total
+
+
+def delivery(spec: LoadSpec, a: SampleArrays, phases: Mapping[str, Phase], load: LoadRange) -> list[Delivery]:
+    """Requested vs achieved requests of every phase (empty for a closed-loop load)."""
+    out: list[Delivery] = []
+    for name, phase in phases.items():
+        intervals = [(s, min(e, load.end)) for s, e in phase.intervals]
+        requested = requested_requests(spec, load.start, intervals)
+        if requested is None:
+            return []
+        out.append(Delivery(name, round(phase.duration, 6), requested, int(a.in_phase(phase).sum())))
+    return out
+
+
+def short_load_verdicts(verdicts: Sequence[Verdict], deliveries: Sequence[Delivery]) -> list[Verdict]:
+    """Sample verdicts of a phase whose load fell short become INCONCLUSIVE, with the numbers."""
+    short = {d.phase: d for d in deliveries if d.short}
+    out = []
+    for v in verdicts:
+        d = short.get(v.phase or "")
+        if d is None or v.sli not in SAMPLE_SLIS or v.verdict == "inconclusive":
+            out.append(v)
+            continue
+        detail = (f"load not delivered: {d.achieved_rps:.1f} of {d.requested_rps:.1f} requested req/s "
+                  f"({100 * (d.ratio or 0.0):.0f}%, short by more than {100 * SHORTFALL_MARGIN:.0f}%); was {v.verdict}: {v.detail}")
+        out.append(dataclasses.replace(v, verdict="inconclusive", detail=detail))
+    return out
+
+
+__all__ = ["MIN_PHASE_S", "RAMP_WARN_SHARE", "SHORTFALL_MARGIN", "Delivery", "delivery", "ramp_warning", "requested_requests", "short_load_verdicts"]

@@ -1,0 +1,67 @@
+"""Ground truth for load delivery: requested vs achieved requests per phase; a short load leaves sample verdicts inconclusive."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_synth import experiment, journal, samples
+
+from chaosml.analysis import analyze
+from chaosml.analysis.delivery import SHORTFALL_MARGIN, requested_requests
+from chaosml.model.experiment import Hypothesis, LoadSpec
+
+KILL = [{"fault": "kill", "apply": 10.0, "recover": 15.0}]
+HYP = (Hypothesis("available-during-kill", "success_ratio", ">=", 0.99, fault="kill"),)
+
+
+def _delivery(an, phase):
+    return next(d for d in an.to_dict()["load_delivery"] if d["phase"] == phase)
+
+
+def test_requested_requests_follow_the_ramp() -> None:
+    spec = LoadSpec(users=10, spawn_rate=2.0, rate_per_user=5.0)  # 5 s ramp to 50 req/s
+    assert requested_requests(spec, 0.0, [(0.0, 5.0)]) == pytest.approx(5.0 * (2.0 * 25 / 2))  # 125
+    assert requested_requests(spec, 0.0, [(5.0, 15.0)]) == pytest.approx(500.0)
+    assert requested_requests(LoadSpec(rate_per_user=None), 0.0, [(0.0, 5.0)]) is None
+    # past the configured duration the load only drains in-flight requests: nothing more is requested
+    drained = LoadSpec(users=10, spawn_rate=2.0, rate_per_user=5.0, duration=10.0)
+    assert requested_requests(drained, 0.0, [(5.0, 15.0)]) == pytest.approx(250.0)
+
+
+def test_a_delivered_load_is_recorded_and_judged() -> None:
+    an = analyze(experiment(rate=50.0, hypotheses=HYP), journal(duration=40.0, injections=KILL), samples(40.0, 50.0))
+    d = _delivery(an, "baseline")
+    assert d["requested_rps"] == pytest.approx(47.5)  # 10 users spawned at 10/s: a 1 s ramp in the 10 s baseline
+    assert d["achieved_rps"] == pytest.approx(50.0, rel=0.02)
+    assert not d["short"] and all(v.verdict == "pass" for v in an.verdicts)
+    assert an.summary()["load_delivery"][0]["phase"] == "baseline"  # the runner copies the summary into the journal
+
+
+def test_a_load_generator_that_fell_short_makes_sample_verdicts_inconclusive() -> None:
+    # 200 users x 20 req/s requested, 27.7% achieved (the issue's run): nothing under that load was tested
+    df = samples(40.0, 1108.0 / 10)
+    exp = experiment(rate=4000.0, hypotheses=HYP)
+    an = analyze(exp, journal(duration=40.0, injections=KILL), df)
+    d = _delivery(an, "kill")
+    assert d["short"] and d["ratio"] == pytest.approx(0.0277, abs=0.002)
+    (v,) = [v for v in an.verdicts if v.name == "available-during-kill"]
+    assert v.verdict == "inconclusive" and "load not delivered" in v.detail and "was pass" in v.detail
+    assert any(n.startswith("LOAD NOT DELIVERED") for n in an.notes)
+
+
+def test_a_shortfall_within_the_margin_is_fine() -> None:
+    achieved = 50.0 * (1.0 - SHORTFALL_MARGIN / 2)
+    an = analyze(experiment(rate=50.0, hypotheses=HYP), journal(duration=40.0, injections=KILL), samples(40.0, achieved))
+    assert not any(d["short"] for d in an.to_dict()["load_delivery"])
+    assert np.all([v.verdict == "pass" for v in an.verdicts])
+
+
+def test_plan_warns_when_the_ramp_eats_most_of_the_load() -> None:
+    from dataclasses import replace
+
+    from chaosml.plan import build_plan, render_plan
+
+    exp = experiment()
+    slow = replace(exp, load=replace(exp.load, users=200, spawn_rate=5.0, duration=60.0))  # a 40 s ramp
+    assert "WARNING: the ramp (200 users at 5/s = 40 s) takes 67% of the 60 s load" in render_plan(build_plan(slow))
+    assert "WARNING: the ramp" not in render_plan(build_plan(exp))
