@@ -12,7 +12,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,8 +33,13 @@ PLOTS_DIR = "plots"
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically (temp file + rename) so a reader never sees half a report.
+
+    The temporary file is created 0666 less the umask, like every other file of the run directory
+    (``mkstemp`` would make it 0600, and a CI artifact server could not read the report).
+    """
+    tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -196,3 +196,19 @@ def test_builders_on_an_analysis_dict(tmp_path):
     assert "not recovered" not in md.split("## Injections")[1].split("## SLIs")[0].replace("not recovered in", "")
     assert "| baseline | 10.0 s | 1000 |" in md
     assert "<img" not in html
+
+
+def test_report_files_are_world_readable_like_the_others(tmp_path):
+    # issue 14 item 14: report.md, report.html and analysis.json were written 0600 (mkstemp) while
+    # journal.json, samples.csv and the plots were 0644; all follow the umask now.
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_run(tmp_path)
+        render_report(tmp_path, experiment=experiment_model())
+    finally:
+        os.umask(old)
+    modes = {name: (tmp_path / name).stat().st_mode & 0o777
+             for name in ("report.md", "report.html", "analysis.json", "junit.xml", "plots/timeline.png")}
+    assert modes == dict.fromkeys(modes, 0o644)
