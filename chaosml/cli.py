@@ -7,6 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from chaosml import __version__
 from chaosml.errors import (
@@ -332,8 +333,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which chaosml means as "interrupted": exit 4 (invalid input)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chaosml",
         description="Chaos experiments for ML serving stacks.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),

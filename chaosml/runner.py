@@ -170,8 +170,14 @@ class Runner:
         self.reports_dir = reports_dir
         self.run_id = new_run_id(experiment, reports_dir)
         self.run_dir = reports_dir / self.run_id
-        self.run_dir.mkdir(parents=True)
-        self.journal = Journal(self.run_dir, self.run_id, experiment, experiment_file, experiment_source)
+        try:  # nothing has started: a reports dir that cannot be written is the user's to fix (exit 4)
+            self.run_dir.mkdir(parents=True)
+            self.journal = Journal(self.run_dir, self.run_id, experiment, experiment_file, experiment_source)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"reports dir {reports_dir}: cannot write {self.run_dir}: {exc.strerror or exc} "
+                "(read-only, full, or not a directory?); give a writable --reports-dir. Nothing was injected."
+            ) from None
         self.progress = Progress(out, experiment.load.duration)
         self.target_factory = target_factory or partial(make_target, allow_context=allow_context)
         self.result: RunResult | None = None
