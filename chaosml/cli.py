@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from chaosml import __version__
 from chaosml.errors import (
@@ -20,6 +20,9 @@ from chaosml.errors import (
     ExperimentError,
     InvalidInputError,
 )
+
+if TYPE_CHECKING:
+    from chaosml.runner import Runner
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -76,9 +79,8 @@ def _plan_on_cluster(plan: object, experiment: object, args: argparse.Namespace)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from chaosml.errors import RecoveryError, TargetError
+    from chaosml.interrupts import SignalGuard
     from chaosml.loader import load_experiment_text, read_experiment_text
-    from chaosml.report import report_run
     from chaosml.runner import Runner
 
     path = Path(args.file)
@@ -86,21 +88,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     experiment = load_experiment_text(text, str(path))
     if args.rollback_first:
         _rollback(dry_run=False, include_live=False)
+    signals = SignalGuard()  # installed by the run, kept while the report is written: Ctrl-C cuts neither short
     runner = Runner(
         experiment,
         experiment_file=str(path),
         experiment_source=text,
         reports_dir=Path(args.reports_dir),
         allow_context=args.allow_context or None,
+        signals=signals,
     )
+    try:
+        return _run_and_report(runner, args.debug)
+    finally:
+        signals.restore()
+
+
+def _run_and_report(runner: Runner, debug: bool) -> int:
+    from chaosml.errors import RecoveryError, TargetError
+    from chaosml.report import report_run
+
     try:
         result = runner.run()
     except (RecoveryError, TargetError):
         if runner.result is not None:
             report_run(runner.result)  # what was measured is still reported
-        _print_run_error(runner.run_dir, args.debug)
+        _print_run_error(runner.run_dir, debug)
         raise
-    _print_run_error(result.run_dir, args.debug)
+    _print_run_error(result.run_dir, debug)
     result = report_run(result)
     report = result.run_dir / "report.md"
     print(f"run {result.status}: {result.run_dir}")
