@@ -72,7 +72,8 @@ def test_readme_commands_and_exit_codes_match_the_code() -> None:
 
 
 def _chaosml(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaosml.cli", *args], capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run([sys.executable, "-m", "chaosml.cli", *args], check=False, capture_output=True, text=True, timeout=60,
+                          env=env)
 
 
 def test_usage_errors_exit_4_not_2() -> None:
@@ -112,7 +113,7 @@ def test_cluster_commands_without_the_kubernetes_extra_say_what_to_install(tmp_p
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": "/nonexistent"}
     for sub in ("status", "up"):
         proc = subprocess.run([sys.executable, str(script), "cluster", sub, "--no-build"][: 4 if sub == "status" else 5],
-                              capture_output=True, text=True, timeout=60, env=env)
+                              check=False, capture_output=True, text=True, timeout=60, env=env)
         assert proc.returncode == 3, proc.stderr
         assert "pip install 'chaosml[kubernetes]'" in proc.stderr, proc.stderr
         assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -66,7 +65,7 @@ def _wait_for(pred: Any, reports: Path, timeout_s: float) -> dict[str, Any]:
 
 
 def _leftovers(run_dir: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", str(run_dir)], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-af", str(run_dir)], check=False, capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
