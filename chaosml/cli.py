@@ -180,7 +180,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / JOURNAL_FILE).exists():
         raise InvalidInputError(f"{run_dir}: no {JOURNAL_FILE} here; give a run directory under reports/")
-    render_report(run_dir)
+    analysis = render_report(run_dir)
+    if analysis.get("samples_problem"):
+        print(f"chaosml: {analysis['samples_problem']}", file=sys.stderr)
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     _print_verdicts(run_dir)
     return EXIT_OK

@@ -43,7 +43,13 @@ from chaosml.errors import (
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
 from chaosml.interrupts import Interrupted, SignalGuard
-from chaosml.journal import JOURNAL_FILE, SAMPLES_FILE, Journal, RunResult
+from chaosml.journal import (
+    JOURNAL_FILE,
+    SAMPLES_FILE,
+    Journal,
+    RunResult,
+    samples_problem,
+)
 from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
@@ -250,6 +256,9 @@ class Runner:
             self._stop_target()
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
+        missing = self._samples_missing()
+        if missing:
+            reason = f"{reason}; {missing}" if reason else missing
         if recovery_errors:
             code = EXIT_RECOVERY_FAILED
         elif status == "aborted":
@@ -531,6 +540,17 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - recorded in the journal
                 detail = f"{type(exc).__name__}: {exc}"
             self.journal.add_rollback({"type": rb.type, "t": started, "ok": ok, "detail": detail, "duration_s": time.time() - started})
+
+    def _samples_missing(self) -> str | None:
+        """What is wrong when load was sent but samples.csv is gone or empty (said in the console and the journal)."""
+        path = self.run_dir / SAMPLES_FILE
+        if self.load_proc is None:
+            return None
+        rows = 0
+        if path.exists():
+            with open(path, "rb") as fh:
+                rows = max(0, sum(1 for _ in fh) - 1)  # minus the header
+        return samples_problem(path, self.journal.data, rows)
 
     def _wait_ready(self, timeout_s: float) -> tuple[bool, str]:
         """The wait-ready rollback: every group ready within ``timeout_s``; a signal (before or during) cuts it short."""
