@@ -223,11 +223,10 @@ class Runner:
             self.journal.flush(force=True)
             raise
         except Interrupted as exc:  # nothing started yet: nothing to recover
-            reason = f"interrupted by {exc} before the target started"
-            self.journal.update(status="aborted", reason=reason, ended_at=time.time(), exit_code=EXIT_ABORTED)
+            self.result = RunResult(self.run_dir, "aborted", EXIT_ABORTED, f"interrupted by {exc} before the target started")
+            self.journal.update(status="aborted", reason=self.result.reason, ended_at=time.time(), exit_code=EXIT_ABORTED)
             self.journal.flush(force=True)
-            self.progress.message(f"run aborted: {reason}")
-            self.result = RunResult(self.run_dir, "aborted", EXIT_ABORTED, reason)
+            self.progress.message(f"run aborted: {self.result.reason}")
             return self.result
         try:
             try:
@@ -256,8 +255,8 @@ class Runner:
             self._stop_target()
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
-        missing = self._samples_missing()
-        if missing:
+        missing = samples_problem(self.run_dir / SAMPLES_FILE, self.journal.data) if self.load_proc is not None else None
+        if missing:  # load was sent but samples.csv is gone or empty: said in the console and the journal
             reason = f"{reason}; {missing}" if reason else missing
         if recovery_errors:
             code = EXIT_RECOVERY_FAILED
@@ -540,17 +539,6 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - recorded in the journal
                 detail = f"{type(exc).__name__}: {exc}"
             self.journal.add_rollback({"type": rb.type, "t": started, "ok": ok, "detail": detail, "duration_s": time.time() - started})
-
-    def _samples_missing(self) -> str | None:
-        """What is wrong when load was sent but samples.csv is gone or empty (said in the console and the journal)."""
-        path = self.run_dir / SAMPLES_FILE
-        if self.load_proc is None:
-            return None
-        rows = 0
-        if path.exists():
-            with open(path, "rb") as fh:
-                rows = max(0, sum(1 for _ in fh) - 1)  # minus the header
-        return samples_problem(path, self.journal.data, rows)
 
     def _wait_ready(self, timeout_s: float) -> tuple[bool, str]:
         """The wait-ready rollback: every group ready within ``timeout_s``; a signal (before or during) cuts it short."""

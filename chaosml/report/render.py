@@ -73,7 +73,7 @@ def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> 
         experiment = record.experiment
     samples = read_samples(record.samples_path)
     analysis = _json_safe(analyze(experiment, journal, samples).to_dict())
-    problem = samples_problem(record.samples_path, journal, len(samples))
+    problem = samples_problem(record.samples_path, journal)
     if problem:  # said in analysis.json, on top of the report and by the CLI
         analysis["samples_problem"] = problem
         analysis["notes"] = [problem, *analysis.get("notes", [])]
