@@ -20,6 +20,7 @@ from chaosml.errors import (
     ExperimentError,
     InvalidInputError,
 )
+from chaosml.interrupts import Interrupted  # stdlib only
 
 if TYPE_CHECKING:
     from chaosml.runner import Runner
@@ -499,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"chaosml: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("chaosml: interrupted", file=sys.stderr)
         return EXIT_ABORTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless --debug
