@@ -181,7 +181,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / JOURNAL_FILE).exists():
         raise InvalidInputError(f"{run_dir}: no {JOURNAL_FILE} here; give a run directory under reports/")
-    analysis = render_report(run_dir)
+    try:
+        analysis = render_report(run_dir)
+    except OSError as exc:  # read-only, full, or blocked: the user's environment, not a chaosml bug
+        where = exc.filename2 or exc.filename or run_dir
+        raise InvalidInputError(f"cannot render the report of {run_dir} there: {exc.strerror or exc}: {where}") from None
     if analysis.get("samples_problem"):
         print(f"chaosml: {analysis['samples_problem']}", file=sys.stderr)
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")

@@ -128,3 +128,16 @@ def test_unwritable_reports_dir_is_invalid_input_with_the_path(tmp_path: Path) -
     proc = _chaosml("run", str(exp), "--reports-dir", str(blocker / "reports"))
     assert proc.returncode == 4, proc.stderr
     assert f"{blocker / 'reports'}" in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_report_into_an_unwritable_run_dir_is_invalid_input_with_the_path(tmp_path: Path) -> None:
+    # issue 14 item 13: a run dir where the report cannot be written is the user's environment (exit 4, the
+    # path named), not "internal error". Root ignores file modes, so the file is blocked by a directory.
+    import shutil
+
+    for f in ("journal.json", "samples.csv"):
+        shutil.copy(ROOT / "tests" / "compare" / "fixtures" / "naive" / f, tmp_path / f)
+    (tmp_path / "analysis.json").mkdir()
+    proc = _chaosml("report", str(tmp_path))
+    assert proc.returncode == 4, proc.stderr
+    assert str(tmp_path / "analysis.json") in proc.stderr and "internal error" not in proc.stderr
