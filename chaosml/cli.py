@@ -7,6 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from chaosml import __version__
 from chaosml.errors import (
@@ -19,6 +20,10 @@ from chaosml.errors import (
     ExperimentError,
     InvalidInputError,
 )
+from chaosml.interrupts import Interrupted  # stdlib only
+
+if TYPE_CHECKING:
+    from chaosml.runner import Runner
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -75,9 +80,8 @@ def _plan_on_cluster(plan: object, experiment: object, args: argparse.Namespace)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from chaosml.errors import RecoveryError, TargetError
+    from chaosml.interrupts import SignalGuard
     from chaosml.loader import load_experiment_text, read_experiment_text
-    from chaosml.report import report_run
     from chaosml.runner import Runner
 
     path = Path(args.file)
@@ -85,21 +89,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     experiment = load_experiment_text(text, str(path))
     if args.rollback_first:
         _rollback(dry_run=False, include_live=False)
+    signals = SignalGuard()  # installed by the run, kept while the report is written: Ctrl-C cuts neither short
     runner = Runner(
         experiment,
         experiment_file=str(path),
         experiment_source=text,
         reports_dir=Path(args.reports_dir),
         allow_context=args.allow_context or None,
+        signals=signals,
     )
+    try:
+        return _run_and_report(runner, args.debug)
+    finally:
+        signals.restore()
+
+
+def _run_and_report(runner: Runner, debug: bool) -> int:
+    from chaosml.errors import RecoveryError, TargetError
+    from chaosml.report import report_run
+
     try:
         result = runner.run()
     except (RecoveryError, TargetError):
         if runner.result is not None:
             report_run(runner.result)  # what was measured is still reported
-        _print_run_error(runner.run_dir, args.debug)
+        _print_run_error(runner.run_dir, debug)
         raise
-    _print_run_error(result.run_dir, args.debug)
+    _print_run_error(result.run_dir, debug)
     result = report_run(result)
     report = result.run_dir / "report.md"
     print(f"run {result.status}: {result.run_dir}")
@@ -167,7 +183,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / JOURNAL_FILE).exists():
         raise InvalidInputError(f"{run_dir}: no {JOURNAL_FILE} here; give a run directory under reports/")
-    render_report(run_dir)
+    try:
+        analysis = render_report(run_dir)
+    except OSError as exc:  # read-only, full, or blocked: the user's environment, not a chaosml bug
+        where = exc.filename2 or exc.filename or run_dir
+        raise InvalidInputError(f"cannot render the report of {run_dir} there: {exc.strerror or exc}: {where}") from None
+    if analysis.get("samples_problem"):
+        print(f"chaosml: {analysis['samples_problem']}", file=sys.stderr)
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     _print_verdicts(run_dir)
     return EXIT_OK
@@ -334,8 +356,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which chaosml means as "interrupted": exit 4 (invalid input)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chaosml",
         description="Chaos experiments for ML serving stacks.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
@@ -476,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"chaosml: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("chaosml: interrupted", file=sys.stderr)
         return EXIT_ABORTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless --debug

@@ -113,6 +113,14 @@ def kind_clusters() -> list[str]:
     return [line.strip() for line in kind("get", "clusters").stdout.splitlines() if line.strip()]
 
 
+def require_kubernetes() -> None:
+    """The kubernetes Python client, or a TargetError that says which extra to install."""
+    try:
+        import kubernetes  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise TargetError("the kubernetes Python client is missing: pip install 'chaosml[kubernetes]'") from None
+
+
 def kube_client(name: str) -> Any:
     facts = kubeconfig_facts(None, f"kind-{name}")
     return new_api_client(facts["kubeconfig"], f"kind-{name}")
@@ -121,6 +129,7 @@ def kube_client(name: str) -> Any:
 # ------------------------------------------------------------------------------ commands
 def up(name: str, timeout_s: float, build: bool = True, out: Any = None) -> None:
     out = out if out is not None else sys.stdout
+    require_kubernetes()
     docker_client = require_docker()
     require_kind()
     if name in kind_clusters():
@@ -156,6 +165,7 @@ def up(name: str, timeout_s: float, build: bool = True, out: Any = None) -> None
 
 def status(name: str, out: Any = None) -> None:
     out = out if out is not None else sys.stdout
+    require_kubernetes()
     if shutil.which("kind") and name not in kind_clusters():
         raise TargetError(f"no kind cluster {name!r}: `chaosml cluster up` creates it")
     api = kube_client(name)

@@ -32,7 +32,8 @@ class RunSummary:
     exit_code: int | None
     passed: int
     total: int
-    mttr_mean: dict[str, float | None] = field(default_factory=dict)  # per fault; None = none recovered
+    mttr_mean: dict[str, float | None] = field(default_factory=dict)  # per applied fault; None = none recovered
+    not_applied: tuple[str, ...] = ()  # faults of the experiment that no injection applied (killed before, target down)
     slis: dict[str, float | None] = field(default_factory=dict)  # key SLIs over the fault phase
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +48,7 @@ class RunSummary:
             "passed": self.passed,
             "total": self.total,
             "mttr_mean": self.mttr_mean,
+            "not_applied": list(self.not_applied),
             "slis": self.slis,
         }
 
@@ -83,7 +85,10 @@ def summarize(journal_path: Path) -> RunSummary | None:
     if analysis:
         title, release = analysis.get("title", title), analysis.get("release", release)
     counts = (analysis or {}).get("counts") or {}
-    mttr = {f["fault"]: (f.get("mttr_s") or {}).get("mean") for f in (analysis or {}).get("faults", [])}
+    applied = {e.fault for e in record.fault_events if e.action == "apply" and e.ok}
+    not_applied = tuple(f.name for f in record.experiment.faults if f.name not in applied)
+    mttr = {f["fault"]: (f.get("mttr_s") or {}).get("mean") for f in (analysis or {}).get("faults", [])
+            if f["fault"] in applied}
     slis: dict[str, float | None] = {}
     for p in (analysis or {}).get("phases", []):
         if p.get("name") == "fault":
@@ -100,6 +105,7 @@ def summarize(journal_path: Path) -> RunSummary | None:
         passed=int(counts.get("pass", 0)),
         total=int(sum(counts.values())) if counts else 0,
         mttr_mean=mttr,
+        not_applied=not_applied,
         slis=slis,
     )
 
@@ -138,10 +144,12 @@ def render_table(runs: list[RunSummary]) -> str:
     headers = ("time (UTC)", "title", "release", "status", "passed", "MTTR mean per fault", "run")
     rows = []
     for r in runs:
-        mttr = ", ".join(f"{k} {'not recovered' if v is None else f'{v:.2f}s'}" for k, v in r.mttr_mean.items()) or "-"
+        mttr = ", ".join([*(f"{k} {'not recovered' if v is None else f'{v:.2f}s'}" for k, v in r.mttr_mean.items()),
+                          *(f"{k} not applied" for k in r.not_applied)]) or "-"
         rows.append((_when(r.started_at), r.title, r.release, r.status, f"{r.passed}/{r.total}", mttr, str(r.run_dir)))
     table = [headers, *rows]
-    widths = [min(60, max(len(t[i]) for t in table)) for i in range(len(headers))]
+    widths = [min(60, max(len(t[i]) for t in table)) for i in range(len(headers) - 1)]
+    widths.append(max(len(t[-1]) for t in table))  # the run directory, whole: it is copied into `chaosml report`
     lines = ["  ".join(c[:w].ljust(w) for c, w in zip(t, widths, strict=True)).rstrip() for t in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -332,6 +332,28 @@ def _experiment_of_v1(data: dict[str, Any], path: Path) -> Experiment:
         raise JournalError(f"{path.parent}: the experiment kept in its (schema 1) journal no longer validates:\n{exc}") from None
 
 
+def samples_problem(path: Path, journal: dict[str, Any]) -> str | None:
+    """Why a run that sent load has no samples to judge (samples.csv deleted, or no whole row), or None.
+
+    Called by the runner at the end of a run (console and journal) and by the report (analysis.json,
+    report banner). Reads at most the first 64 KiB of the file.
+    """
+    load = journal.get("load") or {}
+    if load.get("started_at") is None:
+        return None  # no load was sent: nothing was to be recorded
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except FileNotFoundError:
+        return (f"{path.name} is missing from {path.parent} (deleted while the run went on?): the requests sent were "
+                "not recorded, so no SLI can be measured and every verdict is INCONCLUSIVE")
+    if head.count(b"\n") >= 2:  # the header and at least one whole row
+        return None
+    sent = int(load.get("requests") or 0)
+    return (f"{path} has no samples" + (f" although the load process counted {sent} requests" if sent else "")
+            + ": no SLI can be measured and every verdict is INCONCLUSIVE")
+
+
 def mark_partial(run_dir: Path, reason: str) -> bool:
     """A journal still 'running' (its harness died) becomes 'partial' with ``reason``; False if not running/unreadable."""
     path = run_dir / JOURNAL_FILE

@@ -42,7 +42,14 @@ from chaosml.errors import (
     TargetError,
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
-from chaosml.journal import JOURNAL_FILE, SAMPLES_FILE, Journal, RunResult
+from chaosml.interrupts import Interrupted, SignalGuard
+from chaosml.journal import (
+    JOURNAL_FILE,
+    SAMPLES_FILE,
+    Journal,
+    RunResult,
+    samples_problem,
+)
 from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
@@ -52,20 +59,14 @@ from chaosml.progress import Progress
 
 #: How long after the planned load end the load process may take to finish on its own.
 LOAD_GRACE_S = 20.0
+#: A wait-ready rollback asks the target in slices this long (seconds), so that an interrupt cuts it short.
+WAIT_SLICE_S = 0.5
 #: SLIs that abort conditions can watch live (from the load process's progress lines).
 LIVE_SLIS = {"success_ratio": "success_ratio", "latency_p99_ms": "p99_ms", "throughput_rps": "rps"}
 
 __all__ = ["Progress", "RunResult", "Runner", "make_target", "new_run_id"]
 
 TargetFactory = Callable[[Experiment, Path, Callable[[Any], None]], Any]
-
-
-class _Interrupted(BaseException):
-    """Raised by the signal handler; BaseException so that no `except Exception` swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def _request_mapping(experiment: Experiment) -> Any:
@@ -142,6 +143,8 @@ class Runner:
     ``experiment_source`` is the text that was validated into ``experiment`` (kept in the journal
     for humans; readers use the normalised experiment stored beside it). ``plan`` defaults to
     ``build_plan(experiment)``. ``self.result`` holds the outcome also when ``run()`` raises.
+    ``signals`` is the SIGINT/SIGTERM guard of the run; by default the runner installs its own for the
+    duration of ``run()`` (the CLI passes one it keeps installed while the report is written).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class Runner:
         allow_context: str | None = None,
         ledger: Ledger | None = None,
         plan: Plan | None = None,
+        signals: SignalGuard | None = None,
     ):
         self.ledger = ledger or Ledger()
         stale = self.ledger.stale_entries()
@@ -173,12 +177,20 @@ class Runner:
         # The run dir appears with its journal in it (made in a hidden staging dir, then renamed), so a
         # harness killed at any moment never leaves a run dir that says nothing about its run.
         staging = reports_dir / f".{self.run_id}.{os.urandom(3).hex()}.new"
-        staging.mkdir(parents=True)
-        self.journal = Journal(staging, self.run_id, experiment, experiment_file, experiment_source)
-        staging.rename(self.run_dir)
+        try:  # nothing has started: a reports dir that cannot be written is the user's to fix (exit 4)
+            staging.mkdir(parents=True)
+            self.journal = Journal(staging, self.run_id, experiment, experiment_file, experiment_source)
+            staging.rename(self.run_dir)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"reports dir {reports_dir}: cannot write {self.run_dir}: {exc.strerror or exc} "
+                "(read-only, full, or not a directory?); give a writable --reports-dir. Nothing was injected."
+            ) from None
         self.journal.moved_to(self.run_dir)
         self.progress = Progress(out if out is not None else sys.stderr, experiment.load.duration)
         self.target_factory = target_factory or partial(make_target, allow_context=allow_context)
+        self.signals = signals or SignalGuard()
+        self._own_signals = signals is None
         self.result: RunResult | None = None
         self.target: Any = None
         self._target_started = False
@@ -198,6 +210,14 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
+        self.signals.install()
+        try:
+            return self._run()
+        finally:
+            if self._own_signals:
+                self.signals.restore()
+
+    def _run(self) -> RunResult:
         status, reason = "completed", None
         error: dict[str, str] | None = None
         recovery_errors: list[str] = []
@@ -207,15 +227,23 @@ class Runner:
             self.journal.update(status="invalid", reason=str(exc), ended_at=time.time(), exit_code=EXIT_INVALID)
             self.journal.flush(force=True)
             raise
-        old_handlers = self._install_signal_handlers()
+        except Interrupted as exc:  # nothing started yet: nothing to recover
+            self.result = RunResult(self.run_dir, "aborted", EXIT_ABORTED, f"interrupted by {exc} before the target started")
+            self.journal.update(status="aborted", reason=self.result.reason, ended_at=time.time(), exit_code=EXIT_ABORTED)
+            self.journal.flush(force=True)
+            self.progress.message(f"run aborted: {self.result.reason}")
+            return self.result
         try:
-            self._build_target()
-            self._build_injectors()  # an injector that cannot work on this target stops the run here
-            self._start_target()
-            self._probe_mapping()
-            self._start_load()
-            self._drive()
-        except _Interrupted as exc:
+            try:
+                self._build_target()
+                self._build_injectors()  # an injector that cannot work on this target stops the run here
+                self._start_target()
+                self._probe_mapping()
+                self._start_load()
+                self._drive()
+            finally:
+                self.signals.finish()  # from here on a signal cuts nothing: recovery, teardown and journal complete
+        except Interrupted as exc:
             status, reason = "aborted", f"interrupted by {exc}"
         except RunAborted as exc:
             status, reason = "aborted", str(exc)
@@ -226,14 +254,15 @@ class Runner:
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
             error = _error_record(exc)
         finally:
-            self._ignore_signals()
             recovery_errors = self._recover_all()
             self._run_rollbacks()
             self._stop_load()
             self._stop_target()
-            self._restore_signal_handlers(old_handlers)
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
+        missing = samples_problem(self.run_dir / SAMPLES_FILE, self.journal.data) if self.load_proc is not None else None
+        if missing:  # load was sent but samples.csv is gone or empty: said in the console and the journal
+            reason = f"{reason}; {missing}" if reason else missing
         if recovery_errors:
             code = EXIT_RECOVERY_FAILED
         elif status == "aborted":
@@ -278,14 +307,15 @@ class Runner:
         self.progress.message(f"starting target ({self.experiment.target.platform}, profile {self.experiment.target.profile}) ...")
         # Every process the run starts inherits the token, so `chaosml rollback` can find orphans.
         os.environ[RUN_TOKEN_ENV] = self.token
-        self._target_entry = self.ledger.open(
-            run_id=self.run_id,
-            run_dir=self.run_dir,
-            kind="target",
-            type=self.experiment.target.platform,
-            record={"token": self.token, "run_dir": str(self.run_dir.resolve())},
-        )
-        self._target_started = True
+        with self.signals.critical("opening the target's ledger entry"):
+            self._target_entry = self.ledger.open(
+                run_id=self.run_id,
+                run_dir=self.run_dir,
+                kind="target",
+                type=self.experiment.target.platform,
+                record={"token": self.token, "run_dir": str(self.run_dir.resolve())},
+            )
+            self._target_started = True
         self.target.start()
         self.journal.update(target=self.target.describe())
         self.journal.flush()
@@ -451,6 +481,10 @@ class Runner:
         return "recovery/after"
 
     def _apply(self, spec: FaultSpec, injection: int, planned: float) -> None:
+        with self.signals.critical(f"apply {spec.name} #{injection + 1}"):  # ledger entry and apply: never one without the other
+            self._apply_now(spec, injection, planned)
+
+    def _apply_now(self, spec: FaultSpec, injection: int, planned: float) -> None:
         inj = self._injectors[spec.name]
         record = inj.undo_record(injection)
         self._ledger_ids[(spec.name, injection)] = self.ledger.open(
@@ -472,6 +506,10 @@ class Runner:
         )
 
     def _recover(self, spec: FaultSpec, injection: int, planned: float | None = None) -> None:
+        with self.signals.critical(f"recover {spec.name} #{injection + 1}"):  # recover and ledger close: never cut
+            self._recover_now(spec, injection, planned)
+
+    def _recover_now(self, spec: FaultSpec, injection: int, planned: float | None) -> None:
         inj = self._applied.pop((spec.name, injection), None)
         if inj is None:
             return
@@ -503,12 +541,26 @@ class Runner:
             ok, detail = False, ""
             try:
                 if rb.type == "wait-ready":
-                    timeout = float(rb.params.get("timeout", 30.0))
-                    ok = all(self.target.wait_group_ready(g, timeout) for g in self.target.groups())
-                    detail = "every replica ready" if ok else f"not every replica ready within {timeout:.0f}s"
+                    ok, detail = self._wait_ready(float(rb.params.get("timeout", 30.0)))
             except Exception as exc:  # noqa: BLE001 - recorded in the journal
                 detail = f"{type(exc).__name__}: {exc}"
             self.journal.add_rollback({"type": rb.type, "t": started, "ok": ok, "detail": detail, "duration_s": time.time() - started})
+
+    def _wait_ready(self, timeout_s: float) -> tuple[bool, str]:
+        """The wait-ready rollback: every group ready within ``timeout_s``; a signal (before or during) cuts it short."""
+        if self.signals.interrupted:
+            return False, "cut short: the run was interrupted"
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.target.groups())
+        while pending:
+            if self.signals.interrupted:
+                return False, f"cut short: the run was interrupted (not checked ready: {', '.join(pending)})"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False, f"not every replica ready within {timeout_s:.0f}s (not ready: {', '.join(pending)})"
+            if self.target.wait_group_ready(pending[0], min(left, WAIT_SLICE_S)):
+                pending.pop(0)
+        return True, "every replica ready"
 
     def _drain_progress(self) -> None:
         from chaosml.load.config import parse_progress
@@ -563,25 +615,6 @@ class Runner:
             if os.environ.get(RUN_TOKEN_ENV) == self.token:
                 del os.environ[RUN_TOKEN_ENV]
             self.journal.flush(force=True)
-
-    # ------------------------------------------------------------ signals
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum: int, frame: Any) -> None:
-            raise _Interrupted(signum)
-
-        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _ignore_signals(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(s, lambda signum, frame: None)
-
-    def _restore_signal_handlers(self, old: dict[int, Any]) -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _error_record(exc: BaseException) -> dict[str, str]:

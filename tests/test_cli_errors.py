@@ -69,3 +69,75 @@ def test_readme_commands_and_exit_codes_match_the_code() -> None:
     assert "bash .ci/demo" in readme
     for code, meaning in EXIT_CODES.items():
         assert f"| {code} | {meaning} |" in readme, code
+
+
+def _chaosml(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chaosml.cli", *args], check=False, capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_usage_errors_exit_4_not_2() -> None:
+    # issue 14 item 13: argparse exits 2, which the README reserves for "interrupted; every fault recovered".
+    for argv in ((), ("validate",), ("run",), ("nosuchcommand",)):
+        proc = _chaosml(*argv)
+        assert proc.returncode == 4, (argv, proc.stderr)
+        assert "usage:" in proc.stderr and "Traceback" not in proc.stderr
+    assert _chaosml("--help").returncode == 0
+
+
+HIDE_KUBERNETES = """\
+import runpy, sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "kubernetes" or name.startswith("kubernetes."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Hide())
+sys.argv = ["chaosml", *sys.argv[1:]]
+runpy.run_module("chaosml.cli", run_name="__main__")
+"""
+
+
+def test_cluster_commands_without_the_kubernetes_extra_say_what_to_install(tmp_path: Path) -> None:
+    # issue 14 item 13: `cluster status` printed "internal error: ModuleNotFoundError".
+    import os
+
+    script = tmp_path / "hide.py"
+    script.write_text(HIDE_KUBERNETES)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kind-chaosml\n"
+        "clusters: [{name: kind-chaosml, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        "contexts: [{name: kind-chaosml, context: {cluster: kind-chaosml, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": "/nonexistent"}
+    for sub in ("status", "up"):
+        proc = subprocess.run([sys.executable, str(script), "cluster", sub, "--no-build"][: 4 if sub == "status" else 5],
+                              check=False, capture_output=True, text=True, timeout=60, env=env)
+        assert proc.returncode == 3, proc.stderr
+        assert "pip install 'chaosml[kubernetes]'" in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_reports_dir_is_invalid_input_with_the_path(tmp_path: Path) -> None:
+    # issue 14 item 13: a reports dir that cannot be written was "internal error: NotADirectoryError" (exit 3).
+    exp = tmp_path / "exp.yaml"
+    exp.write_text((ROOT / "tests" / "e2e" / "short.yaml.tmpl").read_text().format(profile="hardened", duration="20s"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = _chaosml("run", str(exp), "--reports-dir", str(blocker / "reports"))
+    assert proc.returncode == 4, proc.stderr
+    assert f"{blocker / 'reports'}" in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_report_into_an_unwritable_run_dir_is_invalid_input_with_the_path(tmp_path: Path) -> None:
+    # issue 14 item 13: a run dir where the report cannot be written is the user's environment (exit 4, the
+    # path named), not "internal error". Root ignores file modes, so the file is blocked by a directory.
+    import shutil
+
+    for f in ("journal.json", "samples.csv"):
+        shutil.copy(ROOT / "tests" / "compare" / "fixtures" / "naive" / f, tmp_path / f)
+    (tmp_path / "analysis.json").mkdir()
+    proc = _chaosml("report", str(tmp_path))
+    assert proc.returncode == 4, proc.stderr
+    assert str(tmp_path / "analysis.json") in proc.stderr and "internal error" not in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_ver
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
+    InjectionWindow,
     LoadRange,
     Phase,
     build_phases,
@@ -184,6 +186,15 @@ class Analysis:
         }
 
 
+def _cut_short(journal: dict[str, Any], windows: Sequence[InjectionWindow], load: LoadRange) -> dict[tuple[str, int], str]:
+    """Injections whose observation the end of an unfinished run ended (no later apply did): (fault, index) -> why."""
+    status = str(journal.get("status", "unknown"))
+    if status == "completed":
+        return {}
+    why = f"the run ended ({status}) before recovery could be observed"
+    return {(w.fault, w.index): why for w in windows if w.search_end >= load.end}
+
+
 def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFrame) -> Analysis:
     """Analyse one run: phases from the actual fault events, SLIs, TTD/MTTR/ready, verdicts."""
     steady = experiment.steady_state
@@ -196,7 +207,8 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     )
     phases = build_phases(load, windows, [r.recovered_at for r in results])
     phase_results = [_phase_result(a, p, load) for p in phases.values()]
-    verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results)
+    verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results,
+                                                                         _cut_short(journal, windows, load))
     deliveries = delivery(experiment.load, a, phases, load)
     verdicts = short_load_verdicts(verdicts, deliveries)
     short = [d for d in deliveries if d.short]

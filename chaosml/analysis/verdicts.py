@@ -6,7 +6,9 @@
 - A hypothesis on an injection SLI (ttd_s, mttr_s, ready_s) is judged over the injections of its
   ``fault`` (or of ``during`` when that names a fault; default: every injection), aggregated by
   ``agg``. Any injection that did not recover / was not detected / whose replicas did not come
-  back makes it fail with measured None: such an injection has no number.
+  back makes it fail with measured None: such an injection has no number; unless the run was
+  interrupted before that could be observed (``cut_short``: the injection's search window was ended
+  by the end of a run that did not complete): then it is inconclusive.
 - A verdict scoped to a fault some injection of which took no effect (its apply event's
   ``no_effect``: it selected, changed or stopped nothing) is inconclusive with that reason, as is
   one over the "fault" phase or every injection while any fault took no effect: nothing was tested.
@@ -158,13 +160,14 @@ def hypothesis_verdicts(
     a: SampleArrays,
     phases: Mapping[str, Phase],
     results: Sequence[InjectionResult],
+    cut_short: Mapping[tuple[str, int], str] | None = None,
 ) -> list[Verdict]:
-    """Every hypothesis, judged once."""
+    """Every hypothesis, judged once; ``cut_short`` as in :func:`injection_verdict`."""
     names = [f.name for f in experiment.faults]
     out = []
     for h in experiment.hypotheses:
         if h.sli in INJECTION_SLIS:
-            out.append(injection_verdict(h, results, names))
+            out.append(injection_verdict(h, results, names, cut_short))
         else:
             min_samples = h.min_samples if h.min_samples is not None else experiment.steady_state.min_samples
             out.append(
@@ -192,8 +195,17 @@ _MISSING = {
 }
 
 
-def injection_verdict(h: Hypothesis, results: Sequence[InjectionResult], fault_names: Sequence[str] = ()) -> Verdict:
-    """Judge an injection SLI over a fault's injections, aggregated by ``h.agg``."""
+def injection_verdict(
+    h: Hypothesis,
+    results: Sequence[InjectionResult],
+    fault_names: Sequence[str] = (),
+    cut_short: Mapping[tuple[str, int], str] | None = None,
+) -> Verdict:
+    """Judge an injection SLI over a fault's injections, aggregated by ``h.agg``.
+
+    ``cut_short`` maps (fault, injection) to why its observation ended early (the run was
+    interrupted): a value missing only for such injections is inconclusive, not a failure.
+    """
     fault = h.fault or (h.during if h.during in fault_names or any(r.fault == h.during for r in results) else None)
     rs = [r for r in results if fault is None or r.fault == fault]
     scope = f"fault {fault}" if fault else "every injection"
@@ -209,6 +221,9 @@ def injection_verdict(h: Hypothesis, results: Sequence[InjectionResult], fault_n
     missing = sum(v is None for v in values)
     if missing:
         detail = f"{_MISSING[h.sli]} in {missing} of {n} injections"
+        cut = [(cut_short or {}).get((r.fault, r.injection)) for r, v in zip(rs, values, strict=True) if v is None]
+        if all(cut):
+            return make(measured=None, samples=n, verdict="inconclusive", detail=f"{detail}: {cut[0]}")
         return make(measured=None, samples=n, verdict="fail", detail=detail)
     measured = aggregate_values([float(v) for v in values], h.agg)
     shown = ", ".join(f"{v:.3g}" for v in values[:10]) + (", ..." if n > 10 else "")

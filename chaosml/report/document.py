@@ -153,6 +153,8 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
         blocks.append(Banner(f"ABORTED: {analysis.get('reason') or 'no reason recorded'}", "warn"))
     elif status == "failed":
         blocks.append(Banner(f"FAILED RUN: {analysis.get('reason') or 'no reason recorded'}", "fail"))
+    if analysis.get("samples_problem"):
+        blocks.append(Banner(f"NO SAMPLES: {analysis['samples_problem']}", "fail"))
     c = analysis["counts"]
     total = sum(c.values())
     if analysis["passed"]:

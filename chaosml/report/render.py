@@ -12,13 +12,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 from chaosml.analysis import analyze, read_samples
 from chaosml.errors import EXIT_FAILED, EXIT_OK
-from chaosml.journal import SAMPLES_FILE, RunResult, record_verdicts
+from chaosml.journal import RunResult, record_verdicts, samples_problem
 from chaosml.journal import load as load_journal
 from chaosml.model.experiment import Experiment
 from chaosml.report.document import build_document
@@ -34,8 +33,13 @@ PLOTS_DIR = "plots"
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically (temp file + rename) so a reader never sees half a report.
+
+    The temporary file is created 0666 less the umask, like every other file of the run directory
+    (``mkstemp`` would make it 0600, and a CI artifact server could not read the report).
+    """
+    tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -69,6 +73,10 @@ def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> 
         experiment = record.experiment
     samples = read_samples(record.samples_path)
     analysis = _json_safe(analyze(experiment, journal, samples).to_dict())
+    problem = samples_problem(record.samples_path, journal)
+    if problem:  # said in analysis.json, on top of the report and by the CLI
+        analysis["samples_problem"] = problem
+        analysis["notes"] = [problem, *analysis.get("notes", [])]
     _write_text(run_dir / ANALYSIS_FILE, json.dumps(analysis, indent=1, allow_nan=False) + "\n")
     plots = render_plots(analysis, run_dir / PLOTS_DIR)
     blocks = build_document(analysis, journal, plots)
@@ -93,14 +101,18 @@ def report_run(result: RunResult, out: IO[str] | None = None) -> RunResult:
     samples stay; ``chaosml report`` can retry) and leaves the code as the runner set it.
     """
     out = out if out is not None else sys.stderr  # looked up per call: the stream may have been replaced since import
-    if not (result.run_dir / SAMPLES_FILE).exists():
-        return result
+    record = load_journal(result.run_dir)
+    if not record.samples_path.exists() and record.load.get("started_at") is None:
+        return result  # no load was sent (the target did not start, ...): nothing to render
     try:
         analysis = render_report(result.run_dir)
     except Exception as exc:  # noqa: BLE001 - the journal and samples stay; `chaosml report` can retry
         out.write(f"report could not be rendered: {type(exc).__name__}: {exc}\n")
         out.flush()
         return result
+    if analysis.get("samples_problem"):
+        out.write(f"chaosml: {analysis['samples_problem']}\n")
+        out.flush()
     code = result.exit_code
     if result.status == "completed":
         code = EXIT_OK if analysis.get("passed") else EXIT_FAILED

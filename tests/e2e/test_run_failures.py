@@ -89,3 +89,41 @@ def test_load_process_dying_fails_the_run_but_recovers_everything(tmp_path: Path
     assert len(applies) == len(recovers) >= 1
     assert not _leftovers(run_dir)
     assert Ledger().open_entries() == []
+
+
+def test_samples_deleted_mid_run_are_said_missing_in_console_journal_and_report(tmp_path: Path) -> None:
+    # issue 14 item 10: samples.csv deleted mid-run ended "run completed ... exit 1" with no message, and
+    # `chaosml report` showed every verdict INCONCLUSIVE without saying why.
+    exp = _experiment(tmp_path, duration="20s")
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaosml.cli", "run", str(exp), "--reports-dir", str(reports)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 90
+    deleted = False
+    while time.monotonic() < deadline and not deleted:
+        runs = list(reports.iterdir()) if reports.exists() else []
+        if runs and (runs[0] / "samples.csv").exists():
+            try:
+                started = json.loads((runs[0] / "journal.json").read_text())["load"]["started_at"]
+            except (OSError, ValueError, KeyError):
+                started = None
+            if started is not None:
+                (runs[0] / "samples.csv").unlink()
+                deleted = True
+        time.sleep(0.1)
+    assert deleted
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    (run_dir,) = list(reports.iterdir())
+    said = f"samples.csv is missing from {run_dir}"
+    assert said in err, err
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "completed" and said in journal["reason"]
+    assert f"NO SAMPLES: {said}" in (run_dir / "report.md").read_text()
+    assert json.loads((run_dir / "analysis.json").read_text())["samples_problem"].startswith(said)
+    again = subprocess.run([sys.executable, "-m", "chaosml.cli", "report", str(run_dir)], check=False,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and said in again.stderr, again.stderr
+    assert not _leftovers(run_dir)

@@ -52,3 +52,20 @@ def test_run_report_writes_junit(tmp_path: Path) -> None:
     (case,) = [c for c in suite.findall("testcase") if c.find("failure") is not None]
     assert case.get("name") == "hypothesis available-during-kill [fault kill, cohort clean]"
     assert case.find("failure").get("message").startswith("success_ratio = 0.8489 (>= 0.99 required; n=225)")
+
+
+def test_fault_never_applied_says_not_applied_and_run_ids_are_whole(tmp_path: Path, capsys) -> None:
+    # issue 14 item 15: a run killed before its fault (or whose target never started) showed
+    # "kill not recovered", and the run column was cut at 60 characters so it could not be copied.
+    import json
+
+    run = tmp_path / ("20260101-000000-a-run-with-a-rather-long-title-that-goes-on-" + "x" * 30)
+    run.mkdir()
+    journal = json.loads((FIX / "naive" / "journal.json").read_text())
+    journal.update(status="failed", fault_events=[], target_events=[])
+    (run / "journal.json").write_text(json.dumps(journal))
+    shutil.copy(FIX / "naive" / "samples.csv", run / "samples.csv")
+    assert main(["history", "--reports-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "kill not applied" in out and "not recovered" not in out
+    assert str(run) in out
