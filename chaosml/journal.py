@@ -65,11 +65,15 @@ def environment() -> dict[str, Any]:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a fsynced temp file and a rename."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False, allow_nan=False, default=_jsonable)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=False, allow_nan=False, default=_jsonable)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the last whole document, not a half temp file
+        raise
 
 
 def _jsonable(obj: Any) -> Any:

@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +48,7 @@ from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
 from chaosml.plan import Plan, build_plan
-from chaosml.procs import RUN_TOKEN_ENV
+from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
 
 #: How long after the planned load end the load process may take to finish on its own.
@@ -162,8 +163,8 @@ class Runner:
         if stale:
             raise RecoveryError(
                 f"the rollback ledger ({self.ledger.path}) has {len(stale)} entr{'y' if len(stale) == 1 else 'ies'} "
-                f"left by a run that did not finish: {'; '.join(e.describe() for e in stale[:5])}. "
-                "Run `chaosml rollback` first (or `chaosml run --rollback-first`)."
+                f"that no running harness will undo: {'; '.join(f'{e.describe()} ({e.why()})' for e in stale[:5])}. "
+                "Run `chaosml rollback` to undo them from their records and clear them (or `chaosml run --rollback-first`)."
             )
         self.experiment = experiment
         self.plan = plan if plan is not None else build_plan(experiment)
@@ -184,6 +185,8 @@ class Runner:
         self._applied: dict[tuple[str, int], Injector] = {}
         self._ledger_ids: dict[tuple[str, int], str] = {}
         self._target_entry: str | None = None
+        self._spawns = ExitStack()  # while the target entry is open, every process the run starts is recorded under it
+        self._unrecovered: list[str] = []  # injections whose recover reported failure (their entries stay open)
         self.token = f"{self.run_id}-{os.urandom(4).hex()}"
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
@@ -223,6 +226,7 @@ class Runner:
         finally:
             self._ignore_signals()
             recovery_errors = self._recover_all()
+            recovery_errors = self._unrecovered + recovery_errors
             self._run_rollbacks()
             self._stop_load()
             self._stop_target()
@@ -280,6 +284,7 @@ class Runner:
             type=self.experiment.target.platform,
             record={"token": self.token, "run_dir": str(self.run_dir.resolve())},
         )
+        self._spawns.enter_context(recording_spawns(self.token, partial(self.ledger.spawned, self._target_entry)))
         self._target_started = True
         self.target.start()
         self.journal.update(target=self.target.describe())
@@ -472,10 +477,18 @@ class Runner:
         event = inj.recover(injection)
         if planned is not None:
             event.detail["planned_at"] = planned
-        self.journal.add_fault_event(event)
         entry = self._ledger_ids.pop((spec.name, injection), None)
         if entry is not None and event.ok:
             self.ledger.close(entry, ok=True, detail="recovered")
+        elif not event.ok:  # the fault may still be in place: its entry stays open, for `chaosml rollback`
+            detail = json.dumps(event.detail, default=str)[:500]
+            if entry is not None:
+                self.ledger.recover_failed(entry, detail)
+            self._unrecovered.append(
+                f"{spec.name} #{injection + 1} ({spec.type}): its recover reported failure ({detail}); it may still be "
+                "in place: `chaosml rollback` undoes it from the ledger's record"
+            )
+        self.journal.add_fault_event(event)
         self.progress.message(f"recover {spec.name} #{injection + 1}/{spec.repeat.count} ({spec.type}): ok={event.ok}")
 
     def _recover_all(self) -> list[str]:
@@ -554,6 +567,7 @@ class Runner:
             if self._target_entry is not None:
                 self.ledger.close(self._target_entry, ok=True, detail="target stopped")
         finally:
+            self._spawns.close()
             if os.environ.get(RUN_TOKEN_ENV) == self.token:
                 del os.environ[RUN_TOKEN_ENV]
             self.journal.flush(force=True)
