@@ -3,7 +3,7 @@
 Every write goes to ``journal.json.tmp``, is fsynced, then renamed over ``journal.json``, so a
 reader (or a run killed mid-write) only ever sees a whole document. :func:`load` is the only
 reader of ``journal.json`` (report, compare, history, ledger, game-days and the CLI use it): it
-checks the schema version and rebuilds the experiment from the normalised data stored with the
+checks the schema version, reports a 'running' journal whose harness is gone as 'interrupted', and rebuilds the experiment from the normalised data stored with the
 run, never from today's YAML loader (schema 1 journals, which hold only the YAML text, are the
 one exception: :func:`_experiment_of_v1`).
 """
@@ -26,6 +26,7 @@ from chaosml import __version__
 from chaosml.errors import InvalidInputError
 from chaosml.model.codec import CodecError, experiment_from_dict, experiment_to_dict
 from chaosml.model.experiment import Experiment
+from chaosml.procs import alive, start_time
 from chaosml.records import JOURNAL_SCHEMA, JOURNAL_SCHEMA_V1, FaultEvent, TargetEvent
 
 JOURNAL_FILE = "journal.json"
@@ -104,6 +105,7 @@ class Journal:
             "experiment": experiment_to_dict(experiment),  # the normalised experiment: what readers use
             "experiment_source": experiment_source,  # the YAML text as given, for humans
             "environment": environment(),
+            "harness": {"pid": os.getpid(), "start": start_time(os.getpid())},  # a reader tells a live run from an interrupted one
             "target": {},
             "started_at": time.time(),
             "ended_at": None,
@@ -195,7 +197,7 @@ class RunRecord:
     run_dir: Path
     schema: str
     run_id: str
-    status: str  # running | completed | aborted | failed | invalid | partial
+    status: str  # running | interrupted | completed | aborted | failed | invalid | partial
     experiment: Experiment
     experiment_file: str
     experiment_source: str
@@ -288,15 +290,21 @@ def load(run_dir: str | Path) -> RunRecord:
         else:
             experiment = experiment_from_dict(data.get("experiment"))
         error = data.get("error")
+        status, reason = str(data.get("status", "unknown")), data.get("reason")
+        if status == "running" and not _harness_alive(data, path.parent):
+            status, reason = "interrupted", (
+                "the run never finished: its harness is gone (killed, or interrupted before it could record how the run "
+                "ended); `chaosml rollback` undoes anything it left applied"
+            )
         return RunRecord(
             run_dir=path.parent,
             schema=data["schema"],
             run_id=str(data.get("run_id") or path.parent.name),
-            status=str(data.get("status", "unknown")),
+            status=status,
             experiment=experiment,
             experiment_file=str(data.get("experiment_file") or ""),
             experiment_source=str(data.get("experiment_source") or ""),
-            reason=data.get("reason"),
+            reason=reason,
             chaosml_version=str(data.get("chaosml_version") or ""),
             started_at=data.get("started_at"),
             ended_at=data.get("ended_at"),
@@ -317,6 +325,19 @@ def load(run_dir: str | Path) -> RunRecord:
         raise JournalError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise JournalError(f"{path}: does not fit a chaosml journal: {type(exc).__name__}: {exc}") from None
+
+
+def _harness_alive(data: dict[str, Any], run_dir: Path) -> bool:
+    """Whether the harness of a journal that says 'running' still runs: by the pid and start time it
+    recorded, or (older journals) by a ledger entry of the run whose harness is alive."""
+    harness = data.get("harness")
+    if isinstance(harness, dict) and isinstance(harness.get("pid"), int):
+        start = harness.get("start")
+        return alive(harness["pid"], float(start) if isinstance(start, (int, float)) else None)
+    from chaosml.ledger import Ledger
+
+    where = os.path.abspath(run_dir)
+    return any(e.run_dir == where and not e.stale for e in Ledger().open_entries())
 
 
 def _experiment_of_v1(data: dict[str, Any], path: Path) -> Experiment:

@@ -12,7 +12,7 @@ from typing import Any
 
 from chaosml.analysis.slis import MIX_CLASSES
 
-PARTIAL_STATUSES = ("running", "partial")
+PARTIAL_STATUSES = ("running", "interrupted", "partial")
 
 
 @dataclass(frozen=True, slots=True)
