@@ -91,10 +91,13 @@ class Journal:
     """The journal of one run; thread-safe (target events arrive from the supervisor thread)."""
 
     def __init__(self, run_dir: Path, run_id: str, experiment: Experiment, experiment_file: str, experiment_source: str):
+        """Writes the first journal; raises InvalidInputError when it cannot (a full or read-only reports dir: nothing started)."""
         self.run_dir = run_dir
         self.path = run_dir / JOURNAL_FILE
         self._lock = threading.Lock()
         self._dirty = False
+        #: why the last write failed (a full disk ...), None once a write succeeds; the runner stops the run on it
+        self.write_error: str | None = None
         self.data: dict[str, Any] = {
             "schema": JOURNAL_SCHEMA,
             "run_id": run_id,
@@ -120,6 +123,8 @@ class Journal:
             "error": None,  # an internal error: {"type", "message", "traceback"}
         }
         self.flush()
+        if self.write_error:
+            raise InvalidInputError(f"{self.write_error}; nothing was started")
 
     def update(self, **fields: Any) -> None:
         with self._lock:
@@ -161,12 +166,20 @@ class Journal:
             self._dirty = True
 
     def flush(self, force: bool = False) -> None:
+        """Write the journal; a failed write (e.g. ENOSPC) is kept in :attr:`write_error`, never raised: recovery goes on."""
         with self._lock:
             if not (self._dirty or force) and self.path.exists():
                 return
             snapshot = json.loads(json.dumps(self.data, default=_jsonable))
             self._dirty = False
-        write_json_atomic(self.path, snapshot)
+        try:
+            write_json_atomic(self.path, snapshot)
+        except OSError as exc:
+            with self._lock:
+                self._dirty = True
+                self.write_error = f"could not write the journal {self.path}: {exc.strerror or exc}"
+            return
+        self.write_error = None
 
 
 # ------------------------------------------------------------------------------------------------

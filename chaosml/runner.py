@@ -233,6 +233,8 @@ class Runner:
             self._restore_signal_handlers(old_handlers)
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
+        elif self.journal.write_error and status == "completed":  # e.g. the disk filled up at the very end
+            status, reason = "aborted", self._write_error_reason()
         if recovery_errors:
             code = EXIT_RECOVERY_FAILED
         elif status == "aborted":
@@ -529,7 +531,12 @@ class Runner:
             if msg and msg.get("type") in ("progress", "done"):
                 self._stats.update(msg)
 
+    def _write_error_reason(self) -> str:
+        return f"{self.journal.write_error} (is the reports dir full?); every applied fault was recovered"
+
     def _check_abort(self) -> None:
+        if self.journal.write_error:  # the run cannot be recorded: stop it (the finally recovers every fault)
+            raise RunAborted(self._write_error_reason())
         reason = getattr(self.target, "abort_reason", None)  # e.g. kubernetes: the kube context changed
         if reason:
             raise RunAborted(f"target: {reason}")
