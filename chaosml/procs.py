@@ -72,11 +72,11 @@ def start_time(pid: int) -> float | None:
 
 
 def alive(pid: int | None, started: float | None) -> bool:
-    """Whether ``pid`` runs and is the process that started at ``started`` (None: any process)."""
+    """Whether ``pid`` runs and is the process that started at ``started`` (None: any process); a zombie is not alive."""
     if not pid:
         return False
     now = start_time(pid)
-    return now is not None and (started is None or now == started)
+    return now is not None and (started is None or now == started) and not zombie_or_gone(pid)
 
 
 def zombie_or_gone(pid: int) -> bool:

@@ -93,3 +93,19 @@ def test_the_ledger_imports_no_target_and_only_the_kubernetes_package_imports_ku
             if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
                 importers.append(str(path.relative_to(CHAOSML)))
     assert importers == []
+
+
+def test_a_killed_harness_not_yet_reaped_is_not_alive() -> None:
+    """A SIGKILLed harness whose parent has not reaped it (a zombie) must not keep its ledger entries 'live' (issue 14)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = start_time(proc.pid)
+    assert alive(proc.pid, started)
+    proc.kill()
+    deadline = time.monotonic() + 5
+    while not zombie_or_gone(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert start_time(proc.pid) == started  # still in the process table, as a zombie
+        assert not alive(proc.pid, started)
+    finally:
+        proc.wait()
