@@ -159,7 +159,10 @@ class Runner:
         plan: Plan | None = None,
     ):
         self.ledger = ledger or Ledger()
-        stale = self.ledger.stale_entries()
+        state = self.ledger.read()
+        for problem in state.problems:  # said, never skipped in silence; `chaosml rollback` lists them too
+            print(f"warning: ledger: {problem}", file=out)
+        stale = [e for e in state.entries if e.stale]
         if stale:
             raise RecoveryError(
                 f"the rollback ledger ({self.ledger.path}) has {len(stale)} entr{'y' if len(stale) == 1 else 'ies'} "

@@ -235,3 +235,13 @@ def test_a_service_that_rewrites_its_environment_in_the_callers_directory_is_sto
         assert not _listens(port)
     finally:
         sup.stop_all(timeout_s=2)
+
+
+def test_a_run_says_which_ledger_lines_it_could_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ledger.jsonl"
+    path.write_text('{"op":"open"}\n')
+    out = io.StringIO()
+    experiment = load_experiment_text(EXPERIMENT, "e.yaml")
+    Runner(experiment, experiment_file="e.yaml", experiment_source=EXPERIMENT, reports_dir=tmp_path / "reports",
+           target_factory=lambda exp, run_dir, on_event: _Target(), ledger=Ledger(path), out=out)
+    assert out.getvalue() == f"warning: ledger: {path}:1: open event: 'id' must be a non-empty string, got None\n"
