@@ -57,7 +57,7 @@ class Spawned:
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             raise ValueError(f"pid must be a positive integer, got {pid!r}")
         if not isinstance(start, (int, float)) or isinstance(start, bool):
-            raise ValueError(f"start must be a number, got {start!r}")
+            raise TypeError(f"start must be a number, got {start!r}")
         if sid is not None and (not isinstance(sid, int) or isinstance(sid, bool) or sid <= 0):
             raise ValueError(f"sid must be a positive integer or null, got {sid!r}")
         return cls(pid, float(start), sid, str(d.get("name") or ""))

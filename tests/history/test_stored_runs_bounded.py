@@ -26,8 +26,11 @@ LAUGHS = 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]\
 
 
 def _bounded_list_runs(reports: Path) -> list:
-    import chaosml.analysis  # noqa: F401 - imported before measuring: history re-analyses a run without analysis.json
-    import chaosml.report.render  # noqa: F401
+    # imported before measuring: history re-analyses a run without analysis.json
+    import chaosml.analysis
+    import chaosml.report.render
+
+    assert chaosml.analysis.analyze and chaosml.report.render.report_run
 
     tracemalloc.start()
     t0 = time.monotonic()
