@@ -13,8 +13,9 @@ feature-store rows at 6-9 s) in its own session, with one adversity taken in tur
 - ``torn-ledger``: as ``sigkill``, the ledger's last line torn (power loss) before the run starts;
 - ``bystander``: as ``sigkill``, with a process the run did not start working inside the run
   directory (the user's shell); rollback must leave it alone;
-- ``own-service``: as ``sigkill``, on a user stack (``target.services``) whose ``cache`` service
-  is ``redis-server`` (it rewrites its environment block) running in the caller's directory;
+- ``own-service``: as ``sigkill`` (the kill 0-14 s after the stack is up), on a user stack
+  (``target.services``) whose ``cache`` service is ``redis-server`` (it rewrites its environment
+  block) running in the caller's directory;
 - ``signals``: 1 to 5 SIGINTs 0.25 s apart, the first close to a planned recover; the harness
   must recover every fault itself (no open ledger entry, nothing for rollback) and exit 2
   (or finish normally when the signals came after the end).
@@ -86,6 +87,7 @@ faults:
 
 ADVERSITIES = ("sigkill", "torn-ledger", "bystander", "own-service", "signals")
 MAX_KILL_AT_S = 22.0  # the whole run (start ~3 s + load 12 s + report ~3 s) fits in this
+STACK_UP_S = 60.0  # how long an own-service trial waits for the user's stack to be up before its kill clock starts
 HARNESS_EXIT_S = 60.0  # how long a signalled harness may take to recover and exit
 TORN_TAIL = '{"op":"open","id":"torn-by-a-power-loss","t":1,"run_id":"old","run_d'
 
@@ -224,6 +226,11 @@ def run_trial(index: int, rng: random.Random, workdir: Path) -> Trial:
                 bystander = subprocess.Popen(["sh", "-c", "sleep 600"], cwd=run_dir, start_new_session=True)
                 break
             time.sleep(0.05)
+    if adversity == "own-service":  # the point is the user's services: kill once they run (bounded wait)
+        trial.kill_at_s = round(rng.uniform(0.0, 14.0), 2)
+        while proc.poll() is None and time.monotonic() - t0 < STACK_UP_S and not _read_journal(reports)[1].get("target"):
+            time.sleep(0.05)
+        t0 = time.monotonic()
     if adversity == "signals":
         trial.signals = rng.randint(1, 5)
         _signal_during_recover(proc, reports, trial, rng)
