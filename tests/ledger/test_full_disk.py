@@ -147,3 +147,31 @@ def test_rollback_undoes_everything_in_one_call_when_the_journal_cannot_be_writt
     assert "could not mark the journal of run run-1" in out.err and "No space left on device" in out.err
     assert ledger.open_entries() == []
     assert not list(run_dir.glob("*.tmp"))  # no half-written temp file left on the full disk
+
+
+def test_the_load_process_says_once_that_it_cannot_write_its_samples_and_stops(small_fs: Path, tmp_path: Path) -> None:
+    from chaosml.load.config import LoadConfig, start_load
+
+    payloads = tmp_path / "payloads.json"
+    payloads.write_text(json.dumps({"clean": [{"body": {"a": 1}, "label": 1, "entity_id": 2}]}))
+    (small_fs / "run").mkdir()
+    config = LoadConfig(target_url="http://127.0.0.1:9", path="/predict", users=4, spawn_rate=50.0, duration_s=20.0,
+                        rate_per_user=50.0, request_timeout_s=1.0, mix={"clean": 1.0}, payloads_file=str(payloads),
+                        samples_file=str(small_fs / "run" / "samples.csv"), progress_interval_s=0.5, seed=1)
+    fd = os.open(small_fs / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # leave about 8 KiB free: the header fits, the rows soon do not
+        free = os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize
+        os.write(fd, b"\0" * max(0, free - 8192))
+    finally:
+        os.close(fd)
+    t0 = time.monotonic()
+    proc = start_load(config, str(tmp_path / "load.json"), stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "No space left on device" in err and "Traceback" not in err, err
+    assert "stopping the load" in err and time.monotonic() - t0 < 15  # it stopped long before its 20 s were over
