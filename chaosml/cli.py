@@ -165,6 +165,13 @@ def _rollback(dry_run: bool, include_live: bool) -> int:
         print(f"undone: {line}")
     for line in report.skipped:
         print(f"skipped: {line}")
+    for line in report.problems:
+        print(f"chaosml: ledger: {line}", file=sys.stderr)
+    if report.problems:
+        print("chaosml: ledger: every readable entry was handled; a line above that held an open entry may have left "
+              "something behind: check what it names", file=sys.stderr)
+    for line in report.warnings:
+        print(f"chaosml: warning: {line}", file=sys.stderr)
     if report.failed:
         raise RecoveryError("could not undo:\n  " + "\n  ".join(report.failed) + f"\n(ledger: {ledger.path})")
     if not report.undone:

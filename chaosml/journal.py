@@ -3,9 +3,10 @@
 Every write goes to ``journal.json.tmp``, is fsynced, then renamed over ``journal.json``, so a
 reader (or a run killed mid-write) only ever sees a whole document. :func:`load` is the only
 reader of ``journal.json`` (report, compare, history, ledger, game-days and the CLI use it): it
-checks the schema version and rebuilds the experiment from the normalised data stored with the
-run, never from today's YAML loader (schema 1 journals, which hold only the YAML text, are the
-one exception: :func:`_experiment_of_v1`).
+checks the schema version, reports a 'running' journal whose harness is gone as 'interrupted',
+and rebuilds the experiment from the normalised data stored with the run, never from today's
+YAML loader (schema 1 journals, which hold only the YAML text, are the one exception:
+:func:`_experiment_of_v1`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from chaosml import __version__
 from chaosml.errors import InvalidInputError
 from chaosml.model.codec import CodecError, experiment_from_dict, experiment_to_dict
 from chaosml.model.experiment import Experiment
+from chaosml.procs import alive, start_time
 from chaosml.records import JOURNAL_SCHEMA, JOURNAL_SCHEMA_V1, FaultEvent, TargetEvent
 
 JOURNAL_FILE = "journal.json"
@@ -65,11 +67,15 @@ def environment() -> dict[str, Any]:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a fsynced temp file and a rename."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False, allow_nan=False, default=_jsonable)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=False, allow_nan=False, default=_jsonable)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the last whole document, not a half temp file
+        raise
 
 
 def _jsonable(obj: Any) -> Any:
@@ -86,10 +92,13 @@ class Journal:
     """The journal of one run; thread-safe (target events arrive from the supervisor thread)."""
 
     def __init__(self, run_dir: Path, run_id: str, experiment: Experiment, experiment_file: str, experiment_source: str):
+        """Writes the first journal; raises InvalidInputError when it cannot (a full or read-only reports dir: nothing started)."""
         self.run_dir = run_dir
         self.path = run_dir / JOURNAL_FILE
         self._lock = threading.Lock()
         self._dirty = False
+        #: why the last write failed (a full disk ...), None once a write succeeds; the runner stops the run on it
+        self.write_error: str | None = None
         self.data: dict[str, Any] = {
             "schema": JOURNAL_SCHEMA,
             "run_id": run_id,
@@ -100,6 +109,7 @@ class Journal:
             "experiment": experiment_to_dict(experiment),  # the normalised experiment: what readers use
             "experiment_source": experiment_source,  # the YAML text as given, for humans
             "environment": environment(),
+            "harness": {"pid": os.getpid(), "start": start_time(os.getpid())},  # a reader tells a live run from an interrupted one
             "target": {},
             "started_at": time.time(),
             "ended_at": None,
@@ -114,6 +124,8 @@ class Journal:
             "error": None,  # an internal error: {"type", "message", "traceback"}
         }
         self.flush()
+        if self.write_error:
+            raise InvalidInputError(f"{self.write_error}; nothing was started")
 
     def moved_to(self, run_dir: Path) -> None:
         """The run dir was renamed (from its staging name): write there from now on."""
@@ -161,12 +173,20 @@ class Journal:
             self._dirty = True
 
     def flush(self, force: bool = False) -> None:
+        """Write the journal; a failed write (e.g. ENOSPC) is kept in :attr:`write_error`, never raised: recovery goes on."""
         with self._lock:
             if not (self._dirty or force) and self.path.exists():
                 return
             snapshot = json.loads(json.dumps(self.data, default=_jsonable))
             self._dirty = False
-        write_json_atomic(self.path, snapshot)
+        try:
+            write_json_atomic(self.path, snapshot)
+        except OSError as exc:
+            with self._lock:
+                self._dirty = True
+                self.write_error = f"could not write the journal {self.path}: {exc.strerror or exc}"
+            return
+        self.write_error = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,7 +217,7 @@ class RunRecord:
     run_dir: Path
     schema: str
     run_id: str
-    status: str  # running | completed | aborted | failed | invalid | partial
+    status: str  # running | interrupted | completed | aborted | failed | invalid | partial
     experiment: Experiment
     experiment_file: str
     experiment_source: str
@@ -290,15 +310,21 @@ def load(run_dir: str | Path) -> RunRecord:
         else:
             experiment = experiment_from_dict(data.get("experiment"))
         error = data.get("error")
+        status, reason = str(data.get("status", "unknown")), data.get("reason")
+        if status == "running" and not _harness_alive(data, path.parent):
+            status, reason = "interrupted", (
+                "the run never finished: its harness is gone (killed, or interrupted before it could record how the run "
+                "ended); `chaosml rollback` undoes anything it left applied"
+            )
         return RunRecord(
             run_dir=path.parent,
             schema=data["schema"],
             run_id=str(data.get("run_id") or path.parent.name),
-            status=str(data.get("status", "unknown")),
+            status=status,
             experiment=experiment,
             experiment_file=str(data.get("experiment_file") or ""),
             experiment_source=str(data.get("experiment_source") or ""),
-            reason=data.get("reason"),
+            reason=reason,
             chaosml_version=str(data.get("chaosml_version") or ""),
             started_at=data.get("started_at"),
             ended_at=data.get("ended_at"),
@@ -319,6 +345,19 @@ def load(run_dir: str | Path) -> RunRecord:
         raise JournalError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise JournalError(f"{path}: does not fit a chaosml journal: {type(exc).__name__}: {exc}") from None
+
+
+def _harness_alive(data: dict[str, Any], run_dir: Path) -> bool:
+    """Whether the harness of a journal that says 'running' still runs: by the pid and start time it
+    recorded, or (older journals) by a ledger entry of the run whose harness is alive."""
+    harness = data.get("harness")
+    if isinstance(harness, dict) and isinstance(harness.get("pid"), int):
+        start = harness.get("start")
+        return alive(harness["pid"], float(start) if isinstance(start, (int, float)) else None)
+    from chaosml.ledger import Ledger
+
+    where = os.path.abspath(run_dir)
+    return any(e.run_dir == where and not e.stale for e in Ledger().open_entries())
 
 
 def _experiment_of_v1(data: dict[str, Any], path: Path) -> Experiment:

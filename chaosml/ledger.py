@@ -2,18 +2,22 @@
 
 An append-only JSON-lines file (``$CHAOSML_STATE_DIR/ledger.jsonl``, default
 ``~/.local/state/chaosml/``), one line per event, each appended under an exclusive lock and
-fsynced before the runner goes on:
+fsynced before the runner goes on (an append after a line torn by a crash starts on a fresh line):
 
 - ``open``: written BEFORE a target is started or a fault applied, holding the undo record
-  (``Injector.undo_record``) and the harness's pid and process start time;
+  (``Injector.undo_record``), the absolute run directory, and the harness's pid and process start time;
+- ``spawn``: a process the run started (pid, start time, the session it leads), under its
+  target's entry, written right after the spawn (:func:`chaosml.procs.note_spawn`);
+- ``recover_failed``: the run's own recover of an entry reported failure; the entry stays open;
 - ``close``: written after the matching recover (or target stop) succeeded.
 
-An entry is *stale* when it is open and the harness that wrote it is gone (killed, machine
-restarted). ``rollback`` undoes stale entries from their records alone: faults in reverse order
-(by their type's ``@undoer``), then targets (by their platform's ``@target_undoer``, see
-:mod:`chaosml.targets.undoers`; local: every process of the run, found by :mod:`chaosml.procs`, is
-killed with its process group). Both registries are looked up only when rolling back: the ledger
-itself imports no fault and no target.
+An entry is *stale* when it is open and no running harness will undo it: the harness that wrote
+it is gone (killed, machine restarted), or its recover failed. ``rollback`` undoes stale entries
+from their records alone: faults in reverse order (by their type's ``@undoer``), then targets (by
+their platform's ``@target_undoer``, see :mod:`chaosml.targets.undoers`; local: the processes the
+run started, proven by :mod:`chaosml.procs`, and no other). Both registries are looked up only
+when rolling back: the ledger itself imports no fault and no target. A line that cannot be used
+(torn, malformed) is reported with its file and line number, and every readable entry is still undone.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosml.procs import alive, start_time
+from chaosml.procs import Spawned, alive, start_time
 
 STATE_ENV = "CHAOSML_STATE_DIR"
 LEDGER_FILE = "ledger.jsonl"
@@ -53,15 +57,78 @@ class Entry:
     injection: int | None = None
     harness_pid: int | None = None
     harness_start: float | None = None
+    spawned: list[Spawned] = field(default_factory=list)  # processes the run started (target entries)
+    failure: str | None = None  # why the run's own recover failed (it gave up: the entry is for rollback)
 
     @property
     def stale(self) -> bool:
-        """Open, and the harness that opened it is gone."""
-        return not alive(self.harness_pid, self.harness_start)
+        """Open, and no running harness will undo it: the harness is gone, or its recover failed."""
+        return self.failure is not None or not alive(self.harness_pid, self.harness_start)
 
     def describe(self) -> str:
         what = f"{self.fault} #{(self.injection or 0) + 1} ({self.type})" if self.kind == "fault" else f"{self.type} target"
         return f"{what} of run {self.run_id}"
+
+    def why(self) -> str:
+        """Why the entry is left open, for messages."""
+        if self.failure is not None:
+            return f"its recover failed during the run: {self.failure}"
+        return f"its harness (pid {self.harness_pid}) is gone"
+
+
+@dataclass
+class LedgerState:
+    """What the ledger file says: the open entries, and every line it could not use (``file:line: why``)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+_OPS = ("open", "close", "spawn", "recover_failed")
+
+
+def _check(d: Any) -> str | None:
+    """Why ``d`` is not a usable ledger event, or None."""
+    if not isinstance(d, dict):
+        return f"not a ledger event (a JSON object): {type(d).__name__}"
+    op = d.get("op")
+    if op not in _OPS:
+        return f"unknown op {op!r} (known: {', '.join(_OPS)})"
+    if not isinstance(d.get("id"), str) or not d["id"]:
+        return f"{op} event: 'id' must be a non-empty string, got {d.get('id')!r}"
+    if op == "open":
+        for key in ("run_id", "run_dir", "kind", "type"):
+            if not isinstance(d.get(key), str):
+                return f"open event {d['id']}: {key!r} must be a string, got {d.get(key)!r}"
+        if not isinstance(d.get("t"), (int, float)):
+            return f"open event {d['id']}: 't' must be a number, got {d.get('t')!r}"
+        if not isinstance(d.get("record") or {}, dict):
+            return f"open event {d['id']}: 'record' must be an object"
+        for key, types in (("fault", (str,)), ("injection", (int,)), ("harness_pid", (int,)), ("harness_start", (int, float))):
+            if d.get(key) is not None and not isinstance(d[key], types):
+                return f"open event {d['id']}: {key!r} must be {types[0].__name__} or null, got {d[key]!r}"
+    if op == "spawn":
+        try:
+            Spawned.from_dict(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"spawn event {d['id']}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _parse_line(line: bytes) -> tuple[Any, str | None]:
+    """One line's event, and a note when only its tail could be read (text torn by a crash before it)."""
+    try:
+        return json.loads(line), None
+    except ValueError:
+        pass
+    # a line glued onto a torn one (written by an older chaosml): read the last whole event in it
+    at = line.rfind(b'{"op":', 1)
+    if at > 0:
+        try:
+            return json.loads(line[at:]), f"torn text (a crash mid-write) before an event; read the event after it: {line[:60]!r}"
+        except ValueError:
+            pass
+    raise ValueError(f"unreadable (torn by a crash mid-write?): {line[:80]!r}")
 
 
 class Ledger:
@@ -74,9 +141,12 @@ class Ledger:
     def _append(self, line: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = (json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # the last line was torn by a crash: start on a fresh line
             os.write(fd, data)
             os.fsync(fd)
         finally:
@@ -93,6 +163,7 @@ class Ledger:
         fault: str | None = None,
         injection: int | None = None,
     ) -> str:
+        """Record what is about to be done (before doing it); ``run_dir`` is stored absolute."""
         entry_id = uuid.uuid4().hex
         self._append(
             {
@@ -100,7 +171,7 @@ class Ledger:
                 "id": entry_id,
                 "t": time.time(),
                 "run_id": run_id,
-                "run_dir": str(run_dir),
+                "run_dir": os.path.abspath(run_dir),
                 "kind": kind,
                 "type": type,
                 "fault": fault,
@@ -115,24 +186,41 @@ class Ledger:
     def close(self, entry_id: str, ok: bool = True, detail: str = "") -> None:
         self._append({"op": "close", "id": entry_id, "t": time.time(), "ok": ok, "detail": detail})
 
-    def open_entries(self) -> list[Entry]:
-        """Entries opened and not closed, in the order they were opened. A torn last line is ignored."""
+    def spawned(self, entry_id: str, process: Spawned) -> None:
+        """Record a process the run started (under its target's entry), so rollback finds it whatever it does."""
+        self._append({"op": "spawn", "id": entry_id, "t": time.time(), **process.to_dict()})
+
+    def recover_failed(self, entry_id: str, detail: str) -> None:
+        """The run's own recover of an entry failed: it stays open, for `chaosml rollback`."""
+        self._append({"op": "recover_failed", "id": entry_id, "t": time.time(), "detail": detail})
+
+    def read(self) -> LedgerState:
+        """The open entries in the order they were opened, and every line that could not be used (located)."""
+        state = LedgerState()
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return []
+            return state
         opened: dict[str, Entry] = {}
-        for line in raw.splitlines():
-            try:
-                d = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a crash mid-write: its entry was never acted on
-            if not isinstance(d, dict):
+        for n, line in enumerate(raw.split(b"\n"), start=1):
+            if not line.strip():
                 continue
-            if d.get("op") == "open":
-                opened[d["id"]] = Entry(
-                    id=d["id"],
-                    t=d["t"],
+            try:
+                d, note = _parse_line(line)
+            except ValueError as exc:
+                state.problems.append(f"{self.path}:{n}: {exc}")
+                continue
+            if note:
+                state.problems.append(f"{self.path}:{n}: {note}")
+            why = _check(d)
+            if why:
+                state.problems.append(f"{self.path}:{n}: {why}")
+                continue
+            op, entry_id = d["op"], d["id"]
+            if op == "open":
+                opened[entry_id] = Entry(
+                    id=entry_id,
+                    t=float(d["t"]),
                     run_id=d["run_id"],
                     run_dir=d["run_dir"],
                     kind=d["kind"],
@@ -143,9 +231,18 @@ class Ledger:
                     harness_pid=d.get("harness_pid"),
                     harness_start=d.get("harness_start"),
                 )
-            elif d.get("op") == "close":
-                opened.pop(d.get("id"), None)
-        return list(opened.values())
+            elif op == "close":
+                opened.pop(entry_id, None)
+            elif entry_id in opened and op == "spawn":
+                opened[entry_id].spawned.append(Spawned.from_dict(d))
+            elif entry_id in opened:
+                opened[entry_id].failure = str(d.get("detail") or "no detail")
+        state.entries = list(opened.values())
+        return state
+
+    def open_entries(self) -> list[Entry]:
+        """Entries opened and not closed, in the order they were opened (see :meth:`read` for the problems)."""
+        return self.read().entries
 
     def stale_entries(self) -> list[Entry]:
         return [e for e in self.open_entries() if e.stale]
@@ -157,17 +254,24 @@ class RollbackReport:
     undone: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # live runs' entries (not ours to undo)
+    problems: list[str] = field(default_factory=list)  # ledger lines that could not be used (file:line: why)
+    warnings: list[str] = field(default_factory=list)  # e.g. a journal that could not be marked (not fatal)
 
 
 def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_run: bool = False) -> RollbackReport:
-    """Undo every stale open entry: faults newest first, then targets. Closes what it undid."""
+    """Undo every stale open entry: faults newest first, then targets. Closes what it undid.
+
+    Writes only the ledger: marking a run's journal is reported in ``warnings`` when it fails, never fatal.
+    """
     from chaosml.faults.base import load_builtin_injectors, undoer_for
     from chaosml.targets.undoers import target_undoer_for
 
     load_builtin_injectors()
     ledger = ledger or Ledger()
     report = RollbackReport()
-    entries = ledger.open_entries()
+    state = ledger.read()
+    report.problems = state.problems
+    entries = state.entries
     todo = [e for e in entries if include_live or e.stale]
     report.skipped = [f"{e.describe()} (run still going: harness pid {e.harness_pid})" for e in entries if e not in todo]
     ordered = [e for e in reversed(todo) if e.kind == "fault"] + [e for e in reversed(todo) if e.kind != "fault"]
@@ -179,22 +283,27 @@ def rollback(ledger: Ledger | None = None, *, include_live: bool = False, dry_ru
         if dry_run:
             report.undone.append(f"would undo {e.describe()}")
             continue
+        record = dict(e.record, spawned=[s.to_dict() for s in e.spawned]) if e.kind == "target" else e.record
         try:
-            summary = undo(e.record)
+            summary = undo(record)
         except Exception as exc:  # noqa: BLE001 - reported, the entry stays open for the next try
             report.failed.append(f"{e.describe()}: {type(exc).__name__}: {exc}; record: {json.dumps(e.record)}")
             continue
         ledger.close(e.id, ok=True, detail=f"rolled back: {summary}")
         report.undone.append(f"{e.describe()}: {summary}")
-        _mark_journal_partial(Path(e.run_dir))
+        warning = _mark_journal_partial(Path(e.run_dir), e)
+        if warning and warning not in report.warnings:
+            report.warnings.append(warning)
     return report
 
 
-def _mark_journal_partial(run_dir: Path) -> None:
-    """A run whose harness died is still 'running' in its journal: mark it partial, with why."""
+def _mark_journal_partial(run_dir: Path, entry: Entry) -> str | None:
+    """A run whose harness died is still 'running' in its journal: mark it partial, with why; a warning if that fails."""
     from chaosml.journal import mark_partial
 
-    mark_partial(
-        run_dir,
-        "the harness died during the run; `chaosml rollback` undid what it left at " + time.strftime("%Y-%m-%d %H:%M:%S"),
-    )
+    why = "its recover failed" if entry.failure is not None else "the harness died during the run"
+    try:
+        mark_partial(run_dir, f"{why}; `chaosml rollback` undid what it left at " + time.strftime("%Y-%m-%d %H:%M:%S"))
+    except OSError as exc:
+        return f"could not mark the journal of run {entry.run_id} ({run_dir}) as partial: {exc}; `chaosml history` shows it as interrupted"
+    return None

@@ -1,28 +1,66 @@
-"""Finding and stopping a run's processes (psutil); used by the ledger, the runner and the targets' offline undo.
+"""Finding and stopping a run's processes (psutil); used by the ledger, the runner, the supervisor and the targets' offline undo.
 
-A run's processes are found two ways, and both are needed:
+Only a process the run started may ever be stopped. A process counts as the run's when one of
+these proves it:
 
-- by the run token (``CHAOSML_RUN_TOKEN=...``) in their environment, which every process the run
-  starts inherits;
-- by their working directory inside the run directory: redis-server rewrites its process title
-  over its environment block, so its environment no longer shows the token. Every process a local
-  run starts works inside its run directory, and a directory is not reused by another run.
+- its environment holds the run token (``CHAOSML_RUN_TOKEN=...``), which every process the run
+  starts inherits and nothing else carries;
+- it is a process the run recorded at spawn time (:class:`Spawned`, written to the ledger before the
+  harness goes on): the same pid with the same process start time, so a reused pid is never taken
+  for it;
+- it lives in a session the run created for a spawned process (every child is started with
+  ``start_new_session``, so its session id is its recorded pid) and was born after that session's
+  leader: this finds a service that rewrites its environment block (redis-server sets its process
+  title over it) and the children it forks, whatever directory they work in.
 
-This process itself is never a match (it may carry the token too); a bystander (another token,
-another directory) never is either. A pid is tied to its process start time, so a reused pid is
-not mistaken for the process that was recorded.
+Nothing else is: not a process that merely works inside the run directory (the user's shell,
+an editor, ``chaosml rollback`` itself), not this process, not its ancestors.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import psutil
 
+log = logging.getLogger(__name__)
+
 #: every process of a run carries the run's token in this environment variable
 RUN_TOKEN_ENV = "CHAOSML_RUN_TOKEN"
+#: rounds of find-and-kill in :func:`kill_run_processes` (a process may fork while it is being stopped)
+KILL_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A process the run started, as recorded at spawn time: pid, start time, and the session it leads."""
+
+    pid: int
+    start: float  # psutil create_time: seconds since the epoch, stable for the process's life
+    sid: int | None  # its session id when it leads its own session (start_new_session), else None
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Spawned:
+        """Raises ValueError/TypeError/KeyError when ``d`` is not a spawn record."""
+        pid, start, sid = d["pid"], d["start"], d.get("sid")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            raise ValueError(f"pid must be a positive integer, got {pid!r}")
+        if not isinstance(start, (int, float)) or isinstance(start, bool):
+            raise TypeError(f"start must be a number, got {start!r}")
+        if sid is not None and (not isinstance(sid, int) or isinstance(sid, bool) or sid <= 0):
+            raise ValueError(f"sid must be a positive integer or null, got {sid!r}")
+        return cls(pid, float(start), sid, str(d.get("name") or ""))
 
 
 def start_time(pid: int) -> float | None:
@@ -34,11 +72,11 @@ def start_time(pid: int) -> float | None:
 
 
 def alive(pid: int | None, started: float | None) -> bool:
-    """Whether ``pid`` runs and is the process that started at ``started`` (None: any process)."""
+    """Whether ``pid`` runs and is the process that started at ``started`` (None: any process); a zombie is not alive."""
     if not pid:
         return False
     now = start_time(pid)
-    return now is not None and (started is None or now == started)
+    return now is not None and (started is None or now == started) and not zombie_or_gone(pid)
 
 
 def zombie_or_gone(pid: int) -> bool:
@@ -49,59 +87,113 @@ def zombie_or_gone(pid: int) -> bool:
         return True
 
 
-def processes_with_token(token: str) -> list[int]:
-    """Pids of processes whose environment holds ``CHAOSML_RUN_TOKEN=token`` (not this process)."""
-    me = os.getpid()
-    found = []
-    for p in psutil.process_iter():
-        if p.pid == me:
-            continue
-        try:
-            env = p.environ()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
-            continue
-        if env.get(RUN_TOKEN_ENV) == token:
-            found.append(p.pid)
-    return sorted(found)
+def spawned_now(pid: int, name: str = "") -> Spawned | None:
+    """The spawn record of a process just started (None when it is already gone)."""
+    started = start_time(pid)
+    if started is None:
+        return None
+    try:
+        sid: int | None = os.getsid(pid)
+    except OSError:
+        sid = None
+    return Spawned(pid, started, sid if sid == pid else None, name)
 
 
-def processes_in_dir(run_dir: str) -> list[int]:
-    """Pids of processes whose working directory is ``run_dir`` or below it (not this process)."""
-    root = os.path.realpath(run_dir)
-    me = os.getpid()
-    found = []
-    for p in psutil.process_iter():
-        if p.pid == me:
-            continue
-        try:
-            cwd = p.cwd().removesuffix(" (deleted)")
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
-            continue
-        if cwd == root or cwd.startswith(root + os.sep):
-            found.append(p.pid)
-    return sorted(found)
+# ---------------------------------------------------------------------------- recording spawns
+SpawnRecorder = Callable[[Spawned], None]
+_recorders: dict[str, SpawnRecorder] = {}
 
 
-def processes_of_run(token: str | None, run_dir: str | None) -> list[int]:
-    """Every live process of a run: carrying its token, or working inside its (absolute) run dir."""
-    pids = set(processes_with_token(token)) if token else set()
-    if run_dir and os.path.isabs(run_dir):
-        pids |= set(processes_in_dir(run_dir))
-    return sorted(p for p in pids if not zombie_or_gone(p))
+@contextmanager
+def recording_spawns(token: str, recorder: SpawnRecorder) -> Iterator[None]:
+    """While inside, :func:`note_spawn` of a process carrying ``token`` calls ``recorder`` (the runner writes the ledger)."""
+    _recorders[token] = recorder
+    try:
+        yield
+    finally:
+        _recorders.pop(token, None)
 
 
-def kill_run_processes(token: str | None, run_dir: str | None, timeout_s: float = 5.0) -> list[int]:
-    """SIGKILL every process of a run (and its process group); wait (bounded) until they are gone."""
-    pids = processes_of_run(token, run_dir)
-    for pid in pids:
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+def note_spawn(pid: int, name: str, env: Mapping[str, str]) -> None:
+    """Called by whoever starts a process right after starting it: records it for the run whose token ``env`` holds.
+
+    A failing recorder is logged, not raised: the process still carries the token.
+    """
+    token = env.get(RUN_TOKEN_ENV)
+    recorder = _recorders.get(token) if token else None
+    if recorder is None:
+        return
+    spawned = spawned_now(pid, name)
+    if spawned is None:
+        return
+    try:
+        recorder(spawned)
+    except Exception:
+        log.exception("could not record the spawn of %s (pid %s)", name, pid)
+
+
+# ---------------------------------------------------------------------------- finding and stopping
+def _protected() -> set[int]:
+    """This process and its ancestors: never a run's process, whatever they carry."""
+    me = psutil.Process()
+    return {me.pid, *(p.pid for p in me.parents())}
+
+
+def _proven(p: psutil.Process, token: str | None, by_pid: dict[int, float], sessions: dict[int, float]) -> bool:
+    try:
+        if by_pid.get(p.pid) == p.create_time():
+            return True
+        sid = os.getsid(p.pid)
+        leader_start = sessions.get(sid)
+        if leader_start is not None and p.create_time() >= leader_start:
+            leader = start_time(sid)
+            if leader is None or leader == leader_start:  # the leader lives on, or left its session behind
+                return True
+        if token:
+            return p.environ().get(RUN_TOKEN_ENV) == token
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return False
+    return False
+
+
+def processes_of_run(token: str | None, spawned: Iterable[Spawned] = ()) -> list[int]:
+    """Every live process proven to be the run's (see the module docstring); never this process or its ancestors."""
+    spawned = list(spawned)
+    if not token and not spawned:
+        return []
+    by_pid = {s.pid: s.start for s in spawned}
+    sessions = {s.sid: s.start for s in spawned if s.sid is not None}
+    protected = _protected()
+    found = [p.pid for p in psutil.process_iter() if p.pid not in protected and _proven(p, token, by_pid, sessions)]
+    return sorted(p for p in found if not zombie_or_gone(p))
+
+
+def kill_run_processes(token: str | None, spawned: Iterable[Spawned] = (), timeout_s: float = 5.0) -> list[int]:
+    """SIGKILL every process proven to be the run's, one by one; wait (bounded) until they are gone."""
+    spawned = list(spawned)
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    for _ in range(KILL_ROUNDS):
+        pids = [p for p in processes_of_run(token, spawned) if p not in killed]
+        if not pids:
+            break
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                pass
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(not zombie_or_gone(p) for p in pids):
-        time.sleep(0.05)
-    return pids
+                continue
+            killed.append(pid)
+        while time.monotonic() < deadline and any(not zombie_or_gone(p) for p in pids):
+            time.sleep(0.05)
+    return sorted(killed)
+
+
+def spawned_of(record: Mapping[str, Any]) -> list[Spawned]:
+    """The spawn records a ledger entry's record carries (``record["spawned"]``), skipping malformed ones."""
+    out = []
+    for d in record.get("spawned") or ():
+        try:
+            out.append(Spawned.from_dict(d))
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed spawn record: %r", d)
+    return out

@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -54,7 +55,7 @@ from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
 from chaosml.plan import Plan, build_plan
-from chaosml.procs import RUN_TOKEN_ENV
+from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
 
 #: How long after the planned load end the load process may take to finish on its own.
@@ -162,12 +163,15 @@ class Runner:
         signals: SignalGuard | None = None,
     ):
         self.ledger = ledger or Ledger()
-        stale = self.ledger.stale_entries()
+        state = self.ledger.read()
+        for problem in state.problems:  # said, never skipped in silence; `chaosml rollback` lists them too
+            print(f"warning: ledger: {problem}", file=out)
+        stale = [e for e in state.entries if e.stale]
         if stale:
             raise RecoveryError(
                 f"the rollback ledger ({self.ledger.path}) has {len(stale)} entr{'y' if len(stale) == 1 else 'ies'} "
-                f"left by a run that did not finish: {'; '.join(e.describe() for e in stale[:5])}. "
-                "Run `chaosml rollback` first (or `chaosml run --rollback-first`)."
+                f"that no running harness will undo: {'; '.join(f'{e.describe()} ({e.why()})' for e in stale[:5])}. "
+                "Run `chaosml rollback` to undo them from their records and clear them (or `chaosml run --rollback-first`)."
             )
         self.experiment = experiment
         self.plan = plan if plan is not None else build_plan(experiment)
@@ -201,6 +205,8 @@ class Runner:
         self._applied: dict[tuple[str, int], Injector] = {}
         self._ledger_ids: dict[tuple[str, int], str] = {}
         self._target_entry: str | None = None
+        self._spawns = ExitStack()  # while the target entry is open, every process the run starts is recorded under it
+        self._unrecovered: list[str] = []  # injections whose recover reported failure (their entries stay open)
         self.token = f"{self.run_id}-{os.urandom(4).hex()}"
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
@@ -255,11 +261,14 @@ class Runner:
             error = _error_record(exc)
         finally:
             recovery_errors = self._recover_all()
+            recovery_errors = self._unrecovered + recovery_errors
             self._run_rollbacks()
             self._stop_load()
             self._stop_target()
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
+        elif self.journal.write_error and status == "completed":  # e.g. the disk filled up at the very end
+            status, reason = "aborted", self._write_error_reason()
         missing = samples_problem(self.run_dir / SAMPLES_FILE, self.journal.data) if self.load_proc is not None else None
         if missing:  # load was sent but samples.csv is gone or empty: said in the console and the journal
             reason = f"{reason}; {missing}" if reason else missing
@@ -315,6 +324,7 @@ class Runner:
                 type=self.experiment.target.platform,
                 record={"token": self.token, "run_dir": str(self.run_dir.resolve())},
             )
+            self._spawns.enter_context(recording_spawns(self.token, partial(self.ledger.spawned, self._target_entry)))
             self._target_started = True
         self.target.start()
         self.journal.update(target=self.target.describe())
@@ -516,10 +526,18 @@ class Runner:
         event = inj.recover(injection)
         if planned is not None:
             event.detail["planned_at"] = planned
-        self.journal.add_fault_event(event)
         entry = self._ledger_ids.pop((spec.name, injection), None)
         if entry is not None and event.ok:
             self.ledger.close(entry, ok=True, detail="recovered")
+        elif not event.ok:  # the fault may still be in place: its entry stays open, for `chaosml rollback`
+            detail = json.dumps(event.detail, default=str)[:500]
+            if entry is not None:
+                self.ledger.recover_failed(entry, detail)
+            self._unrecovered.append(
+                f"{spec.name} #{injection + 1} ({spec.type}): its recover reported failure ({detail}); it may still be "
+                "in place: `chaosml rollback` undoes it from the ledger's record"
+            )
+        self.journal.add_fault_event(event)
         self.progress.message(f"recover {spec.name} #{injection + 1}/{spec.repeat.count} ({spec.type}): ok={event.ok}")
 
     def _recover_all(self) -> list[str]:
@@ -574,7 +592,12 @@ class Runner:
             if msg and msg.get("type") in ("progress", "done"):
                 self._stats.update(msg)
 
+    def _write_error_reason(self) -> str:
+        return f"{self.journal.write_error} (is the reports dir full?); every applied fault was recovered"
+
     def _check_abort(self) -> None:
+        if self.journal.write_error:  # the run cannot be recorded: stop it (the finally recovers every fault)
+            raise RunAborted(self._write_error_reason())
         reason = getattr(self.target, "abort_reason", None)  # e.g. kubernetes: the kube context changed
         if reason:
             raise RunAborted(f"target: {reason}")
@@ -612,6 +635,7 @@ class Runner:
             if self._target_entry is not None:
                 self.ledger.close(self._target_entry, ok=True, detail="target stopped")
         finally:
+            self._spawns.close()
             if os.environ.get(RUN_TOKEN_ENV) == self.token:
                 del os.environ[RUN_TOKEN_ENV]
             self.journal.flush(force=True)

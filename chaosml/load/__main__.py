@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except LoadConfigError as e:  # e.g. samples file with a foreign header
         print(f"chaosml.load: {config_path}: invalid config: {e}", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    except OSError as e:  # the samples file cannot be written (a full disk ...): one line, no traceback
+        print(f"chaosml.load: cannot write {config.samples_file}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as e:
         logging.getLogger("chaosml.load").exception("load process failed")
         print(f"chaosml.load: internal error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -170,14 +170,17 @@ def start_load(
 
     stdout is a text pipe of JSON lines (see :func:`parse_progress`); the caller must keep
     draining it (about one short line per ``progress_interval_s``) or the child eventually
-    blocks on a full pipe. stderr (locust's logs, error messages) is inherited unless given.
+    blocks on a full pipe. stderr (locust's logs, error messages) is inherited unless given. A run's ledger records
+    the process (:func:`chaosml.procs.note_spawn`).
     Stop early with ``proc.terminate()`` (SIGTERM): the child stops its users, flushes the
     samples file and exits 0.
     """
+    from chaosml.procs import note_spawn
+
     config.check()
     with open(config_path, "w", encoding="utf-8") as f:
         f.write(config.to_json())
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "chaosml.load", os.fspath(config_path)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -186,3 +189,5 @@ def start_load(
         bufsize=1,
         start_new_session=True,
     )
+    note_spawn(proc.pid, "load", os.environ)  # a run's ledger records it (chaosml.procs)
+    return proc

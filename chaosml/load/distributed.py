@@ -114,6 +114,8 @@ def start_distributed(
 
     The master's stdout is a text pipe of JSON lines (``master_ready``, ``progress``, ``done``).
     """
+    from chaosml.procs import note_spawn
+
     config.check()
     Path(config_path).write_text(config.to_json(), encoding="utf-8")
     common = {"stdin": subprocess.DEVNULL, "stderr": stderr, "text": True, "start_new_session": True}
@@ -131,6 +133,8 @@ def start_distributed(
         )
         for i in range(workers)
     ]
+    for name, p in (("load-master", master), *((f"load-worker-{i}", w) for i, w in enumerate(procs))):
+        note_spawn(p.pid, name, os.environ)  # a run's ledger records them (chaosml.procs)
     return master, procs
 
 

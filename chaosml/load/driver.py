@@ -320,7 +320,16 @@ def run(
     if early_signals:
         on_signal(early_signals[0])
     flush_stop = gevent.event.Event()
-    flusher = gevent.spawn(_every, FLUSH_INTERVAL_S, writer.flush, flush_stop)
+
+    def flush_or_stop() -> None:
+        try:
+            writer.flush()
+        except OSError as e:  # e.g. a full disk: said once; load that cannot be recorded is not sent
+            print(f"chaosml.load: cannot write {config.samples_file}: {e.strerror or e}; stopping the load", file=sys.stderr, flush=True)
+            on_signal("samples-write-error")
+            flush_stop.set()
+
+    flusher = gevent.spawn(_every, FLUSH_INTERVAL_S, flush_or_stop, flush_stop)
     poller = None
     if config.control_file:
         control = ControlPoller(config.control_file, recorder)

@@ -14,7 +14,7 @@ from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
 from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
 
-PARTIAL_STATUSES = ("running", "partial")
+PARTIAL_STATUSES = ("running", "interrupted", "partial")
 
 
 @dataclass(frozen=True, slots=True)

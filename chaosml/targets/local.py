@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaosml.procs import kill_run_processes, processes_of_run
+from chaosml.procs import kill_run_processes, processes_of_run, spawned_of
 from chaosml.records import EventKind, TargetEvent
 from chaosml.targets.base import TargetError
 from chaosml.targets.supervised import SupervisedTarget
@@ -377,13 +377,17 @@ class LocalTarget(SupervisedTarget):
 
 @target_undoer("local")
 def undo_local_target(record: dict[str, Any]) -> str:
-    """Offline undo of a local target (`chaosml rollback`): SIGKILL every process the run left."""
+    """Offline undo of a local target (`chaosml rollback`): SIGKILL every process the run started, and no other.
+
+    The run's processes are those :mod:`chaosml.procs` proves: the run token in their environment,
+    or a spawn the ledger recorded (same pid and start time, or born later in the session it leads).
+    """
     token = record.get("token")
-    run_dir = record.get("run_dir")
-    if not token and not run_dir:
-        return "local target: no run token or directory recorded; nothing to stop"
-    pids = kill_run_processes(token and str(token), run_dir and str(run_dir))
-    left = processes_of_run(token and str(token), run_dir and str(run_dir))
+    spawned = spawned_of(record)
+    if not token and not spawned:
+        return "local target: no run token or spawned process recorded; nothing to stop"
+    pids = kill_run_processes(token and str(token), spawned)
+    left = processes_of_run(token and str(token), spawned)
     if left:
         raise RuntimeError(f"processes still alive after SIGKILL: {left}")
     return f"local target: stopped {len(pids)} orphaned process(es)" if pids else "local target: no process left"

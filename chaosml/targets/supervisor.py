@@ -2,7 +2,8 @@
 
 Generic: it knows process specs, not models. Each child runs in its own session (so its whole process
 group can be signalled), logs to ``run_dir/logs/<name>.log``, and its pid is recorded in
-``run_dir/pids.json`` on every start so an orphan can be found after a crash. One monitor thread
+``run_dir/pids.json`` on every start; a run's ledger records every spawn too (pid, start time,
+session: :func:`chaosml.procs.note_spawn`), which is how `chaosml rollback` finds an orphan after a crash. One monitor thread
 polls for exits every 50 ms and restarts children after their ``restart_delay_s``; one prober thread
 per child checks its ``ready_url`` every 200 ms (``http://`` GET expecting 2xx, or ``tcp://host:port``
 connect) and emits ``replica_ready`` / ``replica_unready`` on transitions.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
+from chaosml.procs import note_spawn
 from chaosml.records import EventKind, TargetEvent
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,7 @@ class Supervisor:
                 close_fds=True,
             )
         child.proc = proc
+        note_spawn(proc.pid, spec.name, env)  # the run's ledger records it: rollback finds it whatever it does
         child.generation += 1
         child.ready = False
         child.restart_at = None

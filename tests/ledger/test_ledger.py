@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaosml.ledger import Ledger, rollback
-from chaosml.procs import RUN_TOKEN_ENV, processes_of_run, processes_with_token
+from chaosml.procs import RUN_TOKEN_ENV, processes_of_run
 
 
 def test_open_close_and_torn_last_line(tmp_path: Path) -> None:
@@ -41,9 +41,9 @@ def test_rollback_kills_orphans_by_token_and_closes_the_entry(tmp_path: Path) ->
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 5
-        while orphan.pid not in processes_with_token(token) and time.monotonic() < deadline:
+        while orphan.pid not in processes_of_run(token) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert orphan.pid in processes_with_token(token)
+        assert orphan.pid in processes_of_run(token)
         ledger = Ledger(tmp_path / "ledger.jsonl")
         ledger.open(run_id="r1", run_dir=tmp_path, kind="target", type="local", record={"token": token})
         # pretend the harness that wrote it is dead
@@ -111,18 +111,14 @@ def test_a_sigkilled_run_is_rolled_back_and_the_next_run_refuses_until_then(tmp_
     assert journal is not None, "the run never applied a fault"
     proc.kill()  # SIGKILL the harness alone: its children live on in their own sessions
     proc.wait()
-    token_lines = [json.loads(x) for x in Ledger().path.read_text().splitlines()]
-    token = next(
-        d["record"]["token"]
-        for d in token_lines
-        if d.get("kind") == "target" and d.get("run_dir") == str(journal.parent)
-    )
-    run_dir = str(journal.parent.resolve())
-    orphans = processes_of_run(token, run_dir)
+    (target,) = [e for e in Ledger().open_entries() if e.kind == "target" and e.run_dir == str(journal.parent)]
+    token, spawned = target.record["token"], target.spawned
+    assert {s.name for s in spawned} >= {"redis", "gateway", "load"}, spawned  # recorded at spawn time
+    orphans = processes_of_run(token, spawned)
     assert orphans, "expected orphaned stack processes after SIGKILL"
-    # redis-server rewrites its environment block (process title): it must be found by its directory
+    # redis-server rewrites its environment block (process title): it is found by its recorded spawn
     redis = [p for p in orphans if "redis-server" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
-    assert redis and not set(redis) & set(processes_with_token(token)), (redis, orphans)
+    assert redis and not set(redis) & set(processes_of_run(token)), (redis, orphans)
 
     refused = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 5 and "chaosml rollback" in refused.stderr, refused.stderr
@@ -131,7 +127,7 @@ def test_a_sigkilled_run_is_rolled_back_and_the_next_run_refuses_until_then(tmp_
     rb = subprocess.run([sys.executable, "-m", "chaosml.cli", "rollback"], capture_output=True, text=True, timeout=60, check=False)
     assert rb.returncode == 0, rb.stdout + rb.stderr
     assert "stopped" in rb.stdout
-    assert processes_of_run(token, run_dir) == []  # token-carrying and in-directory processes alike
+    assert processes_of_run(token, spawned) == []  # token-carrying and recorded processes alike
     assert json.loads(journal.read_text())["status"] == "partial"
     # the partial run still renders
     rep = subprocess.run([sys.executable, "-m", "chaosml.cli", "report", str(journal.parent)], capture_output=True, text=True, timeout=60, check=False)

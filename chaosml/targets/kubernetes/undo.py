@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosml.errors import TargetError
-from chaosml.procs import kill_run_processes
+from chaosml.procs import kill_run_processes, spawned_of
 from chaosml.targets.kubernetes.actions import scale_deployment
 from chaosml.targets.kubernetes.context import kubeconfig_facts, new_api_client
 from chaosml.targets.undoers import target_undoer
@@ -53,7 +53,7 @@ def undo_target(record: dict[str, Any]) -> str:
     """Offline undo of a kubernetes target: stop the run's orphaned processes (the load driver); the
     stack itself was never created by the run and is left as it is (faults are undone by their own
     records)."""
-    token, run_dir = record.get("token"), record.get("run_dir")
-    pids = kill_run_processes(token and str(token), run_dir and str(run_dir)) if token or run_dir else []
+    token, spawned = record.get("token"), spawned_of(record)
+    pids = kill_run_processes(token and str(token), spawned) if token or spawned else []
     left = f"stopped {len(pids)} orphaned process(es)" if pids else "no process left"
     return f"kubernetes target: {left}; the stack in the cluster is left running (it belongs to `chaosml cluster`)"
