@@ -157,7 +157,8 @@ def _print_verdicts(run_dir: Path) -> None:
 
 def _rollback(dry_run: bool, include_live: bool) -> int:
     from chaosml.errors import RecoveryError
-    from chaosml.ledger import Ledger, rollback
+    from chaosml.ledger import Ledger
+    from chaosml.rollback import rollback
 
     ledger = Ledger()
     report = rollback(ledger, include_live=include_live, dry_run=dry_run)

@@ -57,6 +57,8 @@ from chaosml.model.experiment import Experiment, FaultSpec
 from chaosml.plan import Plan, build_plan
 from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
+from chaosml.workload.mapping import MappingError
+from chaosml.workload.prepare import Workload, prepare_workload, probe_mapping, response_fields, write_payloads
 
 #: How long after the planned load end the load process may take to finish on its own.
 LOAD_GRACE_S = 20.0
@@ -68,20 +70,6 @@ LIVE_SLIS = {"success_ratio": "success_ratio", "latency_p99_ms": "p99_ms", "thro
 __all__ = ["Progress", "RunResult", "Runner", "make_target", "new_run_id"]
 
 TargetFactory = Callable[[Experiment, Path, Callable[[Any], None]], Any]
-
-
-def _request_mapping(experiment: Experiment) -> Any:
-    from chaosml.workload.mapping import RequestMapping
-
-    r = experiment.request
-    return RequestMapping(path=r.path, method=r.method, headers=dict(r.headers), body=r.body,
-                          input_name=r.input_name, datatype=r.datatype, template=r.template)
-
-
-def _response_fields(experiment: Experiment) -> dict[str, str]:
-    r = experiment.response
-    return {"prediction": r.prediction, "confidence": r.confidence, "model_version": r.model_version,
-            "served_by": r.served_by, "replica": r.replica}
 
 
 def new_run_id(experiment: Experiment, reports_dir: Path) -> str:
@@ -210,9 +198,7 @@ class Runner:
         self.token = f"{self.run_id}-{os.urandom(4).hex()}"
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
-        self._payloads: dict[str, list[Any]] | None = None
-        self._mix: dict[str, float] = {}  # the mix the load process draws from (chaosml.workload.cohorts.expand_mix)
-        self._clean_cohorts: list[str] = ["clean"]  # where clean rows go: clean, or the file cohorts
+        self._workload: Workload | None = None  # what the load sends (chaosml.workload.prepare)
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -331,56 +317,21 @@ class Runner:
         self.journal.flush()
 
     def _prepare_payloads(self) -> None:
-        """Dataset -> cohorts -> request bodies by the experiment's request mapping (chaosml.workload.mapping)."""
-        from chaosml.workload.cohorts import (
-            build_payloads,
-            cohorts_needed,
-            expand_mix,
-            file_cohort_shares,
-        )
-        from chaosml.workload.mapping import MappingError, check_template
-        from chaosml.workload.user_dataset import dataset_for
-
-        exp = self.experiment
-        ds = dataset_for(exp)
-        request = _request_mapping(exp)
-        try:
-            check_template(request, ds.request_features, self.journal.data.get("experiment_file") or "experiment")
-        except MappingError as exc:
-            raise InvalidInputError(str(exc)) from None
-        cohorts = cohorts_needed(exp, ds)  # the mix's (clean split into file cohorts), plus those adversarial faults switch to
-        payloads = build_payloads(ds, cohorts, seed=exp.load.seed)
-        self._mix = expand_mix(exp.load.mix, ds)
-        self._clean_cohorts = ["clean"] if ds.cohorts is None else list(file_cohort_shares(ds))
-        if ds.cohorts is not None:  # which file cohorts existed and the weight each got (the report says so)
-            rows, shares = ds.test_cohort_rows(), file_cohort_shares(ds)
-            self.journal.update(file_cohorts={
-                "column": ds.cohort_column,
-                "cohorts": {c: {"test_rows": n, "share": shares.get(c, 0.0), "weight": self._mix.get(c, 0.0)} for c, n in rows.items()},
-                "mix": dict(self._mix),  # what the load process draws from
-            })
-        if request.body != "reference":
-            for items in payloads.values():
-                for item in items:
-                    item["body"] = request.render(item["body"], ds.request_features)
-        self._payloads = payloads
+        """What the run sends (chaosml.workload.prepare); data and template problems are exit 4."""
+        self._workload = prepare_workload(self.experiment, self.journal.data.get("experiment_file") or "experiment")
+        if self._workload.file_cohorts is not None:  # which file cohorts existed and their weights (the report says so)
+            self.journal.update(file_cohorts=self._workload.file_cohorts)
 
     def _probe_mapping(self) -> None:
         """A few clean requests once the target is ready: the mapping must fit the server's answers (else exit 3)."""
-        from chaosml.workload.mapping import MappingError, ResponseMapping, probe
-
-        exp = self.experiment
-        payloads = self._payloads or {}
-        clean = [p for c in self._clean_cohorts for p in payloads.get(c) or []]
-        n = exp.request.probes
-        if exp.target.stack != "custom" or not clean or n <= 0:
+        if self._workload is None:
             return
-        response = ResponseMapping(_response_fields(exp))
         try:
-            results = probe(self.target.entry_url, _request_mapping(exp), response, [p["body"] for p in clean[:n]],
-                            timeout_s=max(5.0, exp.load.request_timeout))
+            results = probe_mapping(self.experiment, self._workload, self.target.entry_url)
         except MappingError as exc:
             raise TargetError(f"the server answered unexpectedly before the load (nothing injected): {exc}") from None
+        if results is None:
+            return
         self.journal.update(probes=results)
         self.progress.message(f"mapping checked with {len(results)} probe request(s): {results[0] if results else ''}")
 
@@ -388,11 +339,10 @@ class Runner:
         from chaosml.load.config import LoadConfig, start_load
 
         load = self.experiment.load
-        if self._payloads is None:
+        if self._workload is None:
             self._prepare_payloads()
-        payloads = self._payloads
-        payloads_file = self.run_dir / "payloads.json"
-        payloads_file.write_text(json.dumps(payloads))
+        assert self._workload is not None
+        payloads_file = write_payloads(self.run_dir / "payloads.json", self._workload)
         exp = self.experiment
         custom = exp.target.stack == "custom" or exp.request != type(exp.request)() or exp.response != type(exp.response)()
         config = LoadConfig(
@@ -400,13 +350,13 @@ class Runner:
             path=exp.request.path,
             method=exp.request.method,
             headers=dict(exp.request.headers) or None,
-            response=_response_fields(exp) if custom else None,
+            response=response_fields(exp) if custom else None,
             users=load.users,
             spawn_rate=load.spawn_rate,
             duration_s=load.duration,
             rate_per_user=load.rate_per_user,
             request_timeout_s=load.request_timeout,
-            mix=dict(self._mix),
+            mix=dict(self._workload.mix),
             payloads_file=str(payloads_file),
             samples_file=str(self.run_dir / SAMPLES_FILE),
             seed=load.seed,

@@ -16,8 +16,9 @@ from chaosml.errors import TargetError
 from chaosml.faults.base import FaultContext, make_injector, undo_fault
 from chaosml.faults.featurestore import FeatureStoreOutageParams
 from chaosml.faults.podkill import PodKillParams
-from chaosml.ledger import Ledger, rollback
+from chaosml.ledger import Ledger
 from chaosml.model.experiment import KubernetesSpec
+from chaosml.rollback import rollback
 from chaosml.targets.kubernetes import (
     ContextNotAllowedError,
     KubernetesTarget,

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.ledger import Ledger, rollback
+from chaosml.ledger import Ledger
 from chaosml.procs import RUN_TOKEN_ENV, processes_of_run
+from chaosml.rollback import rollback
 
 
 def test_open_close_and_torn_last_line(tmp_path: Path) -> None:

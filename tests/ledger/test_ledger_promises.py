@@ -18,10 +18,11 @@ import pytest
 from chaosml import runner as runner_mod
 from chaosml.cli import main
 from chaosml.errors import EXIT_RECOVERY_FAILED, RecoveryError
-from chaosml.ledger import Ledger, rollback
+from chaosml.ledger import Ledger
 from chaosml.loader import load_experiment_text
 from chaosml.procs import RUN_TOKEN_ENV, zombie_or_gone
 from chaosml.records import FaultEvent
+from chaosml.rollback import rollback
 from chaosml.runner import Runner
 
 EXPERIMENT = """\

@@ -12,8 +12,9 @@ import pytest
 
 from chaosml.history import list_runs
 from chaosml.journal import JOURNAL_FILE, Journal, load
-from chaosml.ledger import Ledger, rollback
+from chaosml.ledger import Ledger
 from chaosml.loader import load_experiment_text
+from chaosml.rollback import rollback
 
 EXPERIMENT = """\
 version: 1
