@@ -9,6 +9,13 @@ short of the requested by more than ``SHORTFALL_MARGIN`` did not get the load th
 for: its sample verdicts are INCONCLUSIVE with the reason (a load generator that cannot keep up
 hides exactly the overload a hypothesis is about). A closed-loop load (``rate_per_user`` unset)
 requests no rate: nothing is judged.
+
+A user waits for each answer before its next request, so a target whose answers take longer than
+the pacing interval (``1 / rate_per_user``) itself holds the rate down: that is the stack's doing,
+not a shortfall of the load generator. The requested load of such a phase is scaled by
+``pace / mean request lifetime`` (the most its users could send while waiting) before it is
+judged, and the row says the target limited it. A naive stack that hangs during an outage thus
+FAILs its availability hypothesis instead of hiding behind "load not delivered".
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from chaosml.analysis.phases import Interval, LoadRange, Phase
 from chaosml.analysis.slis import SampleArrays
@@ -52,6 +61,11 @@ class Delivery:
     duration_s: float
     requested: float
     achieved: int
+    achievable: float | None = None  # what users waiting on the target's answers could send; None: not limited
+
+    @property
+    def target_limited(self) -> bool:
+        return self.achievable is not None and self.achievable < self.requested
 
     @property
     def requested_rps(self) -> float:
@@ -67,8 +81,11 @@ class Delivery:
 
     @property
     def short(self) -> bool:
-        r = self.ratio
-        return self.duration_s >= MIN_PHASE_S and r is not None and r < 1.0 - SHORTFALL_MARGIN
+        """The load generator fell short of what the phase requested (and its users could have sent)."""
+        expected = min(self.requested, self.achievable) if self.achievable is not None else self.requested
+        if self.duration_s < MIN_PHASE_S or expected <= 0:
+            return False
+        return self.achieved < (1.0 - SHORTFALL_MARGIN) * expected
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +96,8 @@ class Delivery:
             "requested_rps": round(self.requested_rps, 3),
             "achieved_rps": round(self.achieved_rps, 3),
             "ratio": None if self.ratio is None else round(self.ratio, 4),
+            "achievable": None if self.achievable is None else round(self.achievable, 3),
+            "target_limited": self.target_limited,
             "short": self.short,
         }
 
@@ -106,10 +125,24 @@ def delivery(spec: LoadSpec, a: SampleArrays, phases: Mapping[str, Phase], load:
     for name, phase in phases.items():
         intervals = [(s, min(e, load.end)) for s, e in phase.intervals]
         requested = requested_requests(spec, load.start, intervals)
-        if requested is None:
+        if requested is None or spec.rate_per_user is None:
             return []
-        out.append(Delivery(name, round(phase.duration, 6), requested, int(a.in_phase(phase).sum())))
+        mask = a.in_phase(phase)
+        out.append(Delivery(name, round(phase.duration, 6), requested, int(mask.sum()),
+                            _achievable(requested, 1.0 / float(spec.rate_per_user), a.latency[mask])))
     return out
+
+
+def _achievable(requested: float, pace_s: float, latency_ms: Any) -> float | None:
+    """Requests users could send when each waits for its answer: requested x pace / mean lifetime, or None when
+    the answers came faster than the pacing (the target did not hold the rate down)."""
+    known = latency_ms[~np.isnan(latency_ms)]
+    if len(known) == 0:
+        return None
+    lifetime_s = float(known.mean()) / 1000.0
+    if lifetime_s <= pace_s:
+        return None
+    return requested * pace_s / lifetime_s
 
 
 def short_load_verdicts(verdicts: Sequence[Verdict], deliveries: Sequence[Delivery]) -> list[Verdict]:

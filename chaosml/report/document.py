@@ -367,10 +367,12 @@ def load_table(analysis: dict[str, Any]) -> list[Block]:
         Heading("Load: requested vs achieved"),
         Para("Requested: users x rate_per_user, ramping up at spawn_rate from load start. A phase that got less than "
              f"{100 * (1 - SHORTFALL_MARGIN):.0f}% of it did not get the load the experiment asked for: its sample verdicts "
-             "are inconclusive."),
+             "are inconclusive. Each user waits for its answer, so a target answering slower than the pacing holds the "
+             "rate down itself (TARGET-LIMITED): that is the stack's failure, judged as measured."),
         Table(("phase", "requested req/s", "achieved req/s", "achieved"),
               tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
-                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else ""))
+                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
+                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
                     for d in rows),
               tuple("fail" if d["short"] else "" for d in rows)),
     ]

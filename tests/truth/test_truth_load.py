@@ -65,3 +65,25 @@ def test_plan_warns_when_the_ramp_eats_most_of_the_load() -> None:
     slow = replace(exp, load=replace(exp.load, users=200, spawn_rate=5.0, duration=60.0))  # a 40 s ramp
     assert "WARNING: the ramp (200 users at 5/s = 40 s) takes 67% of the 60 s load" in render_plan(build_plan(slow))
     assert "WARNING: the ramp" not in render_plan(build_plan(exp))
+
+
+def test_a_target_that_hangs_holds_the_rate_down_itself_and_its_hypothesis_fails() -> None:
+    """Each user waits for its answer: 10 users whose requests hang 5 s can send 10 requests in a 5 s window,
+    not the 250 the pacing asks for. That is the stack failing, not the load generator: FAIL, not inconclusive
+    (a naive stack that hangs during a feature-store outage was reported 'load not delivered')."""
+    import pandas as pd
+    from analysis_synth import T0
+
+    df = samples(40.0, 50.0)
+    df = df[(df["t"] < T0 + 10.0) | (df["t"] >= T0 + 15.0)]
+    hung = samples(0.1, 100.0, start=T0 + 10.0)  # 10 requests, one per user, each timing out after 5 s
+    hung["latency_ms"], hung["status"], hung["outcome"], hung["served_by"] = 5000.0, 0, "timeout", ""
+    df = pd.concat([df, hung]).sort_values("t", ignore_index=True)
+    exp = experiment(rate=50.0, hypotheses=HYP, min_samples=5)  # 10 hung requests are enough to judge here
+    an = analyze(exp, journal(duration=40.0, injections=KILL), df)
+    d = _delivery(an, "kill")
+    assert d["target_limited"] and not d["short"], d
+    assert d["achievable"] == pytest.approx(d["requested"] * 0.2 / 5.0, rel=0.01)  # pace 0.2 s / lifetime 5 s
+    (v,) = [v for v in an.verdicts if v.name == "available-during-kill"]
+    assert v.verdict == "fail", v.detail
+    assert not any(n.startswith("LOAD NOT DELIVERED") for n in an.notes)
