@@ -46,9 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from chaosml.analysis import Analysis, analyze, read_samples
 from chaosml.analysis.mttr import aggregate_values
-from chaosml.analysis.slis import SampleArrays
 from chaosml.compare.bootstrap import (
     Interval,
     QuantileData,
@@ -57,11 +55,9 @@ from chaosml.compare.bootstrap import (
     quantile_interval,
     ratio_interval,
 )
+from chaosml.compare.runs import RunData, load_run
 from chaosml.errors import InvalidInputError
-from chaosml.journal import JOURNAL_FILE
-from chaosml.journal import load as load_journal
 from chaosml.model.catalog import INJECTION_SLIS, OPERATORS, SAMPLE_SLIS
-from chaosml.model.experiment import Experiment
 
 COMPARE_SCHEMA = "chaosml.compare/1"
 
@@ -125,48 +121,6 @@ class Settings:
     def threshold(self, metric: str, base: float) -> float:
         a, r = self.min_change.get(metric, (0.0, 0.0))
         return max(a, r * abs(base))
-
-
-# ------------------------------------------------------------------------------------ runs
-
-
-@dataclass
-class RunData:
-    """One run re-analysed from disk."""
-
-    run_dir: Path
-    journal: dict[str, Any]
-    experiment: Experiment
-    analysis: Analysis
-    arrays: SampleArrays
-    blocks: np.ndarray  # int64 time block (SLI window since load start) per sample
-
-    @property
-    def run_id(self) -> str:
-        return str(self.journal.get("run_id") or self.run_dir.name)
-
-
-def resolve_run_dir(path: str | Path) -> Path:
-    """A run directory, or the directory of a journal.json given directly."""
-    p = Path(path)
-    if p.is_file() and p.suffix == ".json":
-        p = p.parent
-    if not (p / JOURNAL_FILE).is_file():
-        raise InvalidInputError(f"{path}: no {JOURNAL_FILE} here; give a run directory (reports/<run-id>/) or its {JOURNAL_FILE}")
-    return p
-
-
-def load_run(path: str | Path) -> RunData:
-    """Read a run's journal (its stored experiment, not re-parsed) and samples, and analyse it again."""
-    run_dir = resolve_run_dir(path)
-    record = load_journal(run_dir)  # JournalError (exit 4) names the file and what is wrong
-    journal, experiment = record.to_dict(), record.experiment
-    samples = read_samples(record.samples_path)
-    analysis = analyze(experiment, journal, samples)
-    arrays = SampleArrays.from_frame(samples, experiment.steady_state.confidence_threshold)
-    w = float(experiment.steady_state.window) or 1.0
-    blocks = np.floor((arrays.t - analysis.load.start) / w).astype(np.int64) if len(arrays) else np.zeros(0, np.int64)
-    return RunData(run_dir, journal, experiment, analysis, arrays, np.maximum(blocks, 0))
 
 
 @dataclass
@@ -645,75 +599,3 @@ def compare_runs(
 
 
 # ------------------------------------------------------------------------------------ policy
-
-
-@dataclass(frozen=True)
-class FailPolicy:
-    """When compare exits 1: ``any`` regression (default), ``flip`` (pass -> fail verdict flips only),
-    ``delta:METRIC=THRESHOLD`` (a regression of METRIC whose |delta| is at least THRESHOLD; ``%`` =
-    relative to the baseline), or ``none`` (report only)."""
-
-    kind: str  # any | flip | delta | none
-    metric: str | None = None
-    value: float = 0.0
-    relative: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> FailPolicy:
-        t = text.strip()
-        if t in ("any", "flip", "none"):
-            return cls(t)
-        if t.startswith("delta:") and "=" in t:
-            metric, _, value = t[len("delta:") :].partition("=")
-            metric = metric.strip()
-            known = (*SAMPLE_SLIS, *INJECTION_SLIS)
-            if metric not in known:
-                raise InvalidInputError(f"--fail-on {text!r}: unknown metric {metric!r}; choose from: {', '.join(known)}")
-            rel = value.strip().endswith("%")
-            try:
-                v = float(value.strip().rstrip("%"))
-            except ValueError:
-                raise InvalidInputError(f"--fail-on {text!r}: {value!r} is not a number (e.g. 0.02 or 10%)") from None
-            if not math.isfinite(v) or v < 0:
-                raise InvalidInputError(f"--fail-on {text!r}: the threshold must be a number >= 0")
-            return cls("delta", metric, v / 100 if rel else v, rel)
-        raise InvalidInputError(f"--fail-on {text!r}: use any, flip, none or delta:METRIC=THRESHOLD (e.g. delta:mttr_s=2)")
-
-    def triggered_by(self, row: Row) -> bool:
-        if row.verdict != "regressed" or self.kind == "none":
-            return False
-        if self.kind == "any":
-            return True
-        if self.kind == "flip":
-            return row.flip
-        if row.metric != self.metric:
-            return False
-        if row.delta is None:  # e.g. not recovered any more: no number, worse than any threshold
-            return True
-        limit = self.value * abs(row.baseline or 0.0) if self.relative else self.value
-        return abs(row.delta) >= limit
-
-
-def failing_rows(comparison: Comparison, policies: Sequence[FailPolicy]) -> list[Row]:
-    """Rows that make compare exit 1 under any of the policies."""
-    return [r for r in comparison.rows if any(p.triggered_by(r) for p in policies)]
-
-
-def parse_min_change(items: Sequence[str], base: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
-    """``METRIC=VALUE`` (absolute) or ``METRIC=VALUE%`` (relative to the baseline) over the defaults."""
-    out = dict(base or default_min_change())
-    for item in items:
-        metric, sep, value = item.partition("=")
-        metric = metric.strip()
-        if not sep or metric not in out:
-            raise InvalidInputError(f"--min-change {item!r}: use METRIC=VALUE or METRIC=VALUE% with a metric from: {', '.join(out)}")
-        rel = value.strip().endswith("%")
-        try:
-            v = float(value.strip().rstrip("%"))
-        except ValueError:
-            raise InvalidInputError(f"--min-change {item!r}: {value!r} is not a number") from None
-        if not math.isfinite(v) or v < 0:
-            raise InvalidInputError(f"--min-change {item!r}: must be a number >= 0")
-        a, r = out[metric]
-        out[metric] = (a, v / 100) if rel else (v, r)
-    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosml.compare.core import load_run
+from chaosml.compare.runs import load_run
 from chaosml.history import summarize
 from chaosml.journal import (
     JOURNAL_FILE,
