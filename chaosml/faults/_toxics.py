@@ -263,3 +263,13 @@ def link_on_cluster(link: str, target: ProxyLinks) -> str:
     links = target.links()
     shown = links.get(link) or (links.get("model") if link.startswith("model") else None)
     return f"Toxiproxy link {link}: {shown or 'not found among the Toxiproxy proxies'}"
+
+
+def link_fault_on_cluster(fault: FaultSpec, target: ProxyLinks, nodes: list[dict[str, Any]]) -> str:
+    """``FaultType.on_cluster`` of a fault whose params name a ``link`` (network-latency, network-toxic)."""
+    return link_on_cluster(fault.params.link, target)
+
+
+def check_link_fault(params: Any, facts: StackFacts) -> list[tuple[str, str]]:
+    """``FaultType.check`` of a fault whose params name a ``link``: it must be a link of the stack."""
+    return check_link_on_stack(params.link, facts)

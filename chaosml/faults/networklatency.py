@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from chaosml.faults._toxics import (
     ToxicInjector,
+    check_link_fault,
     check_link_name,
-    check_link_on_stack,
     check_toxicity,
-    link_on_cluster,
+    link_fault_on_cluster,
     link_scope,
     share_words,
     undo_toxic_record,
@@ -20,7 +20,6 @@ from chaosml.model.faulttype import (
     BlastRadius,
     FaultContext,
     FaultType,
-    StackFacts,
     plural,
 )
 from chaosml.targets.capabilities import ProxyLinks
@@ -67,13 +66,6 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     return BlastRadius(fault.name, fault.type, victims, of, text)
 
 
-def on_cluster(fault: FaultSpec, target: ProxyLinks, nodes: list[dict[str, Any]]) -> str:
-    p: NetworkLatencyParams = fault.params
-    return link_on_cluster(p.link, target)
-
-
-def check(params: NetworkLatencyParams, facts: StackFacts) -> list[tuple[str, str]]:
-    return check_link_on_stack(params.link, facts)
 
 
 FAULT_TYPE = FaultType(
@@ -84,6 +76,6 @@ FAULT_TYPE = FaultType(
     capabilities={"local": (ProxyLinks,), "kubernetes": (ProxyLinks,)},
     severity="low",
     blast_radius=blast_radius,
-    check=check,
-    on_cluster=on_cluster,
+    check=check_link_fault,
+    on_cluster=link_fault_on_cluster,
 )
