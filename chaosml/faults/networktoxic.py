@@ -97,8 +97,6 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     return BlastRadius(fault.name, fault.type, victims, of, text)
 
 
-
-
 FAULT_TYPE = FaultType(
     name="network-toxic",
     params=NetworkToxicParams,
