@@ -350,3 +350,34 @@ def _remove_new_pod_logs(before: set[str]) -> None:
                 p.unlink()
         with contextlib.suppress(OSError):
             CONTAINER_LOGS.rmdir()
+
+
+def leftovers(sysctls_before: dict[str, str], paths: list[Path], cgroup_prefix: str = "chaosml-n") -> list[str]:
+    """Everything a real cluster could leave on the machine that is still there: processes naming
+    ``paths`` (run dirs, image stores, the kubelet/kube-proxy binaries), mounts under them, cgroups
+    named ``<cgroup_prefix>*``, KUBE-* iptables chains and rules, sysctls that differ from
+    ``sysctls_before``, the state file. Empty when the machine is clean."""
+    found: list[str] = []
+    needles = [str(p).encode() for p in paths]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            args = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"process {entry.name}: {args[:200]}")
+    for p in paths:
+        found += [f"mount {m}" for m in mounts_under(p)]
+    if CGROUP_FS.is_dir():
+        for hier in CGROUP_FS.iterdir():
+            with contextlib.suppress(OSError):
+                found += [f"cgroup {d}" for d in hier.iterdir() if d.is_dir() and d.name.startswith(cgroup_prefix)]
+    found += [f"iptables {k}: {v}" for k, v in kube_chains().items()]
+    now = read_sysctls()
+    found += [f"sysctl {k}={now[k]} (was {v})" for k, v in sysctls_before.items() if now.get(k) != v]
+    if STATE_PATH.exists():
+        found.append(f"state file {STATE_PATH}")
+    return found

@@ -1,0 +1,152 @@
+"""The reference stack on a real node (real kubelet, real containers, kube-proxy) and `chaosml run`
+through the CLI against it: pod-kill with grace 0 and the default grace, feature-store outage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from k8s_stack import REPO, wait_for
+from overlay import NODE_PORTS, PORTS
+from realnode import RealCluster
+
+pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
+
+ENTRY = f"http://127.0.0.1:{NODE_PORTS['link-gateway']}"
+RUN_TIMEOUT_S = 300
+
+
+def _predict(url: str) -> int:
+    from chaosml.dataset import load_dataset
+
+    body = json.dumps(load_dataset("breast_cancer", 0).row_payload(0)).encode()
+    req = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return int(r.status)
+
+
+def _pods(cluster: RealCluster, ns: str, app: str) -> list[Any]:
+    return list(cluster.core_v1().list_namespaced_pod(ns, label_selector=f"app={app}").items)
+
+
+def test_stack_runs_in_real_containers_behind_kube_proxy(real_cluster: RealCluster, real_stack: str) -> None:
+    core = real_cluster.core_v1()
+    nodes = {n.metadata.name: n for n in core.list_node().items}
+    assert set(nodes) == {n.name for n in real_cluster.nodes}
+    for app in ("redis", "model", "gateway", "toxiproxy"):
+        for pod in _pods(real_cluster, real_stack, app):
+            assert pod.status.pod_ip == pod.spec.node_name, pod.metadata.name  # hostNetwork: the node's 127.0.0.x
+            (cs,) = pod.status.container_statuses
+            assert cs.ready and cs.container_id.startswith("docker://"), cs
+    # entry NodePort -> (kube-proxy) -> proxy link "gateway" -> gateway -> link "model" -> model NodePort -> model
+    assert _predict(ENTRY) == 200
+    # the proxy API (chaosml's Toxiproxy-compatible proxy) lists the overlay's links
+    with urllib.request.urlopen(f"http://127.0.0.1:{NODE_PORTS['proxy-api']}/proxies", timeout=5) as r:
+        proxies = json.loads(r.read())
+    assert set(proxies) == {"gateway", "model", "feature-store"}
+    assert proxies["feature-store"]["upstream"] == f"127.0.0.1:{PORTS['redis']}"
+
+
+def test_every_container_exits_promptly_on_sigterm(real_cluster: RealCluster, real_stack: str) -> None:
+    """A PID 1 that ignores SIGTERM holds its port for the whole grace period: delete each pod with a
+    30 s grace period and require it gone well before."""
+    core = real_cluster.core_v1()
+    took = {}
+    for app in ("redis", "model", "gateway", "toxiproxy"):
+        pod = _pods(real_cluster, real_stack, app)[0]
+        t0 = time.monotonic()
+        core.delete_namespaced_pod(pod.metadata.name, real_stack, grace_period_seconds=30)
+        wait_for(lambda: pod.metadata.name not in {p.metadata.name for p in _pods(real_cluster, real_stack, app)},
+                 30, f"pod {pod.metadata.name} gone")
+        took[app] = time.monotonic() - t0
+    assert all(t < 10 for t in took.values()), took
+    from chaosml.cluster import wait_available
+
+    api = real_cluster.api_client()
+    try:
+        wait_available(api, real_stack, 120)
+    finally:
+        api.close()
+    wait_for(lambda: _safe_predict() == 200, 60, "the stack serving again")
+
+
+def _safe_predict() -> int:
+    try:
+        return _predict(ENTRY)
+    except OSError:
+        return 0
+
+
+def _experiment(tmp_path: Path, cluster: RealCluster, ns: str, name: str, faults: list[dict[str, Any]],
+                duration: str) -> Path:
+    data = yaml.safe_load((REPO / "experiments" / "k8s-pod-kill.yaml").read_text())
+    data["title"] = f"real node: {name}"
+    data["target"]["replicas"] = len(cluster.nodes)
+    data["target"]["kubernetes"] = {"context": cluster.control_plane.context, "namespace": ns}
+    data["load"].update(duration=duration, users=4, spawn_rate=4, rate_per_user=5)
+    data["faults"] = faults
+    data["hypotheses"] = []
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _chaosml_run(cluster: RealCluster, tmp_path: Path, experiment: Path) -> dict[str, Any]:
+    """`chaosml run` in a subprocess, as a user runs it (KUBECONFIG of the real cluster); the journal."""
+    reports = tmp_path / "reports"
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path), "CHAOSML_STATE_DIR": str(tmp_path / "state"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    res = subprocess.run([sys.executable, "-m", "chaosml.cli", "run", "--reports-dir", str(reports), str(experiment)],
+                         env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path)
+    assert res.returncode in (0, 1), f"exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    (run_dir,) = [d for d in reports.iterdir() if d.is_dir()]
+    journal = json.loads((run_dir / "journal.json").read_text())
+    (tmp_path / "summary.txt").write_text(res.stdout)
+    return journal
+
+
+def _events(journal: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in journal["target_events"] if e["kind"] == kind]
+
+
+@pytest.mark.parametrize("grace", [0, None], ids=["grace-0", "default-grace"])
+def test_chaosml_run_pod_kill_on_the_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path, grace: int | None
+) -> None:
+    params: dict[str, Any] = {"service": "model", "mode": "one"}
+    if grace is not None:
+        params["grace_period"] = grace
+    path = _experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
+        {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
+         "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s")
+    journal = _chaosml_run(real_cluster, tmp_path, path)
+    replaced = _events(journal, "pod_replaced")
+    assert len(replaced) == 2, json.dumps(journal["target_events"], indent=1)[-4000:]
+    for e in replaced:
+        d = e["detail"]
+        # the real watch saw every stage, in order
+        assert 0 <= d["created_s"] <= d["scheduled_s"] <= d["ready_s"] < 60, d
+        assert d["node"] in {n.name for n in real_cluster.nodes}, d
+    print(json.dumps({"grace": grace, "pod_replaced": [e["detail"] for e in replaced]}, indent=1))
+
+
+def test_chaosml_run_feature_store_outage_on_the_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    path = _experiment(tmp_path, real_cluster, real_stack, "fs-outage", [
+        {"name": "fs-down", "type": "feature-store-outage", "at": "8s", "duration": "8s", "params": {"mode": "kill"}}],
+        "30s")
+    journal = _chaosml_run(real_cluster, tmp_path, path)
+    scaled = _events(journal, "deployment_scaled")
+    assert [(e["detail"]["from"], e["detail"]["to"]) for e in scaled] == [(1, 0), (0, 1)], scaled
+    # redis came back Ready (re-seeded) in a real container
+    (pod,) = _pods(real_cluster, real_stack, "redis")
+    assert pod.status.container_statuses[0].ready
