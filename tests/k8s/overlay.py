@@ -30,7 +30,7 @@ NODE1 = "127.0.0.1"
 PORTS = {"redis": 28379, "model": 28080, "gateway": 28081, "proxy-api": 28474,
          "link-gateway": 28000, "link-model": 28880, "link-feature-store": 28016}
 NODE_PORTS = {"redis": 32380, "model": 32088, "gateway": 32080, "proxy-api": 32474,
-              "link-gateway": 32081, "link-model": 32880, "link-feature-store": 32379}
+              "link-gateway": 32081, "link-model": 32180, "link-feature-store": 32379}
 PROXY_LINKS = [
     {"name": "gateway", "listen": f"{NODE1}:{PORTS['link-gateway']}", "upstream": f"{NODE1}:{PORTS['gateway']}"},
     {"name": "model", "listen": f"{NODE1}:{PORTS['link-model']}", "upstream": f"{NODE1}:{NODE_PORTS['model']}"},
