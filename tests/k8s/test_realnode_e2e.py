@@ -116,7 +116,7 @@ def _chaosml_run(cluster: RealCluster, tmp_path: Path, experiment: Path) -> dict
     assert res.returncode in (0, 1), f"exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     (run_dir,) = [d for d in reports.iterdir() if d.is_dir()]
     journal = json.loads((run_dir / "journal.json").read_text())
-    (tmp_path / "summary.txt").write_text(res.stdout)
+    print(res.stdout[-2500:])  # the run's summary (MTTR per fault) in the test log
     return journal
 
 
@@ -124,13 +124,14 @@ def _events(journal: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in journal["target_events"] if e["kind"] == kind]
 
 
-@pytest.mark.parametrize("grace", [0, None], ids=["grace-0", "default-grace"])
+@pytest.mark.parametrize("grace", [0, 30], ids=["grace-0", "default-grace-30"])
 def test_chaosml_run_pod_kill_on_the_real_node(
-    real_cluster: RealCluster, real_stack: str, tmp_path: Path, grace: int | None
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path, grace: int
 ) -> None:
-    params: dict[str, Any] = {"service": "model", "mode": "one"}
-    if grace is not None:
-        params["grace_period"] = grace
+    """grace 0: the pod object goes at once; 30 s (Kubernetes' default): SIGTERM, the app exits at once,
+    but the object stays until the kubelet's status sync (~10 s), and with hostNetwork the replica's
+    port is a hostPort, so the scheduler holds the replacement until then."""
+    params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period": grace}
     path = _experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
         {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
          "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s")
