@@ -101,6 +101,7 @@ class HostLease:
     def __init__(self) -> None:
         self._fd: int | None = None
         self.state: HostState | None = None
+        self.restored: list[str] = []  # what acquire() undid of a killed run
 
     def acquire(
         self, dirs: list[Path], keep_dirs: list[Path], cgroup_roots: list[str], timeout_s: float = 600.0
@@ -119,7 +120,7 @@ class HostLease:
                     raise HostStateError(f"another real cluster holds {LOCK_PATH} for more than {timeout_s:.0f} s") from None
                 time.sleep(1.0)
         self._fd = fd
-        restore()
+        self.restored = restore()
         self.state = HostState(
             sysctls=read_sysctls(),
             pod_logs_before=sorted(p.name for p in POD_LOGS.iterdir()) if POD_LOGS.is_dir() else [],

@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         lease = HostLease()
         lease.acquire([], [], [], timeout_s=60)  # restores what the state file records
         lease.release()
-        print("machine restored")
+        print("\n".join(lease.restored) or "nothing to restore")
         return 0
     reason = missing_reason()
     if reason:

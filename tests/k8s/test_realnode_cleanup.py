@@ -34,10 +34,11 @@ def _lock_free() -> bool:
         os.close(fd)
 
 
-def _down() -> None:
+def _down() -> str:
     res = subprocess.run([sys.executable, str(HERE / "realnode.py"), "down"], capture_output=True, text=True,
                          timeout=180, cwd=REPO)
     assert res.returncode == 0, res.stderr
+    return res.stdout
 
 
 def _victim(tmp_path: Path, hold: bool) -> tuple[subprocess.Popen[bytes], Path]:
@@ -79,5 +80,6 @@ def test_nothing_is_left_after_a_normal_and_a_killed_run(tmp_path: Path) -> None
     assert kube_chains() and leftovers(before, paths)  # the check sees a live cluster
     proc.kill()
     proc.wait(timeout=30)
-    _down()
+    restored = _down()
+    assert "restored sysctls" in restored and "iptables" in restored, restored
     assert leftovers(before, paths) == []
