@@ -131,6 +131,14 @@ class HostLease:
         self.state.save()
         return self.state
 
+    def extend(self, dirs: list[Path], keep_dirs: list[Path], cgroup_roots: list[str]) -> None:
+        """Record more run directories, image stores and cgroup roots (a node added later)."""
+        assert self.state is not None
+        self.state.dirs += [str(d) for d in dirs]
+        self.state.keep_dirs += [str(d) for d in keep_dirs]
+        self.state.cgroup_roots += cgroup_roots
+        self.state.save()
+
     def record_process(self, name: str, pid: int) -> None:
         assert self.state is not None
         self.state.processes.append({"name": name, "pid": pid, "start": _proc_start_time(pid)})

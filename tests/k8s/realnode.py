@@ -223,6 +223,11 @@ class RealCluster:
         self.phase_seconds: dict[str, float] = {}
 
     @property
+    def verified_kubeconfig_path(self) -> Path:
+        """The kubeconfig (TLS verified with the test CA), under the name k8s_stack.make_target uses."""
+        return self.kubeconfig_path
+
+    @property
     def kubeconfig_path(self) -> Path:
         assert self.control_plane is not None and self.control_plane.internal_kubeconfig_path is not None
         return self.control_plane.internal_kubeconfig_path
@@ -279,11 +284,42 @@ class RealCluster:
                 first.docker("build", "--network", "none", "-q", "-t", build_base, ctx)
         build_stack_image(first, build_base)
         for n in self.nodes[1:]:
-            for image in (PAUSE_IMAGE, STACK_IMAGE):
-                if n.image_id(image) != first.image_id(image):
-                    save = subprocess.Popen(["docker", "-H", f"unix://{first.sock}", "save", image], stdout=subprocess.PIPE)
-                    n.docker("load", "-q", stdin=save.stdout)
-                    save.wait(60)
+            self._copy_images(n)
+
+    def _copy_images(self, node: Node) -> None:
+        """``docker save | docker load`` from the first node's engine (skipped when already there)."""
+        first = self.nodes[0]
+        for image in (PAUSE_IMAGE, STACK_IMAGE):
+            if node.image_id(image) != first.image_id(image):
+                with subprocess.Popen(["docker", "-H", f"unix://{first.sock}", "save", image],
+                                      stdout=subprocess.PIPE) as save:
+                    node.docker("load", "-q", stdin=save.stdout)
+
+    def add_node(self, timeout_s: float = 120.0) -> Node:
+        """One more real node (127.0.0.<n+1>), Ready; :meth:`remove_node` or :meth:`down` stops it."""
+        assert self.control_plane is not None
+        node = Node(len(self.nodes) + 1, self.bin_dir)
+        self.lease.extend([node.run_dir], [node.data_root], [node.cgroup_root])
+        self.nodes.append(node)
+        node.start_engine(self.lease)
+        self._copy_images(node)
+        node.start_kubelet(self.lease, self.control_plane)
+        core = self.core_v1()
+        _wait(f"node {node.name} Ready", lambda: _node_ready(core, node.name), timeout_s, node.kubelet,
+              diagnose=self.log_tail)
+        return node
+
+    def remove_node(self, node: Node) -> None:
+        """Stop a node added by :meth:`add_node` and delete its Node object (its pods go with it)."""
+        from kubernetes.client.exceptions import ApiException
+
+        node.stop()
+        self.nodes.remove(node)
+        try:
+            self.core_v1().delete_node(node.name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
 
     def _start_kube_proxy(self) -> None:
         assert self.control_plane is not None and self.control_plane.ca_path is not None

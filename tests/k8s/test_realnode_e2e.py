@@ -159,3 +159,77 @@ def test_chaosml_run_feature_store_outage_on_the_real_node(
     # redis came back Ready (re-seeded) in a real container
     (pod,) = _pods(real_cluster, real_stack, "redis")
     assert pod.status.container_statuses[0].ready
+
+
+def _model_on(cluster: RealCluster, ns: str, node: str) -> bool:
+    pods = [p for p in _pods(cluster, ns, "model") if p.metadata.deletion_timestamp is None]
+    return bool(pods) and all(
+        p.spec.node_name == node and p.status.container_statuses and p.status.container_statuses[0].ready
+        for p in pods)
+
+
+def _prefer_node(cluster: RealCluster, ns: str, node: str | None) -> None:
+    affinity = None if node is None else {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}}]}}
+    from kubernetes import client
+
+    client.AppsV1Api(cluster.api_client()).patch_namespaced_deployment(
+        "model", ns, {"spec": {"template": {"spec": {"affinity": affinity}}}})
+
+
+def test_node_failure_with_a_second_real_node(real_cluster: RealCluster, real_stack: str) -> None:
+    """A second real node runs the model replica; its kubelet is frozen (SIGSTOP) and its containers
+    paused: the node goes Unknown, gets the NoExecute taint, the pod is evicted after its 10 s
+    toleration and replaced on node 1. The stages come from the real watch (chaosml's target)."""
+    from k8s_stack import events_of, make_target
+
+    node1 = real_cluster.nodes[0].name
+    node2 = real_cluster.add_node()
+    target = None
+    try:
+        _prefer_node(real_cluster, real_stack, node2.name)
+        wait_for(lambda: _model_on(real_cluster, real_stack, node2.name), 120, "the model replica on node 2",
+                 interval=0.5)
+        target = make_target(real_cluster, real_stack)
+        target.start()
+        (victim,) = [p.metadata.name for p in _pods(real_cluster, real_stack, "model")
+                     if p.metadata.deletion_timestamp is None]
+        core = real_cluster.core_v1()
+        t0 = time.monotonic()
+        node2.pause()
+        stages: dict[str, float] = {}
+        deadline = t0 + 240  # eviction ~50 s; an unschedulable retry can take up to 60 s more
+        while "replaced" not in stages and time.monotonic() < deadline:
+            n = core.read_node(node2.name)
+            now = round(time.monotonic() - t0, 1)
+            if "not_ready" not in stages and any(c.type == "Ready" and c.status != "True" for c in n.status.conditions):
+                stages["not_ready"] = now
+            if "tainted" not in stages and any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
+                                               for t in n.spec.taints or []):
+                stages["tainted"] = now
+            if "evicted" not in stages and events_of(target, "pod_deleting", victim):
+                stages["evicted"] = now
+            if events_of(target, "pod_replaced", victim):
+                stages["replaced"] = now
+            time.sleep(0.25)
+        seen = [(e.kind, e.subject, e.detail) for e in list(target.events) if e.kind.startswith(("pod_", "replica_"))]
+        assert "replaced" in stages, f"{stages}\n{json.dumps(seen, indent=1, default=str)[-4000:]}"
+        (replaced,) = [e.detail for e in events_of(target, "pod_replaced", victim)]
+        print(json.dumps({"node_failure_stages_s": stages, "pod_replaced": replaced}, indent=1))
+        assert stages["not_ready"] <= stages["tainted"] <= stages["evicted"] <= stages["replaced"], stages
+        assert replaced["victim_node"] == node2.name and replaced["node"] == node1 and replaced["deletion"] == "observed"
+        wait_for(lambda: _safe_predict() == 200, 60, "the stack serving from node 1")
+    finally:
+        if target is not None:
+            target.stop()
+        node2.resume()
+        real_cluster.remove_node(node2)
+        _prefer_node(real_cluster, real_stack, None)
+        from chaosml.cluster import wait_available
+
+        api = real_cluster.api_client()
+        try:
+            wait_available(api, real_stack, 120)
+        finally:
+            api.close()
