@@ -162,10 +162,12 @@ def test_chaosml_run_feature_store_outage_on_the_real_node(
 
 
 def _model_on(cluster: RealCluster, ns: str, node: str) -> bool:
-    pods = [p for p in _pods(cluster, ns, "model") if p.metadata.deletion_timestamp is None]
+    """Every model pod on ``node`` and Ready, and no terminating one left (the target's watch would
+    count a pod that finishes terminating later as a victim and pair the replacement with it)."""
+    pods = _pods(cluster, ns, "model")
     return bool(pods) and all(
-        p.spec.node_name == node and p.status.container_statuses and p.status.container_statuses[0].ready
-        for p in pods)
+        p.metadata.deletion_timestamp is None and p.spec.node_name == node and p.status.container_statuses
+        and p.status.container_statuses[0].ready for p in pods)
 
 
 def _prefer_node(cluster: RealCluster, ns: str, node: str | None) -> None:
