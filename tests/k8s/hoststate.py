@@ -279,7 +279,7 @@ def unmount_under(path: Path) -> int:
         if not mps:
             break
         for mp in mps:
-            if subprocess.run(["umount", "-l", mp], capture_output=True).returncode == 0:
+            if subprocess.run(["umount", "-l", mp], capture_output=True, check=False).returncode == 0:
                 n += 1
     return n
 
@@ -308,7 +308,7 @@ def kube_chains() -> dict[str, list[str]]:
         if shutil.which(cmd + "-save") is None:
             continue
         for table in TABLES:
-            res = subprocess.run([cmd + "-save", "-t", table], capture_output=True, text=True)
+            res = subprocess.run([cmd + "-save", "-t", table], capture_output=True, check=False, text=True)
             if res.returncode != 0:
                 continue
             chains = [ln[1:].split()[0] for ln in res.stdout.splitlines() if ln.startswith(":KUBE-")]
@@ -332,16 +332,16 @@ def flush_kube_chains() -> int:
         if key.endswith("/rules"):
             for rule in items:
                 args = shlex.split(rule)[1:]  # drop "-A"
-                if subprocess.run([cmd, "-w", "-t", table, "-D", *args], capture_output=True).returncode == 0:
+                if subprocess.run([cmd, "-w", "-t", table, "-D", *args], capture_output=True, check=False).returncode == 0:
                     n += 1
     for key, chains in kube_chains().items():
         if key.endswith("/rules"):
             continue
         cmd, table = key.split("/")
         for c in chains:
-            subprocess.run([cmd, "-w", "-t", table, "-F", c], capture_output=True)
+            subprocess.run([cmd, "-w", "-t", table, "-F", c], capture_output=True, check=False)
         for c in chains:
-            if subprocess.run([cmd, "-w", "-t", table, "-X", c], capture_output=True).returncode == 0:
+            if subprocess.run([cmd, "-w", "-t", table, "-X", c], capture_output=True, check=False).returncode == 0:
                 n += 1
     return n
 

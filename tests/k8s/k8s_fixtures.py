@@ -193,8 +193,9 @@ def real_cluster() -> Iterator[RealCluster]:
 
 @pytest.fixture(scope="session")
 def real_stack(real_cluster: RealCluster) -> str:
-    from chaosml.cluster import apply_manifests, wait_available
     from overlay import loopback_stack
+
+    from chaosml.cluster import apply_manifests, wait_available
 
     namespace = "chaosml"
     api = real_cluster.api_client()

@@ -35,7 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from controlplane import ControlPlane, _Proc, find_bin_dir, free_port, write_kubeconfig
-from hoststate import RULE_COMMENT, RUN_ROOT, HostLease, kube_chains, restore
+from hoststate import RULE_COMMENT, RUN_ROOT, HostLease, kube_chains
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_CACHE = Path(os.environ.get("CHAOSML_NODE_CACHE", str(Path.home() / ".cache" / "chaosml" / "node")))
@@ -106,7 +106,7 @@ class Node:
     def docker(self, *args: str, check: bool = True, timeout: float = 600.0, **kw: Any) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}", "DOCKER_BUILDKIT": "0",
                "DOCKER_CONFIG": str(self.run_dir / "docker-config")}
-        res = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout, **kw)
+        res = subprocess.run(["docker", *args], env=env, capture_output=True, check=False, text=True, timeout=timeout, **kw)
         if check and res.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args[:3])} on {self.name} failed: {res.stderr.strip()[-800:]}")
         return res

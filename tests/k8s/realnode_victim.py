@@ -25,8 +25,8 @@ def test_victim(real_cluster: RealCluster) -> None:
             "hostNetwork": True, "dnsPolicy": "Default", "terminationGracePeriodSeconds": 30,
             "containers": [{
                 "name": "sleeper", "image": STACK_IMAGE, "imagePullPolicy": "Never",
-                "args": ["python", "-c", "import signal, time; signal.signal(signal.SIGTERM, lambda *a: exit(0)); "
-                         "time.sleep(600)"],
+                "args": ["python", "-c",
+                         ("import signal, time; signal.signal(signal.SIGTERM, lambda *a: exit(0)); time.sleep(600)")],
                 "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
             }],
             "volumes": [{"name": "scratch", "emptyDir": {"medium": "Memory"}}],
