@@ -41,7 +41,15 @@ def test_stack_runs_in_real_containers_behind_kube_proxy(real_cluster: RealClust
     core = real_cluster.core_v1()
     nodes = {n.metadata.name: n for n in core.list_node().items}
     assert set(nodes) == {n.name for n in real_cluster.nodes}
-    for app in ("redis", "model", "gateway", "toxiproxy"):
+    apps = ("redis", "model", "gateway", "toxiproxy")
+
+    def settled() -> bool:  # earlier tests (container kill/pause) may have just restarted a container
+        pods = [p for app in apps for p in _pods(real_cluster, real_stack, app)]
+        return all(p.metadata.deletion_timestamp is None and p.status.container_statuses
+                   and p.status.container_statuses[0].ready for p in pods)
+
+    wait_for(settled, 60, "every pod of the stack Ready", interval=0.5)
+    for app in apps:
         for pod in _pods(real_cluster, real_stack, app):
             assert pod.status.pod_ip == pod.spec.node_name, pod.metadata.name  # hostNetwork: the node's 127.0.0.x
             (cs,) = pod.status.container_statuses
