@@ -244,3 +244,25 @@ def test_node_failure_with_a_second_real_node(real_cluster: RealCluster, real_st
             wait_available(api, real_stack, 120)
         finally:
             api.close()
+
+
+def test_chaosml_run_network_and_data_faults_on_the_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """Latency on the in-cluster "model" link and a feature-store timeout (toxics in chaosml's proxy,
+    running as the cluster's fault proxy), then corrupted features written to the real Redis."""
+    path = _experiment(tmp_path, real_cluster, real_stack, "network-data", [
+        {"name": "slow-model-link", "type": "network-latency", "at": "5s", "duration": "6s",
+         "params": {"link": "model", "latency_ms": 300}},
+        {"name": "fs-timeout", "type": "feature-store-outage", "at": "14s", "duration": "5s",
+         "params": {"mode": "timeout", "timeout_ms": 0}},
+        {"name": "out-of-range", "type": "corrupted-features", "at": "22s", "duration": "6s",
+         "params": {"mode": "out-of-range", "fraction": 0.5}}], "34s")
+    journal = _chaosml_run(real_cluster, tmp_path, path)
+    done = {(e["fault"], e["action"]) for e in journal["fault_events"] if e["ok"]}
+    for fault in ("slow-model-link", "fs-timeout", "out-of-range"):
+        assert {(fault, "apply"), (fault, "recover")} <= done, journal["fault_events"]
+    # nothing left behind in the cluster's proxy
+    with urllib.request.urlopen(f"http://127.0.0.1:{NODE_PORTS['proxy-api']}/proxies", timeout=5) as r:
+        proxies = json.loads(r.read())
+    assert all(p["toxics"] == [] and p["enabled"] for p in proxies.values()), proxies
