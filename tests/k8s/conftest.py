@@ -23,3 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "k8s: needs the real Kubernetes control plane (tests/k8s/build-control-plane.sh)",
     )
+    config.addinivalue_line(
+        "markers",
+        "realnode: needs a real node (root, tests/k8s/build-node.sh): real kubelet, Docker engine, kube-proxy",
+    )

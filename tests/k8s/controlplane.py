@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import secrets
@@ -129,10 +130,10 @@ except (OSError, AttributeError):  # pragma: no cover - not glibc
     _prctl = None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """preexec_fn: SIGKILL the child if the test process dies (no orphans)."""
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:  # pragma: no cover - runs in the child
+    """preexec_fn: send ``sig`` (default SIGKILL) to the child if the test process dies (no orphans)."""
     if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -226,7 +227,9 @@ def write_kubeconfig(
 
 
 class _Proc:
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]):
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, env: dict[str, str], die_signal: int = signal.SIGKILL
+    ):
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -238,7 +241,7 @@ class _Proc:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: stop() signals the group
             # only a prctl() call, resolved before the fork
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=functools.partial(_die_with_parent, die_signal),  # noqa: PLW1509
             env=env,
             close_fds=True,
         )

@@ -15,6 +15,14 @@ kubelet with node ``chaosml-worker``). Skips when the binaries are missing (set
 
 ``k8s_namespace`` (function): a fresh namespace name whose ``default`` service
 account exists; deleted after the test.
+
+``real_cluster`` (session): a :class:`realnode.RealCluster` (control plane + real kubelet
+nodes + kube-proxy on 127.0.0.0/8; ``CHAOSML_REALNODE_NODES`` nodes, default 1), torn down and
+the machine restored at the end. Skips with the reason when not root or not built
+(``bash tests/k8s/build-node.sh``); ``CHAOSML_REALNODE_REQUIRE=1`` makes that a failure.
+
+``real_stack`` (session): the namespace (``chaosml``) where the loopback overlay of the
+reference stack (overlay.py) runs on ``real_cluster``, every Deployment available.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from controlplane import ControlPlane, find_bin_dir, missing_reason
+from realnode import RealCluster
 
 
 @dataclass
@@ -163,3 +172,39 @@ def k8s_namespace(control_plane: K8sCluster) -> Iterator[str]:
         except ApiException as e:
             if e.status != 404:
                 raise
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[RealCluster]:
+    import realnode
+
+    reason = missing_reason() or realnode.missing_reason()
+    if reason is not None:
+        if os.environ.get("CHAOSML_REALNODE_REQUIRE", "") not in ("", "0"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = RealCluster(int(os.environ.get("CHAOSML_REALNODE_NODES", "1")))
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def real_stack(real_cluster: RealCluster) -> str:
+    from overlay import loopback_stack
+
+    from chaosml.cluster import apply_manifests, wait_available
+
+    namespace = "chaosml"
+    api = real_cluster.api_client()
+    try:
+        apply_manifests(api, loopback_stack(namespace, model_replicas=len(real_cluster.nodes)))
+        wait_available(api, namespace, 180)
+    except BaseException:
+        print(real_cluster.log_tail(40), file=sys.stderr)
+        raise
+    finally:
+        api.close()
+    return namespace

@@ -1,0 +1,270 @@
+"""The reference stack on a real node (real kubelet, real containers, kube-proxy) and `chaosml run`
+through the CLI against it: pod-kill with grace 0 and the default grace, feature-store outage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from k8s_stack import REPO, wait_for
+from overlay import NODE_PORTS, PORTS
+from realnode import RealCluster
+
+pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
+
+ENTRY = f"http://127.0.0.1:{NODE_PORTS['link-gateway']}"
+RUN_TIMEOUT_S = 300
+
+
+def _predict(url: str) -> int:
+    from chaosml.dataset import load_dataset
+
+    body = json.dumps(load_dataset("breast_cancer", 0).row_payload(0)).encode()
+    req = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return int(r.status)
+
+
+def _pods(cluster: RealCluster, ns: str, app: str) -> list[Any]:
+    return list(cluster.core_v1().list_namespaced_pod(ns, label_selector=f"app={app}").items)
+
+
+def test_stack_runs_in_real_containers_behind_kube_proxy(real_cluster: RealCluster, real_stack: str) -> None:
+    core = real_cluster.core_v1()
+    nodes = {n.metadata.name: n for n in core.list_node().items}
+    assert set(nodes) == {n.name for n in real_cluster.nodes}
+    apps = ("redis", "model", "gateway", "toxiproxy")
+
+    def settled() -> bool:  # earlier tests (container kill/pause) may have just restarted a container
+        pods = [p for app in apps for p in _pods(real_cluster, real_stack, app)]
+        return all(p.metadata.deletion_timestamp is None and p.status.container_statuses
+                   and p.status.container_statuses[0].ready for p in pods)
+
+    wait_for(settled, 60, "every pod of the stack Ready", interval=0.5)
+    for app in apps:
+        for pod in _pods(real_cluster, real_stack, app):
+            assert pod.status.pod_ip == pod.spec.node_name, pod.metadata.name  # hostNetwork: the node's 127.0.0.x
+            (cs,) = pod.status.container_statuses
+            assert cs.ready and cs.container_id.startswith("docker://"), cs
+    # entry NodePort -> (kube-proxy) -> proxy link "gateway" -> gateway -> link "model" -> model NodePort -> model
+    assert _predict(ENTRY) == 200
+    # the proxy API (chaosml's Toxiproxy-compatible proxy) lists the overlay's links
+    with urllib.request.urlopen(f"http://127.0.0.1:{NODE_PORTS['proxy-api']}/proxies", timeout=5) as r:
+        proxies = json.loads(r.read())
+    assert set(proxies) == {"gateway", "model", "feature-store"}
+    assert proxies["feature-store"]["upstream"] == f"127.0.0.1:{PORTS['redis']}"
+
+
+def _container_running(cluster: RealCluster, pod: Any) -> bool:
+    node = next(n for n in cluster.nodes if n.name == pod.spec.node_name)
+    out = node.docker("ps", "-q", "--filter", f"label=io.kubernetes.pod.uid={pod.metadata.uid}",
+                      "--filter", f"label=io.kubernetes.container.name={pod.spec.containers[0].name}").stdout
+    return bool(out.strip())
+
+
+def test_every_container_exits_promptly_on_sigterm(real_cluster: RealCluster, real_stack: str) -> None:
+    """A PID 1 that ignores SIGTERM holds its port for the whole grace period: delete each pod with a
+    30 s grace period and require its container (in the node's engine) gone well before."""
+    core = real_cluster.core_v1()
+    took = {}
+    for app in ("redis", "model", "gateway", "toxiproxy"):
+        pod = _pods(real_cluster, real_stack, app)[0]
+        assert _container_running(real_cluster, pod)
+        t0 = time.monotonic()
+        core.delete_namespaced_pod(pod.metadata.name, real_stack, grace_period_seconds=30)
+        wait_for(lambda p=pod: not _container_running(real_cluster, p), 30, f"{app} container stopped", interval=0.1)
+        took[app] = round(time.monotonic() - t0, 2)
+    assert all(t < 5 for t in took.values()), took
+    from chaosml.cluster import wait_available
+
+    api = real_cluster.api_client()
+    try:
+        wait_available(api, real_stack, 120)
+    finally:
+        api.close()
+    wait_for(lambda: _safe_predict() == 200, 60, "the stack serving again")
+
+
+def _safe_predict() -> int:
+    try:
+        return _predict(ENTRY)
+    except OSError:
+        return 0
+
+
+def _experiment(tmp_path: Path, cluster: RealCluster, ns: str, name: str, faults: list[dict[str, Any]],
+                duration: str) -> Path:
+    data = yaml.safe_load((REPO / "experiments" / "k8s-pod-kill.yaml").read_text())
+    data["title"] = f"real node: {name}"
+    data["target"]["replicas"] = len(cluster.nodes)
+    data["target"]["kubernetes"] = {"context": cluster.control_plane.context, "namespace": ns}
+    data["load"].update(duration=duration, users=4, spawn_rate=4, rate_per_user=5)
+    data["faults"] = faults
+    data["hypotheses"] = []
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _chaosml_run(cluster: RealCluster, tmp_path: Path, experiment: Path) -> dict[str, Any]:
+    """`chaosml run` in a subprocess, as a user runs it (KUBECONFIG of the real cluster); the journal."""
+    reports = tmp_path / "reports"
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path), "CHAOSML_STATE_DIR": str(tmp_path / "state"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    res = subprocess.run([sys.executable, "-m", "chaosml.cli", "run", "--reports-dir", str(reports), str(experiment)],
+                         env=env, capture_output=True, check=False, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path)
+    assert res.returncode in (0, 1), f"exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    (run_dir,) = [d for d in reports.iterdir() if d.is_dir()]
+    journal = json.loads((run_dir / "journal.json").read_text())
+    faults = (journal.get("analysis") or {}).get("faults", [])
+    print(json.dumps({"faults": faults}))  # recovered, mttr_s_max (SLO-based) in the test log
+    return journal
+
+
+def _events(journal: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in journal["target_events"] if e["kind"] == kind]
+
+
+@pytest.mark.parametrize("grace", [0, 30], ids=["grace-0", "default-grace-30"])
+def test_chaosml_run_pod_kill_on_the_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path, grace: int
+) -> None:
+    """grace 0: the pod object goes at once; 30 s (Kubernetes' default): SIGTERM, the app exits at once,
+    but the object stays until the kubelet's status sync (~10 s), and with hostNetwork the replica's
+    port is a hostPort, so the scheduler holds the replacement until then."""
+    params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period": grace}
+    path = _experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
+        {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
+         "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s")
+    journal = _chaosml_run(real_cluster, tmp_path, path)
+    replaced = _events(journal, "pod_replaced")
+    assert len(replaced) == 2, json.dumps(journal["target_events"], indent=1)[-4000:]
+    for e in replaced:
+        d = e["detail"]
+        # the real watch saw every stage, in order
+        assert 0 <= d["created_s"] <= d["scheduled_s"] <= d["ready_s"] < 60, d
+        assert d["node"] in {n.name for n in real_cluster.nodes}, d
+    print(json.dumps({"grace": grace, "pod_replaced": [e["detail"] for e in replaced]}, indent=1))
+
+
+def test_chaosml_run_feature_store_outage_on_the_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    path = _experiment(tmp_path, real_cluster, real_stack, "fs-outage", [
+        {"name": "fs-down", "type": "feature-store-outage", "at": "8s", "duration": "8s", "params": {"mode": "kill"}}],
+        "30s")
+    journal = _chaosml_run(real_cluster, tmp_path, path)
+    scaled = _events(journal, "deployment_scaled")
+    assert [(e["detail"]["from"], e["detail"]["to"]) for e in scaled] == [(1, 0), (0, 1)], scaled
+    # redis came back Ready (re-seeded) in a real container
+    (pod,) = _pods(real_cluster, real_stack, "redis")
+    assert pod.status.container_statuses[0].ready
+
+
+def _model_on(cluster: RealCluster, ns: str, node: str) -> bool:
+    """Every model pod on ``node`` and Ready, and no terminating one left (the target's watch would
+    count a pod that finishes terminating later as a victim and pair the replacement with it)."""
+    pods = _pods(cluster, ns, "model")
+    return bool(pods) and all(
+        p.metadata.deletion_timestamp is None and p.spec.node_name == node and p.status.container_statuses
+        and p.status.container_statuses[0].ready for p in pods)
+
+
+def _prefer_node(cluster: RealCluster, ns: str, node: str | None) -> None:
+    affinity = None if node is None else {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}}]}}
+    from kubernetes import client
+
+    client.AppsV1Api(cluster.api_client()).patch_namespaced_deployment(
+        "model", ns, {"spec": {"template": {"spec": {"affinity": affinity}}}})
+
+
+def test_node_failure_with_a_second_real_node(real_cluster: RealCluster, real_stack: str) -> None:
+    """A second real node runs the model replica; its kubelet is frozen (SIGSTOP) and its containers
+    paused: the node goes Unknown, gets the NoExecute taint, the pod is evicted after its 10 s
+    toleration and replaced on node 1. The stages come from the real watch (chaosml's target)."""
+    from k8s_stack import events_of, make_target
+
+    node1 = real_cluster.nodes[0].name
+    node2 = real_cluster.add_node()
+    target = None
+    try:
+        _prefer_node(real_cluster, real_stack, node2.name)
+        wait_for(lambda: _model_on(real_cluster, real_stack, node2.name), 120, "the model replica on node 2",
+                 interval=0.5)
+        target = make_target(real_cluster, real_stack)
+        target.start()
+        (victim,) = [p.metadata.name for p in _pods(real_cluster, real_stack, "model")
+                     if p.metadata.deletion_timestamp is None]
+        core = real_cluster.core_v1()
+        t0 = time.monotonic()
+        node2.pause()
+        stages: dict[str, float] = {}
+        deadline = t0 + 240  # eviction ~50 s; an unschedulable retry can take up to 60 s more
+        while "replaced" not in stages and time.monotonic() < deadline:
+            n = core.read_node(node2.name)
+            now = round(time.monotonic() - t0, 1)
+            if "not_ready" not in stages and any(c.type == "Ready" and c.status != "True" for c in n.status.conditions):
+                stages["not_ready"] = now
+            if "tainted" not in stages and any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
+                                               for t in n.spec.taints or []):
+                stages["tainted"] = now
+            if "evicted" not in stages and events_of(target, "pod_deleting", victim):
+                stages["evicted"] = now
+            if events_of(target, "pod_replaced", victim):
+                stages["replaced"] = now
+            time.sleep(0.25)
+        seen = [(e.kind, e.subject, e.detail) for e in list(target.events) if e.kind.startswith(("pod_", "replica_"))]
+        assert "replaced" in stages, f"{stages}\n{json.dumps(seen, indent=1, default=str)[-4000:]}"
+        (replaced,) = [e.detail for e in events_of(target, "pod_replaced", victim)]
+        print(json.dumps({"node_failure_stages_s": stages, "pod_replaced": replaced}, indent=1))
+        assert stages["not_ready"] <= stages["tainted"] <= stages["evicted"] <= stages["replaced"], stages
+        assert replaced["victim_node"] == node2.name and replaced["node"] == node1 and replaced["deletion"] == "observed"
+        wait_for(lambda: _safe_predict() == 200, 60, "the stack serving from node 1")
+    finally:
+        if target is not None:
+            target.stop()
+        node2.resume()
+        real_cluster.remove_node(node2)
+        _prefer_node(real_cluster, real_stack, None)
+        from chaosml.cluster import wait_available
+
+        api = real_cluster.api_client()
+        try:
+            wait_available(api, real_stack, 120)
+        finally:
+            api.close()
+
+
+def test_chaosml_run_network_and_data_faults_on_the_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """Latency on the in-cluster "model" link and a feature-store timeout (toxics in chaosml's proxy,
+    running as the cluster's fault proxy), corrupted features written to the real Redis, then an
+    adversarial cohort in the load."""
+    path = _experiment(tmp_path, real_cluster, real_stack, "network-data", [
+        {"name": "slow-model-link", "type": "network-latency", "at": "5s", "duration": "6s",
+         "params": {"link": "model", "latency_ms": 300}},
+        {"name": "fs-timeout", "type": "feature-store-outage", "at": "14s", "duration": "5s",
+         "params": {"mode": "timeout", "timeout_ms": 0}},
+        {"name": "out-of-range", "type": "corrupted-features", "at": "21s", "duration": "5s",
+         "params": {"mode": "out-of-range", "fraction": 0.5}},
+        {"name": "evade", "type": "adversarial-payload", "at": "28s", "duration": "5s",
+         "params": {"cohort": "adversarial-evasion", "share": 0.4}}], "36s")
+    journal = _chaosml_run(real_cluster, tmp_path, path)
+    done = {(e["fault"], e["action"]) for e in journal["fault_events"] if e["ok"]}
+    for fault in ("slow-model-link", "fs-timeout", "out-of-range", "evade"):
+        assert {(fault, "apply"), (fault, "recover")} <= done, journal["fault_events"]
+    # nothing left behind in the cluster's proxy
+    with urllib.request.urlopen(f"http://127.0.0.1:{NODE_PORTS['proxy-api']}/proxies", timeout=5) as r:
+        proxies = json.loads(r.read())
+    assert all(p["toxics"] == [] and p["enabled"] for p in proxies.values()), proxies
