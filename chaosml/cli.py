@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         return _run_and_report(runner, args.debug)
     finally:
-        signals.restore()
+        signals.release()
 
 
 def _run_and_report(runner: Runner, debug: bool) -> int:

@@ -61,6 +61,17 @@ class SignalGuard:
             signal.signal(s, handler)
         self._old = {}
 
+    def release(self) -> None:
+        """The run is over: restore the handlers, unless a signal already stopped it. Then further signals are
+        ignored: the outcome (journal exit code, report) is settled, and a late Ctrl-C must not turn exit 2 into a
+        death by SIGINT while the process exits."""
+        if not self.interrupted:
+            self.restore()
+            return
+        for s in self._old or dict.fromkeys(SIGNALS):
+            signal.signal(s, signal.SIG_IGN)
+        self._old = {}
+
     def finish(self) -> None:
         """From now on a signal raises nothing: what follows (recovery, teardown, journal, report) always completes."""
         self._finishing = True

@@ -25,7 +25,7 @@ RUN_TIMEOUT_S = 300
 
 
 def _predict(url: str) -> int:
-    from chaosml.dataset import load_dataset
+    from chaosml.workload.builtin_dataset import load_dataset
 
     body = json.dumps(load_dataset("breast_cancer", 0).row_payload(0)).encode()
     req = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
@@ -140,7 +140,7 @@ def test_chaosml_run_pod_kill_on_the_real_node(
     """grace 0: the pod object goes at once; 30 s (Kubernetes' default): SIGTERM, the app exits at once,
     but the object stays until the kubelet's status sync (~10 s), and with hostNetwork the replica's
     port is a hostPort, so the scheduler holds the replacement until then."""
-    params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period": grace}
+    params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period_s": grace}
     path = _experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
         {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
          "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s")
