@@ -23,13 +23,13 @@ from chaosml.proxy.apierrors import (
     VERSION,
     ApiError,
     PopulateError,
+    ProxyOperations,
     parse_json,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
 
-    from chaosml.proxy.server import ProxyServer
 
 T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 2.0  # in-flight requests get this long when the server stops
@@ -39,7 +39,7 @@ class ApiThread:
     """Serves ``server``'s API from a daemon thread; operations hop to ``data_loop``."""
 
     def __init__(
-        self, server: ProxyServer, data_loop: asyncio.AbstractEventLoop
+        self, server: ProxyOperations, data_loop: asyncio.AbstractEventLoop
     ) -> None:
         self.server = server
         self.data_loop = data_loop
