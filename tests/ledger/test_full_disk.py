@@ -10,13 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_doubles import RecordingTarget, fake_load
 
 from chaosml import runner as runner_mod
 from chaosml.cli import main
@@ -60,21 +60,6 @@ def _fill(directory: Path) -> None:
         os.close(fd)
 
 
-class _Target:
-    platform = "local"
-    entry_url = "http://127.0.0.1:9"
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def describe(self) -> dict[str, Any]:
-        return {"platform": "fake"}
-
-    def groups(self) -> list[str]:
-        return []
-
-
 class _FillingInjector:
     """Its apply happens while the disk fills up; records that recover ran."""
 
@@ -94,25 +79,17 @@ class _FillingInjector:
         return FaultEvent(time.time(), self.spec.name, injection, "recover", True)
 
 
-def _fake_load(self: Runner) -> None:
-    line = json.dumps({"type": "progress", "elapsed_s": 0.0, "requests": 0})
-    code = f"import time; print({line!r}, flush=True); time.sleep({self.experiment.load.duration})"
-    self.load_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
-    self._reader.start()
-
-
 def test_a_disk_that_fills_up_mid_run_aborts_it_with_a_clear_reason_and_every_fault_recovered(
     small_fs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(Runner, "_prepare_payloads", lambda self: None)
-    monkeypatch.setattr(Runner, "_start_load", _fake_load)
+    monkeypatch.setattr(Runner, "_start_load", fake_load)
     monkeypatch.setattr(runner_mod, "make_injector", lambda spec, target, context: _FillingInjector(spec, small_fs, calls))
     ledger = Ledger(tmp_path / "ledger.jsonl")  # the state dir is elsewhere (it is not full)
     out = io.StringIO()
     runner = Runner(load_experiment_text(EXPERIMENT, "e.yaml"), experiment_file="e.yaml", experiment_source=EXPERIMENT,
-                    reports_dir=small_fs / "reports", target_factory=lambda exp, run_dir, on_event: _Target(), ledger=ledger, out=out)
+                    reports_dir=small_fs / "reports", target_factory=lambda exp, run_dir, on_event: RecordingTarget(), ledger=ledger, out=out)
     result = runner.run()
     assert calls == ["apply", "recover"]
     assert ledger.open_entries() == []

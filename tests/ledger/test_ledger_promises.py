@@ -8,12 +8,12 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_doubles import RecordingTarget, fake_load
 
 from chaosml import runner as runner_mod
 from chaosml.cli import main
@@ -52,21 +52,6 @@ def _stale_open(path: Path, **fields: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- item 3
-class _Target:
-    platform = "local"
-    entry_url = "http://127.0.0.1:9"
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def describe(self) -> dict[str, Any]:
-        return {"platform": "fake"}
-
-    def groups(self) -> list[str]:
-        return []
-
-
 class _FailingRecover:
     """Applies fine; its recover reports ok=False (e.g. a toxic still listed after removal)."""
 
@@ -83,25 +68,17 @@ class _FailingRecover:
         return FaultEvent(time.time(), self.spec.name, injection, "recover", False, (), {"error": "toxic still listed"})
 
 
-def _fake_load(self: Runner) -> None:
-    line = json.dumps({"type": "progress", "elapsed_s": 0.0, "requests": 0})
-    code = f"import time; print({line!r}, flush=True); time.sleep({self.experiment.load.duration})"
-    self.load_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
-    self._reader.start()
-
-
 def _runner(tmp_path: Path, ledger: Ledger) -> Runner:
     experiment = load_experiment_text(EXPERIMENT, "e.yaml")
     return Runner(experiment, experiment_file="e.yaml", experiment_source=EXPERIMENT, reports_dir=tmp_path / "reports",
-                  target_factory=lambda exp, run_dir, on_event: _Target(), ledger=ledger, out=io.StringIO())
+                  target_factory=lambda exp, run_dir, on_event: RecordingTarget(), ledger=ledger, out=io.StringIO())
 
 
 def test_a_recover_that_returns_not_ok_exits_5_naming_what_is_left_and_the_next_run_says_why_it_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(Runner, "_prepare_payloads", lambda self: None)
-    monkeypatch.setattr(Runner, "_start_load", _fake_load)
+    monkeypatch.setattr(Runner, "_start_load", fake_load)
     monkeypatch.setattr(runner_mod, "make_injector", lambda spec, target, context: _FailingRecover(spec))
     ledger = Ledger(tmp_path / "ledger.jsonl")
     runner = _runner(tmp_path, ledger)
@@ -244,5 +221,5 @@ def test_a_run_says_which_ledger_lines_it_could_not_read(tmp_path: Path, monkeyp
     out = io.StringIO()
     experiment = load_experiment_text(EXPERIMENT, "e.yaml")
     Runner(experiment, experiment_file="e.yaml", experiment_source=EXPERIMENT, reports_dir=tmp_path / "reports",
-           target_factory=lambda exp, run_dir, on_event: _Target(), ledger=Ledger(path), out=out)
+           target_factory=lambda exp, run_dir, on_event: RecordingTarget(), ledger=Ledger(path), out=out)
     assert out.getvalue() == f"warning: ledger: {path}:1: open event: 'id' must be a non-empty string, got None\n"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_doubles import RecordingTarget, fake_load
 
 from chaosml import runner as runner_mod
 from chaosml.errors import EXIT_INTERNAL, TargetError
@@ -34,29 +31,6 @@ faults:
 """
 
 
-class FakeTarget:
-    """Records what the runner does with it; serves nothing (the load process is faked too)."""
-
-    platform = "local"
-    entry_url = "http://127.0.0.1:9"
-
-    def __init__(self, calls: list[str]) -> None:
-        self.calls = calls
-        calls.append("target constructed")
-
-    def start(self) -> None:
-        self.calls.append("target started")
-
-    def stop(self) -> None:
-        self.calls.append("target stopped")
-
-    def describe(self) -> dict[str, Any]:
-        return {"platform": "fake"}
-
-    def groups(self) -> list[str]:
-        return []
-
-
 class FakeInjector:
     def __init__(self, spec: Any, calls: list[str]) -> None:
         self.spec = spec
@@ -74,20 +48,11 @@ class FakeInjector:
         return FaultEvent(time.time(), self.spec.name, injection, "recover", True)
 
 
-def _fake_load(self: Runner) -> None:
-    """A stand-in load process: one progress line, then it lives for the load's duration."""
-    line = json.dumps({"type": "progress", "elapsed_s": 0.0, "requests": 0})
-    code = f"import time; print({line!r}, flush=True); time.sleep({self.experiment.load.duration})"
-    self.load_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
-    self._reader.start()
-
-
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     monkeypatch.setattr(Runner, "_prepare_payloads", lambda self: None)
-    monkeypatch.setattr(Runner, "_start_load", _fake_load)
+    monkeypatch.setattr(Runner, "_start_load", fake_load)
     monkeypatch.setattr(runner_mod, "make_injector", lambda spec, target, context: FakeInjector(spec, seen))
     return seen
 
@@ -96,7 +61,7 @@ def _runner(tmp_path: Path, calls: list[str], **kw: Any) -> Runner:
     experiment = load_experiment_text(EXPERIMENT, "e.yaml")
     return Runner(
         experiment, experiment_file="e.yaml", experiment_source=EXPERIMENT, reports_dir=tmp_path / "reports",
-        target_factory=lambda exp, run_dir, on_event: FakeTarget(calls), ledger=Ledger(tmp_path / "ledger.jsonl"),
+        target_factory=lambda exp, run_dir, on_event: RecordingTarget(calls), ledger=Ledger(tmp_path / "ledger.jsonl"),
         out=io.StringIO(), **kw,
     )
 
