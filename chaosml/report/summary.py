@@ -1,4 +1,4 @@
-"""The summary that opens every report (outcome, what failed in words, one line per fault, the timeline plot) and the CLI's last line; used by document.py and cli.py.
+"""The report's opening summary (outcome, what failed in words, a line per fault, the timeline) and the CLI's last line; used by document.py and cli.py.
 
 Everything here is read from the analysis dict (analysis.json); nothing is measured again.
 """
