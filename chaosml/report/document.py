@@ -330,7 +330,16 @@ def file_cohorts_note(journal: dict[str, Any] | None) -> list[Block]:
                  f"file cohort): {', '.join(parts)}.")]
 
 
-def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None) -> list[Block]:
+COHORTS_PLOT_ALT = "Success ratio and accuracy per cohort: change from the cohort's baseline in each phase, in points"
+SERVED_BY_PLOT_ALT = "Stacked served-by mix per window, errors included"
+
+
+def _plot(plots: dict[str, Path] | None, name: str, alt: str) -> list[Block]:
+    """The named plot beside the table it belongs to, when it was drawn."""
+    return [Image(name, plots[name], alt)] if plots and name in plots else []
+
+
+def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None, plots: dict[str, Path] | None = None) -> list[Block]:
     cohorts = analysis.get("cohorts") or []
     if not cohorts:
         return []
@@ -344,10 +353,10 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
                 continue
             rows.append((c, p["name"], *(_cell(k, s[k], _unmeasured(analysis)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
-    return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows))]
+    return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows)), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
 
 
-def mix_table(analysis: dict[str, Any]) -> list[Block]:
+def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) -> list[Block]:
     rows = []
     classes = [c for c in MIX_CLASSES if any(p["served_by"].get(c) for p in analysis["phases"])] or ["primary"]
     for p in _phase_rows(analysis):
@@ -357,6 +366,7 @@ def mix_table(analysis: dict[str, Any]) -> list[Block]:
         Heading("Served-by mix per phase"),
         Para("Share of requests by how they ended: the serving path for 2xx answers, else rejected, error or timeout."),
         Table(("phase", "requests", *classes), tuple(rows)),
+        *_plot(plots, "served_by", SERVED_BY_PLOT_ALT),
     ]
 
 
@@ -474,18 +484,6 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
-def plots_section(plots: dict[str, Path]) -> list[Block]:
-    """The plots the summary does not show (it shows the timeline)."""
-    rest = {name: path for name, path in plots.items() if name != "timeline"}
-    if not rest:
-        return []
-    alts = {
-        "served_by": "Stacked served-by mix per window, errors included",
-        "cohorts": "Success ratio and accuracy per cohort: change from the cohort's baseline in each phase, in points",
-    }
-    return [Heading("Plots"), *(Image(name, path, alts.get(name, name)) for name, path in rest.items())]
-
-
 def environment(journal: dict[str, Any]) -> list[Block]:
     env = journal.get("environment") or {}
     rows: list[tuple[str, str]] = [("python", str(env.get("python", ""))), ("platform", str(env.get("platform", "")))]
@@ -523,7 +521,8 @@ def definitions(analysis: dict[str, Any]) -> list[Block]:
 
 
 def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
-    """Every section of the report, in order: the summary first (its first screen), the long event table near the end, collapsed."""
+    """Every section of the report, in order: the summary first (its first screen), each other plot beside its table, the
+    long event table near the end, collapsed."""
     title, *outcome = header(analysis, journal)
     return [
         title,
@@ -533,10 +532,9 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *injection_tables(analysis),
         *phase_table(analysis),
         *load_table(analysis),
-        *cohort_table(analysis, journal),
-        *mix_table(analysis),
+        *cohort_table(analysis, journal, plots),
+        *mix_table(analysis, plots),
         *degradation_section(analysis),
-        *plots_section(plots),
         *notes(analysis),
         *fault_timeline(analysis),
         *definitions(analysis),
