@@ -7,12 +7,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from chaosml import __version__
 from chaosml.errors import (
     EXIT_ABORTED,
     EXIT_CODES,
+    EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INVALID,
     EXIT_OK,
@@ -107,6 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_and_report(runner: Runner, debug: bool) -> int:
     from chaosml.errors import RecoveryError, TargetError
     from chaosml.report import report_run
+    from chaosml.report.summary import failing_line
 
     try:
         result = runner.run()
@@ -119,10 +121,13 @@ def _run_and_report(runner: Runner, debug: bool) -> int:
     result = report_run(result)
     report = result.run_dir / "report.md"
     print(f"run {result.status}: {result.run_dir}")
+    analysis = None
     if report.exists():
         print(f"report: {report} and {result.run_dir / 'report.html'}")
-        _print_verdicts(result.run_dir)
-    print(f"exit {result.exit_code}: {EXIT_CODES[result.exit_code]}")
+        analysis = _print_verdicts(result.run_dir)
+    # The last line of a failed run names what did not pass (the lines above have the figures).
+    failing = failing_line(analysis) if analysis is not None and result.exit_code == EXIT_FAILED else ""
+    print(f"exit {result.exit_code}: {failing or EXIT_CODES[result.exit_code]}")
     return result.exit_code
 
 
@@ -137,13 +142,14 @@ def _print_run_error(run_dir: Path, debug: bool) -> None:
         print(error.traceback, end="", file=sys.stderr)
 
 
-def _print_verdicts(run_dir: Path) -> None:
+def _print_verdicts(run_dir: Path) -> dict[str, Any] | None:
+    """One line per verdict (and per fault that took no effect); returns the analysis read, None without one."""
     import json
 
     path = run_dir / "analysis.json"
     if not path.exists():
-        return
-    analysis = json.loads(path.read_text())
+        return None
+    analysis: dict[str, Any] = json.loads(path.read_text())
     for fault, why in (analysis.get("no_effect") or {}).items():
         print(f"  NO EFFECT    fault {fault}: {why}; every verdict scoped to it is inconclusive")
     for v in analysis.get("verdicts", []):
@@ -153,6 +159,7 @@ def _print_verdicts(run_dir: Path) -> None:
             f"  {v['verdict'].upper():<12} {v['name']:<28} {v['sli']} = {shown} "
             f"({v['op']} {v['target']:g}; n={v.get('samples')}) {v.get('scope', '')}"
         )
+    return analysis
 
 
 def _rollback(dry_run: bool, include_live: bool) -> int:

@@ -5,101 +5,30 @@ Building the content once keeps the Markdown and HTML reports saying the same th
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
 from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
+from chaosml.report.blocks import RATIO_SLIS as RATIO_SLIS  # re-exported: compare formats its values by it
+from chaosml.report.blocks import (
+    Banner,
+    Block,
+    Collapsed,
+    Heading,
+    Image,
+    Para,
+    Section,
+    Table,
+    fmt_ratio,
+    fmt_s,
+    fmt_sli,
+    fmt_time,
+)
+from chaosml.report.summary import summary_blocks
 
 PARTIAL_STATUSES = ("running", "interrupted", "partial")
-
-
-@dataclass(frozen=True, slots=True)
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Para:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Banner:
-    """A highlighted line; ``kind`` is pass, fail, warn or info."""
-
-    text: str
-    kind: str = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    # Per row CSS class for HTML (e.g. "fail"); Markdown ignores it.
-    row_kinds: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    name: str
-    path: Path
-    alt: str
-
-
-Block = Heading | Para | Banner | Table | Image
-
-# ----------------------------------------------------------------------------- formatting
-
-RATIO_SLIS = (
-    "success_ratio", "error_ratio", "timeout_ratio", "rejected_ratio", "primary_ratio", "fallback_ratio",
-    "default_ratio", "accuracy", "confident_wrong_ratio",
-)
-
-
-def fmt_ratio(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    pct = 100.0 * x
-    if 0 < pct < 0.01 or 99.99 < pct < 100:
-        return f"{pct:.3f}%"
-    return f"{pct:.2f}%"
-
-
-def fmt_ms(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.1f} ms"
-
-
-def fmt_s(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f} s"
-
-
-def fmt_num(x: float | None, digits: int = 4) -> str:
-    return "n/a" if x is None else f"{x:.{digits}g}"
-
-
-def fmt_sli(sli: str, x: float | None) -> str:
-    """A value of an SLI, in that SLI's unit."""
-    if sli in RATIO_SLIS:
-        return fmt_ratio(x)
-    if sli.endswith("_ms"):
-        return fmt_ms(x)
-    if sli.endswith("_s"):
-        return fmt_s(x)
-    if sli == "throughput_rps":
-        return "n/a" if x is None else f"{x:.1f} req/s"
-    return fmt_num(x)
-
-
-def fmt_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "n/a"
-    return dt.datetime.fromtimestamp(float(epoch), tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
 
 # ----------------------------------------------------------------------------- sections
 
@@ -144,8 +73,8 @@ def _cell(name: str, value: float | None, unmeasured: dict[str, str] | None = No
 
 
 def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
+    """The title and the outcome: banners for an unfinished, aborted or failed run, missing samples, and the verdict counts."""
     status = str(analysis.get("status") or "unknown")
-    load = analysis["load"]
     blocks: list[Block] = [Heading(f"chaosml report: {analysis['title']}", 1)]
     if status in PARTIAL_STATUSES:
         blocks.append(Banner(f"PARTIAL: the run did not finish (status {status}); figures cover what was recorded.", "warn"))
@@ -164,6 +93,13 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     for fault, why in (analysis.get("no_effect") or {}).items():
         blocks.append(Banner(f"NO EFFECT: fault {fault}: {why}. Nothing was tested: every verdict scoped to it is "
                              "inconclusive and the run cannot pass.", "fail"))
+    return blocks
+
+
+def run_facts(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
+    """Release, profile, run id, status, load span and what this run could not measure."""
+    status = str(analysis.get("status") or "unknown")
+    load = analysis["load"]
     rows = [
         ("release", str(analysis["release"])),
         ("profile", str(analysis["profile"])),
@@ -182,8 +118,7 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     for sli, why in _unmeasured(analysis).items():
         if sli not in ("primary_ratio", "fallback_ratio", "default_ratio"):
             rows.append((f"{sli}", f"not measured ({why}): its verdicts are inconclusive, never 0% or a pass"))
-    blocks.append(Table(("", ""), tuple(rows)))
-    return blocks
+    return [Heading("Run"), Table(("", ""), tuple(rows))]
 
 
 def verdict_table(analysis: dict[str, Any]) -> list[Block]:
@@ -223,7 +158,10 @@ def fault_timeline(analysis: dict[str, Any]) -> list[Block]:
         rows.append((f"{e['offset_s']:+.2f} s", e["source"], e["what"], "yes" if e["ok"] else "NO", ", ".join(e["subjects"]) or "-"))
         kinds.append("" if e["ok"] else "fail")
     blocks.append(Para("Offsets are seconds since load start; fault offsets in the experiment are relative to it too."))
-    blocks.append(Table(("offset", "source", "event", "ok", "targets / subject"), tuple(rows), tuple(kinds)))
+    table = Table(("offset", "source", "event", "ok", "targets / subject"), tuple(rows), tuple(kinds))
+    failed = sum(1 for e in events if not e["ok"])
+    label = f"{len(events)} fault and target events" + (f", {failed} not ok" if failed else "")
+    blocks.append(Collapsed(label, (table,)))
     return blocks
 
 
@@ -392,7 +330,16 @@ def file_cohorts_note(journal: dict[str, Any] | None) -> list[Block]:
                  f"file cohort): {', '.join(parts)}.")]
 
 
-def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None) -> list[Block]:
+COHORTS_PLOT_ALT = "Success ratio and accuracy per cohort: change from the cohort's baseline in each phase, in points"
+SERVED_BY_PLOT_ALT = "Stacked served-by mix per window, errors included"
+
+
+def _plot(plots: dict[str, Path] | None, name: str, alt: str) -> list[Block]:
+    """The named plot beside the table it belongs to, when it was drawn."""
+    return [Image(name, plots[name], alt)] if plots and name in plots else []
+
+
+def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None, plots: dict[str, Path] | None = None) -> list[Block]:
     cohorts = analysis.get("cohorts") or []
     if not cohorts:
         return []
@@ -406,10 +353,10 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
                 continue
             rows.append((c, p["name"], *(_cell(k, s[k], _unmeasured(analysis)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
-    return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows))]
+    return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows)), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
 
 
-def mix_table(analysis: dict[str, Any]) -> list[Block]:
+def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) -> list[Block]:
     rows = []
     classes = [c for c in MIX_CLASSES if any(p["served_by"].get(c) for p in analysis["phases"])] or ["primary"]
     for p in _phase_rows(analysis):
@@ -419,6 +366,7 @@ def mix_table(analysis: dict[str, Any]) -> list[Block]:
         Heading("Served-by mix per phase"),
         Para("Share of requests by how they ended: the serving path for 2xx answers, else rejected, error or timeout."),
         Table(("phase", "requests", *classes), tuple(rows)),
+        *_plot(plots, "served_by", SERVED_BY_PLOT_ALT),
     ]
 
 
@@ -536,17 +484,6 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
-def plots_section(plots: dict[str, Path]) -> list[Block]:
-    if not plots:
-        return []
-    alts = {
-        "timeline": "Latency p50/p99, success and fallback ratio and request rate per window, faults shaded",
-        "served_by": "Stacked served-by mix per window, errors included",
-        "cohorts": "Success ratio and accuracy per cohort and phase",
-    }
-    return [Heading("Plots"), *(Image(name, path, alts.get(name, name)) for name, path in plots.items())]
-
-
 def environment(journal: dict[str, Any]) -> list[Block]:
     env = journal.get("environment") or {}
     rows: list[tuple[str, str]] = [("python", str(env.get("python", ""))), ("platform", str(env.get("platform", "")))]
@@ -572,25 +509,34 @@ def definitions(analysis: dict[str, Any]) -> list[Block]:
     rows += [(k, v) for k, v in INJECTION_SLIS.items()]
     rows.append(("MTTR ±", ("half the gap between the last request that broke an SLO and the next one; the whole window "
                             "when no request located the edge")))
+    rows.append(("TTD first seen by", "users: a request's answer showed the fault first; stack: the stack's own signal "
+                 "(a failed readiness check, a breaker event) did"))
+    rows.append(("worst window", ("of the timeline windows that overlap a span of an injection of the fault (apply to the "
+                                  "later of its recover and its recovery edge; to the end of the MTTR search when it did not "
+                                  "recover) and hold a request: the lowest success ratio and the highest p99, with the "
+                                  "window's start")))
     rows.append(("switch", "a significant rise of fallback/default answers over the " + _switch_rule(deg)
                  + "; delay = apply to its change point; no switch = no back to primary"))
     return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows))]
 
 
 def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
-    """Every section of the report, in order."""
+    """Every section of the report, in order: the summary first (its first screen), each other plot beside its table, the
+    long event table near the end, collapsed."""
+    title, *outcome = header(analysis, journal)
     return [
-        *header(analysis, journal),
+        title,
+        Section("summary", (*outcome, *summary_blocks(analysis, plots))),
+        *run_facts(analysis, journal),
         *verdict_table(analysis),
-        *fault_timeline(analysis),
         *injection_tables(analysis),
         *phase_table(analysis),
         *load_table(analysis),
-        *cohort_table(analysis, journal),
-        *mix_table(analysis),
+        *cohort_table(analysis, journal, plots),
+        *mix_table(analysis, plots),
         *degradation_section(analysis),
-        *plots_section(plots),
         *notes(analysis),
+        *fault_timeline(analysis),
         *definitions(analysis),
         *environment(journal),
     ]

@@ -10,7 +10,7 @@ import base64
 import html
 from collections.abc import Sequence
 
-from chaosml.report.document import Banner, Block, Heading, Image, Para, Table
+from chaosml.report.blocks import Banner, Block, Bullets, Collapsed, Heading, Image, Para, Section, Table
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212529;
@@ -26,13 +26,14 @@ tr.inconclusive td:first-child { color: #e67700; font-weight: 600; }
 .banner.warn { background: #fff9db; color: #e67700; } .banner.info { background: #e7f5ff; color: #1864ab; }
 figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #dee2e6; }
 figcaption { font-size: 12px; color: #495057; }
+#summary ul { margin: .4em 0; padding-left: 1.4em; } #summary li.fail { color: #c92a2a; }
+#summary li.inconclusive { color: #e67700; } #summary figure { margin: .5em 0; }
+details { margin: .6em 0; } details > summary { cursor: pointer; font-weight: 600; }
 """
 
 
-def render_html(blocks: Sequence[Block], title: str) -> str:
-    """One HTML document with the plots inlined."""
+def _render(blocks: Sequence[Block], body: list[str]) -> None:
     e = html.escape
-    body: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
             level = min(max(b.level, 1), 6)
@@ -41,6 +42,10 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
             body.append(f"<p>{e(b.text)}</p>")
         elif isinstance(b, Banner):
             body.append(f'<div class="banner {e(b.kind)}">{e(b.text)}</div>')
+        elif isinstance(b, Bullets):
+            kinds = [b.kinds[i] if i < len(b.kinds) else "" for i in range(len(b.items))]
+            items = "".join(f'<li class="{e(k)}">{e(t)}</li>' if k else f"<li>{e(t)}</li>" for t, k in zip(b.items, kinds, strict=True))
+            body.append(f"<ul>{items}</ul>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{e(h)}</th>" for h in b.headers) if any(b.headers) else ""
             rows = []
@@ -53,10 +58,24 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
         elif isinstance(b, Image):
             data = base64.b64encode(b.path.read_bytes()).decode("ascii")
             body.append(
-                f'<figure><img alt="{e(b.alt)}" src="data:image/png;base64,{data}">'
+                f'<figure><img id="plot-{e(b.name)}" alt="{e(b.alt)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{e(b.alt)}</figcaption></figure>"
             )
+        elif isinstance(b, Section):
+            body.append(f'<section id="{e(b.anchor)}">')
+            _render(b.blocks, body)
+            body.append("</section>")
+        elif isinstance(b, Collapsed):
+            body.append(f"<details><summary>{e(b.label)}</summary>")
+            _render(b.blocks, body)
+            body.append("</details>")
+
+
+def render_html(blocks: Sequence[Block], title: str) -> str:
+    """One HTML document with the plots inlined."""
+    body: list[str] = []
+    _render(blocks, body)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{e(title)}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from chaosml.report.document import Banner, Block, Heading, Image, Para, Table
+from chaosml.report.blocks import Banner, Block, Bullets, Collapsed, Heading, Image, Para, Section, Table
 
 _BANNER_MARK = {"pass": "✅", "fail": "❌", "warn": "⚠️", "info": "ℹ️"}
 
@@ -14,9 +15,7 @@ def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(blocks: Sequence[Block], base_dir: Path | None = None) -> str:
-    """Markdown text; images are linked relative to ``base_dir`` (the run directory)."""
-    out: list[str] = []
+def _render(blocks: Sequence[Block], base_dir: Path | None, out: list[str]) -> None:
     for b in blocks:
         if isinstance(b, Heading):
             out.append(f"{'#' * b.level} {b.text}")
@@ -24,6 +23,8 @@ def render_markdown(blocks: Sequence[Block], base_dir: Path | None = None) -> st
             out.append(b.text)
         elif isinstance(b, Banner):
             out.append(f"> {_BANNER_MARK.get(b.kind, '')} **{b.text}**")
+        elif isinstance(b, Bullets):
+            out.append("\n".join(f"- {item}" for item in b.items))
         elif isinstance(b, Table):
             headers = [h or " " for h in b.headers]
             lines = ["| " + " | ".join(_esc(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -37,4 +38,16 @@ def render_markdown(blocks: Sequence[Block], base_dir: Path | None = None) -> st
                 except ValueError:
                     rel = b.path
             out.append(f"![{b.alt}]({rel.as_posix()})")
+        elif isinstance(b, Section):
+            _render(b.blocks, base_dir, out)
+        elif isinstance(b, Collapsed):  # GitHub renders Markdown inside <details> when blank lines surround it
+            out.append(f"<details><summary>{html.escape(b.label)}</summary>")
+            _render(b.blocks, base_dir, out)
+            out.append("</details>")
+
+
+def render_markdown(blocks: Sequence[Block], base_dir: Path | None = None) -> str:
+    """Markdown text; images are linked relative to ``base_dir`` (the run directory)."""
+    out: list[str] = []
+    _render(blocks, base_dir, out)
     return "\n\n".join(out) + "\n"

@@ -142,28 +142,68 @@ def plot_served_by(analysis: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+COHORT_SLIS: tuple[tuple[str, str], ...] = (("success_ratio", "success ratio"), ("accuracy", "accuracy"))
+
+
+def cohort_deltas(analysis: dict[str, Any]) -> dict[str, Any]:
+    """Per SLI and cohort: its baseline value and, per later phase, the change from it in percentage points.
+
+    Phases: every phase with requests but the baseline and "all". A change is None where the cohort
+    has no baseline value or no value in that phase (shown as a gap, never as 0).
+    ``{"phases": [...], "cohorts": [...], sli: {cohort: {"baseline": x, "delta_pp": {phase: d}}}}``.
+    """
+    cohorts = list(analysis.get("cohorts") or [])
+    by_name = {p["name"]: p for p in analysis["phases"] if p["kind"] == "phase"}
+    base = by_name.get("baseline", {}).get("cohorts", {})
+    phases = [p for p in analysis["phases"]
+              if p["kind"] == "phase" and p["name"] not in ("baseline", "all") and p["slis"]["requests"]]
+    out: dict[str, Any] = {"phases": [p["name"] for p in phases], "cohorts": cohorts}
+    for sli, _ in COHORT_SLIS:
+        out[sli] = {}
+        for c in cohorts:
+            b = (base.get(c) or {}).get(sli)
+            deltas: dict[str, float | None] = {}
+            for ph in phases:
+                v = (ph["cohorts"].get(c) or {}).get(sli)
+                deltas[ph["name"]] = None if b is None or v is None else 100.0 * (float(v) - float(b))
+            out[sli][c] = {"baseline": b, "delta_pp": deltas}
+    return out
+
+
 def plot_cohorts(analysis: dict[str, Any], path: Path) -> Path | None:
-    """Success ratio and accuracy per cohort in each non-empty phase; None without cohorts."""
-    cohorts = analysis.get("cohorts") or []
-    if not cohorts:
+    """Change of success ratio and accuracy per cohort from its own baseline, per phase (dots on stems from 0); None without cohorts.
+
+    Every cohort reads ~100% in absolute bars; the change from the baseline is what differs.
+    """
+    d = cohort_deltas(analysis)
+    if not d["cohorts"] or not d["phases"]:
         return None
-    phases = [p for p in analysis["phases"] if p["kind"] == "phase" and p["name"] != "all" and p["slis"]["requests"]]
-    if not phases:
-        return None
+    cohorts, phases = d["cohorts"], d["phases"]
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    width = 0.8 / max(1, len(phases))
+    width = 0.7 / max(1, len(phases))
     xs = np.arange(len(cohorts))
-    for ax, sli, title in ((axes[0], "success_ratio", "success ratio"), (axes[1], "accuracy", "accuracy")):
+    colors = [FAULT_COLORS[i % len(FAULT_COLORS)] for i in range(len(phases))]
+    for ax, (sli, title) in zip(axes, COHORT_SLIS, strict=True):
+        ax.axhline(0.0, color="#495057", lw=0.8)
         for i, ph in enumerate(phases):
-            vals = [ph["cohorts"].get(c, {}).get(sli) for c in cohorts]
-            ax.bar(xs + i * width - 0.4 + width / 2, [math.nan if v is None else v for v in vals], width, label=ph["name"])
-        ax.set_xticks(xs, cohorts, fontsize=8)
-        ax.set_ylim(0, 1.05)
-        ax.set_title(title, fontsize=9)
+            x = xs + i * width - 0.35 + width / 2
+            y = np.array([math.nan if d[sli][c]["delta_pp"][ph] is None else d[sli][c]["delta_pp"][ph] for c in cohorts])
+            ax.vlines(x, 0.0, y, color=colors[i], lw=2.0)
+            ax.plot(x, y, "o", color=colors[i], label=ph, markersize=5)
+            for xi, yi in zip(x, y, strict=True):
+                if not math.isnan(yi):
+                    ax.annotate(f"{yi:+.1f}", (xi, yi), xytext=(0, 4 if yi >= 0 else -10), textcoords="offset points",
+                                fontsize=7, ha="center")
+        labels = [c + "\n" + ("no baseline" if d[sli][c]["baseline"] is None else f"base {100 * d[sli][c]['baseline']:.1f}%")
+                  for c in cohorts]
+        ax.set_xticks(xs, labels, fontsize=8)
+        ax.set_title(f"{title}: change from baseline", fontsize=9)
         ax.grid(axis="y", alpha=0.3, lw=0.5)
-    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("per cohort and phase", fontsize=10)
+        ax.margins(y=0.2)
+    axes[0].set_ylabel("percentage points")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="phase", title_fontsize=8)
+    fig.suptitle("per cohort: change from the cohort's baseline", fontsize=10)
     return _save(fig, path)
 
 

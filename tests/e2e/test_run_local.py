@@ -94,6 +94,9 @@ def test_naive_run_is_measurably_worse(
     hardened = _verdicts(hardened_run[1])["available-during-kill"]
     assert naive["verdict"] == "fail"
     assert naive["measured"] < hardened["measured"] - 0.02
+    last = proc.stdout.splitlines()[-1]  # issue 18: the last line names what failed, with its figures
+    assert last.startswith("exit 1: failed: "), last  # other verdicts of the naive stack may fail too: named after it
+    assert f"available-during-kill (success_ratio {100 * naive['measured']:.2f}%, needs >= 99.00%)" in last, last
     assert not _leftovers(run_dir)
 
 
