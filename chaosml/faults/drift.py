@@ -73,7 +73,7 @@ class DriftParams:
                     errors.append((f"class_mix.{k}", "proportions are >= 0"))
             if sum(self.class_mix.values()) <= 0:
                 errors.append(("class_mix", "proportions must sum to > 0"))
-        if not moves and self.class_mix is None and self.ood_share == 0:
+        if not self.features and not moves and self.class_mix is None and self.ood_share == 0:
             errors.append(("features", "nothing drifts: set features with shift_std or scale, class_mix, or ood_share"))
         return errors
 
@@ -100,7 +100,7 @@ class Drift:
                 "shift_std": p.shift_std, "scale": p.scale, "ramp": p.ramp, "steps": p.steps,
                 "class_mix": None if p.class_mix is None else dict(p.class_mix), "ood_share": p.ood_share}
 
-    def _event(self, injection: int, action: str, t: float, error: str | None, detail: dict[str, Any]) -> FaultEvent:
+    def _event(self, injection: int, action: Literal["apply", "recover"], t: float, error: str | None, detail: dict[str, Any]) -> FaultEvent:
         if error:
             detail["error"] = error
         return FaultEvent(t=t, fault=self.spec.name, injection=injection, action=action, ok=error is None,
