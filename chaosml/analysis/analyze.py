@@ -18,6 +18,7 @@ import pandas as pd
 
 from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
+from chaosml.analysis.drift import drift_quality
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
@@ -118,6 +119,7 @@ class Analysis:
     load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
+    drift: list[dict[str, Any]] = field(default_factory=list)  # quality per drift-magnitude bin (analysis/drift.py)
 
     @property
     def finished(self) -> bool:
@@ -183,6 +185,7 @@ class Analysis:
             "unmeasured": dict(self.unmeasured),
             "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
+            **({"drift": list(self.drift)} if self.drift else {}),  # only a run that sent drifted requests
         }
 
 
@@ -274,6 +277,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         replacements=replacements(results, journal.get("target_events") or []),
         no_effect=no_effect,
         load_delivery=[d.to_dict() for d in deliveries],
+        drift=_hide_rows(drift_quality(samples, a), unmeasured),
     )
 
 
@@ -321,6 +325,12 @@ def _hide(slis: dict[str, float | None], unmeasured: dict[str, str]) -> None:
     for k in unmeasured:
         if k in slis:
             slis[k] = None
+
+
+def _hide_rows(rows: list[dict[str, Any]], unmeasured: dict[str, str]) -> list[dict[str, Any]]:
+    for r in rows:
+        _hide(r, unmeasured)
+    return rows
 
 
 def _hide_degradation(deg: dict[str, Any], unmeasured: dict[str, str]) -> None:

@@ -536,6 +536,23 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
+def drift_section(analysis: dict[str, Any]) -> list[Block]:
+    """Quality per drift-magnitude bin, for a run that sent drifted requests."""
+    rows = analysis.get("drift") or []
+    if not rows:
+        return []
+    unmeasured = _unmeasured(analysis)
+    keys = ("success_ratio", "accuracy", "confident_wrong_ratio", "fallback_ratio", "rejected_ratio")
+    return [
+        Heading("Quality vs drift"),
+        Para("Requests binned by the drift magnitude at send time (samples column drift: the fraction of the "
+             "declared drift reached, 0-1; none = no drift active). Does quality hold as the shift grows, and does "
+             "the stack's guard react (fallback, rejected)?"),
+        Table(("drift", "requests", *keys),
+              tuple((r["bin"], str(r["requests"]), *(_cell(k, r.get(k), unmeasured) for k in keys)) for r in rows)),
+    ]
+
+
 def plots_section(plots: dict[str, Path]) -> list[Block]:
     if not plots:
         return []
@@ -543,6 +560,7 @@ def plots_section(plots: dict[str, Path]) -> list[Block]:
         "timeline": "Latency p50/p99, success and fallback ratio and request rate per window, faults shaded",
         "served_by": "Stacked served-by mix per window, errors included",
         "cohorts": "Success ratio and accuracy per cohort and phase",
+        "drift": "Accuracy, confident-wrong and fallback ratio per drift-magnitude bin",
     }
     return [Heading("Plots"), *(Image(name, path, alts.get(name, name)) for name, path in plots.items())]
 
@@ -589,6 +607,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *cohort_table(analysis, journal),
         *mix_table(analysis),
         *degradation_section(analysis),
+        *drift_section(analysis),
         *plots_section(plots),
         *notes(analysis),
         *definitions(analysis),

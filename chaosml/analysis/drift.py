@@ -1,0 +1,40 @@
+"""Quality against drift magnitude: the samples binned by the ``drift`` column (the magnitude at send time); pure, called by analyze.
+
+A run with a ``drift`` fault records, per request, the fraction ``m`` in [0, 1] of the declared drift
+reached when it was sent (``chaosml/load/drift.py``); every other request has none. The bins are
+``none`` (no drift active) and ``DRIFT_BINS``' intervals of ``m``; each bin has the sample SLIs of
+its requests (accuracy, confident-wrong ratio, fallback and rejected ratio, success ratio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chaosml.analysis.samples import normalize_samples
+from chaosml.analysis.slis import SampleArrays, slis_of
+
+#: (label, low, high): low < m <= high, the first bin also takes m == 0
+DRIFT_BINS: tuple[tuple[str, float, float], ...] = (
+    ("0-0.25", -1.0, 0.25), ("0.25-0.5", 0.25, 0.5), ("0.5-0.75", 0.5, 0.75), ("0.75-1", 0.75, 1.0),
+)
+DRIFT_SLIS = ("success_ratio", "accuracy", "confident_wrong_ratio", "fallback_ratio", "rejected_ratio")
+
+
+def drift_quality(samples: pd.DataFrame, a: SampleArrays) -> list[dict[str, Any]]:
+    """One row per bin with requests: ``{"bin", "requests", <DRIFT_SLIS>}``; [] when no request was sent under drift."""
+    m = normalize_samples(samples)["drift"].to_numpy()
+    if len(m) != len(a) or not np.any(~np.isnan(m)):
+        return []
+    masks = [("none", np.isnan(m))]
+    with np.errstate(invalid="ignore"):
+        masks += [(label, (m > lo) & (m <= hi)) for label, lo, hi in DRIFT_BINS]
+    rows = []
+    for label, mask in masks:
+        if not mask.any():
+            continue
+        s = slis_of(a, mask)
+        rows.append({"bin": label, "requests": int(mask.sum()), **{k: s[k] for k in DRIFT_SLIS}})
+    return rows

@@ -1,0 +1,41 @@
+"""Quality vs drift magnitude: ground truth on hand-built samples (bins, counts, accuracy, confident-wrong, fallback)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from chaosml.analysis.drift import drift_quality
+from chaosml.analysis.samples import normalize_samples
+from chaosml.analysis.slis import SampleArrays
+
+
+def frame(rows: list[tuple[float | None, int, float, str]]) -> pd.DataFrame:
+    """(drift, prediction, confidence, served_by) per request; every label is 1, every request a 200."""
+    n = len(rows)
+    return normalize_samples(pd.DataFrame({
+        "t": np.arange(n, dtype=float), "latency_ms": 1.0, "status": 200, "outcome": "ok",
+        "served_by": [r[3] for r in rows], "prediction": [r[1] for r in rows], "confidence": [r[2] for r in rows],
+        "label": 1, "cohort": "clean", "drift": [np.nan if r[0] is None else r[0] for r in rows],
+    }))
+
+
+def test_bins_and_their_figures() -> None:
+    df = frame([
+        (None, 1, 0.9, "primary"), (None, 0, 0.6, "primary"),  # none: accuracy 1/2, no confident mistake
+        (0.0, 1, 0.9, "primary"), (0.25, 0, 0.95, "primary"),  # 0-0.25 takes m == 0 and m == 0.25
+        (0.5, 0, 0.85, "fallback"), (0.3, 1, 0.9, "fallback"),  # 0.25-0.5
+        (1.0, 0, 0.99, "primary"), (0.8, 0, 0.5, "fallback"), (0.9, 1, 0.9, "primary"), (0.76, 0, 0.81, "primary"),
+    ])
+    rows = drift_quality(df, SampleArrays.from_frame(df, 0.8))
+    assert [(r["bin"], r["requests"]) for r in rows] == [("none", 2), ("0-0.25", 2), ("0.25-0.5", 2), ("0.75-1", 4)]
+    by = {r["bin"]: r for r in rows}
+    assert (by["none"]["accuracy"], by["none"]["confident_wrong_ratio"]) == (0.5, 0.0)
+    assert (by["0-0.25"]["accuracy"], by["0-0.25"]["confident_wrong_ratio"]) == (0.5, 0.5)
+    assert (by["0.25-0.5"]["fallback_ratio"], by["0.25-0.5"]["confident_wrong_ratio"]) == (1.0, 0.5)
+    assert (by["0.75-1"]["accuracy"], by["0.75-1"]["confident_wrong_ratio"], by["0.75-1"]["fallback_ratio"]) == (0.25, 0.5, 0.25)
+
+
+def test_no_drifted_request_no_rows() -> None:
+    df = frame([(None, 1, 0.9, "primary")])
+    assert drift_quality(df, SampleArrays.from_frame(df, 0.8)) == []
