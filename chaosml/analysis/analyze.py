@@ -18,7 +18,7 @@ import pandas as pd
 
 from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
-from chaosml.analysis.drift import drift_quality
+from chaosml.analysis.drift import drift_quality, drift_switches
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
@@ -120,6 +120,7 @@ class Analysis:
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
     drift: list[dict[str, Any]] = field(default_factory=list)  # quality per drift-magnitude bin (analysis/drift.py)
+    drift_switches: list[dict[str, Any]] = field(default_factory=list)  # per drift injection: the magnitude the stack switched at
 
     @property
     def finished(self) -> bool:
@@ -185,7 +186,7 @@ class Analysis:
             "unmeasured": dict(self.unmeasured),
             "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
-            **({"drift": list(self.drift)} if self.drift else {}),  # only a run that sent drifted requests
+            **({"drift": list(self.drift), "drift_switches": list(self.drift_switches)} if self.drift else {}),  # only with drift
         }
 
 
@@ -278,6 +279,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         no_effect=no_effect,
         load_delivery=[d.to_dict() for d in deliveries],
         drift=_hide_rows(drift_quality(samples, a), unmeasured),
+        drift_switches=drift_switches(list(experiment.faults), deg),
     )
 
 

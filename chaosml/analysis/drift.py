@@ -4,6 +4,10 @@ A run with a ``drift`` fault records, per request, the fraction ``m`` in [0, 1] 
 reached when it was sent (``chaosml/load/drift.py``); every other request has none. The bins are
 ``none`` (no drift active) and ``DRIFT_BINS``' intervals of ``m``; each bin has the sample SLIs of
 its requests (accuracy, confident-wrong ratio, fallback and rejected ratio, success ratio).
+
+When the stack reacts: :func:`drift_switches` turns each drift injection's switch delay (the
+degradation analysis: apply to the change point of fallback/default answers) into the drift
+magnitude reached at that moment, by the fault's own ramp.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import pandas as pd
 
 from chaosml.analysis.samples import normalize_samples
 from chaosml.analysis.slis import SampleArrays, slis_of
+from chaosml.load.drift import DriftSchedule
+from chaosml.model.experiment import FaultSpec
 
 #: (label, low, high): low < m <= high, the first bin also takes m == 0
 DRIFT_BINS: tuple[tuple[str, float, float], ...] = (
@@ -38,3 +44,20 @@ def drift_quality(samples: pd.DataFrame, a: SampleArrays) -> list[dict[str, Any]
         s = slis_of(a, mask)
         rows.append({"bin": label, "requests": int(mask.sum()), **{k: s[k] for k in DRIFT_SLIS}})
     return rows
+
+
+def drift_switches(faults: list[FaultSpec], degradation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per drift injection: ``{"fault", "injection", "switch_s", "magnitude"}``; switch_s and magnitude None when the stack never switched."""
+    specs = {f.name: f for f in faults if f.type == "drift"}
+    out: list[dict[str, Any]] = []
+    for f in degradation.get("faults") or []:
+        spec = specs.get(f.get("fault"))
+        if spec is None:
+            continue
+        p = spec.params
+        schedule = DriftSchedule(spec.name, 0.0, spec.duration, ramp=p.ramp, steps=p.steps)
+        for inj in f.get("per_injection") or []:
+            delay = inj.get("fallback_delay_s") if inj.get("switched") else None
+            out.append({"fault": spec.name, "injection": inj["injection"], "switch_s": delay,
+                        "magnitude": None if delay is None else round(schedule.magnitude(float(delay)), 4)})
+    return out

@@ -550,6 +550,10 @@ def drift_section(analysis: dict[str, Any]) -> list[Block]:
              "the stack's guard react (fallback, rejected)?"),
         Table(("drift", "requests", *keys),
               tuple((r["bin"], str(r["requests"]), *(_cell(k, r.get(k), unmeasured) for k in keys)) for r in rows)),
+        *(Para(f"{s['fault']} #{s['injection'] + 1}: " + (
+            "the stack never switched to the fallback (see Degradation)" if s["switch_s"] is None else
+            f"the stack switched to the fallback {fmt_s(s['switch_s'])} after apply, at drift magnitude {fmt_num(s['magnitude'], 2)}"))
+          for s in analysis.get("drift_switches") or []),
     ]
 
 

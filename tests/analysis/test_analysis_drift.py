@@ -39,3 +39,24 @@ def test_bins_and_their_figures() -> None:
 def test_no_drifted_request_no_rows() -> None:
     df = frame([(None, 1, 0.9, "primary")])
     assert drift_quality(df, SampleArrays.from_frame(df, 0.8)) == []
+
+
+def test_switch_delay_becomes_the_magnitude_by_the_faults_ramp() -> None:
+    from chaosml.analysis.drift import drift_switches
+    from chaosml.faults.drift import DriftParams
+    from chaosml.model.experiment import FaultSpec, Repeat
+
+    faults = [FaultSpec("lin", "drift", 5.0, 14.0, DriftParams(ood_share=0.1), Repeat()),
+              FaultSpec("steps", "drift", 5.0, 8.0, DriftParams(ood_share=0.1, ramp="step", steps=4), Repeat()),
+              FaultSpec("other", "pod-kill", 5.0, 8.0, None, Repeat())]
+    deg = {"faults": [
+        {"fault": "lin", "per_injection": [{"injection": 0, "switched": True, "fallback_delay_s": 7.0}]},
+        {"fault": "steps", "per_injection": [{"injection": 0, "switched": True, "fallback_delay_s": 4.1},
+                                             {"injection": 1, "switched": False, "fallback_delay_s": None}]},
+        {"fault": "other", "per_injection": [{"injection": 0, "switched": True, "fallback_delay_s": 1.0}]},
+    ]}
+    assert drift_switches(faults, deg) == [
+        {"fault": "lin", "injection": 0, "switch_s": 7.0, "magnitude": 0.5},
+        {"fault": "steps", "injection": 0, "switch_s": 4.1, "magnitude": 0.75},  # third of 4 steps starts at 4 s
+        {"fault": "steps", "injection": 1, "switch_s": None, "magnitude": None},
+    ]
