@@ -216,3 +216,40 @@ def test_sudden_prior_shift_sends_only_the_target_class(server: ThreadingHTTPSer
     assert len(during) >= 40 and {r["drift"] for r in during} == {"1.0"}
     assert {r["label"] for r in during} == {"1"}
     assert {r["label"] for r in before} == {"0", "1"}
+
+
+def test_user_data_file_features_are_the_valid_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("temp,load_pct,y\n1.0,20,0\n2.0,30,1\n")
+    text = """version: 1
+title: byo drift
+target:
+  platform: local
+  services:
+    - {name: model, command: ["{python}", server.py, "{port}"], health: /health, replicas: 1}
+  entry: {service: model}
+response: {prediction: prediction, served_by: not-exposed}
+load: {duration: 30s, data: {file: d.csv, label: y}}
+faults:
+  - {name: d, type: drift, at: 5s, duration: 10s, params: {features: [temp, load], shift_std: 1}}
+"""
+    with pytest.raises(InvalidInputError) as e:
+        load_experiment_text(text, "e.yaml")
+    assert "faults[0].params.features[1]: no feature 'load' in data file 'd.csv' (did you mean 'load_pct'?); features: temp, load_pct" in str(e.value)
+    exp = load_experiment_text(text.replace("[temp, load]", "[temp, load_pct]"), "e.yaml")
+    assert exp.faults[0].params.features == ("temp", "load_pct")
+
+
+def test_blast_radius_and_offline_undo_by_type(tmp_path: Path) -> None:
+    from chaosml.faults.base import undo_fault
+    from chaosml.faults.drift import blast_radius
+    from chaosml.model.experiment import TargetSpec
+
+    fault = spec(duration=14.0, features=("mean_area",), shift_std=3.0, ramp="step", steps=2, ood_share=0.2)
+    assert blast_radius(fault, TargetSpec(), "breast_cancer").description == (
+        "every clean request of the load, step ramp in 2 steps over 14s to: mean_area shifted by 3 std; "
+        "20% of requests out of distribution; 1 injection; recover returns the load to its base distribution")
+    inj = make_injector(fault, None, FaultContext(0, tmp_path))
+    record = inj.undo_record(0)
+    inj.apply(0)
+    assert undo_fault("drift", record) == f"drift: removed {tmp_path / 'load-control.json'}"
