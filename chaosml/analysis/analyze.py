@@ -18,7 +18,7 @@ import pandas as pd
 
 from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
-from chaosml.analysis.drift import drift_quality, drift_switches
+from chaosml.analysis.drift import drift_quality, drift_switches, undrifted
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
@@ -236,7 +236,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
             _hide(c, unmeasured)
     if not exposed:
         notes.append(NOT_EXPOSED_NOTE)
-    no_effect = no_effect_reasons(journal)
+    no_effect = {**no_effect_reasons(journal), **undrifted(samples, windows)}
     if no_effect:
         verdicts = without_effect(verdicts, no_effect)
         notes.extend(f"NO EFFECT: fault {f}: {why}; every verdict scoped to it is inconclusive and the run cannot pass"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chaosml.analysis.phases import InjectionWindow
 from chaosml.analysis.samples import normalize_samples
 from chaosml.analysis.slis import SampleArrays, slis_of
 from chaosml.load.drift import DriftSchedule
@@ -61,3 +62,19 @@ def drift_switches(faults: list[FaultSpec], degradation: dict[str, Any]) -> list
             out.append({"fault": spec.name, "injection": inj["injection"], "switch_s": delay,
                         "magnitude": None if delay is None else round(schedule.magnitude(float(delay)), 4)})
     return out
+
+
+def undrifted(samples: pd.DataFrame, windows: list[InjectionWindow]) -> dict[str, str]:
+    """Drift fault -> why it had no effect, for one whose windows hold requests but not one drifted request
+    (the load sent no clean row with features: e.g. a mix of hostile cohorts only); its verdicts are then inconclusive."""
+    df = normalize_samples(samples)
+    t, m = df["t"].to_numpy(), df["drift"].to_numpy()
+    out: dict[str, list[int]] = {}
+    for w in windows:
+        if w.type != "drift" or w.recover_t is None:
+            continue
+        inside = (t >= w.apply_t) & (t <= w.recover_t)
+        if inside.any() and not np.any(~np.isnan(m[inside])):
+            out.setdefault(w.fault, []).append(w.index + 1)
+    return {f: f"{'injection' if len(ns) == 1 else 'injections'} {', '.join(f'#{i}' for i in ns)} drifted no request: "
+               "the load sent no clean row during the window" for f, ns in out.items()}

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from analysis_synth import T0, experiment, journal, samples
 
-from chaosml.analysis.drift import drift_quality
+from chaosml.analysis.analyze import analyze
+from chaosml.analysis.drift import drift_quality, drift_switches
 from chaosml.analysis.samples import normalize_samples
 from chaosml.analysis.slis import SampleArrays
+from chaosml.faults.drift import DriftParams
+from chaosml.model.experiment import FaultSpec, Hypothesis, Repeat
 
 
 def frame(rows: list[tuple[float | None, int, float, str]]) -> pd.DataFrame:
@@ -42,10 +46,6 @@ def test_no_drifted_request_no_rows() -> None:
 
 
 def test_switch_delay_becomes_the_magnitude_by_the_faults_ramp() -> None:
-    from chaosml.analysis.drift import drift_switches
-    from chaosml.faults.drift import DriftParams
-    from chaosml.model.experiment import FaultSpec, Repeat
-
     faults = [FaultSpec("lin", "drift", 5.0, 14.0, DriftParams(ood_share=0.1), Repeat()),
               FaultSpec("steps", "drift", 5.0, 8.0, DriftParams(ood_share=0.1, ramp="step", steps=4), Repeat()),
               FaultSpec("other", "pod-kill", 5.0, 8.0, None, Repeat())]
@@ -60,3 +60,19 @@ def test_switch_delay_becomes_the_magnitude_by_the_faults_ramp() -> None:
         {"fault": "steps", "injection": 0, "switch_s": 4.1, "magnitude": 0.75},  # third of 4 steps starts at 4 s
         {"fault": "steps", "injection": 1, "switch_s": None, "magnitude": None},
     ]
+
+
+def test_a_drift_that_drifted_no_request_is_no_effect_and_cannot_pass() -> None:
+    """Never a false pass: a drift window without one drifted request (no clean rows in the mix) is inconclusive."""
+    fault = FaultSpec("shift", "drift", 10.0, 10.0, DriftParams(ood_share=0.5), Repeat())
+    exp = experiment(faults=(fault,), hypotheses=(Hypothesis("ok", "confident_wrong_ratio", "<=", 0.05, during="shift"),))
+    j = journal(duration=30.0, injections=[{"fault": "shift", "type": "drift", "apply": 10.0, "recover": 20.0}])
+    df = samples(30.0, 50.0)
+    result = analyze(exp, j, df)
+    assert not result.passed and "shift" in result.no_effect
+    assert result.no_effect["shift"] == "injection #1 drifted no request: the load sent no clean row during the window"
+    assert [v.verdict for v in result.verdicts if v.name == "ok"] == ["inconclusive"]
+    inside = (df["t"] >= T0 + 10.0) & (df["t"] <= T0 + 20.0)
+    df["drift"] = np.where(inside, 0.5, np.nan)  # the same run with drifted requests: measured, and it holds
+    result = analyze(exp, j, df)
+    assert result.passed and result.no_effect == {} and [r["bin"] for r in result.drift] == ["none", "0.25-0.5"]
