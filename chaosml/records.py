@@ -34,6 +34,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "entity_id",  # entity whose features were requested
     "replica",  # which replica answered, when the stack says so, else ""
     "model_version",  # model version the stack reports, else ""
+    "drift",  # magnitude in [0, 1] of the drift fault active at send time (chaosml/load/drift.py), else ""
 )
 
 Outcome = Literal["ok", "rejected", "error", "timeout"]

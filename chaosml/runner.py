@@ -58,7 +58,14 @@ from chaosml.plan import Plan, build_plan
 from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
 from chaosml.workload.mapping import MappingError
-from chaosml.workload.prepare import Workload, prepare_workload, probe_mapping, response_fields, write_payloads
+from chaosml.workload.prepare import (
+    Workload,
+    prepare_workload,
+    probe_mapping,
+    request_body,
+    response_fields,
+    write_payloads,
+)
 
 #: How long after the planned load end the load process may take to finish on its own.
 LOAD_GRACE_S = 20.0
@@ -351,6 +358,7 @@ class Runner:
             method=exp.request.method,
             headers=dict(exp.request.headers) or None,
             response=response_fields(exp) if custom else None,
+            request_body=request_body(exp),
             users=load.users,
             spawn_rate=load.spawn_rate,
             duration_s=load.duration,

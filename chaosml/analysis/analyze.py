@@ -18,6 +18,7 @@ import pandas as pd
 
 from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
+from chaosml.analysis.drift import drift_quality, drift_switches, undrifted
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
@@ -118,6 +119,8 @@ class Analysis:
     load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
+    drift: list[dict[str, Any]] = field(default_factory=list)  # quality per drift-magnitude bin (analysis/drift.py)
+    drift_switches: list[dict[str, Any]] = field(default_factory=list)  # per drift injection: the magnitude the stack switched at
 
     @property
     def finished(self) -> bool:
@@ -183,6 +186,7 @@ class Analysis:
             "unmeasured": dict(self.unmeasured),
             "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
+            **({"drift": list(self.drift), "drift_switches": list(self.drift_switches)} if self.drift else {}),  # only with drift
         }
 
 
@@ -232,7 +236,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
             _hide(c, unmeasured)
     if not exposed:
         notes.append(NOT_EXPOSED_NOTE)
-    no_effect = no_effect_reasons(journal)
+    no_effect = {**no_effect_reasons(journal), **undrifted(samples, windows)}
     if no_effect:
         verdicts = without_effect(verdicts, no_effect)
         notes.extend(f"NO EFFECT: fault {f}: {why}; every verdict scoped to it is inconclusive and the run cannot pass"
@@ -274,6 +278,8 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         replacements=replacements(results, journal.get("target_events") or []),
         no_effect=no_effect,
         load_delivery=[d.to_dict() for d in deliveries],
+        drift=_hide_rows(drift_quality(samples, a), unmeasured),
+        drift_switches=drift_switches(list(experiment.faults), deg),
     )
 
 
@@ -321,6 +327,12 @@ def _hide(slis: dict[str, float | None], unmeasured: dict[str, str]) -> None:
     for k in unmeasured:
         if k in slis:
             slis[k] = None
+
+
+def _hide_rows(rows: list[dict[str, Any]], unmeasured: dict[str, str]) -> list[dict[str, Any]]:
+    for r in rows:
+        _hide(r, unmeasured)
+    return rows
 
 
 def _hide_degradation(deg: dict[str, Any], unmeasured: dict[str, str]) -> None:

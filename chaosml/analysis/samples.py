@@ -20,7 +20,7 @@ OUTCOME_DTYPE = pd.CategoricalDtype(list(OUTCOMES))
 SERVED_BY_DTYPE = pd.CategoricalDtype(list(SERVED_BY_VALUES))
 
 #: Columns read as float64 (empty cell = NaN). ``status`` becomes int32 (missing = 0, no response).
-FLOAT_COLUMNS: tuple[str, ...] = ("t", "latency_ms", "prediction", "confidence", "label", "entity_id")
+FLOAT_COLUMNS: tuple[str, ...] = ("t", "latency_ms", "prediction", "confidence", "label", "entity_id", "drift")
 CATEGORY_COLUMNS: tuple[str, ...] = ("cohort", "replica", "model_version")
 
 
@@ -83,7 +83,7 @@ def _category(df: pd.DataFrame, col: str, dtype: pd.CategoricalDtype | None) -> 
 def read_samples(path: str | Path) -> pd.DataFrame:
     """Read samples.csv with fixed dtypes; a missing or empty file gives an empty frame.
 
-    dtypes: t, latency_ms, prediction, confidence, label, entity_id float64 (missing = NaN);
+    dtypes: t, latency_ms, prediction, confidence, label, entity_id, drift float64 (missing = NaN);
     status int32 (missing = 0); outcome, served_by categoricals with fixed categories (unknown
     or empty = NaN); cohort, replica, model_version categoricals. A truncated last line (no
     trailing newline: the writer was killed mid-row) is dropped. Rows are sorted by ``t``.

@@ -12,20 +12,16 @@ The cohort's payloads must be in the run's payload file: the runner builds them 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaosml.faults._control import set_entry, undo_control_file
 from chaosml.model.catalog import HOSTILE_COHORTS
 from chaosml.model.experiment import FaultSpec
 from chaosml.model.faulttype import FaultContext, FaultType, StackFacts
 from chaosml.records import FaultEvent
-
-MAX_CONTROL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,37 +38,6 @@ class AdversarialPayloadParams:
         if not 0 < self.share <= 1:
             errors.append(("share", f"must be in (0, 1], not {self.share!r}"))
         return errors
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_bytes()[:MAX_CONTROL_BYTES])
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
-
-
-def _shares(entries: dict[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for e in entries.values():
-        if isinstance(e, dict) and isinstance(e.get("cohort"), str) and isinstance(e.get("share"), int | float):
-            out[e["cohort"]] = min(1.0, out.get(e["cohort"], 0.0) + float(e["share"]))
-    return out
-
-
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` via a temporary file and rename, so the poller never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class AdversarialPayload:
@@ -92,14 +57,10 @@ class AdversarialPayload:
         return {"control_file": str(self.path), "fault": self.spec.name, "cohort": self.params.cohort}
 
     def apply(self, injection: int) -> FaultEvent:
-        data = _read(self.path)
-        entries = data.get("faults") if isinstance(data.get("faults"), dict) else {}
-        assert isinstance(entries, dict)
-        entries[self._key(injection)] = {"cohort": self.params.cohort, "share": self.params.share}
         t = time.time()
         ok, error = True, None
         try:
-            write_atomic(self.path, {"faults": entries, "share": _shares(entries)})
+            set_entry(self.path, self._key(injection), {"cohort": self.params.cohort, "share": self.params.share})
         except OSError as e:
             ok, error = False, f"{type(e).__name__}: {e}"
         detail: dict[str, Any] = {"cohort": self.params.cohort, "share": self.params.share, "control_file": str(self.path)}
@@ -112,14 +73,7 @@ class AdversarialPayload:
         t = time.time()
         ok, error = True, None
         try:
-            data = _read(self.path)
-            entries = data.get("faults") if isinstance(data.get("faults"), dict) else {}
-            assert isinstance(entries, dict)
-            entries.pop(self._key(injection), None)
-            if entries:
-                write_atomic(self.path, {"faults": entries, "share": _shares(entries)})
-            else:
-                self.path.unlink(missing_ok=True)
+            set_entry(self.path, self._key(injection), None)
         except OSError as e:
             ok, error = False, f"{type(e).__name__}: {e}"
         detail: dict[str, Any] = {"cohort": self.params.cohort, "control_file_left": self.path.exists()}
@@ -131,10 +85,7 @@ class AdversarialPayload:
 
 def undo(record: dict[str, Any]) -> str:
     """Delete the load-control file (missing is fine: already undone)."""
-    path = Path(str(record["control_file"]))
-    existed = path.exists()
-    path.unlink(missing_ok=True)
-    return f"adversarial-payload: {'removed' if existed else 'already gone:'} {path}"
+    return undo_control_file("adversarial-payload", record)
 
 
 def make(spec: FaultSpec, target: object, context: FaultContext) -> AdversarialPayload:

@@ -48,6 +48,7 @@ class LoadConfig:
     method: str = "POST"  # HTTP method of every request
     headers: dict[str, str] | None = None  # extra request headers (a user's stack: auth, tenant, ...)
     response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.workload.mapping); None = reference
+    request_body: dict[str, Any] | None = None  # drift rebuilds bodies: RequestMapping's body, input_name, datatype, template; None = reference
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -105,6 +106,13 @@ class LoadConfig:
                     problem = "unknown field" if k not in RESPONSE_FIELDS else (check_field_spec(v) if isinstance(v, str) else "not a string")
                     if problem:
                         issues.append(f"response.{k}: {problem}")
+        if self.request_body is not None:
+            from chaosml.workload.mapping import BODY_PRESETS
+
+            if not isinstance(self.request_body, dict) or self.request_body.get("body") not in BODY_PRESETS:
+                issues.append(f"request_body: must be an object whose body is one of {', '.join(BODY_PRESETS)}")
+            elif self.request_body.keys() - {"body", "input_name", "datatype", "template"}:
+                issues.append(f"request_body: unknown keys {sorted(self.request_body.keys() - {'body', 'input_name', 'datatype', 'template'})}")
         if not isinstance(self.record, bool):
             issues.append(f"record: must be true or false, got {self.record!r}")
         if self.control_file is not None and (not isinstance(self.control_file, str) or not self.control_file):

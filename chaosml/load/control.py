@@ -1,12 +1,13 @@
 """The load-control file: cohort-mix overrides the load process polls during a run; no locust.
 
-An ``adversarial-payload`` fault writes it on apply and removes it on recover; the load process
+An ``adversarial-payload`` or ``drift`` fault writes its entry on apply and removes it on recover
+(``chaosml/faults/_control.py``); the load process
 (``driver.py``) polls it every ``POLL_INTERVAL_S`` and, while it exists, draws cohorts from the
 effective mix computed here. Format (JSON object, at most ``MAX_BYTES``)::
 
     {"mix":   {"cohort": weight, ...},      # merged over the base mix (replaces those weights)
      "share": {"cohort": fraction, ...},    # this fraction of ALL requests goes to the cohort
-     "faults": {...}}                       # who wrote what (informational, ignored here)
+     "faults": {...}}                       # one entry per injection; drift's are read by drift.active_schedule
 
 Shares are applied after the merge: cohorts with a share get exactly that fraction (shares summing
 over 1 are scaled down to 1), every other cohort keeps its relative weight within the rest.

@@ -30,10 +30,11 @@ from chaosml.load.control import (
     effective_mix,
     read_control,
 )
+from chaosml.load.drift import DriftSchedule, active_schedule, class_weights, drifted, feature_stats, weighted_choice
 from chaosml.load.samples import SampleWriter
 from chaosml.records import classify_outcome
-from chaosml.workload.mapping import Extractor, ResponseMapping
-from chaosml.workload.payload_file import Payload
+from chaosml.workload.mapping import Extractor, RequestMapping, ResponseMapping
+from chaosml.workload.payload_file import Payload, encode_body
 
 log = logging.getLogger("chaosml.load")
 
@@ -43,6 +44,8 @@ FLUSH_INTERVAL_S = 0.25
 STOP_GRACE_S = 5.0
 #: Mixed into the load seed for the tick offsets, so cohort and payload picks stay as they were.
 TICK_SEED_SALT = 0x71C6
+#: Mixed into the load seed for drift's draws (class, out-of-distribution share), likewise.
+DRIFT_SEED_SALT = 0xD71F
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _RESPONSE_FIELDS = ("served_by", "prediction", "confidence", "model_version", "replica")
@@ -86,6 +89,14 @@ def _p99(values: list[float]) -> float | None:
     return ordered[rank - 1]
 
 
+def _by_label(payloads: list[Payload]) -> dict[int, list[Payload]]:
+    out: dict[int, list[Payload]] = {}
+    for p in payloads:
+        if p.label is not None:
+            out.setdefault(p.label, []).append(p)
+    return out
+
+
 class Recorder:
     """Picks payloads, sends requests, records one sample row per request and interval stats."""
 
@@ -100,6 +111,13 @@ class Recorder:
         self.mix: dict[str, float] = {}
         self._mix_state: tuple[list[str], list[float]] = ([], [])
         self.set_mix(self.base_mix)
+        self.drift: DriftSchedule | None = None  # set by the ControlPoller while a drift fault is active
+        self.drift_rng = random.Random(config.seed ^ DRIFT_SEED_SALT)
+        self.request = RequestMapping(**config.request_body) if config.request_body else RequestMapping()
+        # the clean rows drift rebuilds: those of the base mix's cohorts that carry their features
+        self.drift_pool = {c: [p for p in payloads.get(c, []) if p.features is not None] for c in self.base_mix}
+        self.drift_stats = feature_stats(p.features for ps in self.drift_pool.values() for p in ps if p.features)
+        self.class_rows = {c: _by_label(ps) for c, ps in self.drift_pool.items()}
         self.tick_rng = random.Random(config.seed ^ TICK_SEED_SALT)
         self.tick_offsets: list[float] = []
         self.total = 0
@@ -120,13 +138,32 @@ class Recorder:
         cohort = cohorts[i]
         return cohort, self.rng.choice(self.payloads[cohort])
 
+    def drift_body(self, cohort: str, payload: Payload, t: float) -> tuple[Payload, bytes, float | None]:
+        """(row, body, magnitude) of one request: the payload as it is, or rebuilt under the active drift."""
+        schedule = self.drift
+        pool = self.drift_pool.get(cohort)
+        if schedule is None or not pool or payload.features is None:
+            return payload, payload.body, None
+        m = schedule.magnitude(t)
+        if schedule.class_mix is not None:
+            rows = self.class_rows[cohort]
+            base = {c: float(len(ps)) for c, ps in rows.items()}
+            label = weighted_choice(self.drift_rng, class_weights(schedule, base, m), sorted(rows))
+            if label is not None:
+                payload = self.drift_rng.choice(rows[label])
+        assert payload.features is not None
+        features = drifted(payload.features, schedule, self.drift_stats, m, self.drift_rng)
+        body = self.request.render({"entity_id": payload.entity_id, "features": features}, list(features))
+        return payload, encode_body(body), round(m, 6)
+
     def send(self, client: Any) -> None:
         cohort, payload = self.pick()
+        payload, body, drift = self.drift_body(cohort, payload, time.time())
         path = self.config.path
         t = time.time()
         t0 = time.perf_counter()
         with client.request(
-            self.config.method, path, name=path, data=payload.body, headers=self.headers, catch_response=True
+            self.config.method, path, name=path, data=body, headers=self.headers, catch_response=True
         ) as resp:
             latency_ms = (time.perf_counter() - t0) * 1000.0
             resp.success()  # outcomes live in our samples, not in locust's failure stats
@@ -160,6 +197,7 @@ class Recorder:
                 payload.entity_id,
                 fields.get("replica"),
                 fields.get("model_version"),
+                drift,
             ),
             ok=outcome == "ok",
             latency_ms=latency_ms,
@@ -256,6 +294,7 @@ class ControlPoller:
             if self._seen is not None:
                 self._seen = None
                 self._apply(self.recorder.base_mix, "control file removed")
+                self._set_drift(None)
             return
         except OSError as e:
             log.warning("load-control file %s: %s", self.path, e)
@@ -269,10 +308,18 @@ class ControlPoller:
             mix, problems = effective_mix(self.recorder.base_mix, control, frozenset(self.recorder.payloads))
         except ControlError as e:
             log.warning("load-control file %s: %s; using the base mix", self.path, e)
-            mix, problems = self.recorder.base_mix, []
+            control, mix, problems = None, self.recorder.base_mix, []
         for p in problems:
             log.warning("load-control file %s: %s", self.path, p)
         self._apply(mix, "control file")
+        self._set_drift(active_schedule((control or {}).get("faults")))
+
+    def _set_drift(self, schedule: DriftSchedule | None) -> None:
+        if schedule == self.recorder.drift:
+            return
+        self.recorder.drift = schedule
+        said = "stopped" if schedule is None else f"{schedule.fault} ({schedule.ramp} over {schedule.duration_s:g}s)"
+        print(f"chaosml.load: drift {said}", file=sys.stderr, flush=True)
 
     def _apply(self, mix: dict[str, float], why: str) -> None:
         if mix == self.recorder.mix:

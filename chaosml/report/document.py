@@ -484,6 +484,31 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
+DRIFT_PLOT_ALT = "Accuracy, confident-wrong and fallback ratio per drift-magnitude bin"
+
+
+def drift_section(analysis: dict[str, Any], plots: dict[str, Path] | None = None) -> list[Block]:
+    """Quality per drift-magnitude bin, for a run that sent drifted requests."""
+    rows = analysis.get("drift") or []
+    if not rows:
+        return []
+    unmeasured = _unmeasured(analysis)
+    keys = ("success_ratio", "accuracy", "confident_wrong_ratio", "fallback_ratio", "rejected_ratio")
+    return [
+        Heading("Quality vs drift"),
+        Para("Requests binned by the drift magnitude at send time (samples column drift: the fraction of the "
+             "declared drift reached, 0-1; none = no drift active). Does quality hold as the shift grows, and does "
+             "the stack's guard react (fallback, rejected)?"),
+        Table(("drift", "requests", *keys),
+              tuple((r["bin"], str(r["requests"]), *(_cell(k, r.get(k), unmeasured) for k in keys)) for r in rows)),
+        *(Para(f"{s['fault']} #{s['injection'] + 1}: " + (
+            "the stack never switched to the fallback (see Degradation)" if s["switch_s"] is None else
+            f"the stack switched to the fallback {fmt_s(s['switch_s'])} after apply, at drift magnitude {fmt_num(s['magnitude'], 2)}"))
+          for s in analysis.get("drift_switches") or []),
+        *_plot(plots, "drift", DRIFT_PLOT_ALT),
+    ]
+
+
 def environment(journal: dict[str, Any]) -> list[Block]:
     env = journal.get("environment") or {}
     rows: list[tuple[str, str]] = [("python", str(env.get("python", ""))), ("platform", str(env.get("platform", "")))]
@@ -535,6 +560,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *cohort_table(analysis, journal, plots),
         *mix_table(analysis, plots),
         *degradation_section(analysis),
+        *drift_section(analysis, plots),
         *notes(analysis),
         *fault_timeline(analysis),
         *definitions(analysis),

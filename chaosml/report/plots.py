@@ -207,8 +207,28 @@ def plot_cohorts(analysis: dict[str, Any], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def plot_drift(analysis: dict[str, Any], path: Path) -> Path | None:
+    """Accuracy, confident-wrong and fallback ratio against the drift-magnitude bins; None without drifted requests."""
+    rows = analysis.get("drift") or []
+    if not rows:
+        return None
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = fig.subplots()
+    xs = np.arange(len(rows))
+    for sli, label, marker in (("accuracy", "accuracy", "o"), ("confident_wrong_ratio", "confident wrong", "x"),
+                               ("fallback_ratio", "fallback", "s")):
+        ax.plot(xs, [math.nan if r.get(sli) is None else r[sli] for r in rows], marker=marker, label=label)
+    ax.set_xticks(xs, [f"{r['bin']}\nn={r['requests']}" for r in rows], fontsize=8)
+    ax.set_xlabel("drift magnitude at send time (fraction of the declared drift)", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle("quality vs drift", fontsize=10)
+    return _save(fig, path)
+
+
 def render_plots(analysis: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write timeline.png, served_by.png and (with cohorts) cohorts.png; name -> path."""
+    """Write timeline.png, served_by.png, (with cohorts) cohorts.png and (with drift) drift.png; name -> path."""
     out = {
         "timeline": plot_timeline(analysis, out_dir / "timeline.png"),
         "served_by": plot_served_by(analysis, out_dir / "served_by.png"),
@@ -216,4 +236,7 @@ def render_plots(analysis: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     cohorts = plot_cohorts(analysis, out_dir / "cohorts.png")
     if cohorts is not None:
         out["cohorts"] = cohorts
+    drift = plot_drift(analysis, out_dir / "drift.png")
+    if drift is not None:
+        out["drift"] = drift
     return out

@@ -9,7 +9,9 @@ entity's features from Redis and answers ``{"prediction", "confidence", "served_
   confidently and possibly wrong (the silent failure).
 - hardened: validation (422 naming the field, 413 over 64 KiB); routing in this order:
   1. request features out of distribution (Mahalanobis distance above the artifact's threshold)
-     -> fallback (reason ``ood``), without touching the feature store;
+     -> fallback (reason ``ood``), its probabilities averaged with the primary's when the entity
+     features could be fetched (step 2): the fallback sees only the request features, the very ones
+     that drifted, and alone answers drifted inputs confidently wrong (the drift fault showed it);
   2. feature fetch with a timeout behind a circuit breaker; an error, timeout, open breaker
      (``feature_store_error``, ``breaker_open``), a missing row or field (``entity_features_missing``)
      or a stored value that is not a finite number within the training range
@@ -249,11 +251,10 @@ class Replica:
             return r.status, {"error": r.message, "field": r.field, "served_by": "rejected", "replica": self.cfg.name}
         x = np.zeros(len(self.feature_names))
         x[self.req_cols] = x_req
-        if self.profile.ood_routing:
-            dist = float(self.art.ood_distance(x_req)[0])
-            if dist > self.art.ood_threshold:
-                return 200, self._fallback(x_req, "ood")
+        ood = self.profile.ood_routing and float(self.art.ood_distance(x_req)[0]) > self.art.ood_threshold
         reason = await self._fetch_into(eid, x)
+        if ood:  # the fallback alone sees only the shifted request features: averaged with the primary when it can answer
+            return 200, self._fallback(x_req, "ood", with_primary=None if reason else self.art.primary.predict_proba(x)[0])
         if reason is not None:
             return 200, self._fallback(x_req, reason)
         proba = self.art.primary.predict_proba(x)[0]

@@ -2,7 +2,10 @@
 
 Payload file format (JSON)::
 
-    {"cohort": [{"body": <any JSON value>, "label": 1, "entity_id": 42}, ...], ...}
+    {"cohort": [{"body": <any JSON value>, "label": 1, "entity_id": 42, "features": {...}}, ...], ...}
+
+``features`` (optional: clean rows of a run with a ``drift`` fault) are the row's request features
+by name, in the dataset's order; the load process rebuilds the body from them while drift is active.
 
 A body of exactly ``{"raw": "<string>"}`` is sent verbatim as the request body (still with
 ``Content-Type: application/json``), for malformed or garbage inputs. The string is encoded
@@ -28,6 +31,7 @@ class Payload:
     body: bytes  # exact request body
     label: int | None  # ground-truth class, None when unknown
     entity_id: int | None  # entity whose features are requested, None when not applicable
+    features: dict[str, float] | None = None  # request features by name (drift rebuilds the body from them), else None
 
 
 def encode_body(body: Any) -> bytes:
@@ -76,7 +80,7 @@ def parse_payloads(raw: Any, mix: Mapping[str, float], *, source: str = "payload
             if not isinstance(item, dict) or "body" not in item:
                 issues.append(f"{where}: must be an object with a 'body'")
                 continue
-            unknown = item.keys() - {"body", "label", "entity_id"}
+            unknown = item.keys() - {"body", "label", "entity_id", "features"}
             if unknown:
                 issues.append(f"{where}: unknown keys {sorted(unknown)}")
             label = _opt_int(item.get("label"))
@@ -90,8 +94,13 @@ def parse_payloads(raw: Any, mix: Mapping[str, float], *, source: str = "payload
             except (TypeError, ValueError) as e:
                 issues.append(f"{where}.body: cannot encode: {e}")
                 continue
+            features = item.get("features")
+            if features is not None and not (isinstance(features, dict) and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in features.values())):
+                issues.append(f"{where}.features: must be an object of feature -> number")
+                continue
             if not isinstance(label, str) and not isinstance(entity, str):
-                payloads.append(Payload(body=body, label=label, entity_id=entity))
+                payloads.append(Payload(body=body, label=label, entity_id=entity, features=features))
         out[cohort] = payloads
     if issues:
         raise LoadConfigError(issues)

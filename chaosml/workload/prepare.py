@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosml.errors import InvalidInputError
+from chaosml.model.codec import to_data
 from chaosml.model.experiment import Experiment
 from chaosml.workload.cohorts import build_payloads, cohorts_needed, expand_mix, file_cohort_shares
 from chaosml.workload.mapping import MappingError, RequestMapping, ResponseMapping, check_template, probe
@@ -44,6 +45,14 @@ def response_fields(experiment: Experiment) -> dict[str, str]:
             "served_by": r.served_by, "replica": r.replica}
 
 
+def request_body(experiment: Experiment) -> dict[str, Any] | None:
+    """How the load process renders a body it rebuilds (drift) as JSON data; None for the reference body."""
+    r = experiment.request
+    if r.body == "reference":
+        return None
+    return {"body": r.body, "input_name": r.input_name, "datatype": r.datatype, "template": to_data(r.template)}
+
+
 def prepare_workload(experiment: Experiment, source: str = "experiment") -> Workload:
     """Dataset -> cohorts -> request bodies; a template the dataset cannot fill is InvalidInputError (exit 4)."""
     ds = dataset_for(experiment)
@@ -63,11 +72,16 @@ def prepare_workload(experiment: Experiment, source: str = "experiment") -> Work
             "cohorts": {c: {"test_rows": n, "share": shares.get(c, 0.0), "weight": mix.get(c, 0.0)} for c, n in rows.items()},
             "mix": dict(mix),  # what the load process draws from
         }
+    clean = ["clean"] if ds.cohorts is None else list(file_cohort_shares(ds))
+    if any(f.type == "drift" for f in experiment.faults):  # the load process rebuilds these bodies while drift is active
+        for c in clean:
+            for item in payloads.get(c, []):
+                if isinstance(item["body"], dict) and isinstance(item["body"].get("features"), dict):
+                    item["features"] = dict(item["body"]["features"])
     if request.body != "reference":
         for items in payloads.values():
             for item in items:
                 item["body"] = request.render(item["body"], ds.request_features)
-    clean = ["clean"] if ds.cohorts is None else list(file_cohort_shares(ds))
     return Workload(payloads, dict(mix), clean, file_cohorts)
 
 

@@ -47,7 +47,7 @@ def test_merge_samples_sorts_and_counts(tmp_path: Path) -> None:
     header = ",".join(SAMPLE_COLUMNS)
     rows = {0: [3.0, 1.0, 5.0], 1: [2.0, 4.0]}
     for i, ts in rows.items():
-        lines = [header] + [f"{t},1.0,200,ok,primary,1,0.9,1,clean,1,model-{i},v" for t in ts]
+        lines = [header] + [f"{t},1.0,200,ok,primary,1,0.9,1,clean,1,model-{i},v," for t in ts]  # drift empty
         worker_samples_file(base, i).write_text("\n".join(lines) + "\n")
     # a torn last line (worker killed mid-write) is dropped, not parsed
     with open(worker_samples_file(base, 1), "a") as f:

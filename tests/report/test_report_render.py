@@ -97,6 +97,7 @@ def write_run(run_dir, *, status="completed", reason=None, truncated=False, load
             "entity_id": np.arange(n) % 50,
             "replica": np.where(outage, "", "model-0"),
             "model_version": "v1",
+            "drift": "",  # no drift fault
         }
     )[list(SAMPLE_COLUMNS)]
     csv = df.to_csv(index=False, float_format="%.6f")

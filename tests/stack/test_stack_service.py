@@ -159,6 +159,30 @@ def test_hardened_ood_goes_to_fallback(redis_url: str, artifact: Path, ds: Datas
     run_app(replica(redis_url, artifact, "hardened"), scenario)
 
 
+def test_hardened_ood_answers_drifted_inputs_without_confident_mistakes(redis_url: str, artifact: Path, ds: Dataset) -> None:
+    """Drift found it: the OOD route answered from the fallback alone, which sees only the (drifted) request
+    features, and was confidently wrong on about 0.6 of the rows below; with the entity features fetched its
+    probabilities are averaged with the primary's (calibrated confidence)."""
+    rows = [int(i) for i in ds.test_idx]
+    x = ds.X[ds.test_idx]
+    shifted = ("mean_radius", "mean_perimeter", "mean_area", "mean_concavity")
+    std = {f: float(x[:, ds.column(f)].std()) for f in shifted}
+
+    async def scenario(c: TestClient[Any, Any]) -> None:
+        ood = confident_wrong = 0
+        for i in rows:
+            p = ds.row_payload(i)
+            for f in shifted:
+                p["features"][f] += 3 * std[f]  # 3 standard deviations: the drift-hardened experiment's full magnitude
+            body = await (await c.post("/predict", json=p)).json()
+            ood += body.get("reason") == "ood"
+            confident_wrong += body["prediction"] != ds.label(i) and body["confidence"] >= 0.8
+        assert ood >= 0.5 * len(rows)  # the guard sees the drift
+        assert confident_wrong <= 0.05 * len(rows), (confident_wrong, len(rows))
+
+    run_app(replica(redis_url, artifact, "hardened"), scenario)
+
+
 def test_hardened_falls_back_when_feature_store_is_down(artifact: Path, ds: Dataset) -> None:
     async def scenario(c: TestClient[Any, Any]) -> None:
         reasons = []
