@@ -444,6 +444,17 @@ def http_message_end(data: bytes | bytearray) -> int | None:
     return None
 
 
+#: bytes of an HTTP head the toxic waits for before it takes the stream for something else
+MAX_HTTP_HEAD = 64 * 1024
+
+
+def _may_be_http(data: bytes | bytearray) -> bool:
+    """Whether ``data`` is, or can still become, the start of an HTTP response (head not overlong)."""
+    if len(data) < 5:
+        return b"HTTP/".startswith(bytes(data))
+    return data.startswith(b"HTTP/") and (data.find(b"\r\n\r\n") >= 0 or len(data) <= MAX_HTTP_HEAD)
+
+
 def _replace_body(response: bytes, body: bytes, status: int | None = None) -> bytes:
     """``response`` with a new body (Content-Length framing) and, when given, a new status."""
     head_end = response.find(b"\r\n\r\n")
@@ -508,12 +519,15 @@ class HttpErrors(Toxic):
                 return
             buf += chunk.data  # no await between taking the bytes and dropping the chunk
             stub.drop()
-            while True:
-                end = http_message_end(buf)
+            while buf:
+                end = http_message_end(buf) if buf.startswith(b"HTTP/") else None
+                framed = end is not None
                 if end is None:
-                    break
+                    if _may_be_http(buf):
+                        break  # wait for the rest of the response
+                    end = len(buf)  # not an HTTP response: the bytes pass unchanged
                 response = bytes(buf[:end])
                 del buf[:end]
-                if random.randrange(1000) < self.permille:
+                if framed and random.randrange(1000) < self.permille:
                     response = self.replace(response)
                 await stub.emit(Chunk(response, chunk.ts))

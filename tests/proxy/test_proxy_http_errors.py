@@ -121,3 +121,14 @@ def test_message_end_framing() -> None:
     assert http_message_end(b"HTTP/1.1 200 OK\r\n\r\nuntil close") is None
     replaced = HttpErrors(permille=1000, mode="malformed").replace(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"a\": 1}")
     assert replaced == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{\"a\""
+
+
+def test_a_stream_that_is_not_http_passes_unchanged(api: str, echo_proxy: int) -> None:
+    """Redis (RESP) or any other bytes on the link: the toxic neither holds nor changes them."""
+    from proxy_support import connect, recv_exactly
+
+    client.add_toxic(api, "echo", "http_errors", attributes={"permille": 1000})
+    with connect(echo_proxy) as sock:
+        for payload in (b"+PONG\r\n", b"*1\r\n$4\r\nPING\r\n", b"HTTX"):
+            sock.sendall(payload)
+            assert recv_exactly(sock, len(payload)) == payload
