@@ -5,7 +5,9 @@ threads and a hog are pinned to ONE core (``sched_setaffinity``; the core is the
 allowed one, the next for the next victim), so the hog competes with exactly that replica. The
 hog is ``stress-ng`` (``--cpu cpu_workers --cpu-load cpu_load_pct``; memory: ``--vm 1 --vm-bytes
 memory_mb --vm-hang 0``, allocated once, then idle), or, where stress-ng is not installed, the
-same in Python (:data:`PY_HOG`). This is an approximation of cgroup-level pressure: the hog is
+same in Python (:data:`PY_HOG`). Where the kernel schedules by autogroup (a session's tasks share one
+task's weight), the hog's session gets the weight of ``cpu_workers`` tasks (its autogroup nice), so
+N workers leave the replica about 1/(N+1) of the core, as N busy threads beside it would. This is an approximation of cgroup-level pressure: the hog is
 NOT placed in the replica's cgroup (no cpu/memory limit is shared), it shares the replica's core.
 
 Only the hog is ever stopped: it carries the injection's own token (``CHAOSML_FAULT_TOKEN``,
@@ -135,6 +137,33 @@ def _pin_tree(pid: int, cpus: list[int]) -> None:
             _pin(child.pid, cpus)
 
 
+#: the kernel's CFS weights of nice -20..0 (sched_prio_to_weight)
+NICE_WEIGHTS = (88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916,
+                9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277, 1024)
+AUTOGROUP_ENABLED = "/proc/sys/kernel/sched_autogroup_enabled"
+
+
+def autogroup_nice(workers: int) -> int:
+    """The autogroup nice whose CFS weight is closest to ``workers`` tasks of nice 0 (at most nice -20)."""
+    want = 1024 * workers
+    return min(range(-20, 1), key=lambda n: abs(NICE_WEIGHTS[n + 20] - want))
+
+
+def weigh_autogroup(pid: int, workers: int) -> str:
+    """With autogroup scheduling, a session's tasks share ONE task's weight: give the hog's session the
+    weight of ``workers`` tasks, so that each worker competes with the replica as a task would."""
+    try:
+        with open(AUTOGROUP_ENABLED) as f:
+            if f.read().strip() != "1":
+                return "no autogroup: each worker competes as a task"
+        nice = autogroup_nice(workers)
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError as e:
+        return f"autogroup left at one task's weight ({type(e).__name__}: {e})"
+    return f"autogroup nice {nice}: the weight of {workers} task(s)"
+
+
 def _oom_kills() -> int | None:
     """The host's ``oom_kill`` counter (/proc/vmstat), or None where it is not there."""
     try:
@@ -224,6 +253,7 @@ class LocalResourcePressure:
         env = {**os.environ, FAULT_TOKEN_ENV: record["token"]}
         hogs: list[subprocess.Popen[bytes]] = []
         pinned: dict[str, int] = {}
+        weight = ""
         for v in record["victims"]:
             core = [int(v["core"])]
             if not _pin(int(v["pid"]), core):
@@ -232,6 +262,7 @@ class LocalResourcePressure:
                                    env=env, start_new_session=True, close_fds=True)
             note_spawn(hog.pid, f"{self.spec.name}-hog-{v['name']}", env)
             _pin_tree(hog.pid, core)
+            weight = weigh_autogroup(hog.pid, p.cpu_workers) if p.kind == "cpu" else "memory: weight not changed"
             hogs.append(hog)
             pinned[v["name"]] = int(v["core"])
         self._hogs[injection] = hogs
@@ -247,7 +278,7 @@ class LocalResourcePressure:
             detail={"service": p.service, "kind": p.kind, "cores": pinned, "hog": "stress-ng" if stress_ng else "python",
                     "argv": argv if stress_ng else [*argv[:2], "<PY_HOG>", *argv[3:]], "hog_pids": [h.pid for h in hogs],
                     "cpu_workers": p.cpu_workers, "cpu_load_pct": p.cpu_load_pct, "memory_mb": p.memory_mb,
-                    "placement": "core shared by affinity (not the replica's cgroup)"},
+                    "placement": "core shared by affinity (not the replica's cgroup)", "weight": weight},
             no_effect=None if pinned else self._why_nothing(record, len(members)),
         )
 
@@ -314,6 +345,13 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     return BlastRadius(fault.name, fault.type, victims, n, text)
 
 
+def summary(p: ResourcePressureParams) -> str:
+    """The plan's one line: the selection and the params of the chosen kind only."""
+    value = "" if p.value is None else f" value={p.value:g}"
+    what = f"cpu_workers={p.cpu_workers} cpu_load_pct={p.cpu_load_pct}" if p.kind == "cpu" else f"memory_mb={p.memory_mb}"
+    return f"service={p.service} mode={p.mode}{value} kind={p.kind} {what}"
+
+
 def check(params: ResourcePressureParams, facts: StackFacts) -> list[tuple[str, str]]:
     """``service`` must be one of the stack's services; mode fixed must not ask for more replicas than it has."""
     if facts.services and params.service not in facts.services:
@@ -334,5 +372,6 @@ FAULT_TYPE = FaultType(
     capabilities={"local": (ReplicaGroups,)},
     severity="medium",
     blast_radius=blast_radius,
+    summary=summary,
     check=check,
 )
