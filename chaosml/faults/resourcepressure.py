@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,7 +32,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import psutil
 
@@ -49,7 +50,7 @@ from chaosml.model.faulttype import (
 )
 from chaosml.procs import kill_run_processes, note_spawn, processes_of_run, spawned_now, start_time
 from chaosml.records import FaultEvent
-from chaosml.targets.capabilities import ReplicaGroups
+from chaosml.targets.capabilities import LedgerScope, PodExec, ReplicaGroups
 
 NAME = "resource-pressure"
 #: the environment variable holding an injection's own token (its hog's processes carry it)
@@ -90,6 +91,7 @@ class ResourcePressureParams:
     cpu_workers: int = 1  # kind cpu: busy workers on the replica's core
     cpu_load_pct: int = 100  # kind cpu: each worker's duty cycle, 1-100 %
     memory_mb: int = 256  # kind memory: MiB allocated and held
+    container: str | None = None  # kubernetes: the container the hog runs in (default: the pod's first)
 
     def selection(self) -> PodKillParams:
         return PodKillParams(service=self.service, mode=self.mode, value=self.value)
@@ -319,6 +321,127 @@ class LocalResourcePressure:
         )
 
 
+#: kubernetes: start the hog in the container, detached, carrying the token; "no stress-ng" when the image lacks it
+K8S_START = ('command -v stress-ng >/dev/null 2>&1 || {{ echo "chaosml: no stress-ng"; exit 0; }}; '
+             '{env}={token} nohup {argv} >/dev/null 2>&1 & echo "chaosml: started $!"')
+#: kubernetes: SIGTERM every process of the container carrying the token (stress-ng then stops its workers)
+K8S_STOP = ('for d in /proc/[0-9]*; do if tr "\\0" "\\n" < "$d/environ" 2>/dev/null | grep -qx {env}={token}; '
+            'then kill -TERM "${{d#/proc/}}" 2>/dev/null && echo "chaosml: stopped ${{d#/proc/}}"; fi; done; true')
+
+
+def k8s_start(p: ResourcePressureParams, token: str, lifetime_s: float) -> list[str]:
+    """The exec command that starts the hog in a pod."""
+    argv = " ".join(shlex.quote(a) for a in hog_argv(p, lifetime_s, "stress-ng"))
+    return ["sh", "-c", K8S_START.format(env=FAULT_TOKEN_ENV, token=shlex.quote(token), argv=argv)]
+
+
+def k8s_stop(token: str) -> list[str]:
+    """The exec command that stops the hog of ``token`` in a pod (idempotent)."""
+    return ["sh", "-c", K8S_STOP.format(env=FAULT_TOKEN_ENV, token=shlex.quote(token))]
+
+
+def _gone(e: Exception) -> bool:
+    """An API error saying the pod is not there any more (404)."""
+    return getattr(e, "status", None) == 404
+
+
+class KubernetesPressure(PodExec, LedgerScope, Protocol):
+    """What resource-pressure needs of the kubernetes target."""
+
+
+class KubernetesResourcePressure:
+    """stress-ng started by exec in each victim pod's container (inside its cgroup: the container's own limits
+    bound the pressure); recover and the offline undo stop it by exec (SIGTERM to the token's processes)."""
+
+    def __init__(self, spec: FaultSpec, target: KubernetesPressure, context: FaultContext) -> None:
+        self.spec = spec
+        self.params: ResourcePressureParams = spec.params
+        self.target = target
+        self._rng = random.Random(f"{context.seed}:{spec.name}")
+        self._records: dict[int, dict[str, Any]] = {}
+
+    def undo_record(self, injection: int) -> dict[str, Any]:
+        p = self.params
+        members = self.target.members(p.service)
+        running = sorted(m.name for m in members if m.running)
+        victims = sorted(self._rng.sample(running, min(p.selection().victim_count(len(members)), len(running))))
+        record = {**self.target.ledger_scope(), "service": p.service, "kind": p.kind, "victims": victims,
+                  "replicas": len(members), "container": p.container, "token": f"rp-{injection}-{uuid.uuid4().hex[:12]}"}
+        self._records[injection] = record
+        return record
+
+    def apply(self, injection: int) -> FaultEvent:
+        record = self._records.get(injection) or self.undo_record(injection)
+        p = self.params
+        t = time.time()
+        argv = k8s_start(p, record["token"], self.spec.duration + HOG_GRACE_S)
+        started: dict[str, str] = {}
+        missing: list[str] = []
+        for pod in record["victims"]:
+            out = self.target.exec_in_pod(pod, argv, p.container)
+            if "chaosml: started" in out:
+                started[pod] = out.rsplit(" ", 1)[-1].strip()
+            elif "chaosml: no stress-ng" in out:
+                missing.append(pod)
+        no_effect = None
+        if not record["victims"]:
+            no_effect = f"pressured nothing: no running pod of service {p.service!r}"
+        elif not started:
+            no_effect = (f"pressured nothing: stress-ng is not in the container image of {', '.join(missing)}"
+                         if missing else "pressured nothing: the hog did not start in any pod")
+        return FaultEvent(
+            t=t, fault=self.spec.name, injection=injection, action="apply", ok=len(started) == len(record["victims"]) > 0,
+            targets=tuple(started), detail={"service": p.service, "kind": p.kind, "hog": "stress-ng", "hog_pids": started,
+                                            "no_stress_ng": missing, "argv": argv, "placement": "in the pod's container (its cgroup)"},
+            no_effect=no_effect,
+        )
+
+    def recover(self, injection: int) -> FaultEvent:
+        record = self._records.get(injection)
+        t = time.time()
+        if record is None:
+            return FaultEvent(t, self.spec.name, injection, "recover", True, (), {"note": "nothing was applied"})
+        stopped = _stop_in_pods(record, lambda pod, argv: self.target.exec_in_pod(pod, argv, record.get("container")))
+        members = self.target.members(self.params.service)
+        return FaultEvent(
+            t=t, fault=self.spec.name, injection=injection, action="recover", ok=True, targets=tuple(record["victims"]),
+            detail={"stopped": stopped, "restarts": {m.name: m.restarts for m in members if m.name in record["victims"]},
+                    "ready": sum(1 for m in members if m.ready), "desired": len(members)},
+        )
+
+
+def _stop_in_pods(record: dict[str, Any], run: Any) -> dict[str, str]:
+    """Stop the token's hog in every victim pod with ``run(pod, argv)``; pod -> what happened."""
+    out: dict[str, str] = {}
+    for pod in record["victims"]:
+        try:
+            text = run(pod, k8s_stop(record["token"]))
+        except Exception as e:
+            if not _gone(e):
+                raise
+            out[pod] = "pod gone, and its hog with it"
+            continue
+        n = text.count("chaosml: stopped")
+        out[pod] = f"stopped {n} hog process(es)" if n else "no hog left"
+    return out
+
+
+def undo_kubernetes(record: dict[str, Any]) -> str:
+    """Offline: stop the token's hog in every victim pod through the API's exec (refused on another cluster)."""
+    from kubernetes import client
+
+    from chaosml.targets.kubernetes.actions import exec_in_pod
+    from chaosml.targets.kubernetes.undo import client_from_record
+
+    api = client_from_record(record)
+    try:
+        core = client.CoreV1Api(api)
+        done = _stop_in_pods(record, lambda pod, argv: exec_in_pod(core, record["namespace"], pod, argv, record.get("container")))
+    finally:
+        api.close()
+    return f"resource-pressure {record['token']}: " + (", ".join(f"{p} {what}" for p, what in done.items()) or "no victim")
+
+
 def undo(record: dict[str, Any]) -> str:
     """Offline: kill the processes carrying the injection's token (the hogs, nothing else); restore the affinity."""
     token = str(record.get("token") or "")
@@ -367,9 +490,9 @@ def check(params: ResourcePressureParams, facts: StackFacts) -> list[tuple[str, 
 FAULT_TYPE = FaultType(
     name=NAME,
     params=ResourcePressureParams,
-    injectors={"local": LocalResourcePressure},
-    undoers={"local": undo},
-    capabilities={"local": (ReplicaGroups,)},
+    injectors={"local": LocalResourcePressure, "kubernetes": KubernetesResourcePressure},
+    undoers={"local": undo, "kubernetes": undo_kubernetes},
+    capabilities={"local": (ReplicaGroups,), "kubernetes": (PodExec, LedgerScope)},
     severity="medium",
     blast_radius=blast_radius,
     summary=summary,

@@ -183,3 +183,71 @@ def test_hog_command_lines() -> None:
     assert cpu == ["/usr/bin/stress-ng", "--cpu", "2", "--cpu-load", "80", "--timeout", "12s", "--quiet"]
     mem = resourcepressure.hog_argv(ResourcePressureParams(kind="memory", memory_mb=64), 40, "/usr/bin/stress-ng")
     assert mem == ["/usr/bin/stress-ng", "--vm", "1", "--vm-bytes", "64M", "--vm-hang", "0", "--timeout", "40s", "--quiet"]
+
+
+@dataclass
+class PodExecTarget:
+    """A kubernetes target whose pods run each exec'd command in a real local shell (standing in for the container)."""
+
+    pods: list[str]
+    image_has_stress_ng: bool = True
+    gone: set[str] = field(default_factory=set)
+    calls: list[tuple[str, list[str], str | None]] = field(default_factory=list)
+    platform: str = "kubernetes"
+
+    def members(self, group: str) -> list[ReplicaStatus]:
+        return [ReplicaStatus(n, group, None, True, True, 0) for n in self.pods]
+
+    def exec_in_pod(self, name: str, argv: list[str], container: str | None = None) -> str:
+        self.calls.append((name, argv, container))
+        if name in self.gone:
+            err = RuntimeError(f"pods {name!r} not found")
+            err.status = 404  # type: ignore[attr-defined]
+            raise err
+        path = os.environ["PATH"] if self.image_has_stress_ng else "/nonexistent"
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, env={**os.environ, "PATH": path},
+                              start_new_session=True)
+        return done.stdout + done.stderr
+
+    def ledger_scope(self) -> dict[str, object]:
+        return {"platform": "kubernetes", "context": "fake", "namespace": "ns", "server": None, "kubeconfig": None}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng is not installed")
+def test_kubernetes_exec_starts_stress_ng_in_the_pod_and_recover_stops_it() -> None:
+    target = PodExecTarget(["model-a", "model-b"])
+    inj = make_injector(_spec(cpu_workers=2, cpu_load_pct=30, container="model"), target)
+    record = inj.undo_record(0)
+    assert record["namespace"] == "ns" and len(record["victims"]) == 1
+    applied = inj.apply(0)
+    try:
+        assert applied.ok and applied.no_effect is None, applied
+        (pod,) = record["victims"]
+        pid = int(applied.detail["hog_pids"][pod])
+        time.sleep(0.3)
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        assert psutil.Process(pid).environ()[FAULT_TOKEN_ENV] == record["token"]
+        assert len(tree) == 3  # stress-ng and its 2 workers
+        assert target.calls[0][2] == "model"
+    finally:
+        recovered = inj.recover(0)
+    assert recovered.detail["stopped"] == {pod: "stopped 1 hog process(es)"}, recovered
+    psutil.wait_procs(tree, timeout=5)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
+    assert inj.recover(0).detail["stopped"] == {pod: "no hog left"}  # idempotent
+    target.gone.add(pod)
+    assert inj.recover(0).detail["stopped"] == {pod: "pod gone, and its hog with it"}
+
+
+def test_kubernetes_image_without_stress_ng_is_no_effect() -> None:
+    target = PodExecTarget(["model-a"], image_has_stress_ng=False)
+    event = make_injector(_spec(mode="all"), target).apply(0)
+    assert not event.ok and event.no_effect == "pressured nothing: stress-ng is not in the container image of model-a"
+
+
+def test_kubernetes_commands() -> None:
+    start = resourcepressure.k8s_start(ResourcePressureParams(cpu_workers=3), "rp-0-abc", 45)
+    assert start[:2] == ["sh", "-c"]
+    assert "CHAOSML_FAULT_TOKEN=rp-0-abc nohup stress-ng --cpu 3 --cpu-load 100 --timeout 45s --quiet >/dev/null 2>&1 &" in start[2]
+    assert resourcepressure.k8s_stop("rp-0-abc")[2].count("grep -qx CHAOSML_FAULT_TOKEN=rp-0-abc") == 1
