@@ -205,7 +205,7 @@ class PodExecTarget:
             err.status = 404  # type: ignore[attr-defined]
             raise err
         path = os.environ["PATH"] if self.image_has_stress_ng else "/nonexistent"
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, env={**os.environ, "PATH": path},
+        done = subprocess.run([shutil.which(argv[0]) or argv[0], *argv[1:]], capture_output=True, text=True, timeout=10, env={**os.environ, "PATH": path},
                               start_new_session=True)
         return done.stdout + done.stderr
 
