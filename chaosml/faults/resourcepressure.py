@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -271,8 +272,8 @@ class LocalResourcePressure:
         members = self.target.members(p.service)
         self._before[injection] = {"restarts": {m.name: m.restarts for m in members}, "oom_kill": _oom_kills()}
         time.sleep(0.2)  # stress-ng forks its workers after start (they inherit the pin, but be sure)
-        for hog, core in zip(hogs, pinned.values(), strict=True):
-            _pin_tree(hog.pid, [core])
+        for hog, cpu in zip(hogs, pinned.values(), strict=True):
+            _pin_tree(hog.pid, [cpu])
         victims = [v["name"] for v in record["victims"]]
         return FaultEvent(
             t=t, fault=self.spec.name, injection=injection, action="apply", ok=len(pinned) == len(victims) and bool(victims),
@@ -410,7 +411,7 @@ class KubernetesResourcePressure:
         )
 
 
-def _stop_in_pods(record: dict[str, Any], run: Any) -> dict[str, str]:
+def _stop_in_pods(record: dict[str, Any], run: Callable[[str, list[str]], str]) -> dict[str, str]:
     """Stop the token's hog in every victim pod with ``run(pod, argv)``; pod -> what happened."""
     out: dict[str, str] = {}
     for pod in record["victims"]:
@@ -428,17 +429,10 @@ def _stop_in_pods(record: dict[str, Any], run: Any) -> dict[str, str]:
 
 def undo_kubernetes(record: dict[str, Any]) -> str:
     """Offline: stop the token's hog in every victim pod through the API's exec (refused on another cluster)."""
-    from kubernetes import client
+    from chaosml.targets.kubernetes import pod_exec_from_record
 
-    from chaosml.targets.kubernetes.actions import exec_in_pod
-    from chaosml.targets.kubernetes.undo import client_from_record
-
-    api = client_from_record(record)
-    try:
-        core = client.CoreV1Api(api)
-        done = _stop_in_pods(record, lambda pod, argv: exec_in_pod(core, record["namespace"], pod, argv, record.get("container")))
-    finally:
-        api.close()
+    with pod_exec_from_record(record) as run:
+        done = _stop_in_pods(record, run)
     return f"resource-pressure {record['token']}: " + (", ".join(f"{p} {what}" for p, what in done.items()) or "no victim")
 
 

@@ -197,7 +197,7 @@ class Gateway:
             if resp.status >= 500:
                 last_error = f"upstream {b.url}: status {resp.status}"
             elif resp.status == 200 and self.profile.check_answers and not _well_formed(resp.body):
-                last_error = f"upstream {b.url}: a 200 without a JSON prediction ({len(resp.body or b'')} bytes)"
+                last_error = f"upstream {b.url}: a 200 without a JSON prediction"
                 self.metrics.inc("malformed_answers")
             else:
                 return resp

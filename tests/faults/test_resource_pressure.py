@@ -251,3 +251,32 @@ def test_kubernetes_commands() -> None:
     assert start[:2] == ["sh", "-c"]
     assert "CHAOSML_FAULT_TOKEN=rp-0-abc nohup stress-ng --cpu 3 --cpu-load 100 --timeout 45s --quiet >/dev/null 2>&1 &" in start[2]
     assert resourcepressure.k8s_stop("rp-0-abc")[2].count("grep -qx CHAOSML_FAULT_TOKEN=rp-0-abc") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng is not installed")
+def test_kubernetes_offline_undo_stops_the_hog_from_the_record_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    import chaosml.targets.kubernetes as k8s
+
+    target = PodExecTarget(["model-a"])
+    inj = make_injector(_spec(mode="all", cpu_workers=1, cpu_load_pct=20), target)
+    record = inj.undo_record(0)
+    applied = inj.apply(0)
+    hog = psutil.Process(int(applied.detail["hog_pids"]["model-a"]))
+    seen: list[dict[str, object]] = []
+
+    @contextlib.contextmanager
+    def fake_exec(rec: dict[str, object]) -> Iterator[object]:
+        seen.append(rec)
+        yield lambda pod, argv: target.exec_in_pod(pod, argv)
+
+    monkeypatch.setattr(k8s, "pod_exec_from_record", fake_exec)
+    try:
+        line = undo_fault("resource-pressure", record)
+    finally:
+        inj.recover(0)
+    assert line == f"resource-pressure {record['token']}: model-a stopped 1 hog process(es)"
+    assert seen == [record] and record["platform"] == "kubernetes"
+    hog.wait(5)
