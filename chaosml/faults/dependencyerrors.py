@@ -100,6 +100,12 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     return BlastRadius(fault.name, fault.type, victims, of, text)
 
 
+def summary(p: DependencyErrorsParams) -> str:
+    """The plan's one line: ``status`` only where it is used."""
+    status = f" status={p.status}" if p.mode == "status" else ""
+    return f"link={p.link} error_share={p.error_share:g} mode={p.mode}{status}"
+
+
 def check(params: DependencyErrorsParams, facts: StackFacts) -> list[tuple[str, str]]:
     """The link must be one of the stack's, and carry HTTP (the reference stack's feature-store link carries Redis)."""
     errors = check_link_fault(params, facts)
@@ -116,5 +122,6 @@ FAULT_TYPE = FaultType(
     capabilities={"local": (ProxyLinks,)},
     severity="medium",
     blast_radius=blast_radius,
+    summary=summary,
     check=check,
 )
