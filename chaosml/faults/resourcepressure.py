@@ -5,10 +5,11 @@ threads and a hog are pinned to ONE core (``sched_setaffinity``; the core is the
 allowed one, the next for the next victim), so the hog competes with exactly that replica. The
 hog is ``stress-ng`` (``--cpu cpu_workers --cpu-load cpu_load_pct``; memory: ``--vm 1 --vm-bytes
 memory_mb --vm-hang 0``, allocated once, then idle), or, where stress-ng is not installed, the
-same in Python (:data:`PY_HOG`). Where the kernel schedules by autogroup (a session's tasks share one
-task's weight), the hog's session gets the weight of ``cpu_workers`` tasks (its autogroup nice), so
-N workers leave the replica about 1/(N+1) of the core, as N busy threads beside it would. This is an approximation of cgroup-level pressure: the hog is
-NOT placed in the replica's cgroup (no cpu/memory limit is shared), it shares the replica's core.
+same in Python (:data:`PY_HOG`). Where the kernel schedules by autogroup (a session's tasks share
+one task's weight), the hog's session gets the weight of ``cpu_workers`` tasks (its autogroup
+nice), so N workers leave the replica about 1/(N+1) of the core, as N busy threads beside it
+would. This approximates cgroup-level pressure: the hog is NOT placed in the replica's cgroup (no
+cpu/memory limit is shared), it shares the replica's core.
 
 Only the hog is ever stopped: it carries the injection's own token (``CHAOSML_FAULT_TOKEN``,
 written to the ledger record before apply), it leads its own session, and it is noted as a
@@ -16,7 +17,13 @@ run spawn (:func:`chaosml.procs.note_spawn`); stress-ng also ends by itself ``du
 after apply. Recover and the offline undo kill the processes holding that token and give the
 victims back the CPU affinity they had (only when the same process, same start time, still runs).
 Recover records the hog's CPU seconds, the replicas' restarts and the host's ``oom_kill`` count
-during the window (an OOM kill of a replica shows as a restart there).
+during the window: a victim that restarted while that count rose is named in ``oom_killed_victims``
+(the supervisor's ``replica_exited`` event holds its exit status).
+
+Kubernetes target: ``stress-ng`` is started by exec (as ``kubectl exec``; RBAC ``pods/exec``) in each
+victim pod's container (``container``, default the first), so it runs inside the container's cgroup
+and its limits; an image without stress-ng makes apply report ``no_effect`` (INCONCLUSIVE). Recover
+and the offline undo exec a SIGTERM to the container's processes carrying the token.
 """
 
 from __future__ import annotations
@@ -312,12 +319,16 @@ class LocalResourcePressure:
         members = self.target.members(self.params.service)
         restarts = {m.name: m.restarts - before["restarts"].get(m.name, m.restarts) for m in members}
         oom_now = _oom_kills()
+        oom_kills = None if oom_now is None or before["oom_kill"] is None else oom_now - before["oom_kill"]
+        victims = {v["name"] for v in record["victims"]}
         return FaultEvent(
             t=t, fault=self.spec.name, injection=injection, action="recover", ok=not left,
             targets=tuple(v["name"] for v in record["victims"]),
             detail={"hog_cpu_s": round(cpu_s, 3), "hog_processes_killed": len(set(killed) | set(hog_pids)), "left": left,
                     "restored": restored, "replica_restarts": {k: v for k, v in restarts.items() if v},
-                    "host_oom_kills": None if oom_now is None or before["oom_kill"] is None else oom_now - before["oom_kill"],
+                    "host_oom_kills": oom_kills,
+                    # a victim that restarted while the kernel OOM-killed something: most likely OOM-killed itself
+                    "oom_killed_victims": sorted(n for n, k in restarts.items() if k and n in victims) if oom_kills else [],
                     "ready": sum(1 for m in members if m.ready), "desired": len(members)},
         )
 

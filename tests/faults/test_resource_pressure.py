@@ -280,3 +280,20 @@ def test_kubernetes_offline_undo_stops_the_hog_from_the_record_alone(monkeypatch
     assert line == f"resource-pressure {record['token']}: model-a stopped 1 hog process(es)"
     assert seen == [record] and record["platform"] == "kubernetes"
     hog.wait(5)
+
+
+def test_a_victim_restarted_while_the_kernel_oom_killed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    me = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        target = ProcessTarget([me])
+        inj = make_injector(_spec(kind="memory", memory_mb=1), target)
+        counter = iter([10, 12])
+        monkeypatch.setattr(resourcepressure, "_oom_kills", lambda: next(counter))
+        inj.apply(0)
+        target.restarts["model-0"] = 1  # the supervisor restarted the victim during the window
+        detail = inj.recover(0).detail
+    finally:
+        me.kill()
+        me.wait(5)
+    assert detail["host_oom_kills"] == 2 and detail["replica_restarts"] == {"model-0": 1}
+    assert detail["oom_killed_victims"] == ["model-0"]
