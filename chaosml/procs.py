@@ -139,7 +139,8 @@ def _protected() -> set[int]:
     return {me.pid, *(p.pid for p in me.parents())}
 
 
-def _proven(p: psutil.Process, token: str | None, by_pid: dict[int, float], sessions: dict[int, float]) -> bool:
+def _proven(p: psutil.Process, token: str | None, by_pid: dict[int, float], sessions: dict[int, float],
+            token_env: str = RUN_TOKEN_ENV) -> bool:
     try:
         if by_pid.get(p.pid) == p.create_time():
             return True
@@ -150,31 +151,35 @@ def _proven(p: psutil.Process, token: str | None, by_pid: dict[int, float], sess
             if leader is None or leader == leader_start:  # the leader lives on, or left its session behind
                 return True
         if token:
-            return p.environ().get(RUN_TOKEN_ENV) == token
+            return p.environ().get(token_env) == token
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
         return False
     return False
 
 
-def processes_of_run(token: str | None, spawned: Iterable[Spawned] = ()) -> list[int]:
-    """Every live process proven to be the run's (see the module docstring); never this process or its ancestors."""
+def processes_of_run(token: str | None, spawned: Iterable[Spawned] = (), token_env: str = RUN_TOKEN_ENV) -> list[int]:
+    """Every live process proven to be the run's (see the module docstring); never this process or its ancestors.
+
+    ``token_env`` names the environment variable holding ``token`` (a fault's own token, e.g. for the
+    processes one injection started, instead of the run's)."""
     spawned = list(spawned)
     if not token and not spawned:
         return []
     by_pid = {s.pid: s.start for s in spawned}
     sessions = {s.sid: s.start for s in spawned if s.sid is not None}
     protected = _protected()
-    found = [p.pid for p in psutil.process_iter() if p.pid not in protected and _proven(p, token, by_pid, sessions)]
+    found = [p.pid for p in psutil.process_iter() if p.pid not in protected and _proven(p, token, by_pid, sessions, token_env)]
     return sorted(p for p in found if not zombie_or_gone(p))
 
 
-def kill_run_processes(token: str | None, spawned: Iterable[Spawned] = (), timeout_s: float = 5.0) -> list[int]:
+def kill_run_processes(token: str | None, spawned: Iterable[Spawned] = (), timeout_s: float = 5.0,
+                       token_env: str = RUN_TOKEN_ENV) -> list[int]:
     """SIGKILL every process proven to be the run's, one by one; wait (bounded) until they are gone."""
     spawned = list(spawned)
     killed: list[int] = []
     deadline = time.monotonic() + timeout_s
     for _ in range(KILL_ROUNDS):
-        pids = [p for p in processes_of_run(token, spawned) if p not in killed]
+        pids = [p for p in processes_of_run(token, spawned, token_env) if p not in killed]
         if not pids:
             break
         for pid in pids:

@@ -122,7 +122,7 @@ class ToxicInjector:
         *,
         link: str,
         toxic: str,
-        attributes: Mapping[str, int],
+        attributes: Mapping[str, int | str],
         stream: str,
         toxicity: float,
     ) -> None:

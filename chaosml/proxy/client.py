@@ -188,7 +188,7 @@ def add_toxic(
     proxy: str,
     type: str,  # the API field name
     *,
-    attributes: Mapping[str, int] | None = None,
+    attributes: Mapping[str, int | str] | None = None,
     name: str | None = None,
     stream: str = "downstream",
     toxicity: float = 1.0,
@@ -212,7 +212,7 @@ def update_toxic(
     proxy: str,
     toxic: str,
     *,
-    attributes: Mapping[str, int] | None = None,
+    attributes: Mapping[str, int | str] | None = None,
     toxicity: float | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> ToxicJSON:

@@ -186,10 +186,13 @@ class Stage:
             await asyncio.gather(self.task, return_exceptions=True)
 
     def handover(self) -> list[Chunk | None]:
-        """The held chunk (if any) then everything queued on the input, in order."""
+        """The held chunk (if any), the bytes the toxic kept back, then everything queued on the input, in order."""
         items: list[Chunk | None] = [self.held] if self.has_held else []
         self.has_held = False
         self.held = None
+        pending = self.spec.toxic.pending(self.state)
+        if pending:
+            items.append(Chunk(pending, time.monotonic()))
         return items + self.input.drain()
 
     # -- Stub -----------------------------------------------------------------

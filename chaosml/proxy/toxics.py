@@ -77,7 +77,7 @@ def register(type_name: str) -> Any:
 
 
 class Toxic:
-    """Base of every toxic: the parameters are dataclass fields, all integers >= 0."""
+    """Base of every toxic: the parameters are dataclass fields, integers >= 0 (or one of ``choices``)."""
 
     type_name: ClassVar[str] = ""
     # Chunks the stage's input channel holds (upstream BufferSize; latency buffers 1024).
@@ -86,12 +86,21 @@ class Toxic:
     closes_on_remove: ClassVar[bool] = False
     # Time fields: a negative value is accepted (it acts as 0), as upstream.
     durations: ClassVar[frozenset[str]] = frozenset()
+    # Text fields and the values each may take (chaosml extensions; Toxiproxy's attributes are numbers).
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def new_state(self) -> Any:
         """Per-connection state kept across updates of the toxic (upstream StatefulToxic)."""
         return None
 
-    def attributes(self) -> dict[str, int]:
+    def pending(self, state: Any) -> bytes:
+        """Bytes the toxic took from the stream into ``state`` and has not passed on yet.
+
+        When the toxic is removed they go on ahead of what it held, so nothing is lost.
+        """
+        return b""
+
+    def attributes(self) -> dict[str, int | str]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     async def pipe(self, stub: Stub) -> None:
@@ -109,11 +118,19 @@ def decode_attributes(cls: type[Toxic], raw: Any, base: Toxic | None = None) -> 
         raise ToxicAttributesError(
             f"attributes: expected an object, got {_json_type(raw)}"
         )
-    values: dict[str, int] = dict(base.attributes()) if base is not None else {}
+    values: dict[str, int | str] = dict(base.attributes()) if base is not None else {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if field.name not in raw:
             continue
         value = raw[field.name]
+        allowed = cls.choices.get(field.name)
+        if allowed is not None:
+            if value not in allowed:
+                raise ToxicAttributesError(
+                    f"attributes.{field.name}: must be one of {', '.join(allowed)}, got {value!r}"
+                )
+            values[field.name] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise ToxicAttributesError(
                 f"attributes.{field.name}: expected an integer, got {_json_type(value)}"
@@ -380,3 +397,137 @@ class LimitData(Toxic):
             if self.bytes - state.transmitted <= 0:
                 stub.close()
                 return
+
+
+# ---------------------------------------------------------------------------- chaosml extensions
+# Toxics below are chaosml's own: real Toxiproxy answers 400 "invalid toxic type" for them.
+
+
+@dataclass
+class _HttpState:
+    buffer: bytearray = dataclasses.field(default_factory=bytearray)
+
+
+def http_message_end(data: bytes | bytearray) -> int | None:
+    """Where the first complete HTTP/1.x response in ``data`` ends, or None while it is incomplete.
+
+    Framing by ``Transfer-Encoding: chunked``, else ``Content-Length``, else none for 1xx/204/304;
+    a response delimited only by the end of the stream is never complete here.
+    """
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    lines = bytes(data[:head_end]).split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:])}
+    body = head_end + 4
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+        pos = body
+        for _ in range(len(data)):  # each chunk moves pos forward
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(data[pos:eol]).split(b";")[0] or b"0", 16)
+            if size == 0:
+                trailer_end = data.find(b"\r\n\r\n", eol)
+                return None if trailer_end < 0 else trailer_end + 4
+            pos = eol + 2 + size + 2
+            if pos > len(data):
+                return None
+        return None
+    if b"content-length" in headers:
+        end = body + int(headers[b"content-length"])
+        return end if end <= len(data) else None
+    if status < 200 or status in (204, 304):
+        return body
+    return None
+
+
+#: bytes of an HTTP head the toxic waits for before it takes the stream for something else
+MAX_HTTP_HEAD = 64 * 1024
+
+
+def _may_be_http(data: bytes | bytearray) -> bool:
+    """Whether ``data`` is, or can still become, the start of an HTTP response (head not overlong)."""
+    if len(data) < 5:
+        return b"HTTP/".startswith(bytes(data))
+    return data.startswith(b"HTTP/") and (data.find(b"\r\n\r\n") >= 0 or len(data) <= MAX_HTTP_HEAD)
+
+
+def _replace_body(response: bytes, body: bytes, status: int | None = None) -> bytes:
+    """``response`` with a new body (Content-Length framing) and, when given, a new status."""
+    head_end = response.find(b"\r\n\r\n")
+    lines = response[:head_end].split(b"\r\n")
+    first = lines[0]
+    if status is not None:
+        version = first.split(b" ", 1)[0]
+        first = version + f" {status} {_REASONS.get(status, 'Error')}".encode()
+    kept = [ln for ln in lines[1:] if ln.split(b":", 1)[0].strip().lower() not in (b"content-length", b"transfer-encoding")]
+    if status is not None:
+        kept = [ln for ln in kept if ln.split(b":", 1)[0].strip().lower() != b"content-type"]
+        kept.append(b"Content-Type: application/json")
+    return b"\r\n".join([first, *kept, b"Content-Length: " + str(len(body)).encode()]) + b"\r\n\r\n" + body
+
+
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+@register("http_errors")
+@dataclass(frozen=True)
+class HttpErrors(Toxic):
+    """chaosml extension: replaces a share of the HTTP/1.x responses on the stream (use it downstream).
+
+    Each complete response is replaced with probability ``permille``/1000: ``mode`` status: the
+    ``status`` code (e.g. 503) with a small JSON error body; empty: the original status and headers
+    with an empty body; malformed: the first half of the original body (never valid JSON for a JSON
+    object). Framing (Content-Length / chunked) is kept right, so keep-alive connections go on.
+    Bytes that are not a complete response at end of stream pass unchanged.
+    """
+
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"mode": ("status", "empty", "malformed")}
+    permille: int = 0  # responses replaced per 1000
+    mode: str = "status"  # status | empty | malformed
+    status: int = 503  # mode status: the HTTP status code sent instead
+
+    def new_state(self) -> Any:
+        return _HttpState()
+
+    def pending(self, state: Any) -> bytes:
+        return bytes(state.buffer) if isinstance(state, _HttpState) else b""
+
+    def replace(self, response: bytes) -> bytes:
+        """The response sent instead of ``response`` (a complete HTTP response)."""
+        if self.mode == "empty":
+            return _replace_body(response, b"")
+        if self.mode == "malformed":
+            body = response[response.find(b"\r\n\r\n") + 4 :]
+            return _replace_body(response, body[: len(body) // 2] if len(body) >= 2 else b"{")
+        error = b'{"error": "injected by the chaosml http_errors toxic", "served_by": "http_errors"}'
+        return _replace_body(response, error, self.status)
+
+    async def pipe(self, stub: Stub) -> None:
+        buf: bytearray = stub.state.buffer
+        while True:
+            chunk = await stub.recv()
+            if chunk is None:
+                if buf:
+                    rest = Chunk(bytes(buf), time.monotonic())
+                    buf.clear()
+                    await stub.emit(rest)
+                stub.close()
+                return
+            buf += chunk.data  # no await between taking the bytes and dropping the chunk
+            stub.drop()
+            while buf:
+                end = http_message_end(buf) if buf.startswith(b"HTTP/") else None
+                framed = end is not None
+                if end is None:
+                    if _may_be_http(buf):
+                        break  # wait for the rest of the response
+                    end = len(buf)  # not an HTTP response: the bytes pass unchanged
+                response = bytes(buf[:end])
+                del buf[:end]
+                if framed and random.randrange(1000) < self.permille:
+                    response = self.replace(response)
+                await stub.emit(Chunk(response, chunk.ts))

@@ -6,7 +6,8 @@
   backend while the retry budget lasts; a failing backend is ejected for a short time (passive)
   and only backends whose ``/readyz`` answered 200 in the last check get traffic (active, every
   250 ms); when no backend can answer, 200 with the artifact's default response
-  (``served_by: default``).
+  (``served_by: default``). A 200 whose body is not a JSON object with a ``prediction`` (empty,
+  malformed) counts as a failed attempt too.
 
 The backend's status, body and ``X-Served-By`` header pass through unchanged. Both profiles run the
 health checker, so ``/readyz`` (200 when at least one backend is ready) means the same in each.
@@ -20,6 +21,7 @@ _T0 = time.monotonic()
 
 import argparse
 import asyncio
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,9 +194,13 @@ class Gateway:
                 last_error = f"upstream {b.url}: {type(e).__name__}: {e}"
                 self._eject(b)
                 continue
-            if resp.status < 500:
+            if resp.status >= 500:
+                last_error = f"upstream {b.url}: status {resp.status}"
+            elif resp.status == 200 and self.profile.check_answers and not _well_formed(resp.body):
+                last_error = f"upstream {b.url}: a 200 without a JSON prediction"
+                self.metrics.inc("malformed_answers")
+            else:
                 return resp
-            last_error = f"upstream {b.url}: status {resp.status}"
             self._eject(b)
         if self.profile.default_on_exhaustion:
             self.metrics.inc("default_responses")
@@ -237,6 +243,17 @@ class Gateway:
             if not (self.profile.retries or self.profile.health_checks):
                 b.failures += 1
             raise
+
+
+def _well_formed(body: object) -> bool:
+    """Whether a backend's 200 body is a JSON object holding a ``prediction``."""
+    if not isinstance(body, bytes):
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and "prediction" in answer
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

@@ -25,6 +25,7 @@ class Profile:
     health_checks: bool  # route only to backends whose /readyz answered 200
     eject_s: float  # passive ejection after a failed attempt
     default_on_exhaustion: bool  # 200 with the default response when no backend can answer
+    check_answers: bool  # a 200 whose body is not a JSON object with a prediction counts as a failed attempt
 
 
 NAIVE = Profile(
@@ -42,6 +43,7 @@ NAIVE = Profile(
     health_checks=False,
     eject_s=0.0,
     default_on_exhaustion=False,
+    check_answers=False,
 )
 
 HARDENED = Profile(
@@ -59,6 +61,7 @@ HARDENED = Profile(
     health_checks=True,
     eject_s=1.0,
     default_on_exhaustion=True,
+    check_answers=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (NAIVE, HARDENED)}

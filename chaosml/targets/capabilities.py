@@ -51,6 +51,14 @@ class PodDeletion(Protocol):
     def delete_pods(self, names: list[str], grace_period: float = 0.0) -> list[str]: ...
 
 
+class PodExec(Protocol):
+    """Kubernetes pods of a group, and a command run inside one of them (the API's exec, RBAC pods/exec)."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    def exec_in_pod(self, name: str, argv: list[str], container: str | None = None) -> str: ...
+
+
 class LedgerScope(Protocol):
     """Which cluster and namespace a ledger record belongs to (so rollback refuses another cluster)."""
 

@@ -26,6 +26,7 @@ class FakeTarget:
     proxy_api_url: str | None = None
     owns_proxy: bool = True
     refuse: str | None = None  # guard() raises TargetError with this reason
+    exec_output: str = ""  # what every exec_in_pod answers
     down: set[str] = field(default_factory=set)  # members stopped or killed
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -69,6 +70,12 @@ class FakeTarget:
 
     def wait_group_ready(self, group: str, timeout_s: float) -> bool:
         return all(m.ready for m in self.members(group))
+
+    # PodExec
+    def exec_in_pod(self, name: str, argv: list[str], container: str | None = None) -> str:
+        self.guard()
+        self.calls.append(("exec_in_pod", (name, list(argv), container)))
+        return self.exec_output
 
     # LedgerScope / ContextGuard
     def ledger_scope(self) -> dict[str, Any]:

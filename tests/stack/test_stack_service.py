@@ -243,3 +243,46 @@ def test_gateway_without_live_backends(profile: str, status: int, served_by: str
         assert "chaosml_gateway_backend_up" in await (await c.get("/metrics")).text()
 
     run_app(app, scenario, wait_ready=False)
+
+
+def _backend(body: bytes) -> web.Application:
+    """A replica stand-in: ready, and answering every /predict with ``body`` (status 200)."""
+
+    async def predict(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json", headers={"X-Served-By": "primary"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        return web.json_response({"ready": True})
+
+    app = web.Application()
+    app.router.add_post("/predict", predict)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+@pytest.mark.parametrize("profile,answered", [("naive", 5), ("hardened", 10)])
+@pytest.mark.parametrize("bad", [b"", b'{"prediction": 1, "confi'], ids=["empty", "malformed"])
+def test_hardened_gateway_retries_a_200_without_a_json_prediction(profile: str, answered: int, bad: bytes, artifact: Path,
+                                                                  ds: Dataset) -> None:
+    good = json.dumps({"prediction": 1, "confidence": 0.9, "served_by": "primary"}).encode()
+
+    async def main() -> int:
+        async with TestServer(_backend(bad)) as broken, TestServer(_backend(good)) as fine:
+            urls = [str(broken.make_url("")).rstrip("/"), str(fine.make_url("")).rstrip("/")]
+            app = create_gateway(GatewayConfig(backends=urls, artifact=artifact, profile=profile))
+            async with TestClient(TestServer(app)) as c:
+                for _ in range(100):
+                    if len((await (await c.get("/readyz")).json())["backends_ready"]) == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                n = 0
+                for _ in range(10):
+                    r = await c.post("/predict", json=ds.row_payload(1))
+                    try:
+                        n += r.status == 200 and "prediction" in json.loads(await r.read())
+                    except ValueError:
+                        pass
+                return n
+
+    # naive: round robin hands every other client the broken answer; hardened: retried on the other backend
+    assert asyncio.run(main()) == answered

@@ -18,6 +18,7 @@ from chaosml.targets.kubernetes.kindconfig import KIND_CONFIG_ENV
 from chaosml.targets.kubernetes.target import KubernetesTarget
 from chaosml.targets.kubernetes.undo import (
     client_from_record,
+    pod_exec_from_record,
     scale_from_record,
     undo_target,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "context_allowed",
     "kubeconfig_facts",
     "new_api_client",
+    "pod_exec_from_record",
     "scale_from_record",
     "undo_target",
 ]

@@ -109,3 +109,14 @@ def list_nodes(core: Any, namespace: str) -> list[dict[str, Any]]:
 def node_ready(core: Any, name: str) -> bool:
     n = core.read_node(name, _request_timeout=API_TIMEOUT_S)
     return {c.type: c.status for c in (n.status.conditions or [])}.get("Ready") == "True"
+
+
+def exec_in_pod(core: Any, namespace: str, pod: str, argv: list[str], container: str | None = None) -> str:
+    """Run ``argv`` in a pod's container through the API's exec (as ``kubectl exec``); its stdout and stderr."""
+    from kubernetes.stream import stream
+
+    kwargs: dict[str, Any] = {"command": list(argv), "stderr": True, "stdin": False, "stdout": True, "tty": False,
+                              "_request_timeout": API_TIMEOUT_S}
+    if container:
+        kwargs["container"] = container
+    return str(stream(core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs))

@@ -359,6 +359,13 @@ class KubernetesTarget:
                                              "uid": pod.metadata.uid}, t=t)
         return deleted
 
+    def exec_in_pod(self, name: str, argv: list[str], container: str | None = None) -> str:
+        """Run ``argv`` in the named pod (its first container, or ``container``); its output (RBAC: pods/exec)."""
+        self.guard()
+        if self._core is None:
+            raise TargetError("the kubernetes target is not connected")
+        return actions.exec_in_pod(self._core, self.namespace, name, argv, container)
+
     def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
         """The local protocol's kill: delete the pods, with grace period 0 for SIGKILL and 30 s for SIGTERM."""
         self.delete_pods(names, grace_period=0.0 if sig == signal.SIGKILL else 30.0)

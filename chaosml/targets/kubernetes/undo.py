@@ -6,11 +6,13 @@ server, namespace); acting on it is refused when the context now names another A
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chaosml.errors import TargetError
 from chaosml.procs import kill_run_processes, spawned_of
-from chaosml.targets.kubernetes.actions import scale_deployment
+from chaosml.targets.kubernetes.actions import exec_in_pod, scale_deployment
 from chaosml.targets.kubernetes.context import kubeconfig_facts, new_api_client
 from chaosml.targets.undoers import target_undoer
 
@@ -44,6 +46,20 @@ def scale_from_record(record: dict[str, Any]) -> str:
         if now == want:
             return f"deployment {ns}/{name} already at {want} replica(s)"
         return f"deployment {ns}/{name} scaled back from {now} to {want} replica(s)"
+    finally:
+        api.close()
+
+
+@contextmanager
+def pod_exec_from_record(record: dict[str, Any]) -> Iterator[Callable[[str, list[str]], str]]:
+    """``run(pod, argv) -> output``: exec in a pod of the record's namespace (its ``container``, if any), on the
+    record's cluster only; used by offline undoers that act inside pods."""
+    from kubernetes import client
+
+    api = client_from_record(record)
+    try:
+        core = client.CoreV1Api(api)
+        yield lambda pod, argv: exec_in_pod(core, record["namespace"], pod, argv, record.get("container"))
     finally:
         api.close()
 
