@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import crash_copy, injector_for, payload_for, predict
 from fake_target import FakeTarget
+from faultkit import crash_copy, injector_for, payload_for, predict
 
 from chaosml.faults.base import undo_fault
 from chaosml.faults.dependencyerrors import DependencyErrorsParams

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from conftest import crash_copy, dump_all, injector_for, payload_for, predict, row
+from faultkit import crash_copy, dump_all, injector_for, payload_for, predict, row
 
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault

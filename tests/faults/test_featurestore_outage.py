@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import redis
-from conftest import crash_copy, dump_all, injector_for, payload_for, predict
+from faultkit import crash_copy, dump_all, injector_for, payload_for, predict
 
 from chaosml.faults.base import undo_fault
 from chaosml.faults.featurestore import FeatureStoreOutageParams

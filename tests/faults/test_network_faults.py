@@ -6,7 +6,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import crash_copy, injector_for, payload_for, predict
+from faultkit import crash_copy, injector_for, payload_for, predict
 
 from chaosml.errors import TargetError
 from chaosml.faults.base import undo_fault
