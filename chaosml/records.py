@@ -138,6 +138,15 @@ class EventKind(StrEnum):
     """The pod watch failed and is retried; detail: error."""
     K8S_WARNING = "k8s_warning"
     """A Warning event of the namespace; detail: reason, message, object."""
+    # -- monitoring: Prometheus alerts as the run's poller saw them (subject: the alertname)
+    ALERT_PENDING = "alert_pending"
+    """An alert's expression became true (not yet firing for its ``for:``); detail: labels, active_at."""
+    ALERT_FIRING = "alert_firing"
+    """An alert was seen firing; detail: labels, active_at (when its expression first held), polled_after (s since the last poll)."""
+    ALERT_RESOLVED = "alert_resolved"
+    """An alert seen pending or firing is no longer active; detail: labels, was (pending | firing)."""
+    ALERT_POLL_FAILED = "alert_poll_failed"
+    """Reading /api/v1/alerts failed (the first failure of a run of failures); detail: error."""
 
 
 @dataclass(frozen=True, slots=True)

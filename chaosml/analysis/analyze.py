@@ -19,6 +19,7 @@ import pandas as pd
 from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
+from chaosml.analysis.monitoring import monitoring_result
 from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
 from chaosml.analysis.phases import (
     InjectionWindow,
@@ -118,6 +119,7 @@ class Analysis:
     load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
+    monitoring: dict[str, Any] = field(default_factory=dict)  # experiments with monitoring: (see monitoring_result)
 
     @property
     def finished(self) -> bool:
@@ -183,6 +185,7 @@ class Analysis:
             "unmeasured": dict(self.unmeasured),
             "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
+            **({"monitoring": self.monitoring} if self.monitoring else {}),  # only an experiment with monitoring:
         }
 
 
@@ -209,6 +212,10 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     phase_results = [_phase_result(a, p, load) for p in phases.values()]
     verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results,
                                                                          _cut_short(journal, windows, load))
+    monitoring: dict[str, Any] = {}
+    if experiment.monitoring is not None:
+        mv, monitoring = monitoring_result(experiment, journal, windows, phases, load)
+        verdicts += mv
     deliveries = delivery(experiment.load, a, phases, load)
     verdicts = short_load_verdicts(verdicts, deliveries)
     short = [d for d in deliveries if d.short]
@@ -274,6 +281,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         replacements=replacements(results, journal.get("target_events") or []),
         no_effect=no_effect,
         load_delivery=[d.to_dict() for d in deliveries],
+        monitoring=monitoring,
     )
 
 
