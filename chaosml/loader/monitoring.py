@@ -73,17 +73,16 @@ def _prometheus(ex: DecodeState, y: Node, path: str) -> Any:
     if values is None:
         return BAD
     url, local = values.get("url"), values.get("local", False)
-    if url is BAD or local is BAD:
-        return BAD
-    if url is not None and local:
+    if url not in (None, BAD) and local is True:
         d.issue_at(f"{path}.url", "give either url (your Prometheus) or local: true (chaosml starts one), not both")
         values["url"] = BAD
-    elif url is None and not local:
+    elif url is None and local is False:
         d.issue(y, path, "say which Prometheus: url: http://HOST:9090, or local: true (the local target starts one)")
         values["local"] = BAD
     for key in ("scrape_interval", "rules"):
-        if key in values and not local and values.get("url") is not BAD:
-            d.issue_at(f"{path}.{key}", "only used with local: true (your own Prometheus has its own)")
+        if key in values and local is not True:
+            if local is False:
+                d.issue_at(f"{path}.{key}", "only used with local: true (your own Prometheus has its own)")
             values[key] = BAD
     if values.get("scrape_interval") not in (None, BAD) and not 0.1 <= values["scrape_interval"] <= 60:
         d.issue_at(f"{path}.scrape_interval", "must be within [100ms, 60s]")
@@ -143,6 +142,7 @@ def check_alert_hypothesis(ex: DecodeState, path: str, hv: dict[str, Any], fault
     if hv.get("during") not in (None, BAD):
         ex.d.issue_at(f"{path}.during", f"{sli} is measured per injection of a fault: use 'fault:', not 'during:'")
         hv["during"] = BAD
+        return
     fault = hv.get("fault")
     if fault is None:
         ex.d.issue_at(path, f"missing required key 'fault': {sli} is measured per injection of the named fault")

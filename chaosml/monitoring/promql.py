@@ -58,7 +58,7 @@ def _check_on_server(exprs: Mapping[str, str], url: str) -> dict[str, str]:
             query(url, expr, now)
         except PromQueryError as e:
             if e.error_type == "bad_data":
-                out[name] = e.message
+                out[name] = e.message.removeprefix('invalid parameter "query": ')
     return out
 
 

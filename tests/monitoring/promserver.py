@@ -46,8 +46,8 @@ def real_prometheus(tmp: Path, rules: str | None = None, scrape: list[str] | Non
     config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": rule_files,
               "scrape_configs": [{"job_name": "t", "static_configs": [{"targets": scrape or []}]}]}
     (tmp / "prometheus.yml").write_text(json.dumps(config))
-    proc = subprocess.Popen(server.argv(binary, tmp / "prometheus.yml", tmp / "data", port), stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "log", "wb"))  # noqa: SIM115 - closed with the process
+    log = open(tmp / "log", "wb")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(server.argv(binary, tmp / "prometheus.yml", tmp / "data", port), stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -63,6 +63,7 @@ def real_prometheus(tmp: Path, rules: str | None = None, scrape: list[str] | Non
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        log.close()
 
 
 class FakeApi:
