@@ -20,7 +20,7 @@ from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.monitoring import monitoring_result
-from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
+from chaosml.analysis.mttr import InjectionResult, aggregate, detection_by_source, injection_results
 from chaosml.analysis.phases import (
     InjectionWindow,
     LoadRange,
@@ -216,6 +216,10 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     if experiment.monitoring is not None:
         mv, monitoring = monitoring_result(experiment, journal, windows, phases, load)
         verdicts += mv
+        monitoring["by_source"] = [
+            {"fault": w.fault, "injection": w.index, **row}
+            for w, row in zip(windows, detection_by_source(a, windows, journal.get("target_events") or []), strict=True)
+        ]
     deliveries = delivery(experiment.load, a, phases, load)
     verdicts = short_load_verdicts(verdicts, deliveries)
     short = [d for d in deliveries if d.short]

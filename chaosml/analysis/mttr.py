@@ -288,6 +288,28 @@ def detection_times(
     return out
 
 
+def detection_by_source(
+    a: SampleArrays,
+    injections: Sequence[InjectionWindow],
+    target_events: Sequence[dict[str, Any]],
+) -> list[dict[str, dict[str, Any] | None]]:
+    """Per injection, the first sign from each source (users, stack, alert) on its own: ``{source: {ttd_s, what} | None}``.
+
+    ``users`` is :func:`detection_times` without any event; ``stack`` and ``alert`` the first such
+    signal in [apply, search end). TTD itself is the earliest of the three.
+    """
+    users = detection_times(a, injections, [])
+    signals = stack_signals(target_events)
+    out = []
+    for inj, (u_ttd, u_what, _) in zip(injections, users, strict=True):
+        row: dict[str, dict[str, Any] | None] = {"users": None if u_ttd is None else {"ttd_s": u_ttd, "what": u_what}}
+        for source in ("stack", "alert"):
+            first = next(((t, what) for t, what, src in signals if src == source and inj.apply_t <= t < inj.search_end), None)
+            row[source] = None if first is None else {"ttd_s": round(first[0] - inj.apply_t, 6), "what": first[1]}
+        out.append(row)
+    return out
+
+
 def ready_times(injections: Sequence[InjectionWindow], target_events: Sequence[dict[str, Any]]) -> list[tuple[float | None, str]]:
     """ready_s and a short explanation, per injection."""
     ready: dict[str, list[float]] = {}

@@ -6,52 +6,18 @@ Building the content once keeps the Markdown and HTML reports saying the same th
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
 from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
+from chaosml.report.blocks import Banner, Block, Heading, Image, Para, Table
+from chaosml.report.monitoring import monitoring_section
 
 PARTIAL_STATUSES = ("running", "interrupted", "partial")
 
 
-@dataclass(frozen=True, slots=True)
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Para:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Banner:
-    """A highlighted line; ``kind`` is pass, fail, warn or info."""
-
-    text: str
-    kind: str = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    # Per row CSS class for HTML (e.g. "fail"); Markdown ignores it.
-    row_kinds: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    name: str
-    path: Path
-    alt: str
-
-
-Block = Heading | Para | Banner | Table | Image
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -589,6 +555,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *cohort_table(analysis, journal),
         *mix_table(analysis),
         *degradation_section(analysis),
+        *monitoring_section(analysis),
         *plots_section(plots),
         *notes(analysis),
         *definitions(analysis),
