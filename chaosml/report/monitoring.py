@@ -75,6 +75,6 @@ def monitoring_section(analysis: dict[str, Any]) -> list[Block]:
         )
         blocks.append(Heading("Queries per phase (mean of the points in the phase; step = window)", 3))
         blocks.append(Table(("query", *phases), qrows))
-        blocks.append(Table(("query", "PromQL"), tuple((f"prom:{n}", q["query"]) for n, q in queries.items())))
+        blocks.append(Table(("query", "PromQL"), tuple((f"prom:{n}", " ".join(q["query"].split())) for n, q in queries.items())))
     blocks.append(Table(("figure", "definition"), tuple((k, v) for k, v in {**ALERT_INJECTION_SLIS, **ALERT_RUN_SLIS}.items())))
     return blocks
