@@ -4,6 +4,8 @@ A run directory (``reports/<run-id>/``) holds:
 
 - ``journal.json``: the source of truth (schema ``JOURNAL_SCHEMA``), written by the runner;
 - ``samples.csv``: one row per request, columns ``SAMPLE_COLUMNS``, appended by the load process;
+- ``prometheus.json``: experiments with ``monitoring:`` only: each query's PromQL, step and raw
+  series, and how the alert poller fared (chaosml.monitoring.watch);
 - ``report.md``, ``report.html``, ``plots/*.png``: rendered from the two files above alone.
 
 Times are epoch seconds (float) everywhere on disk.
@@ -88,7 +90,8 @@ class EventKind(StrEnum):
 
     ``subject`` names what the event is about (a replica, pod, deployment, ...); ``detail`` holds
     the listed keys. Analysis reads REPLICA_EXITED/REPLICA_UNREADY (detection), REPLICA_READY
-    (recovery) and POD_REPLACED (the kubernetes MTTR breakdown).
+    (recovery), POD_REPLACED (the kubernetes MTTR breakdown) and ALERT_FIRING/ALERT_RESOLVED
+    (alert detection, chaosml.analysis.monitoring).
     """
 
     # -- every supervised or kubernetes target: one replica of a service

@@ -290,6 +290,25 @@ class LocalTarget(SupervisedTarget):
             ready_url=f"http://127.0.0.1:{port}/-/ready", restart_delay_s=self.restart_delay_s, group=GROUP_MONITORING,
         ))
         self._require_ready(["prometheus"], timeout_s)
+        self._wait_first_scrapes(self.prometheus_url or "", 1 + self.replicas, timeout_s)
+
+    @staticmethod
+    def _wait_first_scrapes(url: str, targets: int, timeout_s: float) -> None:
+        """Ready = every target scraped up once, so that the baseline has points from its first seconds."""
+        from chaosml.monitoring.promapi import PromQueryError, PromUnreachable, query
+
+        deadline = time.monotonic() + timeout_s
+        up = 0
+        while time.monotonic() < deadline:  # bounded by the start deadline
+            try:
+                result = query(url, "count(up == 1)", time.time(), timeout_s=1.0)["result"]
+                up = int(float(result[0]["value"][1])) if result else 0
+            except (PromUnreachable, PromQueryError, LookupError, ValueError):
+                up = 0
+            if up >= targets:
+                return
+            time.sleep(0.1)
+        raise TargetError(f"the local Prometheus scraped {up} of {targets} targets up after start")
 
     def _wait_gateway_routes_to_all(self, timeout_s: float) -> None:
         """Ready = the gateway routes to every replica (its health checks go through the links), not just one."""
