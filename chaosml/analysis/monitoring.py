@@ -19,7 +19,7 @@ Definitions:
 - ``alert_ttd_s`` per injection = the earliest time_to_alert_s over the fault's expected alerts;
   ``missed_alerts`` per injection = the number of them that never fired.
 - ``false_alarms`` = alert episodes (any alertname) that started firing within the load but outside
-  every [apply, recover + grace].
+  every [apply, recover + grace], or were already firing when the load started (before any fault).
 """
 
 from __future__ import annotations
@@ -118,11 +118,13 @@ def alert_detections(mon: MonitoringSpec, windows: Sequence[InjectionWindow], ep
 
 
 def false_alarms(mon: MonitoringSpec, windows: Sequence[InjectionWindow], episodes: Sequence[AlertEpisode], load: LoadRange) -> list[AlertEpisode]:
-    """Episodes that started firing within the load with no fault active (outside every [apply, recover + grace])."""
+    """Episodes that started firing within the load with no fault active (outside every [apply, recover + grace]),
+    or were still firing when the load started."""
     quiet = [(w.apply_t, (w.recover_t if w.recover_t is not None else math.inf) + mon.grace) for w in windows]
     return [
         ep for ep in episodes
-        if load.start <= ep.start <= load.end and not any(a <= ep.start <= b for a, b in quiet)
+        if (load.start <= ep.start <= load.end and not any(a <= ep.start <= b for a, b in quiet))
+        or (ep.start < load.start and (ep.end is None or ep.end > load.start))
     ]
 
 

@@ -137,3 +137,10 @@ def test_no_prometheus_data_at_all_is_inconclusive() -> None:
     an = analyze(mon_experiment((H_TTD, Hypothesis("p", "prom:error_ratio", "<=", 1, during="kill"))), j, samples(30, 50))
     assert {v.verdict for v in an.verdicts if v.kind == "hypothesis"} == {"inconclusive"}
     assert an.monitoring["problem"]
+
+
+def test_alert_firing_since_before_the_load_is_a_false_alarm() -> None:
+    events = [alert(-3.0, "firing", "AlwaysOn"), alert(-2.0, "firing", "Brief"), alert(-1.0, "resolved", "Brief")]
+    an = run(mon_experiment((H_FALSE,)), events, prom_doc())
+    assert [a["alert"] for a in an.monitoring["false_alarms"]] == ["AlwaysOn"]  # Brief resolved before the load started
+    assert verdict(an, "false").verdict == "fail"
