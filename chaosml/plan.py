@@ -20,6 +20,7 @@ from chaosml.model.faulttype import plan_number as _num
 from chaosml.model.faulttype import plan_seconds as _s
 from chaosml.model.faulttype import plan_value as _value
 from chaosml.model.faulttype import plural as _plural
+from chaosml.monitoring.promql import check_queries
 
 __all__ = [
     "BlastRadius",
@@ -258,6 +259,8 @@ def _monitoring(mon: MonitoringSpec) -> list[str]:
     out = ["monitoring:", f"  prometheus: {where}",
            f"  alerts polled every {_s(mon.poll_interval)}; an expected alert counts until {_s(mon.grace)} after its fault's recover"]
     out += [f"  query prom:{name}: {' '.join(q.split())}" for name, q in mon.queries.items()]
+    if mon.queries:
+        out.append(f"  PromQL {check_queries(mon.queries, p.url)[1]}")
     out += [f"  expect {a.name} during {', '.join(a.faults)}" for a in mon.alerts]
     return out
 
