@@ -30,6 +30,8 @@ from chaosml.monitoring.server import promtool_binary
 
 #: Seconds promtool may take.
 PROMTOOL_TIMEOUT_S = 20.0
+#: Seconds one check may wait for the server (validate must stay quick when it is far or gone).
+SERVER_TIMEOUT_S = 2.0
 _RULE_ERROR = re.compile(r'rule (\d+), "q(\d+)": (.*)$')
 
 
@@ -55,7 +57,7 @@ def _check_on_server(exprs: Mapping[str, str], url: str) -> dict[str, str]:
     now = time.time()
     for name, expr in exprs.items():
         try:
-            query(url, expr, now)
+            query(url, expr, now, timeout_s=SERVER_TIMEOUT_S)
         except PromQueryError as e:
             if e.error_type == "bad_data":
                 out[name] = e.message.removeprefix('invalid parameter "query": ')
@@ -114,7 +116,7 @@ def alert_names_in_rules(path: Path) -> set[str] | None:
 def alert_names_on_server(url: str) -> set[str] | None:
     """The alerting rules' names a server evaluates (``/api/v1/rules?type=alert``), or None when it does not answer."""
     try:
-        groups = rules(url)
+        groups = rules(url, timeout_s=SERVER_TIMEOUT_S)
     except (PromUnreachable, PromQueryError):
         return None
     return {str(r.get("name")) for g in groups for r in g.get("rules") or [] if r.get("type") == "alerting"}
