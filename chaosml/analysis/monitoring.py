@@ -245,7 +245,8 @@ def alert_intervals(episodes: Sequence[AlertEpisode], load: LoadRange) -> list[d
     """Firing intervals as offsets from load start (for the timeline plot and the report)."""
     return [
         {"alert": ep.name, "labels": ep.labels, "start_s": round(ep.start - load.start, 3),
-         "end_s": None if ep.end is None else round(ep.end - load.start, 3)}
+         "end_s": None if ep.end is None else round(ep.end - load.start, 3),
+         "pending_since_s": None if ep.active_at is None else round(ep.active_at - load.start, 3)}
         for ep in episodes
     ]
 

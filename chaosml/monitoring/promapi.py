@@ -74,15 +74,6 @@ def alerts(base_url: str, timeout_s: float = TIMEOUT_S) -> list[dict[str, Any]]:
     return list(data.get("alerts") or [])
 
 
-def ready(base_url: str, timeout_s: float = 1.0) -> bool:
-    """The server answers its API (``/api/v1/status/buildinfo``)."""
-    try:
-        _get(base_url, "/api/v1/status/buildinfo", {}, timeout_s)
-    except (PromUnreachable, PromQueryError):
-        return False
-    return True
-
-
 def rules(base_url: str, timeout_s: float = TIMEOUT_S) -> list[dict[str, Any]]:
     """``/api/v1/rules?type=alert``: the rule groups, each with its ``rules`` (``name``, ``type``, ``state``)."""
     data = _get(base_url, "/api/v1/rules", {"type": "alert"}, timeout_s)

@@ -62,8 +62,9 @@ def monitoring_section(analysis: dict[str, Any]) -> list[Block]:
     intervals = mon.get("alert_intervals") or []
     if intervals:
         blocks.append(Table(
-            ("alert", "labels", "firing from", "until"),
-            tuple((i["alert"], i["labels"] or "-", f"{i['start_s']:+.1f} s", "end of run" if i["end_s"] is None else f"{i['end_s']:+.1f} s")
+            ("alert", "labels", "pending since", "firing from", "until"),
+            tuple((i["alert"], i["labels"] or "-", "-" if i.get("pending_since_s") is None else f"{i['pending_since_s']:+.1f} s",
+                   f"{i['start_s']:+.1f} s", "end of run" if i["end_s"] is None else f"{i['end_s']:+.1f} s")
                   for i in intervals),
         ))
     queries = mon.get("queries") or {}

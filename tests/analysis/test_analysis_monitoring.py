@@ -63,7 +63,9 @@ def test_alert_fired_gives_time_to_alert_and_resolve() -> None:
     assert (verdict(an, "false").verdict, verdict(an, "false").measured) == ("pass", 0.0)
     inj = an.injections[0]  # the synthetic users saw nothing: the alert is the first sign (TTD source "alert")
     assert (inj.detected_source, inj.ttd_s, inj.detected_by) == ("alert", pytest.approx(5.2), "alert ReplicaDown firing")
-    assert an.monitoring["alert_intervals"] == [{"alert": "ReplicaDown", "labels": "severity=page", "start_s": 15.2, "end_s": 17.0}]
+    assert an.monitoring["alert_intervals"] == [
+        {"alert": "ReplicaDown", "labels": "severity=page", "start_s": 15.2, "end_s": 17.0, "pending_since_s": 10.2}
+    ]
 
 
 def test_missed_alert_is_a_failed_detection_not_a_number() -> None:

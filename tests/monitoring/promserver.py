@@ -15,10 +15,18 @@ from typing import Any
 import pytest
 
 from chaosml.monitoring import server
-from chaosml.monitoring.promapi import ready
+from chaosml.monitoring.promapi import PromQueryError, PromUnreachable, alerts
 from chaosml.targets.local import free_ports
 
 RECORDED = Path(__file__).parent / "recorded"
+
+
+def ready(url: str) -> bool:
+    try:
+        alerts(url, timeout_s=1.0)
+    except (PromUnreachable, PromQueryError):
+        return False
+    return True
 
 
 def recorded(name: str) -> Any:
