@@ -44,6 +44,10 @@ def decode_monitoring(ex: DecodeState, y: Node, path: str) -> Any:
     if values is None:
         return BAD
     ex.monitoring_queries = set()
+    poll = values.get("poll_interval")
+    if poll not in (None, BAD) and not 0.1 <= poll <= 60:
+        d.issue_at(f"{path}.poll_interval", "must be within [100ms, 60s]")
+        values["poll_interval"] = BAD
     queries = values.get("queries")
     if queries not in (None, BAD):
         if len(queries) > MAX_QUERIES:
