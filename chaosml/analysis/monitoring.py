@@ -15,7 +15,9 @@ Definitions:
   started firing in [apply, recover + grace]; time_to_alert_s = that start - apply; time_to_resolve_s
   = its resolve - recover (negative: it cleared while the fault was still applied; None: still
   firing when the run ended). An episode already firing at apply is not a detection of this
-  injection ("already firing"): its verdicts are inconclusive. Never fired -> missed.
+  injection ("already firing"): its verdicts are inconclusive. Never fired -> missed; but when the
+  alerts were last read before recover + grace ("not observed": the run ended first), the
+  verdicts are inconclusive: the alert might have fired later.
 - ``alert_ttd_s`` per injection = the earliest time_to_alert_s over the fault's expected alerts;
   ``missed_alerts`` per injection = the number of them that never fired.
 - ``false_alarms`` = alert episodes (any alertname) that started firing within the load but outside
@@ -61,7 +63,7 @@ class AlertDetection:
     fault: str
     injection: int
     alert: str
-    status: str  # fired | missed | already firing
+    status: str  # fired | missed | already firing | not observed
     fired_at: float | None
     time_to_alert_s: float | None
     time_to_resolve_s: float | None
@@ -94,8 +96,11 @@ def _label_key(labels: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels) if k != "alertname")
 
 
-def alert_detections(mon: MonitoringSpec, windows: Sequence[InjectionWindow], episodes: Sequence[AlertEpisode], end: float) -> list[AlertDetection]:
-    """Every (injection, expected alert) pair; ``end`` bounds a window without a recover event."""
+def alert_detections(mon: MonitoringSpec, windows: Sequence[InjectionWindow], episodes: Sequence[AlertEpisode], end: float,
+                     observed_until: float | None = None) -> list[AlertDetection]:
+    """Every (injection, expected alert) pair; ``end`` bounds a window without a recover event; ``observed_until``
+    is the last successful read of the alerts (None: ``end``)."""
+    observed = end if observed_until is None else observed_until
     out = []
     for w in windows:
         recover = w.recover_t if w.recover_t is not None else end
@@ -112,6 +117,8 @@ def alert_detections(mon: MonitoringSpec, windows: Sequence[InjectionWindow], ep
                 out.append(AlertDetection(w.fault, w.index, exp.name, "fired", first.start, round(first.start - w.apply_t, 6), ttr))
             elif before:
                 out.append(AlertDetection(w.fault, w.index, exp.name, "already firing", None, None, None))
+            elif observed < until:
+                out.append(AlertDetection(w.fault, w.index, exp.name, "not observed", None, None, None))
             else:
                 out.append(AlertDetection(w.fault, w.index, exp.name, "missed", None, None, None))
     return out
@@ -227,6 +234,11 @@ def _alert_verdict(make: Any, sli: str, agg: str, per: Mapping[int, Sequence[Ale
     if already:
         return make(measured=None, samples=n, verdict="inconclusive",
                     detail=f"an expected alert was already firing at apply in injection(s) {', '.join(f'#{i + 1}' for i in sorted(already))}")
+    unseen = [i for i, ds in per.items() if any(d.status == "not observed" for d in ds)]
+    if unseen and (sli == "missed_alerts" or any(not any(d.status == "fired" for d in per[i]) for i in unseen)):
+        return make(measured=None, samples=n, verdict="inconclusive",
+                    detail=f"the run ended before recover + grace of injection(s) {', '.join(f'#{i + 1}' for i in sorted(unseen))}: "
+                    "an expected alert could still have fired")
     if sli == "missed_alerts":
         values = [float(sum(d.status == "missed" for d in ds)) for ds in per.values()]
     else:
@@ -263,7 +275,8 @@ def monitoring_result(
     assert mon is not None
     prom: Mapping[str, Any] = journal.get("prometheus") or {}
     episodes = alert_episodes(journal.get("target_events") or [])
-    detections = alert_detections(mon, windows, episodes, load.end)
+    last_poll = (prom.get("alert_polls") or {}).get("last_poll_t")
+    detections = alert_detections(mon, windows, episodes, load.end, float(last_poll) if isinstance(last_poll, int | float) else None)
     alarms = false_alarms(mon, windows, episodes, load)
     verdicts = monitoring_verdicts(experiment, prom, phases, detections, alarms)
     queries = prom.get("queries") or {}

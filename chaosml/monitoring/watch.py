@@ -103,7 +103,8 @@ class AlertPoller:
         self._state = {k: (st, lab) for k, (st, lab, _) in seen.items()}
 
     def record(self) -> dict[str, Any]:
-        return {"polls": self.polls, "failures": self.failures, "last_error": self.last_error, "interval_s": self.interval_s}
+        return {"polls": self.polls, "failures": self.failures, "last_error": self.last_error, "interval_s": self.interval_s,
+                "last_poll_t": self._last_ok}
 
 
 def collect(url: str, queries: Mapping[str, str], start: float, end: float, step: float) -> dict[str, Any]:

@@ -22,6 +22,8 @@ def _alert_cell(d: dict[str, Any]) -> str:
         return f"{d['alert']}: MISSED"
     if d["status"] == "already firing":
         return f"{d['alert']}: already firing at apply"
+    if d["status"] == "not observed":
+        return f"{d['alert']}: not fired when the run ended (before recover + grace)"
     ttr = d["time_to_resolve_s"]
     resolved = "still firing at the end" if ttr is None else f"resolved {ttr:+.2f} s after recover"
     return f"{d['alert']}: fired after {d['time_to_alert_s']:.2f} s, {resolved}"

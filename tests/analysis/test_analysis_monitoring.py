@@ -146,3 +146,14 @@ def test_alert_firing_since_before_the_load_is_a_false_alarm() -> None:
     an = run(mon_experiment((H_FALSE,)), events, prom_doc())
     assert [a["alert"] for a in an.monitoring["false_alarms"]] == ["AlwaysOn"]  # Brief resolved before the load started
     assert verdict(an, "false").verdict == "fail"
+
+
+def test_run_ending_before_recover_plus_grace_is_not_a_missed_alert() -> None:
+    prom = prom_doc()
+    prom["alert_polls"]["last_poll_t"] = T0 + 17.0  # the alerts were last read 2 s after recover; grace is 5 s
+    an = run(mon_experiment((H_TTD, H_MISSED)), [], prom)
+    assert an.monitoring["detections"][0]["status"] == "not observed"
+    assert {verdict(an, "tta").verdict, verdict(an, "missed").verdict} == {"inconclusive"}
+    prom["alert_polls"]["last_poll_t"] = T0 + 21.0  # read past recover + grace: a real miss
+    an = run(mon_experiment((H_TTD, H_MISSED)), [], prom)
+    assert an.monitoring["detections"][0]["status"] == "missed" and verdict(an, "missed").verdict == "fail"
