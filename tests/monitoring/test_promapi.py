@@ -68,7 +68,9 @@ def test_poller_journals_transitions_once_each() -> None:
         ("alert_resolved", "LongPending"), ("alert_resolved", "AlwaysFiring"),
     ]
     assert events[1].detail["active_at"] == pytest.approx(_rfc3339(pending["activeAt"]))
-    assert poller.record() | {} == {"polls": 4, "failures": 2, "last_error": poller.last_error, "interval_s": 0.1}
+    record = poller.record()
+    assert record == {"polls": 4, "failures": 2, "last_error": poller.last_error, "interval_s": 0.1, "last_poll_t": record["last_poll_t"]}
+    assert record["last_poll_t"] == events[-1].t  # the last successful read is the one that saw them resolved
 
 
 def test_run_monitor_stores_queries_and_errors(tmp_path: Path) -> None:
