@@ -339,12 +339,27 @@ def load(run_dir: str | Path) -> RunRecord:
             rollbacks=tuple(data.get("rollbacks") or ()),
             analysis=data.get("analysis"),
             error=None if not error else RunError(str(error["type"]), str(error["message"]), str(error["traceback"])),
-            extra={k: v for k, v in data.items() if k not in _TYPED},
+            extra={k: v for k, v in data.items() if k not in _TYPED} | _prometheus_data(data, path.parent),
         )
     except CodecError as exc:
         raise JournalError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise JournalError(f"{path}: does not fit a chaosml journal: {type(exc).__name__}: {exc}") from None
+
+
+def _prometheus_data(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``{"prometheus": ...}``: the run's stored Prometheus data (``prometheus_file``, written by the runner), if any.
+
+    An unreadable file is said in the data (analysis then makes every monitoring verdict inconclusive).
+    """
+    name = data.get("prometheus_file")
+    if not name:
+        return {}
+    try:
+        doc = json.loads((run_dir / str(name)).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {"prometheus": {"error": f"{name}: cannot read: {exc}"}}
+    return {"prometheus": doc if isinstance(doc, dict) else {"error": f"{name}: not a JSON object"}}
 
 
 def _harness_alive(data: dict[str, Any], run_dir: Path) -> bool:

@@ -14,12 +14,13 @@ from typing import Any
 from chaosml.analysis.delivery import ramp_warning
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
-from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
+from chaosml.model.experiment import Experiment, FaultSpec, MonitoringSpec, TargetSpec
 from chaosml.model.faulttype import BlastRadius, registry
 from chaosml.model.faulttype import plan_number as _num
 from chaosml.model.faulttype import plan_seconds as _s
 from chaosml.model.faulttype import plan_value as _value
 from chaosml.model.faulttype import plural as _plural
+from chaosml.monitoring.promql import check_queries
 
 __all__ = [
     "BlastRadius",
@@ -231,6 +232,8 @@ def render_plan(plan: Plan) -> str:
     ] or ["  never (no abort conditions)"]
     out.append("rollbacks:")
     out += [f"  {_rollback(r.type, r.params)}" for r in exp.rollbacks] or ["  none"]
+    if exp.monitoring is not None:
+        out += ["", *_monitoring(exp.monitoring)]
     out.append("")
     out.append("dry run: nothing was injected")
     return "\n".join(out) + "\n"
@@ -238,13 +241,28 @@ def render_plan(plan: Plan) -> str:
 
 def _hypothesis(h: Any) -> str:
     head = f"{h.name}: {h.sli} {h.op} {_num(h.target)}"
-    if h.sli in catalog.INJECTION_SLIS:
+    if h.sli in catalog.INJECTION_SLIS or h.sli in catalog.ALERT_INJECTION_SLIS:
         tail = f" ({h.agg} over the injections of {h.fault})"
+    elif h.sli in catalog.ALERT_RUN_SLIS:
+        tail = " (over the whole run)"
     else:
         tail = f" (during {h.during})"
     if h.min_samples is not None:
         tail += f", at least {h.min_samples} samples"
     return head + tail + _cohort(h.cohort)
+
+
+def _monitoring(mon: MonitoringSpec) -> list[str]:
+    p = mon.prometheus
+    where = (f"local: started by the local target on 127.0.0.1, scraping every {_s(p.scrape_interval)}, rules "
+             f"{p.rules or 'chaosml/stack/alerts.yml (shipped)'}") if p.local else f"url: {p.url}"
+    out = ["monitoring:", f"  prometheus: {where}",
+           f"  alerts polled every {_s(mon.poll_interval)}; an expected alert counts until {_s(mon.grace)} after its fault's recover"]
+    out += [f"  query prom:{name}: {' '.join(q.split())}" for name, q in mon.queries.items()]
+    if mon.queries:
+        out.append(f"  PromQL {check_queries(mon.queries, p.url)[1]}")
+    out += [f"  expect {a.name} during {', '.join(a.faults)}" for a in mon.alerts]
+    return out
 
 
 def _rollback(rtype: str, params: Any) -> str:

@@ -4,6 +4,8 @@ A run directory (``reports/<run-id>/``) holds:
 
 - ``journal.json``: the source of truth (schema ``JOURNAL_SCHEMA``), written by the runner;
 - ``samples.csv``: one row per request, columns ``SAMPLE_COLUMNS``, appended by the load process;
+- ``prometheus.json``: experiments with ``monitoring:`` only: each query's PromQL, step and raw
+  series, and how the alert poller fared (chaosml.monitoring.watch);
 - ``report.md``, ``report.html``, ``plots/*.png``: rendered from the two files above alone.
 
 Times are epoch seconds (float) everywhere on disk.
@@ -89,7 +91,8 @@ class EventKind(StrEnum):
 
     ``subject`` names what the event is about (a replica, pod, deployment, ...); ``detail`` holds
     the listed keys. Analysis reads REPLICA_EXITED/REPLICA_UNREADY (detection), REPLICA_READY
-    (recovery) and POD_REPLACED (the kubernetes MTTR breakdown).
+    (recovery), POD_REPLACED (the kubernetes MTTR breakdown) and ALERT_FIRING/ALERT_RESOLVED
+    (alert detection, chaosml.analysis.monitoring).
     """
 
     # -- every supervised or kubernetes target: one replica of a service
@@ -139,6 +142,15 @@ class EventKind(StrEnum):
     """The pod watch failed and is retried; detail: error."""
     K8S_WARNING = "k8s_warning"
     """A Warning event of the namespace; detail: reason, message, object."""
+    # -- monitoring: Prometheus alerts as the run's poller saw them (subject: the alertname)
+    ALERT_PENDING = "alert_pending"
+    """An alert's expression became true (not yet firing for its ``for:``); detail: labels, active_at."""
+    ALERT_FIRING = "alert_firing"
+    """An alert was seen firing; detail: labels, active_at (when its expression first held), polled_after (s since the last poll)."""
+    ALERT_RESOLVED = "alert_resolved"
+    """An alert seen pending or firing is no longer active; detail: labels, was (pending | firing)."""
+    ALERT_POLL_FAILED = "alert_poll_failed"
+    """Reading /api/v1/alerts failed (the first failure of a run of failures); detail: error."""
 
 
 @dataclass(frozen=True, slots=True)

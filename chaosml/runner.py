@@ -28,7 +28,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from chaosml.errors import (
     EXIT_ABORTED,
@@ -54,9 +54,11 @@ from chaosml.journal import (
 from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
+from chaosml.monitoring.watch import PROMETHEUS_FILE, RunMonitor
 from chaosml.plan import Plan, build_plan
 from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
+from chaosml.targets.capabilities import PrometheusEndpoint
 from chaosml.workload.mapping import MappingError
 from chaosml.workload.prepare import (
     Workload,
@@ -115,6 +117,7 @@ def make_target(
             dataset=experiment.load.dataset,
             seed=experiment.load.seed,
             on_event=on_event,
+            prometheus=mon.prometheus if (mon := experiment.monitoring) is not None and mon.prometheus.local else None,
         )
     if spec.platform == "kubernetes":
         from chaosml.targets.kubernetes import ENTRY_URL_ENV, KubernetesTarget
@@ -206,6 +209,7 @@ class Runner:
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
         self._workload: Workload | None = None  # what the load sends (chaosml.workload.prepare)
+        self._monitor: RunMonitor | None = None  # experiments with monitoring: (chaosml.monitoring.watch)
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -257,6 +261,11 @@ class Runner:
             recovery_errors = self._unrecovered + recovery_errors
             self._run_rollbacks()
             self._stop_load()
+            if self._monitor is not None:  # before the target stops: a local Prometheus goes with it
+                load = self.journal.data.get("load") or {}
+                problem = self._monitor.finish(self.run_dir, load.get("started_at"), load.get("ended_at"))
+                if problem:
+                    self.progress.message(f"monitoring: {problem}")
             self._stop_target()
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
@@ -322,6 +331,14 @@ class Runner:
         self.target.start()
         self.journal.update(target=self.target.describe())
         self.journal.flush()
+        mon = self.experiment.monitoring
+        if mon is not None:  # poll the alerts from now on (chaosml.monitoring.watch)
+            url = mon.prometheus.url or cast(PrometheusEndpoint, self.target).prometheus_url
+            if url is None:
+                raise TargetError("monitoring.prometheus.local: this target started no Prometheus")
+            self._monitor = RunMonitor(url, mon, self.experiment.steady_state.window, self.journal.add_target_event)
+            self.journal.update(prometheus_file=PROMETHEUS_FILE)
+            self._monitor.start()
 
     def _prepare_payloads(self) -> None:
         """What the run sends (chaosml.workload.prepare); data and template problems are exit 4."""

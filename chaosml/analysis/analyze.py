@@ -20,7 +20,8 @@ from chaosml.analysis.degradation import degradation
 from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
 from chaosml.analysis.drift import drift_quality, drift_switches, undrifted
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
-from chaosml.analysis.mttr import InjectionResult, aggregate, injection_results
+from chaosml.analysis.monitoring import monitoring_result
+from chaosml.analysis.mttr import InjectionResult, aggregate, detection_by_source, injection_results
 from chaosml.analysis.phases import (
     InjectionWindow,
     LoadRange,
@@ -121,6 +122,7 @@ class Analysis:
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
     drift: list[dict[str, Any]] = field(default_factory=list)  # quality per drift-magnitude bin (analysis/drift.py)
     drift_switches: list[dict[str, Any]] = field(default_factory=list)  # per drift injection: the magnitude the stack switched at
+    monitoring: dict[str, Any] = field(default_factory=dict)  # experiments with monitoring: (see monitoring_result)
 
     @property
     def finished(self) -> bool:
@@ -187,6 +189,7 @@ class Analysis:
             "load_delivery": list(self.load_delivery),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
             **({"drift": list(self.drift), "drift_switches": list(self.drift_switches)} if self.drift else {}),  # only with drift
+            **({"monitoring": self.monitoring} if self.monitoring else {}),  # only an experiment with monitoring:
         }
 
 
@@ -213,6 +216,14 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     phase_results = [_phase_result(a, p, load) for p in phases.values()]
     verdicts = slo_verdicts(experiment, a, phases) + hypothesis_verdicts(experiment, a, phases, results,
                                                                          _cut_short(journal, windows, load))
+    monitoring: dict[str, Any] = {}
+    if experiment.monitoring is not None:
+        mv, monitoring = monitoring_result(experiment, journal, windows, phases, load)
+        verdicts += mv
+        monitoring["by_source"] = [
+            {"fault": w.fault, "injection": w.index, **row}
+            for w, row in zip(windows, detection_by_source(a, windows, journal.get("target_events") or []), strict=True)
+        ]
     deliveries = delivery(experiment.load, a, phases, load)
     verdicts = short_load_verdicts(verdicts, deliveries)
     short = [d for d in deliveries if d.short]
@@ -280,6 +291,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         load_delivery=[d.to_dict() for d in deliveries],
         drift=_hide_rows(drift_quality(samples, a), unmeasured),
         drift_switches=drift_switches(list(experiment.faults), deg),
+        monitoring=monitoring,
     )
 
 

@@ -7,8 +7,9 @@
   default, rejected, error, timeout) of a kind its cohort never got in the baseline, or took more
   than ``SLOW_FACTOR`` x the slowest baseline answer; ``stack``: the stack's own signal, a ``replica_unready`` event whose
   reason is a failed readiness check (``STACK_UNREADY_REASONS``, not the harness seeing the process
-  it killed exit) or a ``breaker_*`` event. None = nothing observable (the harness's own kill
-  events never count).
+  it killed exit) or a ``breaker_*`` event; ``alert``: a Prometheus alert seen firing
+  (``alert_firing``, from ``monitoring:``; any alertname). None = nothing observable (the harness's
+  own kill events never count).
 - MTTR: windows of ``steady_state.window`` seconds aligned at apply, searched until the next
   apply of any fault (or load end), whole windows only. A window is healthy when it holds at
   least one sample and every SLO (its sample SLI over the window's samples of the SLO's cohort)
@@ -219,18 +220,21 @@ def recovery_times(
     return mttr, precision, searched, notes
 
 
-def stack_signals(target_events: Sequence[dict[str, Any]]) -> list[tuple[float, str]]:
-    """(time, label) of the stack's own signals that it noticed something, in time order."""
-    out: list[tuple[float, str]] = []
+def stack_signals(target_events: Sequence[dict[str, Any]]) -> list[tuple[float, str, str]]:
+    """(time, label, source) of the stack's own signals (source ``stack``) and of alerts seen firing
+    (source ``alert``) that it noticed something, in time order."""
+    out: list[tuple[float, str, str]] = []
     for e in target_events:
         if e.get("t") is None:
             continue
         kind, subject = str(e.get("kind")), str(e.get("subject", ""))
         reason = str((e.get("detail") or {}).get("reason", e.get("reason", "")))
         if kind == EventKind.REPLICA_UNREADY and reason in STACK_UNREADY_REASONS:
-            out.append((float(e["t"]), f"{subject} readiness check failed ({reason})"))
+            out.append((float(e["t"]), f"{subject} readiness check failed ({reason})", "stack"))
         elif kind.startswith("breaker_"):
-            out.append((float(e["t"]), f"{kind} {subject}".strip()))
+            out.append((float(e["t"]), f"{kind} {subject}".strip(), "stack"))
+        elif kind == EventKind.ALERT_FIRING:
+            out.append((float(e["t"]), f"alert {subject} firing", "alert"))
     return sorted(out)
 
 
@@ -239,7 +243,7 @@ def detection_times(
     injections: Sequence[InjectionWindow],
     target_events: Sequence[dict[str, Any]],
 ) -> list[tuple[float | None, str | None, str | None]]:
-    """TTD (s), what showed it and its source (users | stack), per injection; see the module docstring.
+    """TTD (s), what showed it and its source (users | stack | alert), per injection; see the module docstring.
 
     A kind of answer the stack already gave in the baseline (e.g. the hardened stack's fallback for
     low-confidence inputs of a cohort) is its normal behaviour, not a sign it noticed the fault: a
@@ -260,7 +264,7 @@ def detection_times(
     with np.errstate(invalid="ignore"):
         slow = a.latency > slow_above
     signals = stack_signals(target_events)
-    sig_t = np.array([t for t, _ in signals], dtype=np.float64)
+    sig_t = np.array([t for t, _, _ in signals], dtype=np.float64)
     out: list[tuple[float | None, str | None, str | None]] = []
     for inj in injections:
         best: tuple[float, str, str] | None = None
@@ -279,8 +283,30 @@ def detection_times(
             best = (float(observed[k]), what, "users")
         i = int(np.searchsorted(sig_t, inj.apply_t, side="left"))
         if i < len(signals) and sig_t[i] < inj.search_end and (best is None or sig_t[i] < best[0]):
-            best = (float(sig_t[i]), signals[i][1], "stack")
+            best = (float(sig_t[i]), signals[i][1], signals[i][2])
         out.append((None, None, None) if best is None else (round(best[0] - inj.apply_t, 6), best[1], best[2]))
+    return out
+
+
+def detection_by_source(
+    a: SampleArrays,
+    injections: Sequence[InjectionWindow],
+    target_events: Sequence[dict[str, Any]],
+) -> list[dict[str, dict[str, Any] | None]]:
+    """Per injection, the first sign from each source (users, stack, alert) on its own: ``{source: {ttd_s, what} | None}``.
+
+    ``users`` is :func:`detection_times` without any event; ``stack`` and ``alert`` the first such
+    signal in [apply, search end). TTD itself is the earliest of the three.
+    """
+    users = detection_times(a, injections, [])
+    signals = stack_signals(target_events)
+    out = []
+    for inj, (u_ttd, u_what, _) in zip(injections, users, strict=True):
+        row: dict[str, dict[str, Any] | None] = {"users": None if u_ttd is None else {"ttd_s": u_ttd, "what": u_what}}
+        for source in ("stack", "alert"):
+            first = next(((t, what) for t, what, src in signals if src == source and inj.apply_t <= t < inj.search_end), None)
+            row[source] = None if first is None else {"ttd_s": round(first[0] - inj.apply_t, 6), "what": first[1]}
+        out.append(row)
     return out
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from chaosml.analysis.mttr import InjectionResult, aggregate_values
 from chaosml.analysis.phases import Phase
 from chaosml.analysis.slis import SLI_DENOMINATOR, SampleArrays, slis_of
-from chaosml.model.catalog import INJECTION_SLIS, OPERATORS, SAMPLE_SLIS
+from chaosml.model.catalog import INJECTION_SLIS, MONITORING_SLIS, OPERATORS, SAMPLE_SLIS, is_prom_sli
 from chaosml.model.experiment import Experiment, Hypothesis, Slo
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive")
@@ -134,6 +134,8 @@ def slo_verdicts(experiment: Experiment, a: SampleArrays, phases: Mapping[str, P
     names = [f.name for f in experiment.faults]
     out = []
     for slo in steady.slos:
+        if is_prom_sli(slo.sli):  # judged from Prometheus' points (chaosml.analysis.monitoring)
+            continue
         for phase in slo.phases:
             out.append(_slo_verdict(slo, phase, steady.min_samples, a, phases, names))
     return out
@@ -166,6 +168,8 @@ def hypothesis_verdicts(
     names = [f.name for f in experiment.faults]
     out = []
     for h in experiment.hypotheses:
+        if is_prom_sli(h.sli) or h.sli in MONITORING_SLIS:  # chaosml.analysis.monitoring
+            continue
         if h.sli in INJECTION_SLIS:
             out.append(injection_verdict(h, results, names, cut_short))
         else:

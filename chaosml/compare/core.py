@@ -57,7 +57,7 @@ from chaosml.compare.bootstrap import (
 )
 from chaosml.compare.runs import RunData, load_run
 from chaosml.errors import InvalidInputError
-from chaosml.model.catalog import INJECTION_SLIS, OPERATORS, SAMPLE_SLIS
+from chaosml.model.catalog import INJECTION_SLIS, MONITORING_SLIS, OPERATORS, SAMPLE_SLIS, is_prom_sli
 
 COMPARE_SCHEMA = "chaosml.compare/1"
 
@@ -409,6 +409,10 @@ def side_verdict(side: Side, d: _VerdictDef) -> tuple[str, float | None, int]:
             if (v.kind, v.name, v.scope) == (d.kind, d.name, d.scope):
                 return v.verdict, v.measured, v.samples
         return "inconclusive", None, 0
+    if is_prom_sli(d.sli) or d.sli in MONITORING_SLIS:  # no pooled data: the runs' own verdicts, the worst of them
+        own = [v for r in side.runs for v in r.analysis.verdicts if (v.kind, v.name, v.scope) == (d.kind, d.name, d.scope)]
+        verdict = next((k for k in ("fail", "inconclusive") if any(v.verdict == k for v in own)), "pass" if own else "inconclusive")
+        return verdict, None, sum(v.samples for v in own)
     if d.sli in INJECTION_SLIS:
         vals = side.injection_values(d.fault, d.sli)
         if not vals:

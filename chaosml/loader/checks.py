@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosml.decoding import BAD, Decoder, Node, join_path, quote, suggest
+from chaosml.loader.monitoring import check_alert_hypothesis, check_monitoring, sli_problem
 from chaosml.loader.state import DecodeState
 from chaosml.model import catalog
 from chaosml.model.experiment import (
@@ -97,14 +98,23 @@ def cross_checks(ex: DecodeState, values: dict[str, Any]) -> None:
 
     check_timeline(ex, values)
     check_custom_faults(ex, values)
+    check_monitoring(ex, values, fault_names)
 
 
 def check_common(ex: DecodeState, path: str, values: dict[str, Any], kind: str) -> None:
     """sli/op/target/cohort checks shared by SLOs, hypotheses and abort conditions."""
     sli = values.get("sli", BAD)
-    if sli is not BAD:
+    if sli is not BAD and (catalog.is_prom_sli(sli) or sli in catalog.MONITORING_SLIS):
+        problem = sli_problem(ex, sli, kind)  # chaosml.loader.monitoring; None: usable here
+        if problem is not None:
+            ex.d.issue_at(f"{path}.sli", problem)
+            values["sli"] = sli = BAD
+    elif sli is not BAD:
         if sli not in catalog.ALL_SLIS:
-            hint = suggest(sli, catalog.ALL_SLIS) or f"; choose from: {', '.join(catalog.ALL_SLIS)}"
+            known = (*catalog.ALL_SLIS, *(catalog.MONITORING_SLIS if ex.monitoring_queries is not None else ()))
+            hint = suggest(sli, known) or f"; choose from: {', '.join(known)}"
+            if ex.monitoring_queries:
+                hint += f" (or a monitoring query: {', '.join('prom:' + q for q in sorted(ex.monitoring_queries))})"
             ex.d.issue_at(f"{path}.sli", f"unknown SLI {quote(sli)}{hint}")
             values["sli"] = sli = BAD
         elif kind != "hypothesis" and sli in catalog.INJECTION_SLIS:
@@ -118,7 +128,7 @@ def check_common(ex: DecodeState, path: str, values: dict[str, Any], kind: str) 
         ex.d.issue_at(f"{path}.op", f"unknown operator {quote(op)}; choose from: {', '.join(OPERATORS)}")
         values["op"] = BAD
     target = values.get("target", BAD)
-    if sli is not BAD and target is not BAD:
+    if sli is not BAD and target is not BAD and not catalog.is_prom_sli(sli):  # a query's unit is the user's
         if sli in RATIO_SLIS and not 0 <= target <= 1:
             ex.d.issue_at(f"{path}.target", f"{sli} is a ratio: the target must be within [0, 1], got {target:g}")
             values["target"] = BAD
@@ -143,9 +153,12 @@ def check_hypothesis(ex: DecodeState, path: str, hv: dict[str, Any], fault_names
     sli = hv.get("sli", BAD)
     if sli is BAD:
         return
+    if sli in catalog.MONITORING_SLIS:
+        check_alert_hypothesis(ex, path, hv, fault_names)
+        return
     during, fault = hv.get("during"), hv.get("fault")
     injection = ", ".join(catalog.INJECTION_SLIS)
-    if sli in catalog.SAMPLE_SLIS:
+    if sli in catalog.SAMPLE_SLIS or catalog.is_prom_sli(sli):
         if "fault" in hv and fault is not None:
             ex.d.issue_at(f"{path}.fault", f"'fault' is for injection SLIs ({injection}); {sli} is measured 'during' a fault or phase")
             hv["fault"] = BAD

@@ -10,6 +10,7 @@ the fault type's params class (``chaosml.model.faulttype.registry()``) (:func:`~
 from __future__ import annotations
 
 import re
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -23,6 +24,7 @@ from chaosml.decoding import (
     suggest,
 )
 from chaosml.loader.checks import check_custom_stack, cross_checks, fault_params, fmt_s
+from chaosml.loader.monitoring import decode_monitoring
 from chaosml.loader.state import DecodeState
 from chaosml.model import catalog
 from chaosml.model.experiment import (
@@ -82,6 +84,7 @@ class ExperimentDecoder(DecodeState):
             "rollbacks": ("rollbacks", self.d.section_list(self.rollback)),
             "request": ("request", self.request),
             "response": ("response", self.response),
+            "monitoring": ("monitoring", self.d.optional(partial(decode_monitoring, self))),
         }
         self.file_cohorts = _declares_file_cohorts(root)
         values = self.d.fields(root, "", schema, required=("title",))

@@ -27,4 +27,8 @@ class DecodeState:
         self.slo_raw: list[tuple[str, dict[str, Any]]] = []
         self.abort_raw: list[tuple[str, dict[str, Any]]] = []
         self.fault_raw: list[tuple[str, dict[str, Any]]] = []
+        self.monitoring_queries: set[str] | None = None  # the monitoring section's query names; None: no section
+        self.monitoring_path = "monitoring"
+        self.monitoring_values: dict[str, Any] | None = None
+        self.alert_raw: list[tuple[str, dict[str, Any]]] = []
 

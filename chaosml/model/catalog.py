@@ -33,7 +33,27 @@ INJECTION_SLIS: dict[str, str] = {
     "ready_s": "fault apply -> every killed replica replaced and ready again, s",
 }
 
+#: SLIs from the experiment's ``monitoring:`` section, measured per injection of a fault (``fault:``).
+ALERT_INJECTION_SLIS: dict[str, str] = {
+    "alert_ttd_s": "time to alert: fault apply -> the first expected alert (monitoring.alerts) seen firing, s; "
+    "none = no expected alert fired within the window plus monitoring.grace",
+    "missed_alerts": "expected alerts (monitoring.alerts naming the fault) that never fired within the window plus grace",
+}
+#: SLIs from ``monitoring:`` measured over the whole run (no ``during`` nor ``fault``).
+ALERT_RUN_SLIS: dict[str, str] = {
+    "false_alarms": "alerts that started firing while no fault was active (outside every window plus monitoring.grace)",
+}
+#: A declared PromQL query used as an SLI: ``prom:NAME`` (monitoring.queries.NAME).
+PROM_SLI_PREFIX = "prom:"
+
 ALL_SLIS: tuple[str, ...] = (*SAMPLE_SLIS, *INJECTION_SLIS)
+#: Accepted only in an experiment with ``monitoring:`` (besides ``prom:NAME`` for its queries).
+MONITORING_SLIS: tuple[str, ...] = (*ALERT_INJECTION_SLIS, *ALERT_RUN_SLIS)
+
+
+def is_prom_sli(sli: str) -> bool:
+    """``prom:NAME``: a monitoring query judged like a sample SLI over a phase or fault."""
+    return sli.startswith(PROM_SLI_PREFIX)
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

@@ -244,6 +244,35 @@ class RollbackSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PrometheusSpec:
+    """Which Prometheus a run reads: the user's (``url``) or one the local target starts (``local``)."""
+
+    url: str | None = None  # e.g. http://prometheus.monitoring:9090 (a cluster's, or any reachable one)
+    local: bool = False  # local target: start Prometheus on 127.0.0.1 scraping the reference stack
+    scrape_interval: float = 1.0  # local: seconds between scrapes (and rule evaluations)
+    rules: str | None = None  # local: a rule file instead of the shipped chaosml/stack/alerts.yml
+
+
+@dataclass(frozen=True, slots=True)
+class AlertExpectation:
+    """An alert (Prometheus ``alertname``) that should fire during each injection of ``faults``."""
+
+    name: str
+    faults: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringSpec:
+    """``monitoring:``: named PromQL queries usable as SLIs (``prom:NAME``) and alerts expected per fault."""
+
+    prometheus: PrometheusSpec
+    queries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    alerts: tuple[AlertExpectation, ...] = ()
+    grace: float = 15.0  # seconds after a recover during which an expected alert still counts; also quiet time for false alarms
+    poll_interval: float = 0.5  # seconds between reads of /api/v1/alerts during the run
+
+
+@dataclass(frozen=True, slots=True)
 class Experiment:
     """A whole experiment file."""
 
@@ -260,6 +289,7 @@ class Experiment:
     rollbacks: tuple[RollbackSpec, ...] = ()
     request: RequestSpec = RequestSpec()
     response: ResponseSpec = ResponseSpec()
+    monitoring: MonitoringSpec | None = None
 
     def fault(self, name: str) -> FaultSpec:
         for f in self.faults:

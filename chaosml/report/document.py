@@ -21,11 +21,13 @@ from chaosml.report.blocks import (
     Para,
     Section,
     Table,
+    fmt_num,
     fmt_ratio,
     fmt_s,
     fmt_sli,
     fmt_time,
 )
+from chaosml.report.monitoring import monitoring_section
 from chaosml.report.summary import summary_blocks
 
 PARTIAL_STATUSES = ("running", "interrupted", "partial")
@@ -561,6 +563,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *mix_table(analysis, plots),
         *degradation_section(analysis),
         *drift_section(analysis, plots),
+        *monitoring_section(analysis),
         *notes(analysis),
         *fault_timeline(analysis),
         *definitions(analysis),

@@ -89,8 +89,16 @@ def plot_timeline(analysis: dict[str, Any], path: Path) -> Path:
     """Latency p50/p99 (top), success and fallback ratio (middle), requests/s (bottom) per window."""
     ts = analysis["timeseries"]
     w = float(ts["window_s"])
-    fig = Figure(figsize=(10, 6.4), layout="constrained")
-    ax_lat, ax_ratio, ax_rps = fig.subplots(3, 1, sharex=True, height_ratios=(3, 3, 1.6))
+    intervals = (analysis.get("monitoring") or {}).get("alert_intervals")
+    alert_names = sorted({i["alert"] for i in intervals or []})
+    fig = Figure(figsize=(10, 6.4 + (0.9 + 0.25 * len(alert_names) if intervals is not None else 0)), layout="constrained")
+    if intervals is None:
+        ax_lat, ax_ratio, ax_rps = fig.subplots(3, 1, sharex=True, height_ratios=(3, 3, 1.6))
+        panels = [ax_lat, ax_ratio, ax_rps]
+    else:  # an experiment with monitoring: a fourth panel with the alerts' firing intervals
+        ax_lat, ax_ratio, ax_rps, ax_alerts = fig.subplots(4, 1, sharex=True, height_ratios=(3, 3, 1.6, 0.8 + 0.35 * len(alert_names)))
+        panels = [ax_lat, ax_ratio, ax_rps, ax_alerts]
+        _plot_alerts(ax_alerts, intervals, alert_names, float(analysis["load"]["duration_s"]))
     ax_lat.plot(*_steps(ts, _arr(ts["latency_p50_ms"])), lw=1.0, color="#1c7ed6", label="p50", drawstyle="steps-post")
     ax_lat.plot(*_steps(ts, _arr(ts["latency_p99_ms"])), lw=1.0, color="#e8590c", label="p99", drawstyle="steps-post")
     ax_lat.set_ylabel("latency (ms)")
@@ -108,14 +116,27 @@ def plot_timeline(analysis: dict[str, Any], path: Path) -> Path:
     ax_rps.plot(*_steps(ts, np.asarray(ts["requests"], dtype=np.float64) / w), lw=1.0, color="#495057",
                 drawstyle="steps-post")
     ax_rps.set_ylabel("req/s")
-    ax_rps.set_xlabel("seconds since load start")
+    panels[-1].set_xlabel("seconds since load start")
     duration = float(analysis["load"]["duration_s"])
     ax_rps.set_xlim(0, max(duration, w))
-    _shade_faults([ax_lat, ax_ratio, ax_rps], analysis, ax_lat)
-    for ax in (ax_lat, ax_ratio, ax_rps):
+    _shade_faults(panels, analysis, ax_lat)
+    for ax in panels:
         ax.grid(alpha=0.3, lw=0.5)
     fig.suptitle(f"{analysis['title']}: timeline (window {w:g}s)", fontsize=10)
     return _save(fig, path)
+
+
+def _plot_alerts(ax: Any, intervals: list[dict[str, Any]], names: list[str], duration: float) -> None:
+    """One row per alertname: a bar for each firing interval (to the end of the run when it never resolved)."""
+    for row, name in enumerate(names):
+        spans = [(float(i["start_s"]), (duration if i["end_s"] is None else float(i["end_s"])) - float(i["start_s"]))
+                 for i in intervals if i["alert"] == name]
+        ax.broken_barh(spans, (row - 0.35, 0.7), color="#c92a2a", alpha=0.8)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_ylim(-0.6, max(len(names), 1) - 0.4)
+    ax.set_ylabel("alerts firing", fontsize=8)
+    if not names:
+        ax.annotate("no alert fired", xy=(0.5, 0.5), xycoords="axes fraction", ha="center", va="center", fontsize=8, color="#495057")
 
 
 def plot_served_by(analysis: dict[str, Any], path: Path) -> Path:

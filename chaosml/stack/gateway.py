@@ -29,14 +29,17 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from chaosml.stack.metrics import CONTENT_TYPE, StackMetrics
 from chaosml.stack.models import load_meta
 from chaosml.stack.profiles import Profile, get_profile
-from chaosml.stack.service import Metrics, errors_as_json, serve
+from chaosml.stack.service import errors_as_json, serve
 
 HEALTH_INTERVAL_S = 0.25
 HEALTH_TIMEOUT_S = 0.2
 MAX_BODY_BYTES = 1024**2
 RETRY_BUDGET_MAX = 10.0
+#: The gateway's event counters (``chaosml_gateway_<event>_total``), present from the start at 0.
+GATEWAY_EVENTS = ("retries", "retries_denied", "default_responses", "ejections")
 
 
 @dataclass
@@ -44,9 +47,6 @@ class Backend:
     url: str
     healthy: bool = False
     ejected_until: float = 0.0
-    attempts: int = 0
-    failures: int = 0
-    ejections: int = 0
 
     def eligible(self, now: float) -> bool:
         return self.healthy and now >= self.ejected_until
@@ -72,7 +72,11 @@ class Gateway:
         self.backends = [Backend(u.rstrip("/")) for u in cfg.backends]
         self.rr = 0
         self.retry_tokens = RETRY_BUDGET_MAX
-        self.metrics = Metrics("chaosml_gateway")
+        self.metrics = StackMetrics(
+            "chaosml_gateway", {"profile": self.profile.name}, GATEWAY_EVENTS,
+            gauges={"retry_tokens": (), "backend_up": ("backend",), "backend_ejected": ("backend",)},
+            counters={"backend_attempts": ("backend",), "backend_failures": ("backend",)},
+        )
         self.session: aiohttp.ClientSession | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._announced = False
@@ -126,16 +130,11 @@ class Gateway:
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         now = time.monotonic()
-        lines = [self.metrics.render({"profile": self.profile.name}, {"retry_tokens": self.retry_tokens})]
-        lines.append("# TYPE chaosml_gateway_backend_up gauge")
-        lines += [f'chaosml_gateway_backend_up{{backend="{b.url}"}} {int(b.healthy)}' for b in self.backends]
-        lines.append("# TYPE chaosml_gateway_backend_ejected gauge")
-        lines += [f'chaosml_gateway_backend_ejected{{backend="{b.url}"}} {int(now < b.ejected_until)}' for b in self.backends]
-        lines.append("# TYPE chaosml_gateway_backend_attempts_total counter")
-        lines += [f'chaosml_gateway_backend_attempts_total{{backend="{b.url}"}} {b.attempts}' for b in self.backends]
-        lines.append("# TYPE chaosml_gateway_backend_failures_total counter")
-        lines += [f'chaosml_gateway_backend_failures_total{{backend="{b.url}"}} {b.failures}' for b in self.backends]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        self.metrics.set("retry_tokens", self.retry_tokens)
+        for b in self.backends:
+            self.metrics.set("backend_up", float(b.healthy), backend=b.url)
+            self.metrics.set("backend_ejected", float(now < b.ejected_until), backend=b.url)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def predict(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
@@ -219,15 +218,14 @@ class Gateway:
         return web.json_response({"error": last_error}, status=503)
 
     def _eject(self, b: Backend) -> None:
-        b.failures += 1
+        self.metrics.count("backend_failures", backend=b.url)
         if self.profile.eject_s > 0:
             b.ejected_until = time.monotonic() + self.profile.eject_s
-            b.ejections += 1
             self.metrics.inc("ejections")
 
     async def _forward(self, b: Backend, body: bytes, ctype: str) -> web.Response:
         assert self.session is not None
-        b.attempts += 1
+        self.metrics.count("backend_attempts", backend=b.url)
         t = self.profile.attempt_timeout_s
         try:
             async with self.session.post(
@@ -241,7 +239,7 @@ class Gateway:
                 return web.Response(body=payload, status=r.status, headers=headers, content_type=r.content_type)
         except (aiohttp.ClientError, TimeoutError, OSError):
             if not (self.profile.retries or self.profile.health_checks):
-                b.failures += 1
+                self.metrics.count("backend_failures", backend=b.url)
             raise
 
 

@@ -48,13 +48,19 @@ from aiohttp import web
 
 from chaosml.stack.breaker import CircuitBreaker
 from chaosml.stack.featurestore import FeatureStoreError, fetch
+from chaosml.stack.metrics import CONTENT_TYPE, StackMetrics
 from chaosml.stack.models import Artifact, load_artifact
 from chaosml.stack.profiles import Profile, get_profile
 
 MAX_BODY_BYTES = 64 * 1024
 RANGE_MARGIN = 3.0  # accepted values: [min - 3*range, max + 3*range] of the training rows
-LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-STORE_WAIT_S = 600.0  # give up waiting for the feature store at startup after this long
+STORE_WAIT_S = 600.0
+#: The replica's event counters (``chaosml_replica_<event>_total``), present from the start at 0.
+FALLBACK_REASONS = ("ood", "feature_store_error", "breaker_open", "entity_features_missing", "entity_features_invalid", "low_confidence")
+REPLICA_EVENTS = (
+    "bad_requests", "rejected", "feature_fetch_failures", "breaker_rejections", "feature_rows_missing",
+    "feature_rows_invalid", "default_responses", "startup_store_ping_failures", *(f"fallback_{r}" for r in FALLBACK_REASONS),
+)  # give up waiting for the feature store at startup after this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,50 +79,6 @@ class Rejected(Exception):
         self.field = field
         self.message = message
         self.status = status
-
-
-class Metrics:
-    """Prometheus text exposition, hand-written (no client library)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.requests: dict[tuple[str, int], int] = {}
-        self.buckets = [0] * len(LATENCY_BUCKETS_S)
-        self.latency_sum = 0.0
-        self.latency_count = 0
-        self.counters: dict[str, int] = {}
-
-    def observe(self, served_by: str, status: int, seconds: float) -> None:
-        key = (served_by, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.latency_sum += seconds
-        self.latency_count += 1
-        for i, b in enumerate(LATENCY_BUCKETS_S):
-            if seconds <= b:
-                self.buckets[i] += 1
-
-    def inc(self, name: str, n: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + n
-
-    def render(self, labels: dict[str, str], gauges: dict[str, float]) -> str:
-        p = self.prefix
-        base = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        lines = [f"# TYPE {p}_requests_total counter"]
-        for (sb, st), n in sorted(self.requests.items()):
-            lines.append(f'{p}_requests_total{{{base},served_by="{sb}",status="{st}"}} {n}')
-        lines.append(f"# TYPE {p}_request_duration_seconds histogram")
-        for b, n in zip(LATENCY_BUCKETS_S, self.buckets):
-            lines.append(f'{p}_request_duration_seconds_bucket{{{base},le="{b}"}} {n}')
-        lines.append(f'{p}_request_duration_seconds_bucket{{{base},le="+Inf"}} {self.latency_count}')
-        lines.append(f"{p}_request_duration_seconds_sum{{{base}}} {self.latency_sum:.6f}")
-        lines.append(f"{p}_request_duration_seconds_count{{{base}}} {self.latency_count}")
-        for name, n in sorted(self.counters.items()):
-            lines.append(f"# TYPE {p}_{name}_total counter")
-            lines.append(f"{p}_{name}_total{{{base}}} {n}")
-        for name, v in sorted(gauges.items()):
-            lines.append(f"# TYPE {p}_{name} gauge")
-            lines.append(f"{p}_{name}{{{base}}} {v}")
-        return "\n".join(lines) + "\n"
 
 
 class Replica:
@@ -140,7 +102,10 @@ class Replica:
             self.bounds[f] = (lo - RANGE_MARGIN * span, hi + RANGE_MARGIN * span)
         p = self.profile
         self.breaker = CircuitBreaker(p.breaker_failure_threshold, p.breaker_open_s) if p.breaker else None
-        self.metrics = Metrics("chaosml_replica")
+        self.metrics = StackMetrics(
+            "chaosml_replica", {"replica": cfg.name, "profile": self.profile.name}, REPLICA_EVENTS,
+            {"ready": (), **({"breaker_state": (), "breaker_opens": ()} if self.breaker is not None else {})},
+        )
         self.ready = False
         self.redis: Any = None
         self._store_task: asyncio.Task[None] | None = None
@@ -199,12 +164,11 @@ class Replica:
         return web.json_response({"ready": self.ready, "replica": self.cfg.name}, status=status)
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
-        gauges: dict[str, float] = {"ready": 1.0 if self.ready else 0.0}
+        self.metrics.set("ready", 1.0 if self.ready else 0.0)
         if self.breaker is not None:
-            gauges["breaker_state"] = float(self.breaker.state_code)
-            gauges["breaker_opens"] = float(self.breaker.opens)
-        text = self.metrics.render({"replica": self.cfg.name, "profile": self.profile.name}, gauges)
-        return web.Response(text=text, content_type="text/plain")
+            self.metrics.set("breaker_state", float(self.breaker.state_code))
+            self.metrics.set("breaker_opens", float(self.breaker.opens))
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def predict(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
@@ -215,7 +179,9 @@ class Replica:
             else:
                 status, body = await self._predict_naive(request)
         finally:
-            self.metrics.observe(str(body.get("served_by", "")), status, time.perf_counter() - t0)
+            conf = body.get("confidence")
+            self.metrics.observe(str(body.get("served_by", "")), status, time.perf_counter() - t0,
+                                 float(conf) if isinstance(conf, float | int) else None, self.min_confidence)
         headers = {"X-Served-By": str(body["served_by"])} if "served_by" in body else {}
         return web.json_response(body, status=status, headers=headers)
 

@@ -124,6 +124,13 @@ class DeploymentScaling(Protocol):
     def wait_group_ready(self, group: str, timeout_s: float) -> bool: ...
 
 
+class PrometheusEndpoint(Protocol):
+    """A Prometheus the target started for the run (local: ``monitoring.prometheus.local``); None when it started none."""
+
+    @property
+    def prometheus_url(self) -> str | None: ...
+
+
 class NodeControl(Protocol):
     """The cluster's nodes: listed with their pod counts, and asked whether one is Ready."""
 

@@ -1,7 +1,8 @@
 """Local target: the reference stack as supervised processes on 127.0.0.1 (fault proxy, redis-server, replicas, gateway).
 
 Used by the runner for ``platform: local``. Members and groups: ``proxy`` (``proxy``), ``redis``
-(``feature-store``), ``model-0`` .. ``model-N-1`` (``model``), ``gateway`` (``gateway``). A killed
+(``feature-store``), ``model-0`` .. ``model-N-1`` (``model``), ``gateway`` (``gateway``) and, for
+``monitoring.prometheus.local``, ``prometheus`` (``monitoring``: chaosml.monitoring.server). A killed
 member is restarted by the supervisor after ``restart_delay_s``, like the kubelet. Redis runs without
 persistence, so when it comes back after a kill the target re-seeds the features (standing in for a
 persistent volume).
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaosml.model.experiment import PrometheusSpec
 from chaosml.procs import kill_run_processes, processes_of_run, spawned_of
 from chaosml.records import EventKind, TargetEvent
 from chaosml.targets.base import TargetError
@@ -43,6 +45,7 @@ GROUP_FEATURE_STORE = "feature-store"
 GROUP_MODEL = "model"
 GROUP_GATEWAY = "gateway"
 GROUP_PROXY = "proxy"
+GROUP_MONITORING = "monitoring"
 LINK_FEATURE_STORE = "feature-store"
 LINK_GATEWAY = "gateway"
 PROXY_API_TIMEOUT_S = 2.0
@@ -86,6 +89,7 @@ class LocalTarget(SupervisedTarget):
         cache_dir: Path | None = None,
         redis_url_for_replicas: Callable[[str], str] | None = None,
         proxy: bool = True,
+        prometheus: PrometheusSpec | None = None,
     ) -> None:
         if profile not in ("naive", "hardened"):
             raise ValueError(f"unknown profile {profile!r}; known profiles: naive, hardened")
@@ -101,6 +105,7 @@ class LocalTarget(SupervisedTarget):
         super().__init__(on_event)
         self._redis_url_for_replicas = redis_url_for_replicas
         self.use_proxy = proxy
+        self.prometheus = prometheus  # start a Prometheus scraping the stack (monitoring.prometheus.local)
         self._ports: dict[str, int] = {}
         self._artifact: Path | None = None
         self._replica_redis_url: str | None = None
@@ -130,6 +135,13 @@ class LocalTarget(SupervisedTarget):
         if not self.use_proxy:
             return None
         return f"http://127.0.0.1:{self._port('proxy')}"
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The run's own Prometheus (``monitoring.prometheus.local``), or None when it starts none."""
+        if self.prometheus is None:
+            return None
+        return f"http://127.0.0.1:{self._port('prometheus')}"
 
     @property
     def owns_proxy(self) -> bool:
@@ -171,7 +183,7 @@ class LocalTarget(SupervisedTarget):
         self._artifact = ensure_artifact(self.cache_dir, self.dataset, self.seed)
         self._dataset_obj = load_dataset(self.dataset, self.seed)
         redis_bin = featurestore.redis_server_binary()
-        names = ["redis", *self.replica_names, "gateway"]
+        names = ["redis", *self.replica_names, "gateway", *(["prometheus"] if self.prometheus is not None else [])]
         link_names = [LINK_FEATURE_STORE, *self.replica_names, LINK_GATEWAY] if self.use_proxy else []
         ports = free_ports(len(names) + (1 + len(link_names) if self.use_proxy else 0))
         self._ports = dict(zip(names, ports))
@@ -254,8 +266,49 @@ class LocalTarget(SupervisedTarget):
         )
         self._require_ready([*self.replica_names, "gateway"], left())
         self._wait_gateway_routes_to_all(left())
+        if self.prometheus is not None:
+            self._start_prometheus(self.prometheus, left())
         if self.profile == "hardened":  # only the hardened replicas have a circuit breaker
             self._in_background(self._watch_breakers, "breaker-watch")
+
+    def _start_prometheus(self, spec: PrometheusSpec, timeout_s: float) -> None:
+        """Prometheus on 127.0.0.1 scraping the gateway and replicas directly (never through a link), data in the run dir."""
+        from chaosml.monitoring import server
+
+        binary = server.prometheus_binary()
+        if binary is None:
+            raise TargetError("monitoring.prometheus.local needs the prometheus binary on PATH (Debian: apt-get install prometheus)")
+        directory = self.run_dir / "prometheus"
+        rules = Path(spec.rules).resolve() if spec.rules else server.shipped_rules()
+        config = server.write_config(
+            directory, f"127.0.0.1:{self._ports['gateway']}",
+            {n: f"127.0.0.1:{self._ports[n]}" for n in self.replica_names}, spec.scrape_interval, rules,
+        )
+        port = self._ports["prometheus"]
+        self.supervisor.start(ProcessSpec(
+            name="prometheus", argv=server.argv(binary, config, directory / "data", port), cwd=directory,
+            ready_url=f"http://127.0.0.1:{port}/-/ready", restart_delay_s=self.restart_delay_s, group=GROUP_MONITORING,
+        ))
+        self._require_ready(["prometheus"], timeout_s)
+        self._wait_first_scrapes(self.prometheus_url or "", 1 + self.replicas, timeout_s)
+
+    @staticmethod
+    def _wait_first_scrapes(url: str, targets: int, timeout_s: float) -> None:
+        """Ready = every target scraped up once, so that the baseline has points from its first seconds."""
+        from chaosml.monitoring.promapi import PromQueryError, PromUnreachable, query
+
+        deadline = time.monotonic() + timeout_s
+        up = 0
+        while time.monotonic() < deadline:  # bounded by the start deadline
+            try:
+                result = query(url, "count(up == 1)", time.time(), timeout_s=1.0)["result"]
+                up = int(float(result[0]["value"][1])) if result else 0
+            except (PromUnreachable, PromQueryError, LookupError, ValueError):
+                up = 0
+            if up >= targets:
+                return
+            time.sleep(0.1)
+        raise TargetError(f"the local Prometheus scraped {up} of {targets} targets up after start")
 
     def _wait_gateway_routes_to_all(self, timeout_s: float) -> None:
         """Ready = the gateway routes to every replica (its health checks go through the links), not just one."""
@@ -359,7 +412,9 @@ class LocalTarget(SupervisedTarget):
                 GROUP_FEATURE_STORE: ["redis"],
                 GROUP_MODEL: self.replica_names,
                 GROUP_GATEWAY: ["gateway"],
+                **({GROUP_MONITORING: ["prometheus"]} if self.prometheus is not None else {}),
             },
+            "prometheus_url": self.prometheus_url if self._ports else None,
             "restart_delay_s": self.restart_delay_s,
             "pids": self._sup.pids() if self._sup else {},
             "run_dir": str(self.run_dir),

@@ -161,3 +161,17 @@ def test_blast_radius_counts_each_reference_service_s_own_replicas() -> None:
     assert "  kill-all: 1 of 1 replica of 'gateway' (100%) per injection, 1 injection" in rendered
     assert "of 3 replicas of 'gateway'" not in rendered
     assert [(b.fault, b.victims, b.of) for b in plan.blast_radius] == [("kill", 1, 3), ("kill-all", 1, 1)]
+
+
+def test_monitoring_section_says_which_prometheus_and_what_is_expected() -> None:
+    from pathlib import Path
+
+    from chaosml.loader import load_experiment
+
+    exp = load_experiment(Path(__file__).resolve().parents[2] / "experiments" / "monitoring-hardened.yaml")
+    text = render_plan(build_plan(exp))
+    assert "  prometheus: local: started by the local target on 127.0.0.1, scraping every 1s, rules chaosml/stack/alerts.yml (shipped)\n" in text
+    assert "  expect ChaosmlFeatureStoreErrors during fs-down\n" in text
+    assert "  alerted-fast: alert_ttd_s <= 10 (max over the injections of fs-down)\n" in text
+    assert "  no-false-alarm: false_alarms <= 0 (over the whole run)\n" in text
+    assert "\n  PromQL " in text  # how the queries were checked (promtool, the server, or why not)
