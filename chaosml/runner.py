@@ -53,7 +53,7 @@ from chaosml.journal import (
 )
 from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
-from chaosml.model.experiment import Experiment, FaultSpec
+from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
 from chaosml.plan import Plan, build_plan
 from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
@@ -242,6 +242,11 @@ class Runner:
         except TargetError as exc:
             status, reason = "failed", f"target error: {exc}"
             error = _error_record(exc)
+        except InvalidInputError as exc:  # e.g. ProbeAnswerError: the server's answers are no model output
+            if self.journal.data["fault_events"]:  # not before anything was injected: a run failure
+                status, reason, error = "failed", f"{type(exc).__name__}: {exc}", _error_record(exc)
+            else:
+                status, reason = "invalid", f"{exc}; nothing was injected"
         except Exception as exc:  # noqa: BLE001 - recorded (with its traceback), recovered, reported as a run failure
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
             error = _error_record(exc)
@@ -262,6 +267,8 @@ class Runner:
             code = EXIT_RECOVERY_FAILED
         elif status == "aborted":
             code = EXIT_ABORTED
+        elif status == "invalid":
+            code = EXIT_INVALID
         elif status == "failed":
             code = EXIT_INTERNAL  # the run itself broke (load process died, ...); faults were recovered
         else:
@@ -299,7 +306,7 @@ class Runner:
                 ) from exc
 
     def _start_target(self) -> None:
-        self.progress.message(f"starting target ({self.experiment.target.platform}, profile {self.experiment.target.profile}) ...")
+        self.progress.message(f"starting target ({starting_what(self.experiment.target)}) ...")
         # Every process the run starts inherits the token, so `chaosml rollback` can find orphans.
         os.environ[RUN_TOKEN_ENV] = self.token
         with self.signals.critical("opening the target's ledger entry"):
@@ -589,6 +596,15 @@ class Runner:
             if os.environ.get(RUN_TOKEN_ENV) == self.token:
                 del os.environ[RUN_TOKEN_ENV]
             self.journal.flush(force=True)
+
+
+def starting_what(spec: TargetSpec) -> str:
+    """What the run starts, for the console: the reference stack and its profile, or the user's own services."""
+    if spec.stack != "custom":
+        return f"{spec.platform}, reference stack, profile {spec.profile}"
+    if spec.platform == "kubernetes":
+        return f"{spec.platform}, your own stack: " + ", ".join(s.name for s in spec.services) + " (pods found by their labels)"
+    return f"{spec.platform}, your own stack: " + ", ".join(f"{s.name} x{s.replicas}" for s in spec.services)
 
 
 def _error_record(exc: BaseException) -> dict[str, str]:
