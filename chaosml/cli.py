@@ -27,16 +27,20 @@ if TYPE_CHECKING:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from chaosml.analysis.delivery import ramp_warning
     from chaosml.loader import load_experiment
 
     issues = []
     for f in args.files:
         try:
-            load_experiment(f)
+            experiment = load_experiment(f)
         except ExperimentError as exc:
             issues.extend(exc.issues)
             continue
         print(f"{f}: ok")
+        warning = ramp_warning(experiment.load)  # the same warning `plan` prints: valid, but most of the run ramps up
+        if warning:
+            print(f"{f}: {warning}", file=sys.stderr)
     if issues:
         for issue in issues:
             print(issue, file=sys.stderr)
@@ -186,7 +190,9 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from chaosml.journal import JOURNAL_FILE
+    from chaosml.journal import load as load_journal
     from chaosml.report import render_report
+    from chaosml.report.render import settled_exit_code
 
     run_dir = Path(args.run_dir)
     if not (run_dir / JOURNAL_FILE).exists():
@@ -200,7 +206,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"chaosml: {analysis['samples_problem']}", file=sys.stderr)
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     _print_verdicts(run_dir)
-    return EXIT_OK
+    record = load_journal(run_dir)  # the run's exit code policy, as `chaosml run` settles it
+    code = settled_exit_code(record.status, record.exit_code, bool(analysis.get("passed")))
+    print(f"exit {code}: {EXIT_CODES.get(code, 'unknown')}")
+    return code
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
