@@ -14,7 +14,7 @@ from typing import Any
 from chaosml.analysis.delivery import ramp_warning
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
-from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
+from chaosml.model.experiment import Experiment, FaultSpec, LoadSpec, TargetSpec
 from chaosml.model.faulttype import BlastRadius, registry
 from chaosml.model.faulttype import plan_number as _num
 from chaosml.model.faulttype import plan_seconds as _s
@@ -180,7 +180,7 @@ def render_plan(plan: Plan) -> str:
     out.append(
         f"load: {_plural(load.users, 'user')} (spawn {_num(load.spawn_rate)}/s), {rate}{total}, "
         f"for {_s(load.duration)}, request timeout {_s(load.request_timeout)}, "
-        f"dataset {load.dataset}, seed {load.seed}"
+        f"{_data(load)}, seed {load.seed}"
     )
     out += [w for w in (ramp_warning(load),) if w]
     weight = sum(load.mix.values()) or 1.0
@@ -234,6 +234,13 @@ def render_plan(plan: Plan) -> str:
     out.append("")
     out.append("dry run: nothing was injected")
     return "\n".join(out) + "\n"
+
+
+def _data(load: LoadSpec) -> str:
+    """What the load sends: the user's data file (``load.data``) or the built-in dataset."""
+    if load.data is None:
+        return f"built-in dataset {load.dataset}"
+    return f"data file {load.data.file} (label {load.data.label!r})"
 
 
 def _hypothesis(h: Any) -> str:
