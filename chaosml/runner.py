@@ -382,7 +382,11 @@ class Runner:
             self._lines.put(line)
 
     def _wait_load_start(self, timeout_s: float = 30.0) -> float:
-        """The load start (epoch) as the load process measures it, from its first progress line."""
+        """The load start (epoch) as the load process recorded it before its first request, from its first progress line.
+
+        ``time.time() - elapsed_s`` on receipt would be late by the pipe's delay, and a request sent in
+        that gap fell before the recorded start (the report counted one request fewer than the console).
+        """
         from chaosml.load.config import parse_progress
 
         deadline = time.monotonic() + timeout_s
@@ -397,7 +401,10 @@ class Runner:
             msg = parse_progress(line)
             if msg and msg.get("type") == "progress":
                 self._stats = msg
-                return time.time() - float(msg.get("elapsed_s", 0.0))
+                started = msg.get("started_at")
+                if isinstance(started, (int, float)) and not isinstance(started, bool):
+                    return float(started)
+                return time.time() - float(msg.get("elapsed_s", 0.0))  # a load process that does not say its start
         raise RuntimeError(f"load process sent no progress within {timeout_s:.0f}s")
 
     def _drive(self) -> None:

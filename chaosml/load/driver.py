@@ -337,6 +337,7 @@ def run(
         poller = gevent.spawn(_every, POLL_INTERVAL_S, control.poll, flush_stop)
 
     start = time.monotonic()
+    started_at = round(time.time(), 6)  # the load start as epoch s: no request is sent before it (the runner's t0)
     end = start + config.duration_s
     interval = config.progress_interval_s
     next_progress = start + interval
@@ -356,6 +357,7 @@ def run(
                 out.emit(
                     {
                         "type": "progress",
+                        "started_at": started_at,
                         "elapsed_s": round(now - start, 3),
                         "requests": recorder.total,
                         "rps": round(count / span, 3),
