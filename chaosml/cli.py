@@ -249,7 +249,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         min_change=parse_min_change(args.min_change or []),
     )
     comparison = compare_runs(baseline, candidate, settings)
-    failing = failing_rows(comparison, policies)
+    failing = failing_rows(comparison, policies, count_unreliable=args.count_unreliable)
     code = EXIT_FAILED if failing else EXIT_OK
     print(render_terminal(comparison, failing, show_all=args.all))
     if args.out:
@@ -427,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 A row is improved/regressed only when the bootstrap interval of (candidate - baseline) excludes 0
 AND |delta| exceeds the practical threshold max(abs, rel x |baseline|) (see --min-change); too
-little data is inconclusive. A pass -> fail verdict flip is always a regression.""",
+little data is inconclusive. A pass -> fail verdict flip is always a regression. Runs under very
+different host load (load average per core more than 2x AND more than 0.5 apart) have their latency
+rows marked "unreliable (host load)" instead of improved/regressed (see --count-unreliable).""",
         epilog="""--fail-on POLICY (repeatable; exit 1 when any policy is met):
   any                      any regressed row (default)
   flip                     only a hypothesis/SLO verdict that flipped pass -> fail
@@ -450,6 +452,9 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
     p.add_argument("--min-samples", type=int, default=20, help="fewer requests on a side: inconclusive (default 20)")
     p.add_argument("--min-injections", type=int, default=2, help="fewer injections on a side: inconclusive (default 2)")
     p.add_argument("--all", action="store_true", help="show every phase x cohort row in the terminal")
+    p.add_argument("--count-unreliable", action="store_true",
+                   help="latency deltas between runs under very different host load (load average per core > 2x and > 0.5 apart) "
+                        "count under --fail-on as what they were judged (default: marked 'unreliable (host load)', never a regression)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("gameday", help="game-days: run a suite of experiments, or schedule it (CronJob or local loop)")

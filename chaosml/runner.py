@@ -43,6 +43,7 @@ from chaosml.errors import (
     TargetError,
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
+from chaosml.hostload import HostLoadSampler
 from chaosml.interrupts import Interrupted, SignalGuard
 from chaosml.journal import (
     JOURNAL_FILE,
@@ -199,6 +200,7 @@ class Runner:
         self._injectors: dict[str, Injector] = {}
         self._abort_since: dict[int, float] = {}
         self._workload: Workload | None = None  # what the load sends (chaosml.workload.prepare)
+        self._host: HostLoadSampler | None = None  # host load while the load runs (chaosml.hostload)
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -255,6 +257,7 @@ class Runner:
             recovery_errors = self._unrecovered + recovery_errors
             self._run_rollbacks()
             self._stop_load()
+            self._record_host_load()
             self._stop_target()
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
@@ -410,6 +413,8 @@ class Runner:
     def _drive(self) -> None:
         exp = self.experiment
         t0 = self._wait_load_start()
+        self._host = host = HostLoadSampler()
+        host.loadgen(self._stats)  # the first progress line, read by _wait_load_start
         self.journal.update_load(started_at=t0)
         self.journal.update(timeline=[
             {"fault": i.fault, "type": i.type, "injection": i.index - 1, "planned_start": t0 + i.start, "planned_end": t0 + i.end}
@@ -430,6 +435,7 @@ class Runner:
                 else:
                     self._recover(spec, step.injection, planned=t0 + step.at)
             self._drain_progress()
+            host.sample()
             self.progress.show(self._phase(now - t0), now - t0, self._stats)
             self._check_abort()
             if self.load_proc.poll() is not None:
@@ -555,6 +561,17 @@ class Runner:
             msg = parse_progress(line)
             if msg and msg.get("type") in ("progress", "done"):
                 self._stats.update(msg)
+                if self._host is not None:
+                    self._host.loadgen(msg)
+
+    def _record_host_load(self) -> None:
+        """The host's load while the load ran (chaosml.hostload), into the journal; nothing when no load ran."""
+        if self._host is None:
+            return
+        self._drain_progress()  # the done record carries the load process's CPU seconds
+        host, self._host = self._host.finish(), None
+        self.journal.update(host_load=host.to_dict())
+        self.progress.message(f"host load: {host.describe()}")
 
     def _write_error_reason(self) -> str:
         return f"{self.journal.write_error} (is the reports dir full?); every applied fault was recovered"

@@ -77,6 +77,12 @@ def _parse_body(content: bytes | None) -> dict[str, Any]:
     return {k: _scalar(data.get(k)) for k in _RESPONSE_FIELDS}
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) this load process has used: the runner records it as the load generator's CPU."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _p99(values: list[float]) -> float | None:
     """Nearest-rank 99th percentile."""
     if not values:
@@ -338,6 +344,7 @@ def run(
 
     start = time.monotonic()
     started_at = round(time.time(), 6)  # the load start as epoch s: no request is sent before it (the runner's t0)
+    cpu0 = _cpu_s()  # the load's own CPU, without the start-up (imports) before it
     end = start + config.duration_s
     interval = config.progress_interval_s
     next_progress = start + interval
@@ -363,6 +370,7 @@ def run(
                         "rps": round(count / span, 3),
                         "success_ratio": round(ok / count, 6) if count else None,
                         "p99_ms": round(p99, 3) if p99 is not None else None,
+                        "cpu_s": round(_cpu_s() - cpu0, 3),
                     }
                 )
                 last_tick = now
@@ -388,6 +396,7 @@ def run(
             "requests": recorder.total,
             "duration_s": round(time.monotonic() - start, 3),
             "stopped_by": reason[0],
+            "cpu_s": round(_cpu_s() - cpu0, 3),
             "tick_offsets": {"seed": config.seed, "salt": TICK_SEED_SALT, "users": len(recorder.tick_offsets),
                              "max_s": max(recorder.tick_offsets, default=0.0)},
         }

@@ -12,6 +12,7 @@ from typing import Any
 
 from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
+from chaosml.hostload import HostLoad
 from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
 
 PARTIAL_STATUSES = ("running", "interrupted", "partial")
@@ -164,6 +165,10 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     for fault, why in (analysis.get("no_effect") or {}).items():
         blocks.append(Banner(f"NO EFFECT: fault {fault}: {why}. Nothing was tested: every verdict scoped to it is "
                              "inconclusive and the run cannot pass.", "fail"))
+    host = HostLoad.from_dict(journal.get("host_load"))
+    if host is not None and host.loadgen_saturated:
+        blocks.append(Banner(f"LOAD GENERATOR CPU-SATURATED: {host.describe()}; check the delivered rate per phase "
+                             "before trusting latency figures.", "warn"))
     rows = [
         ("release", str(analysis["release"])),
         ("profile", str(analysis["profile"])),
@@ -174,6 +179,7 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
         ("load started", fmt_time(load["started_at"])),
         ("load duration", fmt_s(load["duration_s"]) + ("" if load["ended_at"] is not None else " (so far: no load end recorded)")),
         ("requests", str(next((p["slis"]["requests"] for p in analysis["phases"] if p["name"] == "all"), 0))),
+        ("host load", "not recorded (no load ran, or a run of an older chaosml)" if host is None else host.describe()),
         ("window / hold", f"{analysis['window_s']:g} s x {analysis['hold']}"),
         ("chaosml", str(journal.get("chaosml_version", ""))),
     ]

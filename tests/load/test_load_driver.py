@@ -235,7 +235,8 @@ def test_run_records_one_row_per_request(server: _Server, tmp_path: Path) -> Non
     assert 0 < ticks["max_s"] < 1 / config.rate_per_user  # type: ignore[operator]
     assert 3 <= len(progress) <= 7, progress
     for p in progress:
-        assert set(p) == {"type", "started_at", "elapsed_s", "requests", "rps", "success_ratio", "p99_ms"}
+        assert set(p) == {"type", "started_at", "elapsed_s", "requests", "rps", "success_ratio", "p99_ms", "cpu_s"}
+        assert 0 <= p["cpu_s"] <= done[0]["cpu_s"]  # the load's own CPU seconds, growing
         assert p["started_at"] <= min(float(r["t"]) for r in rows)  # no request before the recorded load start
     assert [p["requests"] for p in progress] == sorted(p["requests"] for p in progress)
     busy = [p for p in progress if p["requests"] > 0 and p["success_ratio"] is not None]
