@@ -371,6 +371,7 @@ class Runner:
             samples_file=str(self.run_dir / SAMPLES_FILE),
             seed=load.seed,
             control_file=str(self.run_dir / "load-control.json"),
+            stages=None if load.shape is None else [[st.end, st.users, st.spawn_rate] for st in load.shape.stages],
         )
         self.progress.message(
             f"driving load: {load.users} users for {load.duration:.0f}s against {self.target.entry_url}"

@@ -48,6 +48,7 @@ class LoadConfig:
     method: str = "POST"  # HTTP method of every request
     headers: dict[str, str] | None = None  # extra request headers (a user's stack: auth, tenant, ...)
     response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.workload.mapping); None = reference
+    stages: list[list[float]] | None = None  # load.shape: [end_s, users, spawn_rate] per stage (chaosml.model.loadshape); None = users at spawn_rate
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -105,6 +106,8 @@ class LoadConfig:
                     problem = "unknown field" if k not in RESPONSE_FIELDS else (check_field_spec(v) if isinstance(v, str) else "not a string")
                     if problem:
                         issues.append(f"response.{k}: {problem}")
+        if self.stages is not None:
+            issues += _stage_issues(self.stages)
         if not isinstance(self.record, bool):
             issues.append(f"record: must be true or false, got {self.record!r}")
         if self.control_file is not None and (not isinstance(self.control_file, str) or not self.control_file):
@@ -142,6 +145,20 @@ class LoadConfig:
         config = cls(**raw)
         config.check()
         return config
+
+
+def _stage_issues(stages: Any) -> list[str]:
+    """Problems with ``stages``: a non-empty list of [end_s, users, spawn_rate], ends increasing."""
+    if not isinstance(stages, list) or not stages:
+        return ["stages: must be a non-empty list of [end_s, users, spawn_rate]"]
+    issues, last = [], 0.0
+    for i, st in enumerate(stages):
+        ok = isinstance(st, list) and len(st) == 3 and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in st)
+        if not ok or st[0] < last or st[1] < 0 or st[1] != int(st[1]) or st[2] <= 0:
+            issues.append(f"stages[{i}]: must be [end_s >= the previous end, users (an integer >= 0), spawn_rate > 0], got {st!r}")
+        else:
+            last = float(st[0])
+    return issues
 
 
 def parse_progress(line: str | bytes) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import gevent
 import gevent.event
 import locust
 from geventhttpclient.useragent import BadStatusCode
-from locust import FastHttpUser, constant, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, task
 from locust.contrib.fasthttp import LocustBadStatusCode
 from locust.env import Environment
 
@@ -224,6 +224,41 @@ def make_user_class(config: LoadConfig, recorder: Recorder) -> type[FastHttpUser
     return PredictUser
 
 
+class StageShape(LoadTestShape):
+    """load.shape's stages as a locust LoadTestShape: ``tick()`` gives the (users, spawn_rate) of the stage at the run time.
+
+    Locust's own shape worker polls ``tick()`` about once a second (and waits for each ramp), so a
+    stage boundary would take effect up to a second late: :func:`drive_stages` calls ``tick()`` at
+    each boundary instead, so the users curve is the one plan shows and delivery integrates.
+    """
+
+    def __init__(self, stages: list[list[float]]) -> None:
+        super().__init__()
+        self.stages = [(float(end), int(users), float(rate)) for end, users, rate in stages]
+
+    def at(self, run_time: float) -> tuple[int, float]:
+        for end, users, rate in self.stages[:-1]:
+            if run_time < end:
+                return users, rate
+        return self.stages[-1][1], self.stages[-1][2]  # the last stage holds until the load ends
+
+    def tick(self) -> tuple[int, float]:
+        return self.at(self.get_run_time())
+
+    def boundaries(self) -> list[float]:
+        """Run times at which the stage changes (0 and each stage's end but the last)."""
+        return [0.0] + [end for end, _, _ in self.stages[:-1]]
+
+
+def drive_stages(runner: Any, shape: StageShape, start: float, stop: gevent.event.Event) -> None:
+    """At each stage boundary (monotonic ``start`` + offset) start the stage's users at its rate, until ``stop``."""
+    for offset in shape.boundaries():
+        if stop.wait(timeout=max(0.0, start + offset - time.monotonic())):
+            return
+        users, rate = shape.at(time.monotonic() - start + 1e-6)
+        runner.start(users, rate)
+
+
 class _Output:
     """JSON lines to stdout; a vanished reader does not stop the load."""
 
@@ -349,9 +384,13 @@ def run(
     interval = config.progress_interval_s
     next_progress = start + interval
     last_tick = start
+    shaper = None
     try:
         if not stop_requested.is_set():
-            runner.start(config.users, config.spawn_rate)
+            if config.stages:
+                shaper = gevent.spawn(drive_stages, runner, StageShape(config.stages), start, stop_requested)
+            else:
+                runner.start(config.users, config.spawn_rate)
         while not stop_requested.is_set():
             now = time.monotonic()
             if now >= end:
@@ -377,6 +416,8 @@ def run(
                 while next_progress <= now:
                     next_progress += interval
     finally:
+        if shaper is not None:
+            shaper.kill(block=True, timeout=STOP_GRACE_S)
         try:
             with gevent.Timeout(config.request_timeout_s + STOP_GRACE_S, False):
                 runner.quit()

@@ -384,6 +384,24 @@ def load_table(analysis: dict[str, Any]) -> list[Block]:
     ]
 
 
+def stage_table(analysis: dict[str, Any]) -> list[Block]:
+    """Requested vs achieved load per stage of load.shape (by send time)."""
+    rows = [d for d in analysis.get("load_stages") or [] if d["duration_s"] > 0]
+    if not rows:
+        return []
+    return [
+        Heading("Load shape: requested vs achieved per stage"),
+        Para("Each stage of load.shape (see the plan) with the requests sent in it: requested is rate_per_user x the "
+             f"users curve of the shape; a stage below {100 * (1 - SHORTFALL_MARGIN):.0f}% of it is SHORT."),
+        Table(("stage", "duration", "requested req/s", "achieved req/s", "achieved"),
+              tuple((d["phase"], f"{d['duration_s']:.1f} s", f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
+                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
+                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
+                    for d in rows),
+              tuple("fail" if d["short"] else "" for d in rows)),
+    ]
+
+
 def file_cohorts_note(journal: dict[str, Any] | None) -> list[Block]:
     """Which cohorts the data file's ``load.data.cohort`` column gave, their test rows and share of the load."""
     info = (journal or {}).get("file_cohorts")
@@ -592,6 +610,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *injection_tables(analysis),
         *phase_table(analysis),
         *load_table(analysis),
+        *stage_table(analysis),
         *cohort_table(analysis, journal),
         *mix_table(analysis),
         *degradation_section(analysis),

@@ -415,3 +415,26 @@ def test_sigterm_before_load_starts_exits_cleanly(server: _Server, tmp_path: Pat
     assert done["type"] == "done" and done["stopped_by"] == "SIGTERM"
     header, rows = _rows(config.samples_file)
     assert tuple(header) == SAMPLE_COLUMNS and done["requests"] == len(rows)
+
+
+def test_a_load_shape_moves_the_users_at_each_stage_boundary(server: _Server, tmp_path: Path) -> None:
+    # load.shape (issue 17): 2 users for 2 s, 8 users for 2 s, 2 users again; 5 req/s per user
+    config = _config(tmp_path, _url(server), duration_s=6.0, users=8, mix={"clean": 1.0},
+                     stages=[[2.0, 2, 100.0], [4.0, 8, 100.0], [6.0, 2, 100.0]])
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == 0, run.stderr
+    started = next(r for r in run.records() if r["type"] == "progress")["started_at"]
+    _, rows = _rows(config.samples_file)
+    per_stage = Counter(min(2, int((float(r["t"]) - started) // 2.0)) for r in rows)
+    low, high, back = per_stage[0], per_stage[1], per_stage[2]
+    assert 0.5 * 20 <= low <= 1.5 * 20, per_stage  # 2 users x 5 req/s x 2 s
+    assert 0.6 * 80 <= high <= 1.3 * 80, per_stage  # 8 users x 5 req/s x 2 s
+    assert 0.5 * 20 <= back <= 1.5 * 20, per_stage
+    assert high > 2.5 * max(low, back), per_stage
+
+
+def test_bad_stages_are_invalid_config(tmp_path: Path) -> None:
+    issues = _config(tmp_path, "http://127.0.0.1:9", stages=[[2.0, 2, 0.0], [1.0, -1, 5.0]]).validate()
+    assert [i.split(":")[0] for i in issues] == ["stages[0]", "stages[1]"]
+    assert _config(tmp_path, "http://127.0.0.1:9", stages=[]).validate() == [
+        "stages: must be a non-empty list of [end_s, users, spawn_rate]"]
