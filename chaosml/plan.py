@@ -32,6 +32,7 @@ __all__ = [
     "build_plan",
     "render_plan",
     "resolve_on_cluster",
+    "starting_what",
 ]
 
 
@@ -239,6 +240,15 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
+def starting_what(spec: TargetSpec) -> str:
+    """What the run starts, for the console: the reference stack and its profile, or the user's own services."""
+    if spec.stack != "custom":
+        return f"{spec.platform}, reference stack, profile {spec.profile}"
+    if spec.platform == "kubernetes":
+        return f"{spec.platform}, your own stack: " + ", ".join(s.name for s in spec.services) + " (pods found by their labels)"
+    return f"{spec.platform}, your own stack: " + ", ".join(f"{s.name} x{s.replicas}" for s in spec.services)
+
+
 def _shape_lines(load: LoadSpec) -> list[str]:
     """load.shape as the stages the load process drives: times, users, spawn rate and the requested rate."""
     assert load.shape is not None
@@ -252,6 +262,9 @@ def _shape_lines(load: LoadSpec) -> list[str]:
 
 def _data(load: LoadSpec) -> str:
     """What the load sends: the user's data file (``load.data``) or the built-in dataset."""
+    if load.locustfile is not None:
+        return (f"requests from your locustfile {load.locustfile} (its User classes, pointed at the target; "
+                "no labels: accuracy and confident-wrong are not measured)")
     if load.data is None:
         return f"built-in dataset {load.dataset}"
     return f"data file {load.data.file} (label {load.data.label!r})"

@@ -54,8 +54,8 @@ from chaosml.journal import (
 )
 from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
-from chaosml.model.experiment import Experiment, FaultSpec, TargetSpec
-from chaosml.plan import Plan, build_plan
+from chaosml.model.experiment import Experiment, FaultSpec
+from chaosml.plan import Plan, build_plan, starting_what
 from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
 from chaosml.workload.mapping import MappingError
@@ -372,6 +372,7 @@ class Runner:
             seed=load.seed,
             control_file=str(self.run_dir / "load-control.json"),
             stages=None if load.shape is None else [[st.end, st.users, st.spawn_rate] for st in load.shape.stages],
+            locustfile=None if load.locustfile is None else str(Path(load.locustfile).resolve()),
         )
         self.progress.message(
             f"driving load: {load.users} users for {load.duration:.0f}s against {self.target.entry_url}"
@@ -621,15 +622,6 @@ class Runner:
             if os.environ.get(RUN_TOKEN_ENV) == self.token:
                 del os.environ[RUN_TOKEN_ENV]
             self.journal.flush(force=True)
-
-
-def starting_what(spec: TargetSpec) -> str:
-    """What the run starts, for the console: the reference stack and its profile, or the user's own services."""
-    if spec.stack != "custom":
-        return f"{spec.platform}, reference stack, profile {spec.profile}"
-    if spec.platform == "kubernetes":
-        return f"{spec.platform}, your own stack: " + ", ".join(s.name for s in spec.services) + " (pods found by their labels)"
-    return f"{spec.platform}, your own stack: " + ", ".join(f"{s.name} x{s.replicas}" for s in spec.services)
 
 
 def _error_record(exc: BaseException) -> dict[str, str]:

@@ -49,6 +49,7 @@ class LoadConfig:
     headers: dict[str, str] | None = None  # extra request headers (a user's stack: auth, tenant, ...)
     response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.workload.mapping); None = reference
     stages: list[list[float]] | None = None  # load.shape: [end_s, users, spawn_rate] per stage (chaosml.model.loadshape); None = users at spawn_rate
+    locustfile: str | None = None  # a user's locustfile: its User classes send the load (see driver.locustfile_users); None = the payloads
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -108,6 +109,8 @@ class LoadConfig:
                         issues.append(f"response.{k}: {problem}")
         if self.stages is not None:
             issues += _stage_issues(self.stages)
+        if self.locustfile is not None and (not isinstance(self.locustfile, str) or not self.locustfile.endswith(".py")):
+            issues.append(f"locustfile: must be the path of a .py file or null, got {self.locustfile!r}")
         if not isinstance(self.record, bool):
             issues.append(f"record: must be true or false, got {self.record!r}")
         if self.control_file is not None and (not isinstance(self.control_file, str) or not self.control_file):

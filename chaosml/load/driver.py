@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import itertools
 import json
 import logging
@@ -19,10 +20,11 @@ import gevent
 import gevent.event
 import locust
 from geventhttpclient.useragent import BadStatusCode
-from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, User, constant, constant_throughput, task
 from locust.contrib.fasthttp import LocustBadStatusCode
 from locust.env import Environment
 
+from chaosml.errors import LoadConfigError
 from chaosml.load.config import LoadConfig
 from chaosml.load.control import (
     POLL_INTERVAL_S,
@@ -171,6 +173,28 @@ class Recorder:
             latency_ms=latency_ms,
         )
 
+    def on_request(self, name: str, response_time: float, response: Any = None, exception: BaseException | None = None,
+                   start_time: float | None = None, **_kw: Any) -> None:
+        """locust's request event, for the requests a user's locustfile sends: one sample row each.
+
+        The columns the file cannot give stay empty: label and entity_id (no dataset row), and
+        the cohort is the request's name. The answer is read like the reference stack's, or by
+        the response mapping; status 0 is a request that got no response (refused, reset, timed out).
+        """
+        status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
+        fields: dict[str, Any] = {}
+        if status:
+            content = getattr(response, "content", None)
+            fields = self.extractor.extract(content, getattr(response, "headers", {}) or {}) if self.extractor is not None else _parse_body(content)
+        outcome = classify_outcome(status, timed_out=not status and _is_timeout(exception))
+        sent = start_time if start_time is not None else time.time() - response_time / 1000.0
+        self.record(
+            (round(sent, 6), round(float(response_time), 3), status, outcome, fields.get("served_by"), fields.get("prediction"),
+             fields.get("confidence"), None, name, None, fields.get("replica"), fields.get("model_version")),
+            ok=outcome == "ok",
+            latency_ms=float(response_time),
+        )
+
     def record(self, row: tuple[Any, ...], *, ok: bool, latency_ms: float) -> None:
         if self.config.record:  # off only when chaosml bench measures the cost of recording
             self.writer.append(row)
@@ -222,6 +246,33 @@ def make_user_class(config: LoadConfig, recorder: Recorder) -> type[FastHttpUser
             self.client.client.close()  # close pooled keep-alive sockets
 
     return PredictUser
+
+
+def locustfile_users(config: LoadConfig) -> list[type[User]]:
+    """The User classes a user's locustfile defines, pointed at the target (``host``), paced by ``rate_per_user`` when given.
+
+    Raises LoadConfigError (exit 4) when the file cannot be imported or defines no User class.
+    """
+    assert config.locustfile is not None
+    spec = importlib.util.spec_from_file_location("chaosml_user_locustfile", config.locustfile)
+    if spec is None or spec.loader is None:
+        raise LoadConfigError([f"locustfile: cannot load {config.locustfile}"])
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - the user's file: said as invalid input, with what it raised
+        raise LoadConfigError([f"locustfile: {config.locustfile} raised {type(e).__name__}: {e}"]) from None
+    classes = [c for c in vars(module).values()
+               if isinstance(c, type) and issubclass(c, User) and c.__module__ == module.__name__ and not c.abstract]
+    if not classes:
+        raise LoadConfigError([f"locustfile: {config.locustfile} defines no User class (a subclass of locust's HttpUser or FastHttpUser)"])
+    for c in classes:
+        c.host = config.target_url  # the run's target, never the file's own host
+        if config.rate_per_user is not None:
+            c.wait_time = constant_throughput(config.rate_per_user)
+        if issubclass(c, FastHttpUser):
+            c.network_timeout = c.connection_timeout = config.request_timeout_s
+    return classes
 
 
 class StageShape(LoadTestShape):
@@ -338,9 +389,11 @@ def run(
     out = _Output(stdout if stdout is not None else sys.stdout)
     writer = SampleWriter(config.samples_file)
     recorder = Recorder(config, payloads, writer)
-    user_class = make_user_class(config, recorder)
+    user_classes: list[type[User]] = locustfile_users(config) if config.locustfile else [make_user_class(config, recorder)]
+    if config.locustfile:  # the file's users send: record every request they make
+        locust.events.request.add_listener(recorder.on_request)
     env = Environment(
-        user_classes=[user_class],
+        user_classes=user_classes,
         events=locust.events,
         host=config.target_url,
         stop_timeout=config.request_timeout_s,  # let in-flight requests finish and be recorded

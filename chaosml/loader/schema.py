@@ -23,7 +23,7 @@ from chaosml.decoding import (
     suggest,
 )
 from chaosml.loader.checks import check_custom_stack, cross_checks, fault_params, fmt_s
-from chaosml.loader.shape import compile_shape, decode_shape
+from chaosml.loader.shape import check_locustfile, compile_shape, decode_shape
 from chaosml.loader.state import DecodeState
 from chaosml.model import catalog
 from chaosml.model.experiment import (
@@ -374,8 +374,11 @@ class ExperimentDecoder(DecodeState):
             "seed": ("seed", self.d.integer(0, 2**32 - 1)),
             "data": ("data", self.d.optional(self.data)),
             "shape": ("shape", self.d.optional(decode_shape(self.d, MAX_USERS))),
+            "locustfile": ("locustfile", self.d.optional(self.d.string())),
         }
         values = self.d.fields(y, path, schema)
+        if values is not None and values.get("locustfile") not in (None, BAD):
+            check_locustfile(self.d, values, path)
         if values is not None and values.get("shape") not in (None, BAD):
             defaults = LoadSpec()
             siblings = {k: values.get(k, getattr(defaults, k)) for k in ("users", "spawn_rate", "duration")}

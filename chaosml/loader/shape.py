@@ -1,4 +1,4 @@
-"""``load.shape`` -> chaosml.model.loadshape.LoadShape with located errors; used by the loader's ``load`` section.
+"""``load.shape`` -> chaosml.model.loadshape.LoadShape, and ``load.locustfile``, with located errors; used by the loader's ``load`` section.
 
 Two steps, because a shape's defaults and limits come from its siblings (``load.users``,
 ``load.spawn_rate``, ``load.duration``): :func:`decode_shape` reads the mapping by its ``type``,
@@ -147,4 +147,22 @@ def _checked(d: Decoder, t: str, stages: list[tuple[float, int, float, str]], pa
     return LoadShape(t, tuple(out), MappingProxyType({k: float(v) for k, v in params.items()}))
 
 
-__all__ = ["MAX_STAGES", "compile_shape", "decode_shape"]
+def check_locustfile(d: Decoder, values: dict[str, Any], path: str) -> None:
+    """``load.locustfile``: a .py file whose User classes send the load; what it decides is not also set.
+
+    The file says what is sent (so ``mix``, ``dataset`` and ``data`` are errors beside it) and how
+    often (its ``wait_time``, unless ``rate_per_user`` is given: then each user sends that many
+    requests a second and the delivered rate is judged). It is read when the run starts.
+    """
+    f = values["locustfile"]
+    if not f.endswith(".py"):
+        d.issue_at(f"{path}.locustfile", f"must be a .py file (a locustfile), got {f!r}")
+        values["locustfile"] = BAD
+    for key in ("mix", "dataset", "data"):
+        if key in values:
+            d.issue_at(f"{path}.{key}", f"the locustfile decides what is sent: drop load.{key} (or load.locustfile)")
+            values[key] = BAD
+    values.setdefault("rate_per_user", None)  # the file's own wait_time, unless rate_per_user is given
+
+
+__all__ = ["MAX_STAGES", "check_locustfile", "compile_shape", "decode_shape"]

@@ -156,6 +156,7 @@ class LoadSpec:
     seed: int = 0
     data: DataSpec | None = None  # a labelled dataset from a file instead of ``dataset``
     shape: LoadShape | None = None  # users over time (ramp, step, spike, stages); None: ``users`` at ``spawn_rate``
+    locustfile: str | None = None  # a user's locustfile (its User classes send the load) instead of the dataset-driven load
 
     def stages(self) -> tuple[LoadStage, ...]:
         """The load as stages (chaosml.model.loadshape): the shape's, or ``users`` at ``spawn_rate`` for the whole load."""

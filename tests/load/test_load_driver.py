@@ -438,3 +438,47 @@ def test_bad_stages_are_invalid_config(tmp_path: Path) -> None:
     assert [i.split(":")[0] for i in issues] == ["stages[0]", "stages[1]"]
     assert _config(tmp_path, "http://127.0.0.1:9", stages=[]).validate() == [
         "stages: must be a non-empty list of [end_s, users, spawn_rate]"]
+
+
+LOCUSTFILE = """\
+from locust import HttpUser, constant, task
+
+
+class Api(HttpUser):
+    host = "http://example.invalid"  # chaosml points every user at the run's target instead
+    wait_time = constant(0.05)
+
+    @task
+    def predict(self):
+        self.client.post("/predict", json={"features": [1.0, 2.0]})
+        self.client.post("/predict", json={"features": "BOOM"}, name="boom")
+"""
+
+
+def test_a_users_locustfile_sends_the_load_and_every_request_is_one_sample(server: _Server, tmp_path: Path) -> None:
+    # issue 17: a user's own locustfile instead of the dataset-driven load; one sample row per request
+    (tmp_path / "mine.py").write_text(LOCUSTFILE)
+    config = _config(tmp_path, _url(server), duration_s=2.0, users=2, rate_per_user=None, locustfile=str(tmp_path / "mine.py"))
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == 0, run.stderr
+    _, rows = _rows(config.samples_file)
+    done = run.records()[-1]
+    assert rows and len(rows) == len(server.bodies) == done["requests"]  # type: ignore[attr-defined]
+    by_name = Counter(r["cohort"] for r in rows)
+    assert set(by_name) == {"/predict", "boom"} and abs(by_name["/predict"] - by_name["boom"]) <= 2
+    started = next(r for r in run.records() if r["type"] == "progress")["started_at"]
+    for r in rows:
+        assert float(r["latency_ms"]) > 0 and float(r["t"]) >= started
+        assert (r["label"], r["entity_id"]) == ("", "")  # no dataset row: these columns stay empty
+        if r["cohort"] == "/predict":
+            assert (r["status"], r["outcome"], r["served_by"], r["prediction"], r["confidence"]) == ("200", "ok", "primary", "1", "0.9")
+        else:
+            assert (r["status"], r["outcome"], r["served_by"]) == ("500", "error", "")
+
+
+def test_a_locustfile_without_users_is_invalid_input(server: _Server, tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    config = _config(tmp_path, _url(server), locustfile=str(tmp_path / "empty.py"))
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == EXIT_INVALID_INPUT
+    assert "defines no User class" in run.stderr
