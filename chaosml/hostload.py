@@ -12,7 +12,8 @@ Definitions (the README's):
 - ``steal_share``: CPU time the hypervisor gave to other guests over all CPU time during the load
   (``/proc/stat`` steal column); None when the kernel does not expose it;
 - ``loadgen_cpu``: load-generator CPU seconds over load wall seconds (1.0 = one core busy, which
-  saturates locust's single gevent loop); ``loadgen_cpu_peak`` the largest over one progress interval.
+  saturates locust's single gevent loop); ``loadgen_cpu_peak`` the largest over one progress interval
+  (the stop at the end is not one: it is no load generation).
 
 Two runs' host loads are *very different* (:func:`host_load_differs`) when the busier one's
 ``load_per_core`` is more than :data:`DIFFER_RATIO` times the other's (the smaller floored at
@@ -151,7 +152,8 @@ class HostLoadSampler:
         self._cpu0 = read_cpu_counters(cpu_stat)
         self._load1 = [os.getloadavg()[0]]
         self._last = time.monotonic()
-        self._loadgen: list[tuple[float, float]] = []  # (elapsed_s, cpu_s) the load process reported
+        self._loadgen: list[tuple[float, float]] = []  # (elapsed_s, cpu_s) of its progress lines
+        self._done: tuple[float, float] | None = None  # (duration_s, cpu_s) of its done record
 
     def sample(self, *, force: bool = False) -> None:
         """Take a load-average sample, unless one was taken less than SAMPLE_INTERVAL_S ago."""
@@ -161,10 +163,18 @@ class HostLoadSampler:
             self._last = now
 
     def loadgen(self, message: dict[str, Any]) -> None:
-        """A progress or done line of the load process: its elapsed time and CPU seconds, when it says them."""
-        cpu, elapsed = message.get("cpu_s"), message.get("elapsed_s", message.get("duration_s"))
+        """A progress or done line of the load process: its elapsed time and CPU seconds, when it says them.
+
+        The peak is taken over progress intervals only: the done record's last stretch is the
+        stopping of the users and the final flush, not load generation.
+        """
+        done = message.get("type") == "done"
+        cpu, elapsed = message.get("cpu_s"), message.get("duration_s" if done else "elapsed_s")
         if isinstance(cpu, int | float) and isinstance(elapsed, int | float) and not isinstance(cpu, bool) and elapsed > 0:
-            self._loadgen.append((float(elapsed), float(cpu)))
+            if done:
+                self._done = (float(elapsed), float(cpu))
+            else:
+                self._loadgen.append((float(elapsed), float(cpu)))
 
     def finish(self) -> HostLoad:
         self.sample(force=True)
@@ -174,9 +184,10 @@ class HostLoadSampler:
             total = cpu1[0] - self._cpu0[0]
             steal_share = max(0.0, (cpu1[1] - self._cpu0[1]) / total) if total > 0 else 0.0
         loadgen_cpu_s = loadgen_cpu = peak = None
-        if self._loadgen:
-            points = sorted(self._loadgen)
-            elapsed, loadgen_cpu_s = points[-1]
+        points = sorted(self._loadgen)
+        last = self._done or (points[-1] if points else None)
+        if last is not None:
+            elapsed, loadgen_cpu_s = last
             loadgen_cpu = loadgen_cpu_s / elapsed
             shares = [(c1 - c0) / (e1 - e0) for (e0, c0), (e1, c1) in zip([(0.0, 0.0), *points], points, strict=False) if e1 > e0]
             peak = max(shares, default=loadgen_cpu)

@@ -57,7 +57,7 @@ def test_the_sampler_measures_load_average_steal_and_the_load_generators_cpu(tmp
     sampler.sample(force=True)  # 1.5
     for elapsed, cpu in ((1.0, 0.4), (2.0, 1.3), (3.0, 1.8)):  # progress lines: the busiest second used 0.9 s of CPU
         sampler.loadgen({"type": "progress", "elapsed_s": elapsed, "cpu_s": cpu})
-    sampler.loadgen({"type": "done", "duration_s": 4.0, "cpu_s": 2.0})
+    sampler.loadgen({"type": "done", "duration_s": 4.0, "cpu_s": 2.0})  # the stop (0.2 s in 1 s) is not a peak interval
     stat.write_text("cpu  300 0 150 1200 10 0 0 140 0 0\n")  # +200 +100 +400 idle +100 steal = 800 ticks, 100 stolen
     host = sampler.finish()  # 1.0 at the end
     assert (host.cpus, host.load1_start, host.load1_end, host.load1_max, host.samples) == (2, 0.5, 1.0, 2.5, 4)
@@ -158,7 +158,8 @@ def test_compare_under_similar_host_load_still_finds_the_latency_regression(tmp_
 def test_the_runner_records_host_load_in_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = "version: 1\ntitle: host\nload: {users: 1, duration: 1s}\n"
     lines = [{"type": "progress", "elapsed_s": 1.0, "requests": 5, "cpu_s": 0.25},
-             {"type": "done", "duration_s": 2.0, "requests": 9, "cpu_s": 0.4}]
+             {"type": "progress", "elapsed_s": 1.5, "requests": 7, "cpu_s": 0.3},
+             {"type": "done", "duration_s": 2.0, "requests": 9, "cpu_s": 0.4}]  # the stop's 0.1 s / 0.5 s is no peak
 
     def fake_load(self: Runner) -> None:
         code = "import time\n" + "".join(f"print({json.dumps(m)!r}, flush=True); time.sleep(0.3)\n" for m in lines)
