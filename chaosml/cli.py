@@ -28,16 +28,20 @@ if TYPE_CHECKING:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from chaosml.analysis.delivery import ramp_warning
     from chaosml.loader import load_experiment
 
     issues = []
     for f in args.files:
         try:
-            load_experiment(f)
+            experiment = load_experiment(f)
         except ExperimentError as exc:
             issues.extend(exc.issues)
             continue
         print(f"{f}: ok")
+        warning = ramp_warning(experiment.load)  # the same warning `plan` prints: valid, but most of the run ramps up
+        if warning:
+            print(f"{f}: {warning}", file=sys.stderr)
     if issues:
         for issue in issues:
             print(issue, file=sys.stderr)
@@ -193,7 +197,9 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from chaosml.journal import JOURNAL_FILE
+    from chaosml.journal import load as load_journal
     from chaosml.report import render_report
+    from chaosml.report.render import settled_exit_code
 
     run_dir = Path(args.run_dir)
     if not (run_dir / JOURNAL_FILE).exists():
@@ -207,7 +213,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"chaosml: {analysis['samples_problem']}", file=sys.stderr)
     print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     _print_verdicts(run_dir)
-    return EXIT_OK
+    record = load_journal(run_dir)  # the run's exit code policy, as `chaosml run` settles it
+    code = settled_exit_code(record.status, record.exit_code, bool(analysis.get("passed")))
+    print(f"exit {code}: {EXIT_CODES.get(code, 'unknown')}")
+    return code
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -247,7 +256,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         min_change=parse_min_change(args.min_change or []),
     )
     comparison = compare_runs(baseline, candidate, settings)
-    failing = failing_rows(comparison, policies)
+    failing = failing_rows(comparison, policies, count_unreliable=args.count_unreliable)
     code = EXIT_FAILED if failing else EXIT_OK
     print(render_terminal(comparison, failing, show_all=args.all))
     if args.out:
@@ -425,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 A row is improved/regressed only when the bootstrap interval of (candidate - baseline) excludes 0
 AND |delta| exceeds the practical threshold max(abs, rel x |baseline|) (see --min-change); too
-little data is inconclusive. A pass -> fail verdict flip is always a regression.""",
+little data is inconclusive. A pass -> fail verdict flip is always a regression. Runs under very
+different host load (load average per core more than 2x AND more than 0.5 apart) have their latency
+rows marked "unreliable (host load)" instead of improved/regressed (see --count-unreliable).""",
         epilog="""--fail-on POLICY (repeatable; exit 1 when any policy is met):
   any                      any regressed row (default)
   flip                     only a hypothesis/SLO verdict that flipped pass -> fail
@@ -448,6 +459,9 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
     p.add_argument("--min-samples", type=int, default=20, help="fewer requests on a side: inconclusive (default 20)")
     p.add_argument("--min-injections", type=int, default=2, help="fewer injections on a side: inconclusive (default 2)")
     p.add_argument("--all", action="store_true", help="show every phase x cohort row in the terminal")
+    p.add_argument("--count-unreliable", action="store_true",
+                   help="latency deltas between runs under very different host load (load average per core > 2x and > 0.5 apart) "
+                        "count under --fail-on as what they were judged (default: marked 'unreliable (host load)', never a regression)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("gameday", help="game-days: run a suite of experiments, or schedule it (CronJob or local loop)")

@@ -25,6 +25,7 @@ from typing import Any
 
 from chaosml import __version__
 from chaosml.errors import InvalidInputError
+from chaosml.hostload import HostLoad
 from chaosml.model.codec import CodecError, experiment_from_dict, experiment_to_dict
 from chaosml.model.experiment import Experiment
 from chaosml.procs import alive, start_time
@@ -114,6 +115,7 @@ class Journal:
             "started_at": time.time(),
             "ended_at": None,
             "load": {"started_at": None, "ended_at": None, "requests": 0},
+            "host_load": None,  # chaosml.hostload.HostLoad while the load ran
             "timeline": [],
             "fault_events": [],
             "target_events": [],
@@ -236,6 +238,7 @@ class RunRecord:
     rollbacks: tuple[dict[str, Any], ...] = ()
     analysis: dict[str, Any] | None = None
     error: RunError | None = None
+    host_load: HostLoad | None = None  # None: not recorded (no load ran, or an older chaosml)
     extra: dict[str, Any] = field(default_factory=dict)  # fields of this schema not typed above (file_cohorts, probes)
 
     @property
@@ -262,6 +265,7 @@ class RunRecord:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "load": self.load,
+            "host_load": None if self.host_load is None else self.host_load.to_dict(),
             "timeline": list(self.timeline),
             "fault_events": [e.to_dict() for e in self.fault_events],
             "target_events": [e.to_dict() for e in self.target_events],
@@ -339,6 +343,7 @@ def load(run_dir: str | Path) -> RunRecord:
             rollbacks=tuple(data.get("rollbacks") or ()),
             analysis=data.get("analysis"),
             error=None if not error else RunError(str(error["type"]), str(error["message"]), str(error["traceback"])),
+            host_load=HostLoad.from_dict(data.get("host_load")),
             extra={k: v for k, v in data.items() if k not in _TYPED} | _prometheus_data(data, path.parent),
         )
     except CodecError as exc:

@@ -14,12 +14,13 @@ from typing import Any
 from chaosml.analysis.delivery import ramp_warning
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
-from chaosml.model.experiment import Experiment, FaultSpec, MonitoringSpec, TargetSpec
+from chaosml.model.experiment import Experiment, FaultSpec, LoadSpec, MonitoringSpec, TargetSpec
 from chaosml.model.faulttype import BlastRadius, registry
 from chaosml.model.faulttype import plan_number as _num
 from chaosml.model.faulttype import plan_seconds as _s
 from chaosml.model.faulttype import plan_value as _value
 from chaosml.model.faulttype import plural as _plural
+from chaosml.model.loadshape import stage_spans
 from chaosml.monitoring.promql import check_queries
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "build_plan",
     "render_plan",
     "resolve_on_cluster",
+    "starting_what",
 ]
 
 
@@ -179,11 +181,13 @@ def render_plan(plan: Plan) -> str:
     rate = "as fast as possible" if load.rate_per_user is None else f"{_num(load.rate_per_user)} req/s per user"
     total = "" if load.rate_per_user is None else f" (about {_num(load.rate_per_user * load.users)} req/s)"
     out.append(
-        f"load: {_plural(load.users, 'user')} (spawn {_num(load.spawn_rate)}/s), {rate}{total}, "
+        f"load: {'up to ' if load.shape else ''}{_plural(load.users, 'user')} (spawn {_num(load.spawn_rate)}/s), {rate}{total}, "
         f"for {_s(load.duration)}, request timeout {_s(load.request_timeout)}, "
-        f"dataset {load.dataset}, seed {load.seed}"
+        f"{_data(load)}, seed {load.seed}"
     )
     out += [w for w in (ramp_warning(load),) if w]
+    if load.shape is not None:
+        out += _shape_lines(load)
     weight = sum(load.mix.values()) or 1.0
     out.append("mix: " + ", ".join(f"{c} {_num(round(100 * w / weight, 1))}%" for c, w in load.mix.items()))
     if load.data is not None and load.data.cohort:
@@ -237,6 +241,36 @@ def render_plan(plan: Plan) -> str:
     out.append("")
     out.append("dry run: nothing was injected")
     return "\n".join(out) + "\n"
+
+
+def starting_what(spec: TargetSpec) -> str:
+    """What the run starts, for the console: the reference stack and its profile, or the user's own services."""
+    if spec.stack != "custom":
+        return f"{spec.platform}, reference stack, profile {spec.profile}"
+    if spec.platform == "kubernetes":
+        return f"{spec.platform}, your own stack: " + ", ".join(s.name for s in spec.services) + " (pods found by their labels)"
+    return f"{spec.platform}, your own stack: " + ", ".join(f"{s.name} x{s.replicas}" for s in spec.services)
+
+
+def _shape_lines(load: LoadSpec) -> list[str]:
+    """load.shape as the stages the load process drives: times, users, spawn rate and the requested rate."""
+    assert load.shape is not None
+    rows: list[tuple[str, ...]] = [("stage", "from", "to", "users", "spawn", "requested rate")]
+    for n, start, end, st in stage_spans(load.shape.stages, load.duration):
+        rate = "as fast as possible" if load.rate_per_user is None else f"{_num(st.users * load.rate_per_user)} req/s"
+        rows.append((str(n), _s(start), _s(end), str(st.users), f"{_num(st.spawn_rate)}/s", rate))
+    return [f"load shape: {load.shape.describe()} (users move to each stage's count at its spawn rate, from 0 at load start)",
+            *_table(rows)]
+
+
+def _data(load: LoadSpec) -> str:
+    """What the load sends: the user's data file (``load.data``) or the built-in dataset."""
+    if load.locustfile is not None:
+        return (f"requests from your locustfile {load.locustfile} (its User classes, pointed at the target; "
+                "no labels: accuracy and confident-wrong are not measured)")
+    if load.data is None:
+        return f"built-in dataset {load.dataset}"
+    return f"data file {load.data.file} (label {load.data.label!r})"
 
 
 def _hypothesis(h: Any) -> str:

@@ -43,6 +43,7 @@ from chaosml.errors import (
     TargetError,
 )
 from chaosml.faults.base import FaultContext, Injector, make_injector
+from chaosml.hostload import HostLoadSampler
 from chaosml.interrupts import Interrupted, SignalGuard
 from chaosml.journal import (
     JOURNAL_FILE,
@@ -55,7 +56,7 @@ from chaosml.ledger import Ledger
 from chaosml.model.catalog import OPERATORS
 from chaosml.model.experiment import Experiment, FaultSpec
 from chaosml.monitoring.watch import PROMETHEUS_FILE, RunMonitor
-from chaosml.plan import Plan, build_plan
+from chaosml.plan import Plan, build_plan, starting_what
 from chaosml.procs import RUN_TOKEN_ENV, recording_spawns
 from chaosml.progress import Progress
 from chaosml.targets.capabilities import PrometheusEndpoint
@@ -210,6 +211,7 @@ class Runner:
         self._abort_since: dict[int, float] = {}
         self._workload: Workload | None = None  # what the load sends (chaosml.workload.prepare)
         self._monitor: RunMonitor | None = None  # experiments with monitoring: (chaosml.monitoring.watch)
+        self._host: HostLoadSampler | None = None  # host load while the load runs (chaosml.hostload)
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -253,6 +255,11 @@ class Runner:
         except TargetError as exc:
             status, reason = "failed", f"target error: {exc}"
             error = _error_record(exc)
+        except InvalidInputError as exc:  # e.g. ProbeAnswerError: the server's answers are no model output
+            if self.journal.data["fault_events"]:  # not before anything was injected: a run failure
+                status, reason, error = "failed", f"{type(exc).__name__}: {exc}", _error_record(exc)
+            else:
+                status, reason = "invalid", f"{exc}; nothing was injected"
         except Exception as exc:  # noqa: BLE001 - recorded (with its traceback), recovered, reported as a run failure
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
             error = _error_record(exc)
@@ -266,6 +273,7 @@ class Runner:
                 problem = self._monitor.finish(self.run_dir, load.get("started_at"), load.get("ended_at"))
                 if problem:
                     self.progress.message(f"monitoring: {problem}")
+            self._record_host_load()
             self._stop_target()
         if recovery_errors:
             status, reason = "failed", "; ".join(recovery_errors)
@@ -278,6 +286,8 @@ class Runner:
             code = EXIT_RECOVERY_FAILED
         elif status == "aborted":
             code = EXIT_ABORTED
+        elif status == "invalid":
+            code = EXIT_INVALID
         elif status == "failed":
             code = EXIT_INTERNAL  # the run itself broke (load process died, ...); faults were recovered
         else:
@@ -315,7 +325,7 @@ class Runner:
                 ) from exc
 
     def _start_target(self) -> None:
-        self.progress.message(f"starting target ({self.experiment.target.platform}, profile {self.experiment.target.profile}) ...")
+        self.progress.message(f"starting target ({starting_what(self.experiment.target)}) ...")
         # Every process the run starts inherits the token, so `chaosml rollback` can find orphans.
         os.environ[RUN_TOKEN_ENV] = self.token
         with self.signals.critical("opening the target's ledger entry"):
@@ -386,6 +396,8 @@ class Runner:
             samples_file=str(self.run_dir / SAMPLES_FILE),
             seed=load.seed,
             control_file=str(self.run_dir / "load-control.json"),
+            stages=None if load.shape is None else [[st.end, st.users, st.spawn_rate] for st in load.shape.stages],
+            locustfile=None if load.locustfile is None else str(Path(load.locustfile).resolve()),
         )
         self.progress.message(
             f"driving load: {load.users} users for {load.duration:.0f}s against {self.target.entry_url}"
@@ -400,7 +412,11 @@ class Runner:
             self._lines.put(line)
 
     def _wait_load_start(self, timeout_s: float = 30.0) -> float:
-        """The load start (epoch) as the load process measures it, from its first progress line."""
+        """The load start (epoch) as the load process recorded it before its first request, from its first progress line.
+
+        ``time.time() - elapsed_s`` on receipt would be late by the pipe's delay, and a request sent in
+        that gap fell before the recorded start (the report counted one request fewer than the console).
+        """
         from chaosml.load.config import parse_progress
 
         deadline = time.monotonic() + timeout_s
@@ -415,12 +431,17 @@ class Runner:
             msg = parse_progress(line)
             if msg and msg.get("type") == "progress":
                 self._stats = msg
-                return time.time() - float(msg.get("elapsed_s", 0.0))
+                started = msg.get("started_at")
+                if isinstance(started, (int, float)) and not isinstance(started, bool):
+                    return float(started)
+                return time.time() - float(msg.get("elapsed_s", 0.0))  # a load process that does not say its start
         raise RuntimeError(f"load process sent no progress within {timeout_s:.0f}s")
 
     def _drive(self) -> None:
         exp = self.experiment
         t0 = self._wait_load_start()
+        self._host = host = HostLoadSampler()
+        host.loadgen(self._stats)  # the first progress line, read by _wait_load_start
         self.journal.update_load(started_at=t0)
         self.journal.update(timeline=[
             {"fault": i.fault, "type": i.type, "injection": i.index - 1, "planned_start": t0 + i.start, "planned_end": t0 + i.end}
@@ -441,6 +462,7 @@ class Runner:
                 else:
                     self._recover(spec, step.injection, planned=t0 + step.at)
             self._drain_progress()
+            host.sample()
             self.progress.show(self._phase(now - t0), now - t0, self._stats)
             self._check_abort()
             if self.load_proc.poll() is not None:
@@ -566,6 +588,17 @@ class Runner:
             msg = parse_progress(line)
             if msg and msg.get("type") in ("progress", "done"):
                 self._stats.update(msg)
+                if self._host is not None:
+                    self._host.loadgen(msg)
+
+    def _record_host_load(self) -> None:
+        """The host's load while the load ran (chaosml.hostload), into the journal; nothing when no load ran."""
+        if self._host is None:
+            return
+        self._drain_progress()  # the done record carries the load process's CPU seconds
+        host, self._host = self._host.finish(), None
+        self.journal.update(host_load=host.to_dict())
+        self.progress.message(f"host load: {host.describe()}")
 
     def _write_error_reason(self) -> str:
         return f"{self.journal.write_error} (is the reports dir full?); every applied fault was recovered"

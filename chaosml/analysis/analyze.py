@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from chaosml.analysis.degradation import degradation
-from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts
+from chaosml.analysis.delivery import SHORTFALL_MARGIN, delivery, short_load_verdicts, stage_delivery
 from chaosml.analysis.drift import drift_quality, drift_switches, undrifted
 from chaosml.analysis.inputs import SERVED_BY_SLIS, unmeasured_slis
 from chaosml.analysis.monitoring import monitoring_result
@@ -118,6 +118,7 @@ class Analysis:
     served_by_exposed: bool = True  # False: the stack does not say which path served (response.served_by: not-exposed)
     unmeasured: dict[str, str] = field(default_factory=dict)  # SLI -> why it has no input in this run
     load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
+    load_stages: list[dict[str, Any]] = field(default_factory=list)  # ... per stage of load.shape (empty without one)
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
     drift: list[dict[str, Any]] = field(default_factory=list)  # quality per drift-magnitude bin (analysis/drift.py)
@@ -148,6 +149,8 @@ class Analysis:
             "load_delivery": [
                 {k: d[k] for k in ("phase", "requested_rps", "achieved_rps", "short")} for d in self.load_delivery
             ],
+            **({"load_stages": [{k: d[k] for k in ("phase", "requested_rps", "achieved_rps", "short")} for d in self.load_stages]}
+               if self.load_stages else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +190,7 @@ class Analysis:
             **({"no_effect": dict(self.no_effect)} if self.no_effect else {}),  # only a run with a fault that did nothing
             "unmeasured": dict(self.unmeasured),
             "load_delivery": list(self.load_delivery),
+            "load_stages": list(self.load_stages),
             **({} if self.served_by_exposed else {"served_by_exposed": False}),  # only a stack that hides it
             **({"drift": list(self.drift), "drift_switches": list(self.drift_switches)} if self.drift else {}),  # only with drift
             **({"monitoring": self.monitoring} if self.monitoring else {}),  # only an experiment with monitoring:
@@ -226,7 +230,13 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         ]
     deliveries = delivery(experiment.load, a, phases, load)
     verdicts = short_load_verdicts(verdicts, deliveries)
+    stages = stage_delivery(experiment.load, a, load)
     short = [d for d in deliveries if d.short]
+    short_stages = [d for d in stages if d.short]
+    if short_stages:
+        notes.append("LOAD SHAPE NOT DELIVERED: " + "; ".join(f"{d.phase} {d.achieved_rps:.1f} of {d.requested_rps:.1f} req/s"
+                                                              for d in short_stages)
+                     + f" (short by more than {100 * SHORTFALL_MARGIN:.0f}%)")
     if short:
         notes.append(
             "LOAD NOT DELIVERED: " + "; ".join(f"{d.phase} {d.achieved_rps:.1f} of {d.requested_rps:.1f} req/s" for d in short)
@@ -292,6 +302,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         drift=_hide_rows(drift_quality(samples, a), unmeasured),
         drift_switches=drift_switches(list(experiment.faults), deg),
         monitoring=monitoring,
+        load_stages=[d.to_dict() for d in stages],
     )
 
 

@@ -32,6 +32,7 @@ from chaosml.analysis.slis import SampleArrays
 from chaosml.analysis.verdicts import Verdict
 from chaosml.model.catalog import SAMPLE_SLIS
 from chaosml.model.experiment import LoadSpec
+from chaosml.model.loadshape import stage_spans, user_seconds
 
 #: A phase that got fewer than (1 - this) of its requested requests did not get the load asked for.
 SHORTFALL_MARGIN = 0.2
@@ -43,7 +44,7 @@ RAMP_WARN_SHARE = 0.5
 
 def ramp_warning(spec: LoadSpec) -> str | None:
     """A warning when spawning the users takes most of the load: the requested rate is barely reached."""
-    if spec.spawn_rate <= 0 or spec.duration <= 0:
+    if spec.spawn_rate <= 0 or spec.duration <= 0 or spec.shape is not None:  # a shape is a deliberate curve: plan shows it
         return None
     ramp = spec.users / spec.spawn_rate
     if ramp <= RAMP_WARN_SHARE * spec.duration:
@@ -103,19 +104,16 @@ class Delivery:
 
 
 def requested_requests(spec: LoadSpec, start: float, intervals: Sequence[Interval]) -> float | None:
-    """Requests the load asked for over ``intervals`` (epoch s); None for a closed-loop load."""
+    """Requests the load asked for over ``intervals`` (epoch s); None for a closed-loop load.
+
+    ``rate_per_user`` times the integral of the users curve (chaosml.model.loadshape: the shape's
+    stages, or ``users`` ramping up at ``spawn_rate``), cut at the configured duration.
+    """
     if spec.rate_per_user is None or spec.users <= 0:
         return None
-    ramp = spec.users / spec.spawn_rate if spec.spawn_rate > 0 else 0.0
-
-    def users_integral(x: float) -> float:  # integral of min(users, spawn_rate * tau) d tau from 0 to x
-        x = max(0.0, x)
-        if x <= ramp:
-            return spec.spawn_rate * x * x / 2.0
-        return spec.spawn_rate * ramp * ramp / 2.0 + spec.users * (x - ramp)
-
+    stages = spec.stages()
     stop = start + spec.duration  # no new requests after the configured duration (in-flight ones drain)
-    total = sum(users_integral(min(e, stop) - start) - users_integral(min(s, stop) - start) for s, e in intervals if e > s)
+    total = sum(user_seconds(stages, max(0.0, min(s, stop) - start), max(0.0, min(e, stop) - start)) for s, e in intervals if e > s)
     return float(spec.rate_per_user) * total
 
 
@@ -129,6 +127,20 @@ def delivery(spec: LoadSpec, a: SampleArrays, phases: Mapping[str, Phase], load:
             return []
         mask = a.in_phase(phase)
         out.append(Delivery(name, round(phase.duration, 6), requested, int(mask.sum()),
+                            _achievable(requested, 1.0 / float(spec.rate_per_user), a.latency[mask])))
+    return out
+
+
+def stage_delivery(spec: LoadSpec, a: SampleArrays, load: LoadRange) -> list[Delivery]:
+    """Requested vs achieved requests of each stage of ``load.shape`` (by send time); empty without a shape or a rate."""
+    if spec.shape is None or spec.rate_per_user is None:
+        return []
+    out = []
+    for n, s0, s1, st in stage_spans(spec.shape.stages, spec.duration):
+        lo, hi = load.start + s0, min(load.start + s1, load.end_open)
+        requested = requested_requests(spec, load.start, [(lo, hi)]) or 0.0
+        mask = (a.t >= lo) & (a.t < hi)
+        out.append(Delivery(f"stage {n} ({st.users} users)", round(max(0.0, hi - lo), 6), requested, int(mask.sum()),
                             _achievable(requested, 1.0 / float(spec.rate_per_user), a.latency[mask])))
     return out
 
@@ -160,4 +172,14 @@ def short_load_verdicts(verdicts: Sequence[Verdict], deliveries: Sequence[Delive
     return out
 
 
-__all__ = ["MIN_PHASE_S", "RAMP_WARN_SHARE", "SHORTFALL_MARGIN", "Delivery", "delivery", "ramp_warning", "requested_requests", "short_load_verdicts"]
+__all__ = [
+    "MIN_PHASE_S",
+    "RAMP_WARN_SHARE",
+    "SHORTFALL_MARGIN",
+    "Delivery",
+    "delivery",
+    "ramp_warning",
+    "requested_requests",
+    "short_load_verdicts",
+    "stage_delivery",
+]

@@ -47,7 +47,8 @@ def unmeasured_slis(experiment: Experiment, samples: pd.DataFrame, served_by_exp
     answered = samples[samples["outcome"] == "ok"] if "outcome" in samples.columns else samples.iloc[0:0]
     if len(answered):
         if not _any(answered, "label"):
-            miss(QUALITY_SLIS, "the workload has no labels")
+            miss(QUALITY_SLIS, "the workload has no labels" + (
+                f" (load.locustfile: the requests of {experiment.load.locustfile} carry none)" if experiment.load.locustfile else ""))
         if not _any(answered, "prediction"):
             miss(QUALITY_SLIS, f"no answer carried a prediction (response.prediction: {response.prediction})")
         if not _any(answered, "confidence"):

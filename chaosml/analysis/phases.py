@@ -22,6 +22,9 @@ in ``catalog.PHASE_DEFINITIONS``, which validate, plan and the report share) are
   recover) to load end, inclusive;
 - ``between``: steady time between injections that is in no fault or recovery interval;
 - ``all``: [load start, load end].
+
+The load start is the one the journal records (the load process's clock before its first request),
+or the first request's send time when one was sent before it: a request is never dropped.
 """
 
 from __future__ import annotations
@@ -162,6 +165,8 @@ def load_range(journal: dict[str, Any], t: np.ndarray) -> LoadRange:
         if len(t):
             cands.append(float(t.min()))
         start = min(cands) if cands else 0.0
+    elif len(t) and float(t.min()) < start:  # a request sent before the recorded start is counted, never dropped
+        start = float(t.min())
     if end is None:
         cands = [start]
         if len(t):

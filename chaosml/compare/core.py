@@ -20,6 +20,12 @@ regression in one cohort or one fault):
   blocks of requests (see chaosml.compare.bootstrap). A latency percentile also needs
   :data:`TAIL_SAMPLES` samples above it on each side (500 for p99), else it is inconclusive.
 
+Host load: when the two sides ran under very different host load
+(:func:`chaosml.hostload.host_load_differs`: load average per core more than 2x AND more than 0.5
+apart), every latency row judged improved or regressed (verdict rows on a latency SLI too, flips
+included) becomes ``unreliable`` with the reason "unreliable (host load)" and keeps what it was
+judged in ``judged``: it is not a regression unless ``chaosml compare --count-unreliable`` says so.
+
 A metric row is ``not comparable`` when the value is undefined on a side (e.g. no predictions),
 ``inconclusive`` when a side has fewer than ``min_samples`` requests (``min_injections`` for
 per-injection values), ``improved``/``regressed`` only when the confidence interval of the
@@ -57,11 +63,14 @@ from chaosml.compare.bootstrap import (
 )
 from chaosml.compare.runs import RunData, load_run
 from chaosml.errors import InvalidInputError
+from chaosml.hostload import HostLoad, host_load_differs
 from chaosml.model.catalog import INJECTION_SLIS, MONITORING_SLIS, OPERATORS, SAMPLE_SLIS, is_prom_sli
 
 COMPARE_SCHEMA = "chaosml.compare/1"
 
-VERDICTS: tuple[str, ...] = ("regressed", "improved", "changed", "unchanged", "inconclusive", "not comparable")
+VERDICTS: tuple[str, ...] = ("regressed", "improved", "changed", "unchanged", "unreliable", "inconclusive", "not comparable")
+#: Metrics whose deltas a very different host load makes unreliable (chaosml.hostload.host_load_differs).
+HOST_SENSITIVE_PREFIX = "latency_"
 
 #: SLIs compared in every phase x cohort.
 KEY_SLIS: tuple[str, ...] = (
@@ -145,6 +154,14 @@ class Side:
         for r in self.runs:
             out += [p.phase.name for p in r.analysis.phases if p.phase.name not in out]
         return out
+
+    def host_load(self) -> HostLoad | None:
+        """The busiest host load (load average per core) among the side's runs; None when a run did not record it."""
+        loads = [HostLoad.from_dict(r.journal.get("host_load")) for r in self.runs]
+        known = [h for h in loads if h is not None]
+        if not known or len(known) < len(loads):
+            return None
+        return max(known, key=lambda h: h.load_per_core)
 
     def faults(self) -> list[str]:
         out: list[str] = []
@@ -247,6 +264,7 @@ class Row:
     phase: str | None = None
     cohort: str | None = None
     fault: str | None = None
+    judged: str | None = None  # an "unreliable" row: what it was judged before the host load made it unreliable
 
     @property
     def key(self) -> str:
@@ -584,7 +602,23 @@ def compare_sides(base: Side, cand: Side, settings: Settings | None = None) -> C
                 rows.append(row)
     if skipped:
         notes.append(f"{skipped} phase x cohort SLIs undefined on both sides (no requests or no answers) were left out")
+    why = host_load_differs(base.host_load(), cand.host_load())
+    if why:
+        marked = mark_host_load(rows, why)
+        notes.append(f"very different host load: {why}; {marked} latency row(s) marked unreliable (host load), "
+                     "not counted as regressions (--count-unreliable counts them)")
     return Comparison(base, cand, settings, rows, notes)
+
+
+def mark_host_load(rows: Sequence[Row], why: str) -> int:
+    """Latency rows judged improved/regressed become ``unreliable`` (host load); returns how many."""
+    n = 0
+    for r in rows:
+        if r.metric.startswith(HOST_SENSITIVE_PREFIX) and r.verdict in ("regressed", "improved"):
+            r.judged, r.verdict = r.verdict, "unreliable"
+            r.reason = f"unreliable (host load): {why}; judged {r.judged}: {r.reason}"
+            n += 1
+    return n
 
 
 def _one_sided(section: str, name: str, metric: str, scope: str, where: str) -> Row:

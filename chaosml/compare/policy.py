@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,9 +59,18 @@ class FailPolicy:
         return abs(row.delta) >= limit
 
 
-def failing_rows(comparison: Comparison, policies: Sequence[FailPolicy]) -> list[Row]:
-    """Rows that make compare exit 1 under any of the policies."""
-    return [r for r in comparison.rows if any(p.triggered_by(r) for p in policies)]
+def failing_rows(comparison: Comparison, policies: Sequence[FailPolicy], *, count_unreliable: bool = False) -> list[Row]:
+    """Rows that make compare exit 1 under any of the policies.
+
+    A row marked ``unreliable`` (a latency delta under very different host load) never fails by
+    default; with ``count_unreliable`` (``--count-unreliable``) it is judged as what it was judged.
+    """
+    out = []
+    for r in comparison.rows:
+        judged = dataclasses.replace(r, verdict=r.judged) if count_unreliable and r.verdict == "unreliable" and r.judged else r
+        if any(p.triggered_by(judged) for p in policies):
+            out.append(r)
+    return out
 
 
 def parse_min_change(items: Sequence[str], base: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from chaosml.compare.core import Comparison, Row
+from chaosml.hostload import HostLoad
 from chaosml.report.document import (
     RATIO_SLIS,
     Banner,
@@ -37,7 +38,8 @@ PLOTS_DIR = "plots"
 #: SLIs plotted per phase.
 PLOT_SLIS: tuple[str, ...] = ("success_ratio", "fallback_ratio", "accuracy", "latency_p99_ms")
 
-_ROW_KIND = {"regressed": "fail", "improved": "pass", "changed": "", "inconclusive": "inconclusive", "unchanged": "", "not comparable": ""}
+_ROW_KIND = {"regressed": "fail", "improved": "pass", "changed": "", "inconclusive": "inconclusive", "unchanged": "", "not comparable": "",
+             "unreliable": "inconclusive"}
 _MARK = {
     "regressed": "REGRESSED",
     "improved": "improved",
@@ -45,6 +47,7 @@ _MARK = {
     "unchanged": "unchanged",
     "inconclusive": "inconclusive",
     "not comparable": "n/c",
+    "unreliable": "unreliable (host load)",
 }
 
 
@@ -109,19 +112,30 @@ def _side_text(c: Comparison, which: str) -> str:
     return f"{s.release} ({len(s.runs)} run{'s' if len(s.runs) != 1 else ''}: {', '.join(r.run_id for r in s.runs)})"
 
 
+def host_load_lines(c: Comparison) -> list[str]:
+    """Each run's host load (chaosml.hostload), as compare shows it beside the rows."""
+    out = []
+    for label, side in (("baseline", c.baseline), ("candidate", c.candidate)):
+        for r in side.runs:
+            host = HostLoad.from_dict(r.journal.get("host_load"))
+            out.append(f"host load, {label} {r.run_id}: " + ("not recorded (an older chaosml)" if host is None else host.describe()))
+    return out
+
+
 def summary_line(c: Comparison, failing: list[Row]) -> str:
     n = c.counts()
     return (
         f"{n['regressed']} regressed, {n['improved']} improved, {n['changed']} changed, {n['unchanged']} unchanged, "
         f"{n['inconclusive']} inconclusive, {n['not comparable']} not comparable"
+        + (f", {n['unreliable']} unreliable (host load)" if n["unreliable"] else "")
         + (f"; {len(failing)} row(s) fail the --fail-on policy" if failing else "")
     )
 
 
 def render_terminal(c: Comparison, failing: list[Row], show_all: bool = False, width: int = 60) -> str:
     """A plain-text table: every verdict and fault row, and the SLI rows that changed (all with ``show_all``)."""
-    lines = [f"baseline:  {_side_text(c, 'baseline')}", f"candidate: {_side_text(c, 'candidate')}", ""]
-    rows = [r for r in c.rows if show_all or r.section != "sli" or r.verdict in ("regressed", "improved", "changed")]
+    lines = [f"baseline:  {_side_text(c, 'baseline')}", f"candidate: {_side_text(c, 'candidate')}", *host_load_lines(c), ""]
+    rows = [r for r in c.rows if show_all or r.section != "sli" or r.verdict in ("regressed", "improved", "changed", "unreliable")]
     table = [HEADERS[:-1]] + [row_cells(r)[:-1] for r in rows]
     widths = [min(width, max(len(t[i]) for t in table)) for i in range(len(HEADERS) - 1)]
     for k, t in enumerate(table):
@@ -223,6 +237,7 @@ def build_blocks(c: Comparison, failing: list[Row], plots: dict[str, Path], exit
     else:
         blocks.append(Banner(f"no regression (exit {exit_code})", "pass"))
     blocks.append(Para(summary_line(c, failing) + "."))
+    blocks.append(Table(("run", "host load"), tuple(tuple(line.removeprefix("host load, ").split(": ", 1)) for line in host_load_lines(c))))
     st = c.settings
     blocks.append(
         Para(

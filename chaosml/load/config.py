@@ -49,6 +49,8 @@ class LoadConfig:
     headers: dict[str, str] | None = None  # extra request headers (a user's stack: auth, tenant, ...)
     response: dict[str, str] | None = None  # field -> JSON path | header:NAME | not-exposed (chaosml.workload.mapping); None = reference
     request_body: dict[str, Any] | None = None  # drift rebuilds bodies: RequestMapping's body, input_name, datatype, template; None = reference
+    stages: list[list[float]] | None = None  # load.shape: [end_s, users, spawn_rate] per stage (chaosml.model.loadshape); None = users at spawn_rate
+    locustfile: str | None = None  # a user's locustfile: its User classes send the load (see driver.locustfile_users); None = the payloads
 
     def __post_init__(self) -> None:
         # Decouple from the caller's dict.
@@ -113,6 +115,10 @@ class LoadConfig:
                 issues.append(f"request_body: must be an object whose body is one of {', '.join(BODY_PRESETS)}")
             elif self.request_body.keys() - {"body", "input_name", "datatype", "template"}:
                 issues.append(f"request_body: unknown keys {sorted(self.request_body.keys() - {'body', 'input_name', 'datatype', 'template'})}")
+        if self.stages is not None:
+            issues += _stage_issues(self.stages)
+        if self.locustfile is not None and (not isinstance(self.locustfile, str) or not self.locustfile.endswith(".py")):
+            issues.append(f"locustfile: must be the path of a .py file or null, got {self.locustfile!r}")
         if not isinstance(self.record, bool):
             issues.append(f"record: must be true or false, got {self.record!r}")
         if self.control_file is not None and (not isinstance(self.control_file, str) or not self.control_file):
@@ -150,6 +156,20 @@ class LoadConfig:
         config = cls(**raw)
         config.check()
         return config
+
+
+def _stage_issues(stages: Any) -> list[str]:
+    """Problems with ``stages``: a non-empty list of [end_s, users, spawn_rate], ends increasing."""
+    if not isinstance(stages, list) or not stages:
+        return ["stages: must be a non-empty list of [end_s, users, spawn_rate]"]
+    issues, last = [], 0.0
+    for i, st in enumerate(stages):
+        ok = isinstance(st, list) and len(st) == 3 and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in st)
+        if not ok or st[0] < last or st[1] < 0 or st[1] != int(st[1]) or st[2] <= 0:
+            issues.append(f"stages[{i}]: must be [end_s >= the previous end, users (an integer >= 0), spawn_rate > 0], got {st!r}")
+        else:
+            last = float(st[0])
+    return issues
 
 
 def parse_progress(line: str | bytes) -> dict[str, Any] | None:

@@ -198,6 +198,7 @@ def run_master(config: LoadConfig, payloads: dict[str, Any], workers: int, bind:
             print(f"chaosml.load.distributed: only {runner.worker_count} of {workers} workers connected",
                   file=sys.stderr)
             return EXIT_INTERNAL
+        started_at = round(time.time(), 6)  # before the first spawn: no request is sent before it (the runner's t0)
         runner.start(config.users, config.spawn_rate)
         start = time.monotonic()
         end = start + config.duration_s
@@ -208,7 +209,7 @@ def run_master(config: LoadConfig, payloads: dict[str, Any], workers: int, bind:
             now = time.monotonic()
             if now >= next_progress and not stop.is_set():
                 total = env.stats.total.num_requests
-                _emit({"type": "progress", "elapsed_s": round(now - start, 3), "requests": total,
+                _emit({"type": "progress", "started_at": started_at, "elapsed_s": round(now - start, 3), "requests": total,
                        "rps": round((total - last[1]) / max(now - last[0], 1e-9), 3),
                        "workers": runner.worker_count, "success_ratio": None, "p99_ms": None})
                 last = (now, total)

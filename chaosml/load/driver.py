@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import itertools
 import json
 import logging
@@ -19,10 +20,11 @@ import gevent
 import gevent.event
 import locust
 from geventhttpclient.useragent import BadStatusCode
-from locust import FastHttpUser, constant, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, User, constant, constant_throughput, task
 from locust.contrib.fasthttp import LocustBadStatusCode
 from locust.env import Environment
 
+from chaosml.errors import LoadConfigError
 from chaosml.load.config import LoadConfig
 from chaosml.load.control import (
     POLL_INTERVAL_S,
@@ -78,6 +80,12 @@ def _parse_body(content: bytes | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     return {k: _scalar(data.get(k)) for k in _RESPONSE_FIELDS}
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) this load process has used: the runner records it as the load generator's CPU."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _p99(values: list[float]) -> float | None:
@@ -203,6 +211,28 @@ class Recorder:
             latency_ms=latency_ms,
         )
 
+    def on_request(self, name: str, response_time: float, response: Any = None, exception: BaseException | None = None,
+                   start_time: float | None = None, **_kw: Any) -> None:
+        """locust's request event, for the requests a user's locustfile sends: one sample row each.
+
+        The columns the file cannot give stay empty: label and entity_id (no dataset row), and
+        the cohort is the request's name. The answer is read like the reference stack's, or by
+        the response mapping; status 0 is a request that got no response (refused, reset, timed out).
+        """
+        status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
+        fields: dict[str, Any] = {}
+        if status:
+            content = getattr(response, "content", None)
+            fields = self.extractor.extract(content, getattr(response, "headers", {}) or {}) if self.extractor is not None else _parse_body(content)
+        outcome = classify_outcome(status, timed_out=not status and _is_timeout(exception))
+        sent = start_time if start_time is not None else time.time() - response_time / 1000.0
+        self.record(
+            (round(sent, 6), round(float(response_time), 3), status, outcome, fields.get("served_by"), fields.get("prediction"),
+             fields.get("confidence"), None, name, None, fields.get("replica"), fields.get("model_version")),
+            ok=outcome == "ok",
+            latency_ms=float(response_time),
+        )
+
     def record(self, row: tuple[Any, ...], *, ok: bool, latency_ms: float) -> None:
         if self.config.record:  # off only when chaosml bench measures the cost of recording
             self.writer.append(row)
@@ -254,6 +284,68 @@ def make_user_class(config: LoadConfig, recorder: Recorder) -> type[FastHttpUser
             self.client.client.close()  # close pooled keep-alive sockets
 
     return PredictUser
+
+
+def locustfile_users(config: LoadConfig) -> list[type[User]]:
+    """The User classes a user's locustfile defines, pointed at the target (``host``), paced by ``rate_per_user`` when given.
+
+    Raises LoadConfigError (exit 4) when the file cannot be imported or defines no User class.
+    """
+    assert config.locustfile is not None
+    spec = importlib.util.spec_from_file_location("chaosml_user_locustfile", config.locustfile)
+    if spec is None or spec.loader is None:
+        raise LoadConfigError([f"locustfile: cannot load {config.locustfile}"])
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - the user's file: said as invalid input, with what it raised
+        raise LoadConfigError([f"locustfile: {config.locustfile} raised {type(e).__name__}: {e}"]) from None
+    classes = [c for c in vars(module).values()
+               if isinstance(c, type) and issubclass(c, User) and c.__module__ == module.__name__ and not c.abstract]
+    if not classes:
+        raise LoadConfigError([f"locustfile: {config.locustfile} defines no User class (a subclass of locust's HttpUser or FastHttpUser)"])
+    for c in classes:
+        c.host = config.target_url  # the run's target, never the file's own host
+        if config.rate_per_user is not None:
+            c.wait_time = constant_throughput(config.rate_per_user)
+        if issubclass(c, FastHttpUser):
+            c.network_timeout = c.connection_timeout = config.request_timeout_s
+    return classes
+
+
+class StageShape(LoadTestShape):
+    """load.shape's stages as a locust LoadTestShape: ``tick()`` gives the (users, spawn_rate) of the stage at the run time.
+
+    Locust's own shape worker polls ``tick()`` about once a second (and waits for each ramp), so a
+    stage boundary would take effect up to a second late: :func:`drive_stages` calls ``tick()`` at
+    each boundary instead, so the users curve is the one plan shows and delivery integrates.
+    """
+
+    def __init__(self, stages: list[list[float]]) -> None:
+        super().__init__()
+        self.stages = [(float(end), int(users), float(rate)) for end, users, rate in stages]
+
+    def at(self, run_time: float) -> tuple[int, float]:
+        for end, users, rate in self.stages[:-1]:
+            if run_time < end:
+                return users, rate
+        return self.stages[-1][1], self.stages[-1][2]  # the last stage holds until the load ends
+
+    def tick(self) -> tuple[int, float]:
+        return self.at(self.get_run_time())
+
+    def boundaries(self) -> list[float]:
+        """Run times at which the stage changes (0 and each stage's end but the last)."""
+        return [0.0] + [end for end, _, _ in self.stages[:-1]]
+
+
+def drive_stages(runner: Any, shape: StageShape, start: float, stop: gevent.event.Event) -> None:
+    """At each stage boundary (monotonic ``start`` + offset) start the stage's users at its rate, until ``stop``."""
+    for offset in shape.boundaries():
+        if stop.wait(timeout=max(0.0, start + offset - time.monotonic())):
+            return
+        users, rate = shape.at(time.monotonic() - start + 1e-6)
+        runner.start(users, rate)
 
 
 class _Output:
@@ -344,9 +436,11 @@ def run(
     out = _Output(stdout if stdout is not None else sys.stdout)
     writer = SampleWriter(config.samples_file)
     recorder = Recorder(config, payloads, writer)
-    user_class = make_user_class(config, recorder)
+    user_classes: list[type[User]] = locustfile_users(config) if config.locustfile else [make_user_class(config, recorder)]
+    if config.locustfile:  # the file's users send: record every request they make
+        locust.events.request.add_listener(recorder.on_request)
     env = Environment(
-        user_classes=[user_class],
+        user_classes=user_classes,
         events=locust.events,
         host=config.target_url,
         stop_timeout=config.request_timeout_s,  # let in-flight requests finish and be recorded
@@ -384,13 +478,19 @@ def run(
         poller = gevent.spawn(_every, POLL_INTERVAL_S, control.poll, flush_stop)
 
     start = time.monotonic()
+    started_at = round(time.time(), 6)  # the load start as epoch s: no request is sent before it (the runner's t0)
+    cpu0 = _cpu_s()  # the load's own CPU, without the start-up (imports) before it
     end = start + config.duration_s
     interval = config.progress_interval_s
     next_progress = start + interval
     last_tick = start
+    shaper = None
     try:
         if not stop_requested.is_set():
-            runner.start(config.users, config.spawn_rate)
+            if config.stages:
+                shaper = gevent.spawn(drive_stages, runner, StageShape(config.stages), start, stop_requested)
+            else:
+                runner.start(config.users, config.spawn_rate)
         while not stop_requested.is_set():
             now = time.monotonic()
             if now >= end:
@@ -403,17 +503,21 @@ def run(
                 out.emit(
                     {
                         "type": "progress",
+                        "started_at": started_at,
                         "elapsed_s": round(now - start, 3),
                         "requests": recorder.total,
                         "rps": round(count / span, 3),
                         "success_ratio": round(ok / count, 6) if count else None,
                         "p99_ms": round(p99, 3) if p99 is not None else None,
+                        "cpu_s": round(_cpu_s() - cpu0, 3),
                     }
                 )
                 last_tick = now
                 while next_progress <= now:
                     next_progress += interval
     finally:
+        if shaper is not None:
+            shaper.kill(block=True, timeout=STOP_GRACE_S)
         try:
             with gevent.Timeout(config.request_timeout_s + STOP_GRACE_S, False):
                 runner.quit()
@@ -433,6 +537,7 @@ def run(
             "requests": recorder.total,
             "duration_s": round(time.monotonic() - start, 3),
             "stopped_by": reason[0],
+            "cpu_s": round(_cpu_s() - cpu0, 3),
             "tick_offsets": {"seed": config.seed, "salt": TICK_SEED_SALT, "users": len(recorder.tick_offsets),
                              "max_s": max(recorder.tick_offsets, default=0.0)},
         }

@@ -99,6 +99,22 @@ def cross_checks(ex: DecodeState, values: dict[str, Any]) -> None:
     check_timeline(ex, values)
     check_custom_faults(ex, values)
     check_monitoring(ex, values, fault_names)
+    check_locustfile_faults(ex, values)
+
+
+#: Fault types that act through the dataset-driven load (they switch its cohort mix via the load-control file).
+LOAD_CONTROL_FAULTS = ("adversarial-payload",)
+
+
+def check_locustfile_faults(ex: DecodeState, values: dict[str, Any]) -> None:
+    """With load.locustfile the user's file decides what is sent: a fault that switches the load's cohorts would do nothing."""
+    load = values.get("load")
+    if load in (None, BAD) or load.locustfile is None:
+        return
+    for path, fv in ex.fault_raw:
+        if fv.get("type") in LOAD_CONTROL_FAULTS:
+            ex.d.issue_at(f"{path}.type", f"{fv['type']} switches the cohorts of chaosml's own load; with load.locustfile your "
+                                          "file decides what is sent, so it would have no effect (drop one of them)")
 
 
 def check_common(ex: DecodeState, path: str, values: dict[str, Any], kind: str) -> None:

@@ -25,6 +25,7 @@ from chaosml.decoding import (
 )
 from chaosml.loader.checks import check_custom_stack, cross_checks, fault_params, fmt_s
 from chaosml.loader.monitoring import decode_monitoring
+from chaosml.loader.shape import check_locustfile, compile_shape, decode_shape
 from chaosml.loader.state import DecodeState
 from chaosml.model import catalog
 from chaosml.model.experiment import (
@@ -375,8 +376,19 @@ class ExperimentDecoder(DecodeState):
             "dataset": ("dataset", self.d.string(catalog.DATASETS, "dataset")),
             "seed": ("seed", self.d.integer(0, 2**32 - 1)),
             "data": ("data", self.d.optional(self.data)),
+            "shape": ("shape", self.d.optional(decode_shape(self.d, MAX_USERS))),
+            "locustfile": ("locustfile", self.d.optional(self.d.string())),
         }
         values = self.d.fields(y, path, schema)
+        if values is not None and values.get("locustfile") not in (None, BAD):
+            check_locustfile(self.d, values, path)
+        if values is not None and values.get("shape") not in (None, BAD):
+            defaults = LoadSpec()
+            siblings = {k: values.get(k, getattr(defaults, k)) for k in ("users", "spawn_rate", "duration")}
+            shape = compile_shape(self.d, values["shape"], siblings, frozenset(values), f"{path}.shape")
+            values["shape"] = shape
+            if shape is not BAD:
+                values["users"] = max(st.users for st in shape.stages)  # load.users is the shape's peak
         if values is not None and values.get("data") not in (None, BAD) and "dataset" in values:
             self.d.issue_at(f"{path}.dataset", "give either load.dataset (a built-in dataset) or load.data (a file), not both")
             values["dataset"] = BAD

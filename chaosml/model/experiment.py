@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from chaosml.model.loadshape import LoadShape, LoadStage
+
 
 @dataclass(frozen=True, slots=True)
 class KubernetesSpec:
@@ -153,6 +155,14 @@ class LoadSpec:
     dataset: str = "breast_cancer"
     seed: int = 0
     data: DataSpec | None = None  # a labelled dataset from a file instead of ``dataset``
+    shape: LoadShape | None = None  # users over time (ramp, step, spike, stages); None: ``users`` at ``spawn_rate``
+    locustfile: str | None = None  # a user's locustfile (its User classes send the load) instead of the dataset-driven load
+
+    def stages(self) -> tuple[LoadStage, ...]:
+        """The load as stages (chaosml.model.loadshape): the shape's, or ``users`` at ``spawn_rate`` for the whole load."""
+        if self.shape is not None:
+            return self.shape.stages
+        return (LoadStage(self.duration, self.users, self.spawn_rate),)
 
 
 @dataclass(frozen=True, slots=True)

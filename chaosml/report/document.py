@@ -10,6 +10,7 @@ from typing import Any
 
 from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
+from chaosml.hostload import HostLoad
 from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
 from chaosml.report.blocks import RATIO_SLIS as RATIO_SLIS  # re-exported: compare formats its values by it
 from chaosml.report.blocks import (
@@ -95,6 +96,10 @@ def header(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     for fault, why in (analysis.get("no_effect") or {}).items():
         blocks.append(Banner(f"NO EFFECT: fault {fault}: {why}. Nothing was tested: every verdict scoped to it is "
                              "inconclusive and the run cannot pass.", "fail"))
+    host = HostLoad.from_dict(journal.get("host_load"))
+    if host is not None and host.loadgen_saturated:
+        blocks.append(Banner(f"LOAD GENERATOR CPU-SATURATED: {host.describe()}; check the delivered rate per phase "
+                             "before trusting latency figures.", "warn"))
     return blocks
 
 
@@ -102,6 +107,7 @@ def run_facts(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
     """Release, profile, run id, status, load span and what this run could not measure."""
     status = str(analysis.get("status") or "unknown")
     load = analysis["load"]
+    host = HostLoad.from_dict(journal.get("host_load"))
     rows = [
         ("release", str(analysis["release"])),
         ("profile", str(analysis["profile"])),
@@ -112,6 +118,7 @@ def run_facts(analysis: dict[str, Any], journal: dict[str, Any]) -> list[Block]:
         ("load started", fmt_time(load["started_at"])),
         ("load duration", fmt_s(load["duration_s"]) + ("" if load["ended_at"] is not None else " (so far: no load end recorded)")),
         ("requests", str(next((p["slis"]["requests"] for p in analysis["phases"] if p["name"] == "all"), 0))),
+        ("host load", "not recorded (no load ran, or a run of an older chaosml)" if host is None else host.describe()),
         ("window / hold", f"{analysis['window_s']:g} s x {analysis['hold']}"),
         ("chaosml", str(journal.get("chaosml_version", ""))),
     ]
@@ -311,6 +318,24 @@ def load_table(analysis: dict[str, Any]) -> list[Block]:
              "rate down itself (TARGET-LIMITED): that is the stack's failure, judged as measured."),
         Table(("phase", "requested req/s", "achieved req/s", "achieved"),
               tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
+                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
+                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
+                    for d in rows),
+              tuple("fail" if d["short"] else "" for d in rows)),
+    ]
+
+
+def stage_table(analysis: dict[str, Any]) -> list[Block]:
+    """Requested vs achieved load per stage of load.shape (by send time)."""
+    rows = [d for d in analysis.get("load_stages") or [] if d["duration_s"] > 0]
+    if not rows:
+        return []
+    return [
+        Heading("Load shape: requested vs achieved per stage"),
+        Para("Each stage of load.shape (see the plan) with the requests sent in it: requested is rate_per_user x the "
+             f"users curve of the shape; a stage below {100 * (1 - SHORTFALL_MARGIN):.0f}% of it is SHORT."),
+        Table(("stage", "duration", "requested req/s", "achieved req/s", "achieved"),
+              tuple((d["phase"], f"{d['duration_s']:.1f} s", f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
                      ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
                      + (" TARGET-LIMITED" if d.get("target_limited") else ""))
                     for d in rows),
@@ -559,6 +584,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *injection_tables(analysis),
         *phase_table(analysis),
         *load_table(analysis),
+        *stage_table(analysis),
         *cohort_table(analysis, journal, plots),
         *mix_table(analysis, plots),
         *degradation_section(analysis),

@@ -174,7 +174,7 @@ def compare_suite(comparison: Mapping[str, Any], name: str = "compare") -> Suite
                 classname=f"chaosml.compare.{r['section']}",
                 failure=msg if verdict == "regressed" else None,
                 failure_type="VerdictFlip" if r.get("flip") else "Regression",
-                skipped=f"{verdict}: {msg}" if verdict in ("inconclusive", "not comparable") else None,
+                skipped=f"{verdict}: {msg}" if verdict in ("inconclusive", "not comparable", "unreliable") else None,
             )
         )
     base = comparison.get("baseline", {}).get("release", "")

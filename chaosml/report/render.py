@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chaosml.analysis import analyze, read_samples
-from chaosml.errors import EXIT_FAILED, EXIT_OK
+from chaosml.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK
 from chaosml.journal import RunResult, record_verdicts, samples_problem
 from chaosml.journal import load as load_journal
 from chaosml.model.experiment import Experiment
@@ -93,6 +93,22 @@ def render_report(run_dir: str | Path, experiment: Experiment | None = None) -> 
     return {**analysis, "files": files}
 
 
+#: the exit code of a run that did not complete, by its journal status, when the journal recorded none
+_STATUS_CODES = {"aborted": EXIT_ABORTED, "interrupted": EXIT_ABORTED, "partial": EXIT_ABORTED,
+                 "failed": EXIT_INTERNAL, "invalid": EXIT_INVALID}
+
+
+def settled_exit_code(status: str, recorded: int | None, passed: bool) -> int:
+    """A run's exit code, the same for ``chaosml run`` and ``chaosml report``: a completed run exits 0 when
+    every verdict passed, else 1 (a failed or INCONCLUSIVE verdict is no pass); any other outcome keeps
+    the code the runner recorded (2 aborted, 3 failed, 5 recovery failed), or the status's code."""
+    if status == "completed":
+        return EXIT_OK if passed else EXIT_FAILED
+    if recorded is not None:
+        return recorded
+    return _STATUS_CODES.get(status, EXIT_FAILED)
+
+
 def report_run(result: RunResult, out: IO[str] | None = None) -> RunResult:
     """Render a finished run's report and settle its exit code from the verdicts; called by the CLI and game-days.
 
@@ -113,8 +129,6 @@ def report_run(result: RunResult, out: IO[str] | None = None) -> RunResult:
     if analysis.get("samples_problem"):
         out.write(f"chaosml: {analysis['samples_problem']}\n")
         out.flush()
-    code = result.exit_code
-    if result.status == "completed":
-        code = EXIT_OK if analysis.get("passed") else EXIT_FAILED
+    code = settled_exit_code(result.status, result.exit_code, bool(analysis.get("passed")))
     record_verdicts(result.run_dir, analysis.get("summary"), code)
     return dataclasses.replace(result, exit_code=code)

@@ -54,7 +54,10 @@ def request_body(experiment: Experiment) -> dict[str, Any] | None:
 
 
 def prepare_workload(experiment: Experiment, source: str = "experiment") -> Workload:
-    """Dataset -> cohorts -> request bodies; a template the dataset cannot fill is InvalidInputError (exit 4)."""
+    """Dataset -> cohorts -> request bodies; a template the dataset cannot fill, or a load.locustfile that cannot be
+    read or compiled, is InvalidInputError (exit 4)."""
+    if experiment.load.locustfile is not None:
+        check_locustfile(experiment.load.locustfile)
     ds = dataset_for(experiment)
     request = request_mapping(experiment)
     try:
@@ -101,3 +104,19 @@ def probe_mapping(experiment: Experiment, workload: Workload, entry_url: str) ->
     response = ResponseMapping(response_fields(experiment))
     return probe(entry_url, request_mapping(experiment), response, [p["body"] for p in clean[:n]],
                  timeout_s=max(5.0, experiment.load.request_timeout))
+
+
+def check_locustfile(path: str) -> None:
+    """A locustfile that cannot be read or does not compile is invalid input (exit 4) before anything starts.
+
+    Only compiled here, never imported: importing it would import locust (and gevent's patching)
+    into the harness. Its User classes are found by the load process.
+    """
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"load.locustfile {path}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        compile(source, path, "exec")
+    except SyntaxError as exc:
+        raise InvalidInputError(f"{path}:{exc.lineno}:{(exc.offset or 0)}: load.locustfile: {exc.msg}") from None

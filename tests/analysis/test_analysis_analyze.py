@@ -15,7 +15,7 @@ KILL = {"fault": "kill", "apply": 10.0, "recover": 12.0, "targets": ["model-1"]}
 TOP_KEYS = {
     "schema", "run_id", "status", "reason", "title", "release", "profile", "platform", "load", "window_s", "hold",
     "confidence_threshold", "restart_delay_s", "cohorts", "phases", "injections", "faults", "verdicts", "counts",
-    "passed", "summary", "timeseries", "events", "notes", "degradation", "replacements", "unmeasured", "load_delivery",
+    "passed", "summary", "timeseries", "events", "notes", "degradation", "replacements", "unmeasured", "load_delivery", "load_stages",
 }
 
 

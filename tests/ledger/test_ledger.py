@@ -132,5 +132,6 @@ def test_a_sigkilled_run_is_rolled_back_and_the_next_run_refuses_until_then(tmp_
     assert json.loads(journal.read_text())["status"] == "partial"
     # the partial run still renders
     rep = subprocess.run([sys.executable, "-m", "chaosml.cli", "report", str(journal.parent)], capture_output=True, text=True, timeout=60, check=False)
-    assert rep.returncode == 0, rep.stderr
+    # it exits by the run's policy (issue 15 item 9): a run its harness never finished is no pass, exit 2
+    assert rep.returncode == 2 and "exit 2: interrupted or aborted" in rep.stdout, rep.stdout + rep.stderr
     assert "PARTIAL" in (journal.parent / "report.md").read_text()

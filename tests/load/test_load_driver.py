@@ -235,7 +235,9 @@ def test_run_records_one_row_per_request(server: _Server, tmp_path: Path) -> Non
     assert 0 < ticks["max_s"] < 1 / config.rate_per_user  # type: ignore[operator]
     assert 3 <= len(progress) <= 7, progress
     for p in progress:
-        assert set(p) == {"type", "elapsed_s", "requests", "rps", "success_ratio", "p99_ms"}
+        assert set(p) == {"type", "started_at", "elapsed_s", "requests", "rps", "success_ratio", "p99_ms", "cpu_s"}
+        assert 0 <= p["cpu_s"] <= done[0]["cpu_s"]  # the load's own CPU seconds, growing
+        assert p["started_at"] <= min(float(r["t"]) for r in rows)  # no request before the recorded load start
     assert [p["requests"] for p in progress] == sorted(p["requests"] for p in progress)
     busy = [p for p in progress if p["requests"] > 0 and p["success_ratio"] is not None]
     assert busy and all(0 <= p["success_ratio"] <= 1 and p["p99_ms"] > 0 for p in busy)
@@ -413,3 +415,70 @@ def test_sigterm_before_load_starts_exits_cleanly(server: _Server, tmp_path: Pat
     assert done["type"] == "done" and done["stopped_by"] == "SIGTERM"
     header, rows = _rows(config.samples_file)
     assert tuple(header) == SAMPLE_COLUMNS and done["requests"] == len(rows)
+
+
+def test_a_load_shape_moves_the_users_at_each_stage_boundary(server: _Server, tmp_path: Path) -> None:
+    # load.shape (issue 17): 2 users for 2 s, 8 users for 2 s, 2 users again; 5 req/s per user
+    config = _config(tmp_path, _url(server), duration_s=6.0, users=8, mix={"clean": 1.0},
+                     stages=[[2.0, 2, 100.0], [4.0, 8, 100.0], [6.0, 2, 100.0]])
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == 0, run.stderr
+    started = next(r for r in run.records() if r["type"] == "progress")["started_at"]
+    _, rows = _rows(config.samples_file)
+    per_stage = Counter(min(2, int((float(r["t"]) - started) // 2.0)) for r in rows)
+    low, high, back = per_stage[0], per_stage[1], per_stage[2]
+    assert 0.5 * 20 <= low <= 1.5 * 20, per_stage  # 2 users x 5 req/s x 2 s
+    assert 0.6 * 80 <= high <= 1.3 * 80, per_stage  # 8 users x 5 req/s x 2 s
+    assert 0.5 * 20 <= back <= 1.5 * 20, per_stage
+    assert high > 2.5 * max(low, back), per_stage
+
+
+def test_bad_stages_are_invalid_config(tmp_path: Path) -> None:
+    issues = _config(tmp_path, "http://127.0.0.1:9", stages=[[2.0, 2, 0.0], [1.0, -1, 5.0]]).validate()
+    assert [i.split(":")[0] for i in issues] == ["stages[0]", "stages[1]"]
+    assert _config(tmp_path, "http://127.0.0.1:9", stages=[]).validate() == [
+        "stages: must be a non-empty list of [end_s, users, spawn_rate]"]
+
+
+LOCUSTFILE = """\
+from locust import HttpUser, constant, task
+
+
+class Api(HttpUser):
+    host = "http://example.invalid"  # chaosml points every user at the run's target instead
+    wait_time = constant(0.05)
+
+    @task
+    def predict(self):
+        self.client.post("/predict", json={"features": [1.0, 2.0]})
+        self.client.post("/predict", json={"features": "BOOM"}, name="boom")
+"""
+
+
+def test_a_users_locustfile_sends_the_load_and_every_request_is_one_sample(server: _Server, tmp_path: Path) -> None:
+    # issue 17: a user's own locustfile instead of the dataset-driven load; one sample row per request
+    (tmp_path / "mine.py").write_text(LOCUSTFILE)
+    config = _config(tmp_path, _url(server), duration_s=2.0, users=2, rate_per_user=None, locustfile=str(tmp_path / "mine.py"))
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == 0, run.stderr
+    _, rows = _rows(config.samples_file)
+    done = run.records()[-1]
+    assert rows and len(rows) == len(server.bodies) == done["requests"]  # type: ignore[attr-defined]
+    by_name = Counter(r["cohort"] for r in rows)
+    assert set(by_name) == {"/predict", "boom"} and abs(by_name["/predict"] - by_name["boom"]) <= 2
+    started = next(r for r in run.records() if r["type"] == "progress")["started_at"]
+    for r in rows:
+        assert float(r["latency_ms"]) > 0 and float(r["t"]) >= started
+        assert (r["label"], r["entity_id"]) == ("", "")  # no dataset row: these columns stay empty
+        if r["cohort"] == "/predict":
+            assert (r["status"], r["outcome"], r["served_by"], r["prediction"], r["confidence"]) == ("200", "ok", "primary", "1", "0.9")
+        else:
+            assert (r["status"], r["outcome"], r["served_by"]) == ("500", "error", "")
+
+
+def test_a_locustfile_without_users_is_invalid_input(server: _Server, tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    config = _config(tmp_path, _url(server), locustfile=str(tmp_path / "empty.py"))
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == EXIT_INVALID_INPUT
+    assert "defines no User class" in run.stderr

@@ -175,3 +175,27 @@ def test_monitoring_section_says_which_prometheus_and_what_is_expected() -> None
     assert "  alerted-fast: alert_ttd_s <= 10 (max over the injections of fs-down)\n" in text
     assert "  no-false-alarm: false_alarms <= 0 (over the whole run)\n" in text
     assert "\n  PromQL " in text  # how the queries were checked (promtool, the server, or why not)
+def test_the_plan_names_the_users_data_file_not_the_built_in_dataset() -> None:
+    # issue 15 item 9: `plan` said "dataset breast_cancer" although load.data named the user's file
+    text = SMALL.replace("mix: {clean: 3, missing-features: 1}}", "mix: {clean: 1}, data: {file: rows.csv, label: y}}")
+    shown = render_plan(build_plan(load_experiment_text(text, "small.yaml")))
+    assert "data file rows.csv (label 'y'), seed 0" in shown
+    assert "breast_cancer" not in shown
+    assert "built-in dataset breast_cancer, seed 0" in render_plan(build_plan(load_experiment_text(SMALL, "small.yaml")))
+
+
+def test_validate_prints_the_ramp_warning_the_plan_prints(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # issue 15 item 6: validate was silent where plan warned that the ramp eats most of the load
+    from chaosml.cli import main
+
+    path = tmp_path / "ramp.yaml"
+    path.write_text(SMALL.replace("users: 4, spawn_rate: 2, duration: 90s", "users: 200, spawn_rate: 2, duration: 120s"))
+    warning = "WARNING: the ramp (200 users at 2/s = 100 s) takes 83% of the 120 s load"
+    assert warning in render_plan(build_plan(load_experiment_text(path.read_text(), "ramp.yaml")))
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert f"{path}: ok" in captured.out
+    assert f"{path}: {warning}" in captured.err
+    path.write_text(SMALL)
+    assert main(["validate", str(path)]) == 0
+    assert "WARNING" not in capsys.readouterr().err

@@ -20,7 +20,8 @@ def _delivery(an, phase):
 
 def test_requested_requests_follow_the_ramp() -> None:
     spec = LoadSpec(users=10, spawn_rate=2.0, rate_per_user=5.0)  # 5 s ramp to 50 req/s
-    assert requested_requests(spec, 0.0, [(0.0, 5.0)]) == pytest.approx(5.0 * (2.0 * 25 / 2))  # 125
+    # locust's dispatcher starts 2 users at once, then 2 more each second: 2+4+6+8+10 user-seconds (was a linear 125)
+    assert requested_requests(spec, 0.0, [(0.0, 5.0)]) == pytest.approx(5.0 * 30)  # 150
     assert requested_requests(spec, 0.0, [(5.0, 15.0)]) == pytest.approx(500.0)
     assert requested_requests(LoadSpec(rate_per_user=None), 0.0, [(0.0, 5.0)]) is None
     # past the configured duration the load only drains in-flight requests: nothing more is requested
@@ -31,7 +32,7 @@ def test_requested_requests_follow_the_ramp() -> None:
 def test_a_delivered_load_is_recorded_and_judged() -> None:
     an = analyze(experiment(rate=50.0, hypotheses=HYP), journal(duration=40.0, injections=KILL), samples(40.0, 50.0))
     d = _delivery(an, "baseline")
-    assert d["requested_rps"] == pytest.approx(47.5)  # 10 users spawned at 10/s: a 1 s ramp in the 10 s baseline
+    assert d["requested_rps"] == pytest.approx(50.0)  # 10 users at spawn_rate 10: locust starts them in one batch
     assert d["achieved_rps"] == pytest.approx(50.0, rel=0.02)
     assert not d["short"] and all(v.verdict == "pass" for v in an.verdicts)
     assert an.summary()["load_delivery"][0]["phase"] == "baseline"  # the runner copies the summary into the journal
