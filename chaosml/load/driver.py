@@ -228,7 +228,7 @@ class Recorder:
         sent = start_time if start_time is not None else time.time() - response_time / 1000.0
         self.record(
             (round(sent, 6), round(float(response_time), 3), status, outcome, fields.get("served_by"), fields.get("prediction"),
-             fields.get("confidence"), None, name, None, fields.get("replica"), fields.get("model_version")),
+             fields.get("confidence"), None, name, None, fields.get("replica"), fields.get("model_version"), None),  # no drift: the file decides what is sent
             ok=outcome == "ok",
             latency_ms=float(response_time),
         )
