@@ -358,6 +358,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     return cluster.command(args.cluster_command, args)
 
 
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from chaosml.proxy.__main__ import run
+
+    return run(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from chaosml.bench import run_from_args
 
@@ -492,6 +498,15 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
 
     add_bench_arguments(p)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "proxy", help="run the fault proxy (Toxiproxy 2.x REST API) until Ctrl-C; same as python -m chaosml.proxy",
+        description="TCP fault proxy serving the Toxiproxy 2.x REST API.",
+    )
+    from chaosml.proxy.__main__ import add_arguments as add_proxy_arguments  # stdlib-only imports
+
+    add_proxy_arguments(p)
+    p.set_defaults(func=_cmd_proxy)
 
     p = sub.add_parser("report", help="re-render a run's report from its journal and samples")
     p.add_argument("run_dir")
