@@ -321,6 +321,7 @@ class ExperimentDecoder(DecodeState):
             "body": ("body", self.d.string(BODY_PRESETS, "body preset")),
             "input_name": ("input_name", self.d.string()),
             "datatype": ("datatype", self.d.string(("FP64", "FP32"), "datatype")),
+            "outputs": ("outputs", self.d.list_of(self.d.string(), non_empty=True, unique=True)),
             "template": ("template", self.d.optional(self.d.plain())),
             "probes": ("probes", self.d.integer(0, 20)),
         }
@@ -338,6 +339,11 @@ class ExperimentDecoder(DecodeState):
         elif body not in ("template", BAD) and template is not None:
             self.d.issue_at(f"{path}.template", f"only used with body: template (body is {body})")
             values["template"] = BAD
+        if values.get("outputs") not in (None, BAD) and body not in ("kserve-v2", BAD):
+            self.d.issue_at(f"{path}.outputs", f"only used with body: kserve-v2 (body is {body})")
+            values["outputs"] = BAD
+        if values.get("outputs") not in (None, BAD):
+            values["outputs"] = tuple(values["outputs"])
         if template not in (None, BAD):
             from chaosml.workload.mapping import template_fields
 

@@ -125,6 +125,7 @@ class RequestSpec:
     body: str = "reference"  # reference | kserve-v1 | kserve-v2 | template
     input_name: str = "input-0"  # kserve-v2
     datatype: str = "FP64"  # kserve-v2
+    outputs: tuple[str, ...] = ()  # kserve-v2: request these named output tensors (empty: the model's default outputs)
     template: Any = None  # body: template
     probes: int = 3  # clean requests sent before the load to check the mapping
 
