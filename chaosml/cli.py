@@ -27,12 +27,21 @@ if TYPE_CHECKING:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from chaosml.loader import load_experiment
+    from chaosml.gameday import load_gameday
+    from chaosml.loader import GameDayFileError, load_experiment
 
     issues = []
     for f in args.files:
         try:
             load_experiment(f)
+        except GameDayFileError:
+            try:
+                gameday = load_gameday(f)  # validated as what it is, with its experiments
+            except ExperimentError as exc:
+                issues.extend(exc.issues)
+                continue
+            print(f"{f}: ok (a game-day of {len(gameday.experiments)} experiment(s); run it with chaosml gameday run {f})")
+            continue
         except ExperimentError as exc:
             issues.extend(exc.issues)
             continue
@@ -288,9 +297,9 @@ def _cmd_gameday_schedule(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"{args.file}: mixes kubernetes and local experiments; a schedule runs one kind")
         text = render_cronjob(
             gameday,
-            image=args.image,
+            image=args.image or DEFAULT_CRONJOB_IMAGE,
             file_in_image=args.file_in_image or Path(args.file).as_posix(),
-            api_version=args.api_version,
+            api_version=args.api_version or "batch/v1",
             namespace=args.namespace,
             warn=lambda m: print(f"chaosml: warning: {m}", file=sys.stderr),
         )
@@ -300,6 +309,14 @@ def _cmd_gameday_schedule(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return EXIT_OK
+    cronjob_only = [o for o, v in (("--image", args.image), ("--api-version", args.api_version), ("--namespace", args.namespace),
+                                   ("--file-in-image", args.file_in_image), ("--out", args.out)) if v is not None]
+    if cronjob_only:
+        raise InvalidInputError(
+            f"{args.file}: {', '.join(cronjob_only)} only apply to a game-day of kubernetes experiments, whose schedule is "
+            f"written as a CronJob manifest; this one's experiments run on {', '.join(sorted(gameday.platforms))}, so "
+            "`gameday schedule` runs it here as a foreground cron loop (bounded by --max-runs/--until)"
+        )
     until = None
     if args.until:
         try:
@@ -345,6 +362,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(f"plot: {plot_history(runs, Path(args.plot))}")
     return EXIT_OK
 
+
+DEFAULT_CRONJOB_IMAGE = "chaosml:latest"
 
 ALLOW_CONTEXT_HELP = (
     "kubernetes: confirm a kube context outside allowed_contexts (the experiment must also say "
@@ -459,13 +478,16 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
     g = gsub.add_parser(
         "schedule",
         help="kubernetes: print a CronJob manifest; local: a foreground cron loop (bounded by --max-runs/--until)",
+        description="A game-day whose experiments all run on kubernetes is written out as a CronJob manifest "
+                    "(--image, --api-version, --namespace, --file-in-image, --out); one whose experiments run on "
+                    "the local target runs here as a foreground cron loop (--max-runs, --until, --preview, --reports-dir).",
     )
     g.add_argument("file")
-    g.add_argument("--image", default="chaosml:latest", help="container image of the CronJob (default chaosml:latest)")
-    g.add_argument("--api-version", default="batch/v1", help="batch/v1 (default), or batch/v1beta1 for Kubernetes < 1.21")
-    g.add_argument("--namespace", help="CronJob namespace (default: the experiments' namespace)")
-    g.add_argument("--file-in-image", help="path of the game-day file inside the image (default: FILE as given)")
-    g.add_argument("--out", help="write the manifest here instead of stdout")
+    g.add_argument("--image", help=f"kubernetes game-days only: container image of the CronJob (default {DEFAULT_CRONJOB_IMAGE})")
+    g.add_argument("--api-version", help="kubernetes game-days only: batch/v1 (default), or batch/v1beta1 for Kubernetes < 1.21")
+    g.add_argument("--namespace", help="kubernetes game-days only: CronJob namespace (default: the experiments' namespace)")
+    g.add_argument("--file-in-image", help="kubernetes game-days only: path of the game-day file inside the image (default: FILE as given)")
+    g.add_argument("--out", help="kubernetes game-days only: write the CronJob manifest here instead of stdout")
     g.add_argument("--max-runs", type=int, help="local loop: stop after starting this many runs")
     g.add_argument("--until", help="local loop: stop at the first fire time after this ISO date-time (UTC unless it says)")
     g.add_argument("--preview", type=int, default=5, help="local loop: how many next fire times to log first (default 5)")
