@@ -377,6 +377,29 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     return cluster.command(args.cluster_command, args)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from chaosml.resources import starter_text, write_bundle
+
+    if args.resources:
+        dest = Path(args.path or ".")
+        try:
+            written = write_bundle(dest, overwrite=args.force)
+        except FileExistsError as exc:
+            raise InvalidInputError(f"{exc}: not overwritten (--force overwrites)") from None
+        print(f"wrote {len(written)} files under {dest}: manifests/, kind-config.yaml, experiments/")
+        print(f"  chaosml cluster up --manifests {dest / 'manifests'} --kind-config {dest / 'kind-config.yaml'}")
+        return EXIT_OK
+    path = Path(args.path or "experiment.yaml")
+    if path.is_dir():
+        path = path / f"{args.kind}.yaml"
+    if path.exists() and not args.force:
+        raise InvalidInputError(f"{path} exists: not overwritten (--force overwrites)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(starter_text(args.kind, str(path)), encoding="utf-8")
+    print(f"wrote {path} (a {args.kind} starter): edit it, then chaosml validate {path} && chaosml plan {path} && chaosml run {path}")
+    return EXIT_OK
+
+
 def _cmd_proxy(args: argparse.Namespace) -> int:
     from chaosml.proxy.__main__ import run
 
@@ -416,6 +439,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-context", metavar="NAME", help=ALLOW_CONTEXT_HELP)
     p.add_argument("--offline", action="store_true", help="kubernetes: do not contact the cluster (no resolved pods)")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser(
+        "init", help="write a commented starter experiment that validates as written (or, with --resources, chaosml's manifests)",
+        description="Starters: reference (chaosml's own stack, runs as is), local-command (your server started by chaosml), "
+                    "v2 (a V2/Open Inference Protocol server with http, grpc and metrics ports), kubernetes (your Deployment). "
+                    "--resources writes manifests/, kind-config.yaml and the example experiments for editing.",
+    )
+    from chaosml.resources import STARTER_KINDS  # stdlib-only imports
+
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="the experiment file (default experiment.yaml; a directory: <kind>.yaml in it); with --resources: the directory")
+    p.add_argument("--kind", choices=STARTER_KINDS, default="reference", help="which starter (default reference)")
+    p.add_argument("--resources", action="store_true", help="write manifests/, kind-config.yaml and experiments/ under PATH (default .)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("run", help="run an experiment and write reports/<run-id>/")
     p.add_argument("file")
@@ -507,6 +545,8 @@ little data is inconclusive. A pass -> fail verdict flip is always a regression.
     c.add_argument("--name", default="chaosml", help="kind cluster name (context kind-NAME; default chaosml)")
     c.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every Deployment (default 300)")
     c.add_argument("--no-build", action="store_true", help="do not build the image (it must be loaded already)")
+    c.add_argument("--manifests", metavar="DIR", help="apply your own manifests from DIR instead of chaosml's (see chaosml init --resources)")
+    c.add_argument("--kind-config", metavar="FILE", help="create the cluster from this kind config instead of chaosml's")
     c.set_defaults(func=_cmd_cluster)
     c = csub.add_parser("down", help="delete the kind cluster")
     c.add_argument("--name", default="chaosml")

@@ -20,8 +20,9 @@ request, which is the point of that cohort. Raw bodies (``{"raw": ...}``, the ho
 sent unchanged.
 
 Response fields: a JSON path (``outputs[0].data[0]``, ``outputs[name=predict_proba].data``,
-``predictions[0]``, ``model_version``; see :mod:`chaosml.workload.jsonpath`), a response header (``header:X-Model-Version``) or ``not-exposed``. A path that resolves to a list of
-numbers is read as class probabilities: the prediction is its argmax, the confidence its max.
+``predictions[0]``, ``model_version``; see :mod:`chaosml.workload.jsonpath`), a response header
+(``header:X-Model-Version``) or ``not-exposed``. A path that resolves to a list of numbers is read as
+class probabilities: the prediction is its argmax, the confidence its max.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def test_select_list_item_by_field_value() -> None:
         assert ex.extract(json.dumps(body).encode(), None)["prediction"] == 1
         assert ex.extract(json.dumps(body).encode(), None)["confidence"] == 0.8
     # the first match wins; a field compared as text; no match and a non-list are missing, never an error
-    assert Extractor(ResponseMapping({"prediction": "xs[id=2].v"})).extract(b'{"xs": [{"id": 1, "v": 5}, {"id": 2, "v": 6}, {"id": 2, "v": 7}]}', None)["prediction"] == 6
+    xs = b'{"xs": [{"id": 1, "v": 5}, {"id": 2, "v": 6}, {"id": 2, "v": 7}]}'
+    assert Extractor(ResponseMapping({"prediction": "xs[id=2].v"})).extract(xs, None)["prediction"] == 6
     miss = Extractor(ResponseMapping({"prediction": "outputs[name=predict_proba].data", "confidence": "outputs[name=x].data",
                                       "model_version": "not-exposed", "served_by": "not-exposed", "replica": "not-exposed"}))
     assert miss.missing(json.dumps(V2).encode(), None) == [
