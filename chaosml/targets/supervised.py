@@ -78,7 +78,7 @@ class SupervisedTarget:
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         while not sup.wait_ready(names, min(READY_SLICE_S, max(0.0, deadline - time.monotonic()))):
-            waiting = [sup.health(n) for n in names if not sup.health(n).ready]
+            waiting = [h for h in map(sup.health, names) if not h.ready]
             gave_up = bool(waiting) and all(hopeless(h) for h in waiting)
             if gave_up or time.monotonic() >= deadline:
                 elapsed = time.monotonic() - t0
