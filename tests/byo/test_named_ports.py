@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -172,3 +173,19 @@ def test_run_against_a_three_port_server(tmp_path: Path) -> None:
     ok = [dict(zip(header, line.split(","))) for line in samples[1:]]
     ok = [r for r in ok if r["outcome"] == "ok"]
     assert len(ok) > 10 and {(r["prediction"], r["confidence"], r["model_version"]) for r in ok} == {("1", "0.8", "three-port-1")}
+
+
+def test_a_server_missing_a_port_fails_fast_and_says_why(tmp_path: Path) -> None:
+    spec = TargetSpec(
+        stack="custom", restart_delay=0.3,
+        services=(ServiceSpec(name="model", command=(sys.executable, str(SERVER), "--http", "{port.http}", "--grpc", "{port.grpc}"),
+                              ports={"http": None, "grpc": None, "metrics": None}, health="/v2/health/ready", start_timeout=60),),
+        entry=EntrySpec(service="model", port="http", proxy=False),
+    )
+    with pytest.raises(TargetError) as exc:
+        ServicesTarget(spec, tmp_path / "target").start()
+    text = str(exc.value)
+    assert re.match(r"services gave up after (\d+\.\d) s \(of 75 s allowed\): every one not ready is crash-looping", text), text
+    assert float(re.findall(r"gave up after (\d+\.\d) s", text)[0]) < 25  # the harness's own measure, far below 75 s
+    assert re.search(r"  model-0: crash-looping: exited \d+ times without becoming ready \(exit codes 2, 2, 2(, 2)*; \d+ restarts\)", text), text
+    assert "      error: no port for metrics: this server needs --http, --grpc and --metrics" in text
