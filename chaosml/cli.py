@@ -29,12 +29,21 @@ if TYPE_CHECKING:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from chaosml.analysis.delivery import ramp_warning
-    from chaosml.loader import load_experiment
+    from chaosml.gameday import load_gameday
+    from chaosml.loader import GameDayFileError, load_experiment
 
     issues = []
     for f in args.files:
         try:
             experiment = load_experiment(f)
+        except GameDayFileError:
+            try:
+                gameday = load_gameday(f)  # validated as what it is, with its experiments
+            except ExperimentError as exc:
+                issues.extend(exc.issues)
+                continue
+            print(f"{f}: ok (a game-day of {len(gameday.experiments)} experiment(s); run it with chaosml gameday run {f})")
+            continue
         except ExperimentError as exc:
             issues.extend(exc.issues)
             continue
@@ -304,9 +313,9 @@ def _cmd_gameday_schedule(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"{args.file}: mixes kubernetes and local experiments; a schedule runs one kind")
         text = render_cronjob(
             gameday,
-            image=args.image,
+            image=args.image or DEFAULT_CRONJOB_IMAGE,
             file_in_image=args.file_in_image or Path(args.file).as_posix(),
-            api_version=args.api_version,
+            api_version=args.api_version or "batch/v1",
             namespace=args.namespace,
             warn=lambda m: print(f"chaosml: warning: {m}", file=sys.stderr),
         )
@@ -316,6 +325,14 @@ def _cmd_gameday_schedule(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return EXIT_OK
+    cronjob_only = [o for o, v in (("--image", args.image), ("--api-version", args.api_version), ("--namespace", args.namespace),
+                                   ("--file-in-image", args.file_in_image), ("--out", args.out)) if v is not None]
+    if cronjob_only:
+        raise InvalidInputError(
+            f"{args.file}: {', '.join(cronjob_only)} only apply to a game-day of kubernetes experiments, whose schedule is "
+            f"written as a CronJob manifest; this one's experiments run on {', '.join(sorted(gameday.platforms))}, so "
+            "`gameday schedule` runs it here as a foreground cron loop (bounded by --max-runs/--until)"
+        )
     until = None
     if args.until:
         try:
@@ -362,6 +379,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEFAULT_CRONJOB_IMAGE = "chaosml:latest"
+
 ALLOW_CONTEXT_HELP = (
     "kubernetes: confirm a kube context outside allowed_contexts (the experiment must also say "
     "allow_any_context: true); must name the context exactly"
@@ -372,6 +391,35 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     from chaosml import cluster
 
     return cluster.command(args.cluster_command, args)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from chaosml.resources import starter_text, write_bundle
+
+    if args.resources:
+        dest = Path(args.path or ".")
+        try:
+            written = write_bundle(dest, overwrite=args.force)
+        except FileExistsError as exc:
+            raise InvalidInputError(f"{exc}: not overwritten (--force overwrites)") from None
+        print(f"wrote {len(written)} files under {dest}: manifests/, kind-config.yaml, experiments/")
+        print(f"  chaosml cluster up --manifests {dest / 'manifests'} --kind-config {dest / 'kind-config.yaml'}")
+        return EXIT_OK
+    path = Path(args.path or "experiment.yaml")
+    if path.is_dir():
+        path = path / f"{args.kind}.yaml"
+    if path.exists() and not args.force:
+        raise InvalidInputError(f"{path} exists: not overwritten (--force overwrites)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(starter_text(args.kind, str(path)), encoding="utf-8")
+    print(f"wrote {path} (a {args.kind} starter): edit it, then chaosml validate {path} && chaosml plan {path} && chaosml run {path}")
+    return EXIT_OK
+
+
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from chaosml.proxy.__main__ import run
+
+    return run(args)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -407,6 +455,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-context", metavar="NAME", help=ALLOW_CONTEXT_HELP)
     p.add_argument("--offline", action="store_true", help="kubernetes: do not contact the cluster (no resolved pods)")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser(
+        "init", help="write a commented starter experiment that validates as written (or, with --resources, chaosml's manifests)",
+        description="Starters: reference (chaosml's own stack, runs as is), local-command (your server started by chaosml), "
+                    "v2 (a V2/Open Inference Protocol server with http, grpc and metrics ports), kubernetes (your Deployment). "
+                    "--resources writes manifests/, kind-config.yaml and the example experiments for editing.",
+    )
+    from chaosml.resources import STARTER_KINDS  # stdlib-only imports
+
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="the experiment file (default experiment.yaml; a directory: <kind>.yaml in it); with --resources: the directory")
+    p.add_argument("--kind", choices=STARTER_KINDS, default="reference", help="which starter (default reference)")
+    p.add_argument("--resources", action="store_true", help="write manifests/, kind-config.yaml and experiments/ under PATH (default .)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("run", help="run an experiment and write reports/<run-id>/")
     p.add_argument("file")
@@ -474,13 +537,16 @@ rows marked "unreliable (host load)" instead of improved/regressed (see --count-
     g = gsub.add_parser(
         "schedule",
         help="kubernetes: print a CronJob manifest; local: a foreground cron loop (bounded by --max-runs/--until)",
+        description="A game-day whose experiments all run on kubernetes is written out as a CronJob manifest "
+                    "(--image, --api-version, --namespace, --file-in-image, --out); one whose experiments run on "
+                    "the local target runs here as a foreground cron loop (--max-runs, --until, --preview, --reports-dir).",
     )
     g.add_argument("file")
-    g.add_argument("--image", default="chaosml:latest", help="container image of the CronJob (default chaosml:latest)")
-    g.add_argument("--api-version", default="batch/v1", help="batch/v1 (default), or batch/v1beta1 for Kubernetes < 1.21")
-    g.add_argument("--namespace", help="CronJob namespace (default: the experiments' namespace)")
-    g.add_argument("--file-in-image", help="path of the game-day file inside the image (default: FILE as given)")
-    g.add_argument("--out", help="write the manifest here instead of stdout")
+    g.add_argument("--image", help=f"kubernetes game-days only: container image of the CronJob (default {DEFAULT_CRONJOB_IMAGE})")
+    g.add_argument("--api-version", help="kubernetes game-days only: batch/v1 (default), or batch/v1beta1 for Kubernetes < 1.21")
+    g.add_argument("--namespace", help="kubernetes game-days only: CronJob namespace (default: the experiments' namespace)")
+    g.add_argument("--file-in-image", help="kubernetes game-days only: path of the game-day file inside the image (default: FILE as given)")
+    g.add_argument("--out", help="kubernetes game-days only: write the CronJob manifest here instead of stdout")
     g.add_argument("--max-runs", type=int, help="local loop: stop after starting this many runs")
     g.add_argument("--until", help="local loop: stop at the first fire time after this ISO date-time (UTC unless it says)")
     g.add_argument("--preview", type=int, default=5, help="local loop: how many next fire times to log first (default 5)")
@@ -500,6 +566,8 @@ rows marked "unreliable (host load)" instead of improved/regressed (see --count-
     c.add_argument("--name", default="chaosml", help="kind cluster name (context kind-NAME; default chaosml)")
     c.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every Deployment (default 300)")
     c.add_argument("--no-build", action="store_true", help="do not build the image (it must be loaded already)")
+    c.add_argument("--manifests", metavar="DIR", help="apply your own manifests from DIR instead of chaosml's (see chaosml init --resources)")
+    c.add_argument("--kind-config", metavar="FILE", help="create the cluster from this kind config instead of chaosml's")
     c.set_defaults(func=_cmd_cluster)
     c = csub.add_parser("down", help="delete the kind cluster")
     c.add_argument("--name", default="chaosml")
@@ -513,6 +581,15 @@ rows marked "unreliable (host load)" instead of improved/regressed (see --count-
 
     add_bench_arguments(p)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "proxy", help="run the fault proxy (Toxiproxy 2.x REST API) until Ctrl-C; same as python -m chaosml.proxy",
+        description="TCP fault proxy serving the Toxiproxy 2.x REST API.",
+    )
+    from chaosml.proxy.__main__ import add_arguments as add_proxy_arguments  # stdlib-only imports
+
+    add_proxy_arguments(p)
+    p.set_defaults(func=_cmd_proxy)
 
     p = sub.add_parser("report", help="re-render a run's report from its journal and samples")
     p.add_argument("run_dir")

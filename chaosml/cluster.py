@@ -4,7 +4,10 @@
   from ``manifests/Dockerfile`` with the Docker SDK, ``kind load docker-image``, apply ``manifests/``
   (server-side apply), wait until every Deployment is available and the ``seed-features`` Job
   succeeded (bounded); the API calls are in :mod:`chaosml.targets.kubernetes.cluster`, the only
-  package that imports the kubernetes client;
+  package that imports the kubernetes client. The files come from the checkout, or from the package
+  data of a wheel install (:mod:`chaosml.resources`); ``--manifests DIR`` applies the user's own
+  manifests and ``--kind-config FILE`` creates the cluster from the user's config
+  (:func:`cluster_files` resolves them: a dry run of what ``up`` would use);
 - ``status``: nodes, Deployments and their ready counts;
 - ``down``: ``kind delete cluster``.
 
@@ -25,15 +28,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from chaosml.docker_engine import docker_client
-from chaosml.errors import EXIT_OK, TargetError
+from chaosml.errors import EXIT_OK, InvalidInputError, TargetError
+from chaosml.resources import checkout_root, shipped
 from chaosml.targets.kubernetes.cluster import (
     apply_manifests,
     status_lines,
@@ -43,10 +50,10 @@ from chaosml.targets.kubernetes.cluster import (
 from chaosml.targets.kubernetes.context import kubeconfig_facts, new_api_client
 from chaosml.targets.kubernetes.kindconfig import REPO_KIND_CONFIG
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MANIFESTS_DIR = REPO_ROOT / "manifests"
+MANIFESTS_DIR = shipped("manifests")  # the checkout's, else the package copy
 KIND_CONFIG = REPO_KIND_CONFIG
-DOCKERFILE = "manifests/Dockerfile"
+DOCKERFILE = "manifests/Dockerfile"  # relative to the build context
+CRONJOB_TEMPLATE = "gameday-cronjob.yaml"  # a template for `gameday schedule`, never applied
 IMAGE = "chaosml/reference-stack:dev"
 TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.9.0"
 NAMESPACE = "chaosml"
@@ -59,9 +66,14 @@ KIND_TIMEOUT_S = 600
 # ------------------------------------------------------------------------------ manifests
 def load_manifests(names: Iterable[str] | None = None, directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
     """Every document of the named manifest files (default: the stack's), parsed safely."""
+    return load_files(directory / name for name in (names or STACK_MANIFESTS))
+
+
+def load_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every non-empty document of the manifest files, in order, parsed safely."""
     docs: list[dict[str, Any]] = []
-    for name in names or STACK_MANIFESTS:
-        for doc in yaml.safe_load_all((directory / name).read_text(encoding="utf-8")):
+    for path in paths:
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if doc:
                 docs.append(doc)
     return docs
@@ -78,6 +90,69 @@ def in_namespace(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
         if s.get("kind") == "ServiceAccount":
             s["namespace"] = namespace
     return out
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    """What ``cluster up`` uses: the manifest files applied (in order), the kind config and the image's Dockerfile."""
+
+    manifests: tuple[Path, ...]
+    kind_config: Path
+    dockerfile: Path
+    checkout: Path | None  # the build context; None: assembled from the installed package (a wheel install)
+
+
+def cluster_files(manifests: Path | None = None, kind_config: Path | None = None) -> ClusterFiles:
+    """Resolve ``cluster up``'s files without touching docker or a cluster; a missing user file is InvalidInputError (exit 4).
+
+    ``manifests``: a directory of the user's own manifests: the reference stack's file names first in
+    their order (namespace, rbac, stack, seed job), then every other ``*.yaml``/``*.yml`` by name.
+    """
+    if manifests is None:
+        files = tuple(MANIFESTS_DIR / n for n in STACK_MANIFESTS)
+    else:
+        if not manifests.is_dir():
+            raise InvalidInputError(f"--manifests {manifests}: no such directory")
+        found = {p.name: p for p in sorted([*manifests.glob("*.yaml"), *manifests.glob("*.yml")]) if p.name != CRONJOB_TEMPLATE}
+        files = tuple([found.pop(n) for n in STACK_MANIFESTS if n in found] + list(found.values()))
+        if not files:
+            raise InvalidInputError(f"--manifests {manifests}: no *.yaml manifests in it")
+    config = kind_config if kind_config is not None else KIND_CONFIG
+    if not config.is_file():
+        raise InvalidInputError(f"kind config {config}: no such file")
+    missing = [p for p in files if not p.is_file()]
+    if missing:
+        raise InvalidInputError(f"manifest {missing[0]}: no such file")
+    return ClusterFiles(manifests=files, kind_config=config, dockerfile=shipped(DOCKERFILE), checkout=checkout_root())
+
+
+@contextmanager
+def build_context(files: ClusterFiles) -> Iterator[Path]:
+    """The image's build context: the checkout, or (a wheel install) a temporary copy of the installed package and its data."""
+    if files.checkout is not None:
+        yield files.checkout
+        return
+    package = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory(prefix="chaosml-image-") as tmp:
+        root = Path(tmp)
+        shutil.copytree(package, root / "chaosml", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy2(shipped("pyproject.toml"), root / "pyproject.toml")
+        (root / "README.md").write_text("chaosml: built from an installed wheel\n", encoding="utf-8")
+        shutil.copytree(shipped("experiments"), root / "experiments")
+        (root / "manifests").mkdir()
+        shutil.copy2(files.dockerfile, root / DOCKERFILE)
+        yield root
+
+
+def _namespaces(docs: list[dict[str, Any]]) -> list[str]:
+    """The namespaces the documents create or live in (where ``up`` waits for Deployments)."""
+    seen: dict[str, None] = {}
+    for d in docs:
+        meta = d.get("metadata") or {}
+        ns = meta.get("name") if d.get("kind") == "Namespace" else meta.get("namespace")
+        if ns:
+            seen.setdefault(str(ns), None)
+    return list(seen) or ["default"]
 
 
 # ------------------------------------------------------------------------------ prerequisites
@@ -133,20 +208,22 @@ def kube_client(name: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ commands
-def up(name: str, timeout_s: float, build: bool = True, out: Any = None) -> None:
+def up(name: str, timeout_s: float, build: bool = True, out: Any = None, files: ClusterFiles | None = None) -> None:
     out = out if out is not None else sys.stdout
+    files = files if files is not None else cluster_files()
     require_kubernetes()
     docker_client = require_docker()
     require_kind()
     if name in kind_clusters():
         print(f"kind cluster {name!r} exists", file=out)
     else:
-        print(f"creating kind cluster {name!r} from {KIND_CONFIG} ...", file=out)
-        kind("create", "cluster", "--name", name, "--config", str(KIND_CONFIG), "--wait", "180s")
+        print(f"creating kind cluster {name!r} from {files.kind_config} ...", file=out)
+        kind("create", "cluster", "--name", name, "--config", str(files.kind_config), "--wait", "180s")
     if build:
-        print(f"building {IMAGE} from {DOCKERFILE} ...", file=out)
+        print(f"building {IMAGE} from {files.dockerfile} ...", file=out)
         try:
-            docker_client.images.build(path=str(REPO_ROOT), dockerfile=DOCKERFILE, tag=IMAGE, rm=True)
+            with build_context(files) as context:
+                docker_client.images.build(path=str(context), dockerfile=DOCKERFILE, tag=IMAGE, rm=True)
         except Exception as e:
             raise TargetError(f"building {IMAGE} failed: {e}") from e
     print(f"loading {IMAGE} into the kind nodes ...", file=out)
@@ -158,12 +235,16 @@ def up(name: str, timeout_s: float, build: bool = True, out: Any = None) -> None
         print(f"note: {TOXIPROXY_IMAGE} not preloaded ({e}); the nodes pull it", file=out)
     api = kube_client(name)
     try:
-        applied = apply_manifests(api, load_manifests())
+        docs = load_files(files.manifests)
+        applied = apply_manifests(api, docs)
         print(f"applied {len(applied)} objects: {', '.join(applied)}", file=out)
-        counts = wait_available(api, NAMESPACE, timeout_s)
-        print("deployments available: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=out)
-        wait_job(api, NAMESPACE, SEED_JOB, timeout_s)
-        print("feature store seeded (job seed-features succeeded)", file=out)
+        for namespace in _namespaces(docs):
+            counts = wait_available(api, namespace, timeout_s)
+            print(f"deployments available in {namespace}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=out)
+        seed_jobs = [d for d in docs if d.get("kind") == "Job" and (d.get("metadata") or {}).get("name") == SEED_JOB]
+        for job in seed_jobs:
+            wait_job(api, job["metadata"].get("namespace") or NAMESPACE, SEED_JOB, timeout_s)
+            print("feature store seeded (job seed-features succeeded)", file=out)
     finally:
         api.close()
     print(f"ready: context kind-{name}, namespace {NAMESPACE}; entry http://127.0.0.1:30081 (gateway via Toxiproxy)", file=out)
@@ -194,7 +275,8 @@ def down(name: str, out: Any = None) -> None:
 def command(sub: str, args: argparse.Namespace) -> int:
     """Entry of `chaosml cluster`; errors are TargetError (exit 3)."""
     if sub == "up":
-        up(args.name, args.timeout, build=not args.no_build)
+        files = cluster_files(Path(args.manifests) if args.manifests else None, Path(args.kind_config) if args.kind_config else None)
+        up(args.name, args.timeout, build=not args.no_build, files=files)
     elif sub == "down":
         down(args.name)
     else:

@@ -197,6 +197,7 @@ class Runner:
         self.result: RunResult | None = None
         self.target: Any = None
         self._target_started = False
+        self._target_ready = False  # start() returned: a failed start has stopped its processes, nothing to wait for
         self.load_proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._lines: queue.Queue[str] = queue.Queue()
@@ -339,6 +340,7 @@ class Runner:
             self._spawns.enter_context(recording_spawns(self.token, partial(self.ledger.spawned, self._target_entry)))
             self._target_started = True
         self.target.start()
+        self._target_ready = True
         self.journal.update(target=self.target.describe())
         self.journal.flush()
         mon = self.experiment.monitoring
@@ -565,6 +567,8 @@ class Runner:
         """The wait-ready rollback: every group ready within ``timeout_s``; a signal (before or during) cuts it short."""
         if self.signals.interrupted:
             return False, "cut short: the run was interrupted"
+        if not self._target_ready:  # a failed start stopped every process it started: waiting would only time out
+            return False, "skipped: the target did not start (its processes were stopped), no replica to wait for"
         deadline = time.monotonic() + timeout_s
         pending = list(self.target.groups())
         while pending:

@@ -27,7 +27,7 @@ from chaosml.gameday.model import (
     GameDayExperiment,
     Schedule,
 )
-from chaosml.loader import EMPTY, load_experiment_text, read_experiment_text
+from chaosml.loader import EMPTY, document_kind, load_experiment_text, read_experiment_text
 
 __all__ = ["load_gameday", "load_gameday_text", "valid_cron"]
 
@@ -70,6 +70,9 @@ def load_gameday_text(text: str, filename: str = "<string>", base_dir: Path | No
     root = d.d.compose(text, empty=EMPTY)
     if root is None:
         raise ExperimentError(d.d.issues)
+    if document_kind(root) == "experiment":
+        raise ExperimentError([Issue(filename, root.line, root.col, "", "this is an experiment file, not a game-day: "
+                                     f"`chaosml run {filename}` runs it; a game-day file lists experiments: [{{path: ...}}] and has a name:")])
     gameday = d.gameday(root)
     if gameday is None or d.d.issues:
         raise ExperimentError(d.d.issues or [Issue(filename, 1, 1, "", "invalid game-day file")])

@@ -19,13 +19,14 @@ import yaml
 
 from chaosml.errors import InvalidInputError
 from chaosml.gameday.model import Blackout, GameDay, Schedule
+from chaosml.resources import shipped
 
 #: Most fire times one loop looks at (runs, skips and all): a bound even when every fire is blacked out.
 MAX_FIRES = 10_000
 #: Longest the loop waits for a started run to finish before it gives up on it.
 MAX_RUN_WAIT_S = 24 * 3600.0
 API_VERSIONS: tuple[str, ...] = ("batch/v1", "batch/v1beta1")
-TEMPLATE = Path(__file__).resolve().parents[2] / "manifests" / "gameday-cronjob.yaml"
+TEMPLATE = shipped("manifests/gameday-cronjob.yaml")  # the checkout's, else the package copy
 
 
 def fire_times(cron: str, start: dt.datetime, tz: str = "UTC") -> Iterator[dt.datetime]:

@@ -22,12 +22,21 @@ from chaosml.decoding import MAX_FILE_BYTES, MAX_NODES, parse_duration
 from chaosml.errors import ExperimentError, Issue
 from chaosml.loader.schema import ROLLBACK_PARAMS, ExperimentDecoder
 from chaosml.model.experiment import Experiment
+from chaosml.yamltree import Node
 
 #: The issue for a file with no content.
 EMPTY = "the file is empty: expected a mapping with at least 'title'"
 
+#: Top-level keys that only a game-day file has (chaosml.gameday.model), and only an experiment has.
+GAMEDAY_ONLY_KEYS = frozenset({"name", "experiments", "on_failure", "cohort_weights", "schedule"})
+EXPERIMENT_ONLY_KEYS = frozenset({"title", "target", "load", "steady_state", "hypotheses", "faults", "abort", "rollbacks",
+                                  "request", "response"})
+
 __all__ = [
     "EMPTY",
+    "GAMEDAY_ONLY_KEYS",
+    "GameDayFileError",
+    "document_kind",
     "MAX_FILE_BYTES",
     "MAX_NODES",
     "ROLLBACK_PARAMS",
@@ -36,6 +45,22 @@ __all__ = [
     "parse_duration",
     "read_experiment_text",
 ]
+
+
+class GameDayFileError(ExperimentError):
+    """An experiment was expected but the file is a game-day (``experiments:`` and no experiment keys)."""
+
+
+def document_kind(root: Node) -> str | None:
+    """"gameday" or "experiment" when the top-level keys are only that kind's (``experiments:`` decides a game-day), else None."""
+    if root.kind != "map":
+        return None
+    keys = set(root.value)
+    if "experiments" in keys and not keys & EXPERIMENT_ONLY_KEYS:
+        return "gameday"
+    if keys & EXPERIMENT_ONLY_KEYS and not keys & GAMEDAY_ONLY_KEYS:
+        return "experiment"
+    return None
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -70,6 +95,9 @@ def load_experiment_text(text: str, filename: str = "<string>") -> Experiment:
     root = decoder.d.compose(text, empty=EMPTY)
     if root is None:
         raise ExperimentError(decoder.d.issues)
+    if document_kind(root) == "gameday":
+        raise GameDayFileError([Issue(filename, root.line, root.col, "", "this is a game-day file (it lists experiments:), not an experiment: "
+                                      f"`chaosml gameday run {filename}` runs it; `chaosml validate` checks it as one")])
     experiment = decoder.experiment(root)
     if experiment is None:
         raise ExperimentError(decoder.d.issues or [Issue(filename, 1, 1, "", "invalid experiment")])

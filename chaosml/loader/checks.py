@@ -311,6 +311,8 @@ def check_custom_stack(ex: DecodeState, path: str, values: dict[str, Any]) -> No
     elif entry is not BAD and entry.service not in names:
         ex.d.issue_at(f"{path}.entry.service", f"unknown service {quote(entry.service)}{suggest(entry.service, names)}; services: {', '.join(names)}")
         values["entry"] = BAD
+    if ex.platform == "local":
+        check_service_ports(ex, path, values)
     if entry not in (None, BAD) and links is not BAD:
         lk = {ln.name for ln in links or ()}
         if ex.platform == "kubernetes":
@@ -323,13 +325,55 @@ def check_custom_stack(ex: DecodeState, path: str, values: dict[str, Any]) -> No
         ex.custom_links = lk
 
 
+_PORT_PLACEHOLDER = re.compile(r"\{port\.([^{}]*)\}")
+
+
+def check_service_ports(ex: DecodeState, path: str, values: dict[str, Any]) -> None:
+    """Local services: ``{port.NAME}`` names a declared port; a pinned port is bound by one replica of one service only."""
+    services, entry = values.get("services"), values.get("entry")
+    if services in (None, BAD):
+        return
+    pinned: dict[int, str] = {}
+    for i, svc in enumerate(services):
+        spath = f"{path}.services[{i}]"
+        declared = list(svc.ports)
+        texts = [(f"{spath}.command[{j}]", a) for j, a in enumerate(svc.command)] + [(f"{spath}.env.{k}", v) for k, v in svc.env.items()]
+        for where, text in texts:
+            for m in _PORT_PLACEHOLDER.finditer(text):
+                if m.group(1) not in declared:
+                    known = f"ports: {', '.join(declared)}" if declared else "declare them: ports: [http, grpc, metrics]"
+                    ex.d.issue_at(where, f"placeholder {m.group(0)}: no port {quote(m.group(1))} in {spath}.ports"
+                                         f"{suggest(m.group(1), declared)} ({known})")
+                    values["services"] = BAD
+        for name, number in svc.ports.items():
+            if number is None:
+                continue
+            ppath = f"{spath}.ports.{name}"
+            if svc.replicas > 1:
+                ex.d.issue_at(ppath, f"port {number} is pinned, but replicas: {svc.replicas} would all bind it (all but one fail "
+                                     "with 'address already in use'); write auto for a free port per replica, or replicas: 1")
+                values["services"] = BAD
+            elif number in pinned:
+                ex.d.issue_at(ppath, f"port {number} is pinned twice (also {pinned[number]}); give each its own port, or auto")
+                values["services"] = BAD
+            pinned.setdefault(number, ppath)
+    if entry in (None, BAD) or entry.port is None:
+        return
+    svc = next((s for s in services if s.name == entry.service), None)
+    if svc is not None and entry.port not in svc.ports:
+        known = ", ".join(svc.ports) or "none declared"
+        ex.d.issue_at(f"{path}.entry.port", f"no port {quote(entry.port)} in the ports of service {quote(svc.name)}"
+                                            f"{suggest(entry.port, svc.ports)} (ports: {known})")
+        values["entry"] = BAD
+
+
 #: keys of services[], links[] and entry that only one platform uses
 _LOCAL_ONLY: dict[str, tuple[str, ...]] = {
-    "services": ("command", "health", "replicas", "env", "cwd", "start_timeout"),
+    "services": ("command", "health", "replicas", "env", "cwd", "start_timeout", "ports", "health_port"),
     "links": ("upstream", "env"),
     "entry": ("proxy",),
 }
-_K8S_ONLY: dict[str, tuple[str, ...]] = {"services": ("selector",), "links": ("service",), "entry": ("url", "port", "link")}
+_K8S_ONLY: dict[str, tuple[str, ...]] = {"services": ("selector",), "links": ("service",), "entry": ("url", "link")}
 
 
 def check_platform_keys(ex: DecodeState, path: str, values: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ MAX_USERS = 100_000
 STACKS: tuple[str, ...] = ("reference",)
 #: A link (fault-proxy / Toxiproxy proxy) name a custom stack may declare.
 LINK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+PORT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,31}")
 #: Request body presets (see chaosml.workload.mapping).
 BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
 HTTP_METHODS: tuple[str, ...] = ("POST", "PUT", "GET")
@@ -202,16 +203,56 @@ class ExperimentDecoder(DecodeState):
             "env": ("env", self.d.mapping_of(self.env_value())),
             "cwd": ("cwd", self.d.optional(self.d.string())),
             "start_timeout": ("start_timeout", self.d.duration(positive=True)),
+            "ports": ("ports", self.named_ports),
+            "health_port": ("health_port", self.d.string()),
         }
         values = self.d.fields(y, path, schema, required=("name",))
         if values is None:
             return BAD
         self.service_keys[path] = (y, set(values))
+        ports, hp = values.get("ports"), values.get("health_port")
+        if hp not in (None, BAD) and ports is not BAD and hp not in (ports or {}):
+            known = ", ".join(ports or {}) or "none declared"
+            self.d.issue_at(f"{path}.health_port", f"no port {quote(hp)} in ports{suggest(hp, ports or {})} (ports: {known})")
+            values["health_port"] = BAD
         health = values.get("health")
         if health not in (None, BAD) and health != "tcp" and not health.startswith("/"):
             self.d.issue_at(f"{path}.health", f"must be an HTTP path starting with '/' (e.g. /healthz) or 'tcp', got {quote(health)}")
             values["health"] = BAD
         return self.d.build(ServiceSpec, values)
+
+    def named_ports(self, y: Node, path: str) -> Any:
+        """``[http, grpc]`` (a free port each per replica) or ``{http: auto, metrics: 9090}`` (pinned) -> name -> port | None."""
+        pairs: list[tuple[str, int | None, str]] = []
+        if y.kind == "seq":
+            names = self.d.list_of(self.d.string(), non_empty=True, unique=True)(y, path)
+            if names is BAD:
+                return BAD
+            pairs = [(n, None, f"{path}[{i}]") for i, n in enumerate(names)]
+        elif y.kind == "map":
+            ok = True
+            for key, (_, _, vy) in y.value.items():
+                vpath = join_path(path, key)
+                self.d.where[vpath] = (vy.line, vy.col)
+                if vy.kind == "scalar" and vy.value in ("auto", None):
+                    pairs.append((key, None, vpath))
+                elif vy.kind == "scalar" and isinstance(vy.value, int) and not isinstance(vy.value, bool) and 0 < vy.value < 65536:
+                    pairs.append((key, vy.value, vpath))
+                else:
+                    self.d.issue(vy, vpath, f"expected a port number (1-65535) or auto, got {describe(vy)}")
+                    ok = False
+            if not ok:
+                return BAD
+        else:
+            self.d.issue(y, path, f"expected a list of port names ([http, grpc, metrics]) or a mapping name -> port|auto, got {describe(y)}")
+            return BAD
+        bad = [(n, p) for n, _, p in pairs if not PORT_NAME_RE.fullmatch(n)]
+        for name, p in bad:
+            self.d.issue_at(p, f"{quote(name)} is not a port name (a letter, then letters, digits, '_' or '-', at most 32)")
+        if not pairs:
+            self.d.issue(y, path, "must name at least one port, e.g. [http, grpc, metrics]")
+            return BAD
+        return BAD if bad else MappingProxyType({n: v for n, v, _ in pairs})
 
     def env_value(self) -> Conv:
         def conv(y: Node, path: str) -> Any:
@@ -325,6 +366,7 @@ class ExperimentDecoder(DecodeState):
             "body": ("body", self.d.string(BODY_PRESETS, "body preset")),
             "input_name": ("input_name", self.d.string()),
             "datatype": ("datatype", self.d.string(("FP64", "FP32"), "datatype")),
+            "outputs": ("outputs", self.d.list_of(self.d.string(), non_empty=True, unique=True)),
             "template": ("template", self.d.optional(self.d.plain())),
             "probes": ("probes", self.d.integer(0, 20)),
         }
@@ -342,6 +384,11 @@ class ExperimentDecoder(DecodeState):
         elif body not in ("template", BAD) and template is not None:
             self.d.issue_at(f"{path}.template", f"only used with body: template (body is {body})")
             values["template"] = BAD
+        if values.get("outputs") not in (None, BAD) and body not in ("kserve-v2", BAD):
+            self.d.issue_at(f"{path}.outputs", f"only used with body: kserve-v2 (body is {body})")
+            values["outputs"] = BAD
+        if values.get("outputs") not in (None, BAD):
+            values["outputs"] = tuple(values["outputs"])
         if template not in (None, BAD):
             from chaosml.workload.mapping import template_fields
 

@@ -39,8 +39,11 @@ class ServiceSpec:
     """A user's service (``stack: custom``).
 
     Local target: an argv run without a shell, per replica. ``command`` and ``env`` values may hold
-    placeholders filled per replica: ``{port}``, ``{replica}``, ``{name}``, ``{python}`` (the
-    harness's interpreter), ``{run_dir}`` and ``{link:NAME}`` (a link's proxied ``127.0.0.1:P``).
+    placeholders filled per replica: ``{port}``, ``{port.NAME}``, ``{replica}``, ``{name}``, ``{python}``
+    (the harness's interpreter), ``{run_dir}`` and ``{link:NAME}`` (a link's proxied ``127.0.0.1:P``).
+    ``ports`` names the ports a replica listens on (e.g. http, grpc, metrics), each a free port per
+    replica unless pinned to a number (one replica only); ``{port}`` is the ``health_port`` (default:
+    the first), on which readiness is probed; ``entry.port`` picks the one clients call.
 
     Kubernetes target: ``selector`` (pod labels) picks the ONE Deployment of the namespace whose pods
     carry them; chaosml never creates, edits or deletes it (only pods, and scale for an outage).
@@ -54,6 +57,8 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     cwd: str | None = None  # default: the directory chaosml runs in
     start_timeout: float = 60.0  # seconds every replica may take to become ready
+    ports: Mapping[str, int | None] = field(default_factory=lambda: MappingProxyType({}))  # local: name -> pinned port, None = free per replica
+    health_port: str | None = None  # local: the named port probed for readiness and filled into {port} (default: the first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ class EntrySpec:
     service: str
     proxy: bool = True  # local: through the fault proxy (links gateway and model-<i>); false: round-robin only
     url: str | None = None  # kubernetes: e.g. an ingress or port-forward, http://127.0.0.1:8080
-    port: str | None = None  # kubernetes: the Service port name (default: its only, or first, port)
+    port: str | None = None  # kubernetes: the Service port name (default: its only, or first, port); local: a services[].ports name
     link: str | None = None  # kubernetes: enter through this Toxiproxy proxy's NodePort
 
 
@@ -127,6 +132,7 @@ class RequestSpec:
     body: str = "reference"  # reference | kserve-v1 | kserve-v2 | template
     input_name: str = "input-0"  # kserve-v2
     datatype: str = "FP64"  # kserve-v2
+    outputs: tuple[str, ...] = ()  # kserve-v2: request these named output tensors (empty: the model's default outputs)
     template: Any = None  # body: template
     probes: int = 3  # clean requests sent before the load to check the mapping
 

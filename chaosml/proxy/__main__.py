@@ -1,4 +1,4 @@
-"""``python -m chaosml.proxy``: run the fault proxy and its Toxiproxy-compatible API until SIGINT/SIGTERM."""
+"""``python -m chaosml.proxy`` and ``chaosml proxy``: run the fault proxy and its Toxiproxy-compatible API until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chaosml.proxy.server import ApiError, ProxyServer
+if TYPE_CHECKING:
+    from chaosml.proxy.server import ProxyServer
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chaosml.proxy",
-        description="TCP fault proxy serving the Toxiproxy 2.x REST API.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The proxy's options; shared by ``python -m chaosml.proxy`` and the ``chaosml proxy`` subcommand."""
     parser.add_argument(
         "--host", default="127.0.0.1", help="API address (default 127.0.0.1)"
     )
@@ -36,7 +35,21 @@ def main(argv: list[str] | None = None) -> int:
         default="asyncio",
         help="event loop: the stdlib's (default) or uvloop (extra 'fast')",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m chaosml.proxy",
+        description="TCP fault proxy serving the Toxiproxy 2.x REST API.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 4 for a bad option or config, 3 when the API cannot listen."""
+    from chaosml.proxy.server import ApiError, ProxyServer  # aiohttp: only when serving, not to build `chaosml --help`
+
     logging.basicConfig(
         level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )

@@ -17,20 +17,26 @@ reference stack, so network faults have somewhere to act:
   the proxied address through the link's ``env`` variable or a ``{link:NAME}`` placeholder.
 
 Health probes go direct to the processes, never through a link. Placeholders in ``command`` and
-``env``: ``{port}``, ``{replica}``, ``{name}``, ``{python}``, ``{run_dir}``, ``{link:NAME}``.
+``env``: ``{port}``, ``{port.NAME}``, ``{replica}``, ``{name}``, ``{python}``, ``{run_dir}``, ``{link:NAME}``.
+
+Ports: a service declaring ``ports: [http, grpc, metrics]`` gets a free port per name per replica
+(``{port.http}`` ...); a port pinned to a number is used as is (one replica only, refused at start when
+two replicas would share it or another process holds it). Readiness is probed on ``health_port``
+(default: the first; ``{port}`` is that one), clients enter on ``entry.port`` (default: the same).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaosml.model.experiment import TargetSpec
+from chaosml.model.experiment import ServiceSpec, TargetSpec
 from chaosml.records import TargetEvent
 from chaosml.targets.base import TargetError
 from chaosml.targets.local import LINK_GATEWAY, PROXY_API_TIMEOUT_S, free_ports
@@ -42,7 +48,18 @@ log = logging.getLogger(__name__)
 GROUP_PROXY = "proxy"
 GROUP_FRONT = "front"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_PLACEHOLDER = re.compile(r"\{(port|replica|name|python|run_dir|link:[A-Za-z0-9_\-]+)\}")
+_PLACEHOLDER = re.compile(r"\{(port|port\.[A-Za-z0-9_\-]+|replica|name|python|run_dir|link:[A-Za-z0-9_\-]+)\}")
+DEFAULT_PORT = "port"  # the one port of a service that declares no ports
+
+
+def port_names(svc: ServiceSpec) -> list[str]:
+    """The names of a replica's ports: the declared ones, or the one unnamed ``{port}``."""
+    return list(svc.ports) or [DEFAULT_PORT]
+
+
+def health_port_name(svc: ServiceSpec) -> str:
+    """The port probed for readiness and filled into ``{port}``: ``health_port``, else the first."""
+    return svc.health_port or port_names(svc)[0]
 
 
 
@@ -67,7 +84,8 @@ class ServicesTarget(SupervisedTarget):
         self.use_proxy = spec.entry.proxy or bool(spec.links)
         self.served_by_exposed = served_by_exposed
         super().__init__(on_event)
-        self._ports: dict[str, int] = {}
+        self._ports: dict[str, int] = {}  # member -> its health port; front, proxy -> theirs
+        self._member_ports: dict[str, dict[str, int]] = {}  # member -> port name -> port
 
     # --- properties -------------------------------------------------------------------
     @property
@@ -122,10 +140,12 @@ class ServicesTarget(SupervisedTarget):
             link_names = [ln.name for ln in spec.links]
             if spec.entry is not None and spec.entry.proxy:
                 link_names += [LINK_GATEWAY, *(f"model-{i}" for i in range(len(entry_replicas)))]
-        names = [m[1] for m in members] + ["front"] + (["proxy"] if self.use_proxy else [])
-        ports = free_ports(len(names) + len(link_names))
-        self._ports = dict(zip(names, ports))
-        link_ports = dict(zip(link_names, ports[len(names):]))
+        self._member_ports = self._allocate_member_ports(members)
+        own = ["front"] + (["proxy"] if self.use_proxy else [])
+        ports = free_ports(len(own) + len(link_names))
+        self._ports = {member: self._member_ports[member][health_port_name(svc)] for svc, member, _ in members}
+        self._ports.update(zip(own, ports))
+        link_ports = dict(zip(link_names, ports[len(own):]))
         self._sup = Supervisor(self.run_dir, on_event=self._on_event)
         py_env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": _PACKAGE_ROOT}
 
@@ -136,7 +156,7 @@ class ServicesTarget(SupervisedTarget):
             upstream = {ln.name: (ln.upstream or "").replace("localhost", "127.0.0.1") for ln in spec.links}
             upstream[LINK_GATEWAY] = f"127.0.0.1:{self._ports['front']}"
             for i, member in enumerate(entry_replicas):
-                upstream[f"model-{i}"] = f"127.0.0.1:{self._ports[member]}"
+                upstream[f"model-{i}"] = f"127.0.0.1:{self._entry_port(member)}"
             self._links = {n: {"listen": f"127.0.0.1:{link_ports[n]}", "upstream": upstream[n]} for n in link_names}
             self._sup.start(
                 ProcessSpec(
@@ -155,6 +175,7 @@ class ServicesTarget(SupervisedTarget):
             values = {
                 "port": str(self._ports[member]), "replica": str(i), "name": member,
                 "python": sys.executable, "run_dir": str(self.run_dir),
+                **{f"port.{n}": str(p) for n, p in self._member_ports[member].items()},
             }
             argv = [self._fill(a, values) for a in svc.command]
             env = {**link_env, **{k: self._fill(v, values) for k, v in svc.env.items()}}
@@ -168,7 +189,7 @@ class ServicesTarget(SupervisedTarget):
         backends = []
         for i, member in enumerate(entry_replicas):
             svc = next(s for s in spec.services if s.name == self.entry_service)
-            addr = self._links[f"model-{i}"]["listen"] if f"model-{i}" in self._links else f"127.0.0.1:{self._ports[member]}"
+            addr = self._links[f"model-{i}"]["listen"] if f"model-{i}" in self._links else f"127.0.0.1:{self._entry_port(member)}"
             health = f"tcp://127.0.0.1:{self._ports[member]}" if svc.health == "tcp" else f"http://127.0.0.1:{self._ports[member]}{svc.health}"
             backends += ["--backend", f"{addr}={health}"]
         self._sup.start(
@@ -180,6 +201,35 @@ class ServicesTarget(SupervisedTarget):
             )
         )
         self._require_ready([m[1] for m in members] + ["front"], left())
+
+    def _allocate_member_ports(self, members: list[tuple[ServiceSpec, str, int]]) -> dict[str, dict[str, int]]:
+        """member -> port name -> port: pinned ones as declared (refused when shared or taken), the others free."""
+        pinned: dict[int, str] = {}
+        for svc, member, _ in members:
+            for name, number in svc.ports.items():
+                if number is None:
+                    continue
+                where = f"{member} port {name} ({svc.name}.ports.{name})"
+                if number in pinned:
+                    raise TargetError(f"port {number} is pinned for both {pinned[number]} and {where}: two replicas cannot "
+                                      "bind one port; write auto for a free port per replica")
+                pinned[number] = where
+        for number, where in pinned.items():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", number))
+                except OSError as exc:
+                    raise TargetError(f"port {number} for {where} is not free on 127.0.0.1 ({exc.strerror or exc}): another "
+                                      "process holds it; stop it, or write auto for a free port") from None
+        wanted = [(member, name) for svc, member, _ in members for name in port_names(svc) if svc.ports.get(name) is None]
+        free = dict(zip(wanted, free_ports(len(wanted))))
+        return {member: {name: svc.ports.get(name) or free[(member, name)] for name in port_names(svc)} for svc, member, _ in members}
+
+    def _entry_port(self, member: str) -> int:
+        """The port clients reach an entry replica on: ``entry.port``, else its health port."""
+        assert self.spec.entry is not None
+        return self._member_ports[member][self.spec.entry.port] if self.spec.entry.port else self._ports[member]
 
     def _link_addr(self, name: str, upstream: str | None) -> str:
         return self._links[name]["listen"] if name in self._links else (upstream or "")
@@ -193,6 +243,8 @@ class ServicesTarget(SupervisedTarget):
                 if ln is None and name not in self._links:
                     raise TargetError(f"placeholder {{{key}}}: no link {name!r} declared in target.links")
                 return self._link_addr(name, ln.upstream if ln else "")
+            if key not in values:
+                raise TargetError(f"placeholder {{{key}}}: no port {key[5:]!r} declared in the service's ports")
             return values[key]
 
         return _PLACEHOLDER.sub(sub, text)
@@ -221,6 +273,7 @@ class ServicesTarget(SupervisedTarget):
             "proxy_api_url": self.proxy_api_url if self._ports else None,
             "links": self.links(),
             "ports": dict(self._ports),
+            "named_ports": {m: dict(p) for m, p in self._member_ports.items()},
             "replicas": self.replica_names(self.entry_service),
             "groups": groups,
             "services": {s.name: {"command": list(s.command), "replicas": s.replicas, "health": s.health} for s in self.spec.services},

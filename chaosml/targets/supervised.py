@@ -12,17 +12,13 @@ from typing import Any, Self
 
 from chaosml.errors import TargetError
 from chaosml.records import EventKind, TargetEvent
+from chaosml.targets.startup import explain, hopeless
 from chaosml.targets.supervisor import ReplicaStatus, Supervisor
 
 log = logging.getLogger(__name__)
 
-
-def tail(path: Path, lines: int = 8) -> str:
-    """The last lines of a log file, for error messages."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+#: The start-up wait looks at the members' health this often (seconds), to give up early.
+READY_SLICE_S = 0.5
 
 
 class SupervisedTarget:
@@ -77,17 +73,19 @@ class SupervisedTarget:
         return self._sup
 
     def _require_ready(self, names: list[str], timeout_s: float) -> None:
+        """Wait until every named member is ready; give up early when every one not ready is hopeless (crash-looping, 404)."""
         sup = self.supervisor
-        if sup.wait_ready(names, timeout_s):
-            return
-        states = {s.name: s for s in sup.status()}
-        lines = [
-            f"  {n}: running={states[n].running} pid={states[n].pid}; last log lines of "
-            f"{self.run_dir / 'logs' / (n + '.log')}:\n" + tail(self.run_dir / "logs" / f"{n}.log")
-            for n in names
-            if n in states and not states[n].ready
-        ]
-        raise TargetError(f"{self._not_ready_label} not ready in time:\n" + "\n".join(lines))
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        while not sup.wait_ready(names, min(READY_SLICE_S, max(0.0, deadline - time.monotonic()))):
+            waiting = [h for h in map(sup.health, names) if not h.ready]
+            gave_up = bool(waiting) and all(hopeless(h) for h in waiting)
+            if gave_up or time.monotonic() >= deadline:
+                elapsed = time.monotonic() - t0
+                why = (f"gave up after {elapsed:.1f} s (of {timeout_s:.0f} s allowed): every one not ready is crash-looping "
+                       "or its health path is not found" if gave_up else f"not ready after {elapsed:.1f} s (the start timeout)")
+                lines = [explain(h, self.run_dir / "logs" / f"{h.name}.log") for h in waiting]
+                raise TargetError(f"{self._not_ready_label} {why}:\n" + "\n".join(lines))
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL) and reap them; idempotent."""

@@ -39,6 +39,7 @@ POLL_S = 0.05
 PROBE_INTERVAL_S = 0.2
 PROBE_TIMEOUT_S = 0.5
 MAX_START_FAILURES = 20  # consecutive failed restarts of one child before giving up on it
+EXIT_CODES_KEPT = 5  # the last exit codes of a child kept for start-up errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,23 @@ class ReplicaStatus:
     restarts: int
 
 
+@dataclass(frozen=True, slots=True)
+class MemberHealth:
+    """Why a child is or is not ready, for start-up errors: its exits, restarts and its last probe."""
+
+    name: str
+    pid: int | None
+    running: bool
+    ready: bool
+    ever_ready: bool
+    restarts: int
+    exit_codes: tuple[int, ...]  # the last few, oldest first
+    exits_unready: int  # exits since it was last ready (since its start when it never was)
+    ready_url: str | None
+    last_probe: str | None  # "HTTP 404", "connection refused", "timed out", ...; None before the first probe
+    last_probe_for_s: float  # how long the probe has answered ``last_probe``
+
+
 @dataclass(eq=False)
 class _Child:
     spec: ProcessSpec
@@ -75,27 +93,41 @@ class _Child:
     held: bool = False  # stopped on purpose: no restart until started again
     start_failures: int = 0
     prober: threading.Thread | None = None
+    ever_ready: bool = False
+    exit_codes: list[int] = field(default_factory=list)
+    exits_unready: int = 0
+    last_probe: str | None = None
+    last_probe_since: float = 0.0  # monotonic
 
 
 def probe(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """One readiness check: ``http(s)://`` GET answered 2xx, or ``tcp://host:port`` accepted a connection."""
+    return check(url, timeout_s)[0]
+
+
+def check(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """:func:`probe` with what was seen: ("HTTP 404", "connection refused", "timed out", "accepted", ...)."""
     u = urllib.parse.urlsplit(url)
     host, port = u.hostname or "127.0.0.1", u.port
     try:
         if u.scheme == "tcp":
             with socket.create_connection((host, port or 0), timeout=timeout_s):
-                return True
+                return True, "accepted"
         conn_cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
         conn = conn_cls(host, port, timeout=timeout_s)
         try:
             conn.request("GET", u.path or "/")
             r = conn.getresponse()
             r.read()
-            return 200 <= r.status < 300
+            return 200 <= r.status < 300, f"HTTP {r.status}"
         finally:
             conn.close()
-    except (OSError, http.client.HTTPException):
-        return False
+    except ConnectionRefusedError:
+        return False, "connection refused"
+    except TimeoutError:
+        return False, f"timed out after {timeout_s:g} s"
+    except (OSError, http.client.HTTPException) as exc:
+        return False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class Supervisor:
@@ -208,6 +240,8 @@ class Supervisor:
         child.proc = None
         child.generation += 1
         was_ready, child.ready = child.ready, False
+        child.exit_codes = [*child.exit_codes[-(EXIT_CODES_KEPT - 1):], proc.returncode]
+        child.exits_unready += 1
         self._emit(EventKind.REPLICA_EXITED, name, pid=proc.pid, returncode=proc.returncode)
         if was_ready:
             self._emit(EventKind.REPLICA_UNREADY, name, reason="exited")
@@ -234,10 +268,14 @@ class Supervisor:
             with self._lock:
                 gen, proc, url = child.generation, child.proc, child.spec.ready_url
             if proc is not None:
-                ok = True if url is None else probe(url)
+                ok, seen = (True, "no probe") if url is None else check(url)
                 with self._lock:
+                    if child.generation == gen and child.proc is proc and seen != child.last_probe:
+                        child.last_probe, child.last_probe_since = seen, time.monotonic()
                     if child.generation == gen and child.proc is proc and proc.poll() is None and ok != child.ready:
                         child.ready = ok
+                        if ok:
+                            child.ever_ready, child.exits_unready = True, 0
                         self._cond.notify_all()
                         if ok:
                             self._emit(EventKind.REPLICA_READY, child.spec.name, pid=proc.pid)
@@ -259,6 +297,17 @@ class Supervisor:
                 )
                 for n, c in self._children.items()
             ]
+
+    def health(self, name: str) -> MemberHealth:
+        """The child's exits, restarts and last probe (for a start-up error that explains itself)."""
+        with self._lock:
+            c = self._child(name)
+            return MemberHealth(
+                name=name, pid=c.proc.pid if c.proc is not None else None, running=c.proc is not None and c.proc.poll() is None,
+                ready=c.ready, ever_ready=c.ever_ready, restarts=c.restarts, exit_codes=tuple(c.exit_codes),
+                exits_unready=c.exits_unready, ready_url=c.spec.ready_url, last_probe=c.last_probe,
+                last_probe_for_s=time.monotonic() - c.last_probe_since if c.last_probe is not None else 0.0,
+            )
 
     def names(self, group: str | None = None) -> list[str]:
         with self._lock:

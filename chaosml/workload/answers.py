@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from chaosml.errors import InvalidInputError
+from chaosml.workload.jsonpath import MISSING, resolve
 
 #: A probability row sums to 1 within this tolerance.
 ROW_SUM_TOLERANCE = 0.01
@@ -42,7 +43,8 @@ def check_answer(
         data = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
         return  # not JSON: the mapping probe reports the missing fields
-    raw = {name: _walk(data, where) for name, (kind, where) in plan.items() if kind == "json" and isinstance(where, tuple)}
+    found = {name: resolve(data, where) for name, (kind, where) in plan.items() if kind == "json" and isinstance(where, tuple)}
+    raw = {name: None if v is MISSING else v for name, v in found.items()}
     problems: list[str] = []
     for name in ("confidence", "prediction"):
         values = _floats(raw.get(name))
@@ -64,17 +66,6 @@ def check_answer(
         problems.append(f"prediction {pred!r} is not a class like the labels (e.g. {known[0]!r})")
     if problems:
         raise ProbeAnswerError("the probe answer is not a sane model output: " + "; ".join(problems) + f"; the server sent: {shown!r}")
-
-
-def _walk(data: object, path: tuple[object, ...]) -> object:
-    """The value at an already-parsed JSON path (keys and list indexes), None when absent."""
-    for step in path:
-        in_list = isinstance(step, int) and isinstance(data, list) and 0 <= step < len(data)
-        in_dict = isinstance(step, str) and isinstance(data, dict) and step in data
-        if not (in_list or in_dict):
-            return None
-        data = data[step]  # type: ignore[index]
-    return data
 
 
 def _is_class(x: object) -> bool:

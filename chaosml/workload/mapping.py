@@ -9,7 +9,8 @@ Bodies: the cohorts build the reference body ``{"entity_id": int, "features": {n
 
 - ``reference``: unchanged;
 - ``kserve-v1``: ``{"instances": [[v1, v2, ...]]}`` in the dataset's feature order;
-- ``kserve-v2`` (Open Inference Protocol): ``{"inputs": [{"name", "shape": [1, n], "datatype": "FP64", "data": [...]}]}``;
+- ``kserve-v2`` (Open Inference Protocol): ``{"inputs": [{"name", "shape": [1, n], "datatype": "FP64", "data": [...]}]}``,
+  plus ``"outputs": [{"name": ...}]`` when ``outputs`` names the tensors to return (e.g. predict_proba);
 - ``template``: a JSON template whose string values may be a whole placeholder, replaced by a typed
   value: ``{{features}}`` (list in feature order), ``{{features_object}}`` (name -> value),
   ``{{feature.NAME}}`` (one value), ``{{entity_id}}``, ``{{n_features}}``.
@@ -18,9 +19,10 @@ A cohort that drops features (missing-features) gives a shorter list: the stack 
 request, which is the point of that cohort. Raw bodies (``{"raw": ...}``, the hostile cohorts) are
 sent unchanged.
 
-Response fields: a JSON path (``outputs[0].data[0]``, ``predictions[0]``, ``model_version``), a
-response header (``header:X-Model-Version``) or ``not-exposed``. A path that resolves to a list of
-numbers is read as class probabilities: the prediction is its argmax, the confidence its max.
+Response fields: a JSON path (``outputs[0].data[0]``, ``outputs[name=predict_proba].data``,
+``predictions[0]``, ``model_version``; see :mod:`chaosml.workload.jsonpath`), a response header
+(``header:X-Model-Version``) or ``not-exposed``. A path that resolves to a list of numbers is read as
+class probabilities: the prediction is its argmax, the confidence its max.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chaosml.workload.jsonpath import MISSING, format_path, parse_path, resolve
+
 NOT_EXPOSED = "not-exposed"
 HEADER_PREFIX = "header:"
 BODY_PRESETS: tuple[str, ...] = ("reference", "kserve-v1", "kserve-v2", "template")
 RESPONSE_FIELDS: tuple[str, ...] = ("served_by", "prediction", "confidence", "model_version", "replica")
 
-_PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.([^{}]+?))?\s*\}\}")
 _FIXED_PLACEHOLDERS = ("features", "features_object", "entity_id", "n_features")
 
@@ -45,23 +48,7 @@ class MappingError(ValueError):
     """A mapping does not fit the data or the server's answers; the message names what and where."""
 
 
-# ----------------------------------------------------------------------------- JSON paths
-
-
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """``outputs[0].data[0]`` -> ("outputs", 0, "data", 0); raise ValueError for anything else."""
-    text = path.strip()
-    if not text:
-        raise ValueError("empty JSON path")
-    out: list[str | int] = []
-    pos = 0
-    while pos < len(text):
-        m = _PATH_TOKEN.match(text, pos)
-        if m is None or (pos == 0 and m.group(0).startswith(".")):
-            raise ValueError(f"invalid JSON path {path!r} at character {pos + 1}: use keys and [index], e.g. outputs[0].data[0]")
-        out.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
-        pos = m.end()
-    return tuple(out)
+# ----------------------------------------------------------------------------- response fields
 
 
 def check_field_spec(spec: str) -> str | None:
@@ -75,24 +62,6 @@ def check_field_spec(spec: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
-
-
-_MISSING: Any = object()
-
-
-def resolve(data: Any, path: tuple[str | int, ...]) -> Any:
-    """The value at ``path`` in ``data``, or the module's missing marker."""
-    cur = data
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(cur, list) or step >= len(cur):
-                return _MISSING
-            cur = cur[step]
-        else:
-            if not isinstance(cur, dict) or step not in cur:
-                return _MISSING
-            cur = cur[step]
-    return cur
 
 
 def _scalar(value: Any) -> Any:
@@ -154,7 +123,7 @@ class Extractor:
             value: Any = None
             if kind == "json":
                 v = resolve(data, where)
-                value = None if v is _MISSING else v
+                value = None if v is MISSING else v
             elif kind == "header":
                 value = lower.get(where)
             out[name] = value
@@ -194,8 +163,8 @@ class Extractor:
         lower = {str(k).lower() for k in (headers or {})}
         out = []
         for name, (kind, where) in self.plan.items():
-            if kind == "json" and resolve(data, where) is _MISSING:
-                out.append(f"{name} (JSON path {'.'.join(str(s) for s in where)})")
+            if kind == "json" and resolve(data, where) is MISSING:
+                out.append(f"{name} (JSON path {format_path(where)})")
             elif kind == "header" and where not in lower:
                 out.append(f"{name} (header {where})")
         return out
@@ -214,6 +183,7 @@ class RequestMapping:
     body: str = "reference"  # BODY_PRESETS
     input_name: str = "input-0"  # kserve-v2: the input tensor's name
     datatype: str = "FP64"  # kserve-v2: the input tensor's datatype
+    outputs: tuple[str, ...] = ()  # kserve-v2: named output tensors to request (empty: the model's defaults)
     template: Any = None  # body: template
 
     def render(self, body: Any, feature_order: Iterable[str]) -> Any:
@@ -227,7 +197,10 @@ class RequestMapping:
         if self.body == "kserve-v1":
             return {"instances": [values]}
         if self.body == "kserve-v2":
-            return {"inputs": [{"name": self.input_name, "shape": [1, len(values)], "datatype": self.datatype, "data": values}]}
+            v2: dict[str, Any] = {"inputs": [{"name": self.input_name, "shape": [1, len(values)], "datatype": self.datatype, "data": values}]}
+            if self.outputs:
+                v2["outputs"] = [{"name": n} for n in self.outputs]
+            return v2
         return _fill(self.template, {"features": values, "features_object": dict(features),
                                      "entity_id": body.get("entity_id"), "n_features": len(values)}, features)
 

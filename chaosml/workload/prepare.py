@@ -35,7 +35,7 @@ def request_mapping(experiment: Experiment) -> RequestMapping:
     """The experiment's ``request`` section as the mapping that renders bodies."""
     r = experiment.request
     return RequestMapping(path=r.path, method=r.method, headers=dict(r.headers), body=r.body,
-                          input_name=r.input_name, datatype=r.datatype, template=r.template)
+                          input_name=r.input_name, datatype=r.datatype, outputs=r.outputs, template=r.template)
 
 
 def response_fields(experiment: Experiment) -> dict[str, str]:

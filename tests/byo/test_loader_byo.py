@@ -57,8 +57,8 @@ def test_errors_are_located() -> None:
             .replace("link: model-1", "link: model-2")
             .replace("outputs[0].data[0]", "outputs[0"))
     assert issues(text) == [
-        "e.yaml:15:15: response.prediction: invalid JSON path 'outputs[0' at character 8: use keys and [index], "
-        "e.g. outputs[0].data[0] (or header:NAME, or not-exposed)",
+        "e.yaml:15:15: response.prediction: invalid JSON path 'outputs[0' at character 8: use keys, [index] and [field=value], "
+        "e.g. outputs[0].data[0] or outputs[name=predict_proba].data (or header:NAME, or not-exposed)",
         "e.yaml:19:74: faults[0].params.service: unknown service 'modle' (did you mean 'model'?); services: model",
         "e.yaml:20:79: faults[1].params.link: no link 'model-2' on this stack; links: gateway, model, model-0, model-1 "
         "(declare target.links, or entry.proxy: true)",

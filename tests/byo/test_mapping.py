@@ -65,3 +65,42 @@ def test_template() -> None:
     bad = RequestMapping(body="template", template={"z": "{{feature.zeta}}"})
     with pytest.raises(MappingError, match=r"exp.yaml: request.template: template field\(s\) 'zeta' not in the dataset's features"):
         check_template(bad, ["a", "b"], "exp.yaml")
+
+
+def test_select_list_item_by_field_value() -> None:
+    from chaosml.workload.jsonpath import Select
+
+    assert parse_path("outputs[name=predict_proba].data") == ("outputs", Select("name", "predict_proba"), "data")
+    assert parse_path("outputs[ name = 'probabilities' ].data[1]") == ("outputs", Select("name", "probabilities"), "data", 1)
+    with pytest.raises(ValueError, match=r"\[name=\] needs a value"):
+        parse_path("outputs[name=].data")
+    ex = Extractor(ResponseMapping({"prediction": "outputs[name=predict].data[0]", "confidence": "outputs[name=probabilities].data",
+                                    "model_version": "model_version"}))
+    reordered = {**V2, "outputs": list(reversed(V2["outputs"]))}  # by name, the order of the tensors does not matter
+    for body in (V2, reordered):
+        assert ex.extract(json.dumps(body).encode(), None)["prediction"] == 1
+        assert ex.extract(json.dumps(body).encode(), None)["confidence"] == 0.8
+    # the first match wins; a field compared as text; no match and a non-list are missing, never an error
+    xs = b'{"xs": [{"id": 1, "v": 5}, {"id": 2, "v": 6}, {"id": 2, "v": 7}]}'
+    assert Extractor(ResponseMapping({"prediction": "xs[id=2].v"})).extract(xs, None)["prediction"] == 6
+    miss = Extractor(ResponseMapping({"prediction": "outputs[name=predict_proba].data", "confidence": "outputs[name=x].data",
+                                      "model_version": "not-exposed", "served_by": "not-exposed", "replica": "not-exposed"}))
+    assert miss.missing(json.dumps(V2).encode(), None) == [
+        "prediction (JSON path outputs[name=predict_proba].data)", "confidence (JSON path outputs[name=x].data)"]
+    assert miss.missing(b'{"outputs": {"name": "predict_proba"}}', None)[0] == "prediction (JSON path outputs[name=predict_proba].data)"
+
+
+def test_missing_fields_are_shown_in_the_syntax_users_write() -> None:
+    ex = Extractor(ResponseMapping({"prediction": "outputs[1].data[0]", "confidence": "predictions[0].scores",
+                                    "model_version": "not-exposed", "served_by": "not-exposed", "replica": "not-exposed"}))
+    assert ex.missing(b'{"outputs": [{"data": [1]}]}', None) == [
+        "prediction (JSON path outputs[1].data[0])", "confidence (JSON path predictions[0].scores)"]
+
+
+def test_kserve_v2_requests_named_outputs() -> None:
+    req = RequestMapping(body="kserve-v2", input_name="input-0", outputs=("predict_proba",))
+    assert req.render(REF, ["a", "b", "c"]) == {
+        "inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.5, -1.0]}],
+        "outputs": [{"name": "predict_proba"}],
+    }
+    assert "outputs" not in RequestMapping(body="kserve-v2").render(REF, ["a", "b", "c"])

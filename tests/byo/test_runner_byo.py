@@ -124,7 +124,7 @@ def test_path_matching_nothing_exits_3_and_tears_down(tmp_path: Path) -> None:
     code, err = chaosml_run(exp, tmp_path / "r")
     assert code == 3, err
     assert "the server answered unexpectedly before the load (nothing injected)" in err
-    assert "the response has no prediction (JSON path outputs.0.value)" in err
+    assert "the response has no prediction (JSON path outputs[0].value)" in err  # issue 18: shown as written
     (run,) = (tmp_path / "r").iterdir()
     journal = json.loads((run / "journal.json").read_text())
     assert journal["fault_events"] == [] and journal["status"] == "failed"

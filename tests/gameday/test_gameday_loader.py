@@ -135,3 +135,29 @@ def test_shipped_weekly_copy_still_loads_elsewhere(tmp_path: Path) -> None:
     text = (REPO / "experiments" / "gamedays" / "weekly.yaml").read_text().replace("../quickstart.yaml", "quickstart.yaml")
     g = load_gameday(_write(tmp_path, "w.yaml", text))
     assert g.experiments[0].experiment.title.startswith("Quickstart")
+
+
+def test_experiment_and_gameday_files_are_told_apart(capsys) -> None:
+    from chaosml.cli import main
+
+    weekly = REPO / "experiments" / "gamedays" / "weekly.yaml"
+    quickstart = REPO / "experiments" / "quickstart.yaml"
+    # validate checks a game-day as one (not five "unknown key" errors)
+    assert main(["validate", str(weekly), str(quickstart)]) == 0
+    out = capsys.readouterr().out
+    assert f"{weekly}: ok (a game-day of 1 experiment(s); run it with chaosml gameday run {weekly})" in out
+    assert f"{quickstart}: ok" in out
+    # plan and run are given a game-day: one line saying what it is
+    for command in (["plan", str(weekly)], ["run", str(weekly)]):
+        assert main(command) == 4
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"{weekly}:5:1: this is a game-day file (it lists experiments:), not an experiment: "
+                       f"`chaosml gameday run {weekly}` runs it; `chaosml validate` checks it as one",
+                       "1 problem(s) found; nothing was run"]
+    # gameday run is given an experiment: one line saying what it is
+    assert main(["gameday", "run", str(quickstart)]) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{quickstart}:") and err[0].endswith(
+        f": this is an experiment file, not a game-day: `chaosml run {quickstart}` runs it; "
+        "a game-day file lists experiments: [{path: ...}] and has a name:")
+    assert len(err) == 2

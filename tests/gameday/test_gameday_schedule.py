@@ -171,3 +171,14 @@ def test_local_gameday_has_no_cronjob() -> None:
     g = load_gameday(REPO / "experiments" / "gamedays" / "weekly.yaml")
     with pytest.raises(InvalidInputError, match="every experiment to target kubernetes"):
         render_cronjob(g, image="x", file_in_image="y")
+
+
+def test_cronjob_options_on_a_local_gameday_say_when_they_apply(capsys) -> None:
+    weekly = str(REPO / "experiments" / "gamedays" / "weekly.yaml")
+    assert main(["gameday", "schedule", weekly, "--image", "img:1", "--max-runs", "1"]) == 4
+    err = capsys.readouterr().err
+    assert (f"chaosml: {weekly}: --image only apply to a game-day of kubernetes experiments, whose schedule is written as a "
+            "CronJob manifest; this one's experiments run on local, so `gameday schedule` runs it here as a foreground "
+            "cron loop (bounded by --max-runs/--until)") in err
+    assert main(["gameday", "schedule", weekly, "--out", "x.yaml", "--namespace", "n"]) == 4
+    assert "--namespace, --out only apply" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import tarfile
 import uuid
@@ -40,7 +41,8 @@ def docker_engine() -> Iterator[Any]:
     proc = subprocess.run(["bash", str(HERE / "start-docker.sh")], capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         pytest.skip(f"no Docker engine can run here: {proc.stderr.strip()[-400:]}")
-    client = docker.from_env(timeout=60)
+    host = next(ln.split("=", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("DOCKER_HOST="))
+    client = docker.DockerClient(base_url=host, timeout=60)
     try:
         client.ping()
     except Exception as e:  # noqa: BLE001 - skip with the reason
@@ -52,10 +54,16 @@ def docker_engine() -> Iterator[Any]:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(busybox), arcname="bin/busybox")
     client.api.import_image_from_data(buf.getvalue(), repository=NODE_IMAGE.split(":")[0], tag=NODE_IMAGE.split(":")[1])
+    before = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host  # the engine the script found or started (chaosml's node-failure fault reads it too)
     try:
         yield client
     finally:
         client.close()
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
 
 
 def run_node(client: Any, name: str) -> Any:

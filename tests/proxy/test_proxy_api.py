@@ -397,8 +397,13 @@ def test_client_times_out() -> None:
     assert err.value.status == 0
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "chaosml.proxy"], ["-m", "chaosml.cli", "proxy"]],
+    ids=["python-m-chaosml.proxy", "chaosml-proxy"],
+)
 def test_python_m_chaosml_proxy_serves_config(
-    tmp_path: Path, echo_server: TcpServer
+    tmp_path: Path, echo_server: TcpServer, command: list[str]
 ) -> None:
     config = tmp_path / "proxies.json"
     config.write_text(
@@ -407,7 +412,7 @@ def test_python_m_chaosml_proxy_serves_config(
         )
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaosml.proxy", "--port", "0", "--config", str(config)],
+        [sys.executable, *command, "--port", "0", "--config", str(config)],
         stdout=subprocess.PIPE,
         text=True,
     )

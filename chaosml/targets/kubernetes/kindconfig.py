@@ -7,10 +7,12 @@ from pathlib import Path
 
 import yaml
 
+from chaosml.resources import shipped
+
 #: the kind config whose extraPortMappings map NodePorts to 127.0.0.1 (default: the repo's)
 KIND_CONFIG_ENV = "CHAOSML_KIND_CONFIG"
-#: the repository's kind config (``chaosml cluster up`` creates the cluster from it)
-REPO_KIND_CONFIG = Path(__file__).resolve().parents[3] / "kind-config.yaml"
+#: chaosml's kind config (``chaosml cluster up`` creates the cluster from it): the checkout's, else the package copy
+REPO_KIND_CONFIG = shipped("kind-config.yaml")
 
 
 def kind_port_map(kind_config: str | Path | None) -> dict[int, tuple[str, int]]:
