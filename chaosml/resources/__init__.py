@@ -4,8 +4,8 @@ Used by ``chaosml init``, ``chaosml cluster up``, ``gameday schedule`` and the k
 kind-config lookup. In a source checkout the top-level files (``manifests/``, ``kind-config.yaml``,
 ``experiments/``, ``pyproject.toml``) are the source of truth and are used directly; installed from a
 wheel there is no checkout, and the copies under ``bundled/`` (package data, read with
-:mod:`importlib.resources`) are used instead. ``bash .ci/sync-resources`` refreshes the copies, and
-tests/test_resources.py checks they equal the top-level files.
+:mod:`importlib.resources`) are used instead. The build hook (chaosml.resources.buildhook) writes the copies into the
+wheel; the repository holds only the top-level files.
 """
 
 from __future__ import annotations
@@ -52,17 +52,6 @@ def starter_text(kind: str, path: str) -> str:
 def bundle_files(root: Path) -> dict[str, Path]:
     """relative path -> file under ``root`` for every file :data:`BUNDLED_GLOBS` matches."""
     return {p.relative_to(root).as_posix(): p for pattern in BUNDLED_GLOBS for p in sorted(root.glob(pattern)) if p.is_file()}
-
-
-def sync_bundle(root: Path) -> list[str]:
-    """Copy the checkout's bundled files into ``bundled/`` (replacing it); the relative paths copied."""
-    dest = package_dir() / "bundled"
-    shutil.rmtree(dest, ignore_errors=True)
-    copied = bundle_files(root)
-    for rel, src in copied.items():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / rel)
-    return sorted(copied)
 
 
 def write_bundle(dest: Path, overwrite: bool = False) -> list[Path]:
