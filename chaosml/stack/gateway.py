@@ -39,7 +39,7 @@ HEALTH_TIMEOUT_S = 0.2
 MAX_BODY_BYTES = 1024**2
 RETRY_BUDGET_MAX = 10.0
 #: The gateway's event counters (``chaosml_gateway_<event>_total``), present from the start at 0.
-GATEWAY_EVENTS = ("retries", "retries_denied", "default_responses", "ejections")
+GATEWAY_EVENTS = ("retries", "retries_denied", "default_responses", "ejections", "malformed_answers")
 
 
 @dataclass
