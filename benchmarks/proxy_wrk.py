@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import http.client
 import json
 import os
 import re
@@ -33,6 +34,9 @@ from chaosml.proxy import client
 
 HOST = "127.0.0.1"
 BULK_BYTES = 16 * 1024 * 1024
+LATENCY_TOXIC_MS = 100  # the latency toxic measured under load
+BANDWIDTH_TOXIC_KBPS = 50  # the bandwidth toxic measured under load (1 KB = 1000 B, as Toxiproxy)
+BW_FILE_BYTES = 1_000_000  # bw.bin: downloads through the bandwidth toxic take a Range of it
 START_TIMEOUT_S = 10.0
 NAME_WIDTH = 64  # the figure column of the printed table
 
@@ -86,7 +90,7 @@ SCENARIOS = (
         ("Connection: close",),
     ),
     Scenario("bulk 16 MiB file (-c10)", "/bulk.bin", 10, 1, "bytes_s", 0.6),
-    Scenario("keep-alive, 200 connections (-t2 -c200)", "/", 200, 2, "req_s", None),
+    Scenario("keep-alive, 200 connections (-t2 -c200)", "/", 200, 2, "req_s", 0.5),
     Scenario("latency, one connection (-c1)", "/", 1, 1, "latency", None),
 )
 
@@ -136,6 +140,7 @@ def nginx(workdir: Path) -> Iterator[int]:
         b"<html>chaosml proxy bench</html>\n" * 18
     )
     (prefix / "html" / "bulk.bin").write_bytes(os.urandom(BULK_BYTES))
+    (prefix / "html" / "bw.bin").write_bytes(os.urandom(BW_FILE_BYTES))
     for path in [workdir, *prefix.rglob("*")] + [prefix]:
         path.chmod(0o755 if path.is_dir() else 0o644)  # workers may run as nobody
     port = free_port()
@@ -144,7 +149,7 @@ def nginx(workdir: Path) -> Iterator[int]:
     proc = subprocess.Popen(
         ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # nginx logs to error.log (-e)
     )
     try:
         wait_port(port)
@@ -257,12 +262,119 @@ def api_churn(
         time.sleep(0.01)
 
 
+def latency_pairs(
+    toxic_port: int, reference_port: int, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Alternate keep-alive GET / through the latency-toxic proxy and a reference port; ms per request, each."""
+    sides = {
+        toxic_port: http.client.HTTPConnection(HOST, toxic_port, timeout=5),
+        reference_port: http.client.HTTPConnection(HOST, reference_port, timeout=5),
+    }
+    times: dict[int, list[float]] = {toxic_port: [], reference_port: []}
+    deadline = time.monotonic() + seconds
+    try:
+        for _ in range(100_000):
+            if time.monotonic() > deadline:
+                break
+            for port, conn in sides.items():
+                start = time.perf_counter()
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                response.read()
+                times[port].append((time.perf_counter() - start) * 1000)
+                if response.status != 200:
+                    raise RuntimeError(f"GET / on {port}: HTTP {response.status}")
+    finally:
+        for conn in sides.values():
+            conn.close()
+    return times[toxic_port], times[reference_port]
+
+
+def download_rate(port: int, size: int) -> tuple[float, int]:
+    """GET the first ``size`` bytes of /bw.bin: (bytes received / (request sent -> last byte), bytes)."""
+    request = (
+        f"GET /bw.bin HTTP/1.1\r\nHost: {HOST}\r\nRange: bytes=0-{size - 1}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    received = 0
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        start = time.perf_counter()
+        sock.sendall(request)
+        for _ in range(1_000_000):
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += len(data)
+            last = time.perf_counter()
+    if received < size:
+        raise RuntimeError(f"bandwidth download: {received} bytes, expected over {size}")
+    return received / (last - start), received
+
+
+@contextlib.contextmanager
+def toxic_proxy(
+    api: str, upstream_port: int, name: str, toxic: str, attributes: dict[str, int]
+) -> Iterator[int]:
+    """A proxy to nginx with one downstream toxic, deleted on exit; yields its port."""
+    port = free_port()
+    client.create_proxy(api, name, f"{HOST}:{upstream_port}", f"{HOST}:{port}")
+    try:
+        client.add_toxic(api, name, toxic, name=toxic, attributes=attributes)
+        yield port
+    finally:
+        client.delete_proxy(api, name)
+
+
+def toxic_accuracy(
+    api: str, upstream_port: int, busy_port: int, seconds: float
+) -> dict[str, float]:
+    """A latency and a bandwidth toxic measured while wrk -t2 -c200 keeps the same proxy busy.
+
+    The latency toxic's added p50 is taken against GETs through the busy proxy without a
+    toxic, alternated with the toxic ones: the same loop, the same load, so what remains
+    is what the toxic adds (the pass-through cost under load is reported beside it).
+    """
+    size = int(BANDWIDTH_TOXIC_KBPS * 1000 * seconds)
+    busy: list[WrkResult] = []
+    with contextlib.ExitStack() as stack:
+        lat_port = stack.enter_context(
+            toxic_proxy(api, upstream_port, "acc-latency", "latency", {"latency": LATENCY_TOXIC_MS})
+        )
+        bw_port = stack.enter_context(
+            toxic_proxy(api, upstream_port, "acc-bandwidth", "bandwidth", {"rate": BANDWIDTH_TOXIC_KBPS})
+        )
+        load = threading.Thread(
+            target=lambda: busy.append(run_wrk(busy_port, SCENARIOS[3], 2 * seconds + 1))
+        )
+        load.start()
+        try:
+            time.sleep(0.5)  # wrk's 200 connections are up
+            toxic_ms, plain_ms = latency_pairs(lat_port, busy_port, seconds)
+            rate, received = download_rate(bw_port, size)
+        finally:
+            load.join(2 * seconds + 40)
+    added = statistics.median(toxic_ms) - statistics.median(plain_ms)
+    return {
+        "passthrough_p50_under_load_ms": statistics.median(plain_ms),
+        "latency_configured_ms": LATENCY_TOXIC_MS,
+        "latency_added_p50_ms": added,
+        "latency_error_ms": abs(added - LATENCY_TOXIC_MS),
+        "latency_requests": len(toxic_ms),
+        "bandwidth_configured_kbps": BANDWIDTH_TOXIC_KBPS,
+        "bandwidth_measured_kbps": rate / 1000,
+        "bandwidth_error_pct": 100 * abs(rate / 1000 - BANDWIDTH_TOXIC_KBPS) / BANDWIDTH_TOXIC_KBPS,
+        "bandwidth_bytes": received,
+        "busy_req_s": busy[0].req_s if busy else float("nan"),
+    }
+
+
 def measure(
     repeats: int, duration_s: float, loops: list[str], log: Callable[[str], None]
 ) -> dict[str, object]:
     load_before = os.getloadavg()
     figures: dict[str, Figure] = {}
     api_ms: dict[str, list[float]] = {}
+    toxics: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="chaosml-wrk-"))
         nginx_port = stack.enter_context(nginx(Path(tmp)))
@@ -296,9 +408,13 @@ def measure(
                     churn.join(duration_s + 20)
                 api_ms.setdefault(side, []).extend(t * 1000 for t in times)
                 log(f"  rep {rep + 1} {side} API under churn: {len(times)} calls")
+        for side, api in apis.items():
+            toxics[side] = toxic_accuracy(api, nginx_port, ports[side], max(duration_s, 1.0))
+            log(f"  {side} toxics under load: {toxics[side]}")
     return {
         "figures": figures,
         "api_ms": api_ms,
+        "toxics": toxics,
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -356,12 +472,21 @@ def render(data: dict[str, object]) -> str:
         lines.append(row)
     api_ms: dict[str, list[float]] = data["api_ms"]  # type: ignore[assignment]
     for side, times in api_ms.items():
-        p50 = statistics.median(times)
-        p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
-        met = "MET" if p50 <= 5.0 else "MISSED"
+        api = percentiles(times)
+        met = "MET" if api["p50"] <= 5.0 else "MISSED"
         lines.append(
-            f"REST API under toxic churn, 200 busy connections, {side}: p50 {p50:.2f} ms"
-            f" (goal <= 5 ms: {met}), p99 {p99:.1f} ms, {len(times)} calls"
+            f"REST API under toxic churn, 200 busy connections, {side}: p50 {api['p50']:.2f} ms"
+            f" (goal <= 5 ms: {met}), p99 {api['p99']:.1f} ms, {len(times)} calls"
+        )
+    toxics: dict[str, dict[str, float]] = data.get("toxics", {})  # type: ignore[assignment]
+    for side, acc in toxics.items():
+        lat_ok = "MET" if acc["latency_error_ms"] <= 1.0 else "MISSED"
+        bw_ok = "MET" if acc["bandwidth_error_pct"] <= 2.0 else "MISSED"
+        lines.append(
+            f"toxics under 200 busy connections, {side}: latency {acc['latency_configured_ms']:g} ms"
+            f" added {acc['latency_added_p50_ms']:.2f} ms p50 (goal within 1 ms: {lat_ok});"
+            f" bandwidth {acc['bandwidth_configured_kbps']:g} KB/s measured"
+            f" {acc['bandwidth_measured_kbps']:.2f} KB/s (goal within 2%: {bw_ok})"
         )
     lines.append(
         f"medians of {data['repeats']} interleaved repeats x {data['duration_s']}s;"
@@ -369,6 +494,18 @@ def render(data: dict[str, object]) -> str:
         f" after {fmt_load(data['load_after'])} on {data['cpus']} CPUs"
     )
     return "\n".join(lines)
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    """p50 (median) and p99 (``statistics.quantiles``, exclusive method) of some timings."""
+    p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
+    return {"p50": statistics.median(times), "p99": p99}
+
+
+def to_json(data: dict[str, object]) -> dict[str, object]:
+    """``measure``'s result with its figures as plain dicts (for a JSON file)."""
+    figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]
+    return {**data, "figures": {k: asdict(v) for k, v in figures.items()}}
 
 
 def fmt_load(load: object) -> str:
@@ -410,9 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     data = measure(args.repeats, args.duration, args.loop or ["asyncio"], log)
     print(render(data))
     if args.json is not None:
-        figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]
-        raw = {**data, "figures": {k: asdict(v) for k, v in figures.items()}}
-        args.json.write_text(json.dumps(raw, indent=2))
+        args.json.write_text(json.dumps(to_json(data), indent=2))
     return 0
 
 
