@@ -3,7 +3,8 @@
 One run of :func:`benchmarks.proxy_wrk.measure` on the stdlib event loop: keep-alive, a new
 connection per request, bulk and 200 connections as proxied/direct ratios of interleaved
 medians; the added latency on one connection; the REST API's p50 while toxics churn under 200
-busy connections; a latency and a bandwidth toxic measured while the same proxy is busy.
+busy connections; a latency toxic under 200 busy connections and concurrent downloads through a
+bandwidth toxic, in the same proxy process.
 """
 
 from __future__ import annotations
@@ -55,16 +56,14 @@ def run(quick: bool, _workdir: Path) -> SectionResult:
             note=f"add toxic / GET /version / remove toxic while wrk -t2 -c200 runs through the proxy; {len(api_ms)} calls")
     res.add("api_p99_under_churn", api["p99"], "ms")
     acc: dict[str, float] = data["toxics"][PROXY]  # type: ignore[index]
-    res.add("passthrough_p50_under_load", acc["passthrough_p50_under_load_ms"], "ms",
-            note="GET / through the busy proxy, no toxic (the latency toxic's reference)")
-    res.add("latency_toxic_added_under_load", acc["latency_added_p50_ms"], "ms",
-            note=f"{acc['latency_configured_ms']:g} ms latency toxic, p50 of {acc['latency_requests']:g} GETs"
-            " minus the reference's p50, alternated")
+    res.add("latency_toxic_p50_under_load", acc["latency_p50_ms"], "ms",
+            note=f"{acc['latency_configured_ms']:g} ms latency toxic, wrk -t2 -c200 through it"
+            f" ({acc['latency_req_s']:.0f} req/s), as the client sees it")
     res.add("latency_toxic_error_under_load", acc["latency_error_ms"], "ms", "<=", LATENCY_TOXIC_GOAL_MS,
-            note="|added - configured|")
-    res.add("bandwidth_toxic_measured_under_load", acc["bandwidth_measured_kbps"], "KB/s",
-            note=f"{acc['bandwidth_bytes']:g} B through a {acc['bandwidth_configured_kbps']:g} KB/s toxic,"
-            " request -> last byte (1 KB = 1000 B)")
+            note="|p50 - configured|")
+    res.add("bandwidth_toxic_worst_under_load", acc["bandwidth_worst_kbps"], "KB/s",
+            note=f"{acc['bandwidth_downloads']:g} concurrent downloads of {acc['bandwidth_bytes']:g} B through a"
+            f" {acc['bandwidth_configured_kbps']:g} KB/s toxic meanwhile, request -> last byte (1 KB = 1000 B)")
     res.add("bandwidth_toxic_error_under_load", acc["bandwidth_error_pct"], "%", "<=", BANDWIDTH_TOXIC_GOAL_PCT,
-            note="|measured - configured| / configured")
+            note="worst |measured - configured| / configured")
     return res

@@ -22,9 +22,9 @@ def _fake_measure(repeats: int, duration_s: float, loops: list[str], log: Any) -
         "figures": figures,
         "api_ms": {"proxy asyncio": [3.0, 4.0, 6.0]},
         "toxics": {"proxy asyncio": {
-            "passthrough_p50_under_load_ms": 0.4, "latency_configured_ms": 100, "latency_added_p50_ms": 100.5,
-            "latency_error_ms": 0.5, "latency_requests": 20, "bandwidth_configured_kbps": 50,
-            "bandwidth_measured_kbps": 48.5, "bandwidth_error_pct": 3.0, "bandwidth_bytes": 250_000, "busy_req_s": 900.0,
+            "latency_configured_ms": 100, "latency_p50_ms": 100.5, "latency_p99_ms": 130.0, "latency_error_ms": 0.5,
+            "latency_req_s": 1900.0, "bandwidth_configured_kbps": 50, "bandwidth_downloads": 4,
+            "bandwidth_bytes": 250_000, "bandwidth_worst_kbps": 48.5, "bandwidth_error_pct": 3.0,
         }},
         "load_before": (1.0, 1.0, 1.0), "load_after": (1.0, 1.0, 1.0), "cpus": 2,
         "sides": ["direct", "proxy asyncio"], "repeats": repeats, "duration_s": duration_s,
@@ -100,4 +100,4 @@ def test_wrk_section_quick_real_run(tmp_path: Path) -> None:
     names = {f["name"]: f["value"] for f in section["figures"]}
     assert set(REQUIRED["wrk"]) <= set(names)
     assert all(isinstance(v, float | int) for v in names.values())
-    assert names["bandwidth_toxic_measured_under_load"] > 0 and names["latency_toxic_added_under_load"] > 50
+    assert names["bandwidth_toxic_worst_under_load"] > 0 and names["latency_toxic_p50_under_load"] > 50
