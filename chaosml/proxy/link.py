@@ -150,6 +150,10 @@ class Channel:
         self._changed()
 
 
+#: A link's sink and head before its first toxic: never read or written (the fast path).
+_NO_CHANNEL = Channel(1)
+
+
 class Stage:
     """One toxic on one link: the Stub a toxic's ``pipe`` runs against."""
 
@@ -244,8 +248,7 @@ class Endpoint(asyncio.Protocol):
         self.early_eof = False
         self.writing_paused = False
         self._pauses: set[str] = set()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._drain_waiter: asyncio.Future[None] | None = None  # a toxic chain's writer
         self.on_lost: Callable[[], None] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
@@ -272,7 +275,7 @@ class Endpoint(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self._writable.set()
+        self._wake_drain()
         if self.reading is not None:
             self.reading.feed_eof()
         if self.on_lost is not None:
@@ -280,15 +283,19 @@ class Endpoint(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
-        self._writable.clear()
         if self.writing is not None and self.writing.fast:
             self.writing.source.pause("dest")
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._writable.set()
+        self._wake_drain()
         if self.writing is not None:
             self.writing.source.resume("dest")
+
+    def _wake_drain(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- used by the links -----------------------------------------------------------
     def pause(self, reason: str) -> None:
@@ -309,7 +316,9 @@ class Endpoint(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark (or the socket is gone)."""
-        await self._writable.wait()
+        if self.writing_paused and not self.lost:
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+            await waiter
         if self.lost:
             raise ConnectionResetError("connection lost")
 
@@ -344,9 +353,10 @@ class Link:
         self.dest = dest
         self.fast = True  # no toxic chain: data_received writes to dest directly
         self.eof = False  # the source has ended
-        self.sink = Channel(WRITER_BUFFER)
-        # Where reads go in toxic mode: the first stage's input, or the writer's.
-        self.head = self.sink
+        # The writer's input and where reads go in toxic mode (the first stage's input, or
+        # the writer's): made with the first toxic, so a fast-path link allocates neither.
+        self.sink: Channel = _NO_CHANNEL
+        self.head: Channel = _NO_CHANNEL
         self.stages: list[Stage] = []
         self.writer: asyncio.Task[None] | None = None
         self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
@@ -388,6 +398,8 @@ class Link:
         """Append a toxic at the end of the chain (data already past it is not affected)."""
         if self.conn.closing or (self.fast and self.eof):
             return
+        if self.sink is _NO_CHANNEL:
+            self.sink = self.head = Channel(WRITER_BUFFER)
         stage = Stage(self, spec, self.sink)
         if self.stages:
             self.stages[-1].output = stage.input
