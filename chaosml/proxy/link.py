@@ -206,14 +206,19 @@ class Stage:
     async def emit(self, chunk: Chunk) -> None:
         self.has_held = True
         self.held = chunk
-        await self.output.put(chunk)
+        await self._put(chunk)
         self.has_held = False
         self.held = None
 
     async def emit_part(self, piece: Chunk, rest: Chunk | None) -> None:
-        await self.output.put(piece)
+        await self._put(piece)
         self.has_held = rest is not None
         self.held = rest
+
+    async def _put(self, chunk: Chunk) -> None:
+        if self.output is self.link.sink and self.link.write_through(chunk):
+            return
+        await self.output.put(chunk)
 
     def drop(self) -> None:
         self.has_held = False
@@ -359,6 +364,7 @@ class Link:
         self.head: Channel = _NO_CHANNEL
         self.stages: list[Stage] = []
         self.writer: asyncio.Task[None] | None = None
+        self._writer_waiting = False  # the writer awaits an empty sink
         self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
         self._changes_lock: asyncio.Lock | None = None
 
@@ -484,7 +490,11 @@ class Link:
         """Empty the sink into dest until end of stream, or until the chain is gone."""
         try:
             while self.stages or len(self.sink) or self.eof:
-                chunk = await self.sink.get()
+                self._writer_waiting = True
+                try:
+                    chunk = await self.sink.get()
+                finally:
+                    self._writer_waiting = False
                 if chunk is None:
                     break
                 if chunk.data:
@@ -497,6 +507,15 @@ class Link:
             pass
         self.writer = None
         self.dest.close()
+
+    def write_through(self, chunk: Chunk) -> bool:
+        """The last stage's chunk straight into dest, when the writer waits on an empty sink
+        and dest takes data: nothing is ahead of it, and the writer's wake-up turn is saved."""
+        if not self._writer_waiting or len(self.sink) or self.dest.writing_paused or self.dest.lost:
+            return False
+        if chunk.data:
+            self.dest.write(chunk.data)
+        return True
 
     def _go_fast(self) -> None:
         # Nothing is queued and no toxic remains: reads go straight to dest again.
