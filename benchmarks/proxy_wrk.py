@@ -1,12 +1,13 @@
-"""``python -m benchmarks.proxy_wrk``: the fault proxy against direct nginx, measured with wrk (benchmarks/README-proxy.md).
+"""``python -m benchmarks.proxy_wrk``: the fault proxy against direct nginx, measured with wrk (benchmarks/README.md, section wrk).
 
 Starts its own nginx (own prefix dir and config, 127.0.0.1 and a free port, never the
 system one) and ``python -m chaosml.proxy`` in front of it, then runs wrk against both,
 interleaved (direct, proxy, proxy, direct, ...) and reports medians and proxy/direct
 ratios: keep-alive request rate, a new connection per request, bulk transfer, added
 p50/p99 latency on one connection, 200 connections, and the REST API's latency while
-toxics churn under 200 busy connections. Skips (exit 0, with the reason) when wrk or
-nginx is missing. All traffic is to 127.0.0.1; every run is bounded in time.
+toxics churn under 200 busy connections; then a latency toxic under 200 busy connections
+and downloads through a bandwidth toxic (toxic_accuracy). Skips (exit 0, with the reason)
+when wrk or nginx is missing; the suite's section ``wrk`` (benchmarks/wrk.py) runs it too. All traffic is to 127.0.0.1; every run is bounded in time.
 """
 
 from __future__ import annotations
