@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaosml.load.samples import SampleWriter, format_cell, format_row
@@ -43,6 +43,7 @@ scalar = st.one_of(
 )
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # no timing: a busy box
 @given(st.tuples(*[scalar] * len(SAMPLE_COLUMNS)))
 def test_any_row_matches_csv_writer(row: tuple[Any, ...]) -> None:
     assert format_row(row) == csv_line(row)
