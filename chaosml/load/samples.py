@@ -3,7 +3,7 @@
 A row is formatted to its CSV line when it is appended (one string kept, the tuple dropped), so
 the buffer holds only text until the next :meth:`SampleWriter.flush`. The fast formatter writes
 exactly what ``csv.writer`` (QUOTE_MINIMAL) writes: a line that would need quoting (a comma,
-quote or line break inside a value) is handed to ``csv.writer`` instead.
+quote, CR or LF inside a value) is handed to ``csv.writer`` instead.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def format_row(row: tuple[Any, ...]) -> str:
     if line.count(",") == _SEPARATORS == len(row) - 1 and '"' not in line and "\n" not in line and "\r" not in line:
         return line
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow([format_cell(v) for v in row])
-    return out.getvalue()[:-1]
+    # "\r\n" as the writer's terminator makes csv quote a lone CR too (with "\n" it does not,
+    # and a reader would end the row there); the line itself still ends in "\n".
+    csv.writer(out, lineterminator="\r\n").writerow([format_cell(v) for v in row])
+    return out.getvalue()[:-2]
 
 
 class SampleWriter:

@@ -16,10 +16,10 @@ from chaosml.records import SAMPLE_COLUMNS
 
 
 def csv_line(row: tuple[Any, ...]) -> str:
-    """The reference: format_cell per value, then csv.writer (QUOTE_MINIMAL), as SampleWriter wrote before."""
+    """The reference: format_cell per value, then csv.writer (QUOTE_MINIMAL, CR and LF quoted), no terminator."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow([format_cell(v) for v in row])
-    return out.getvalue()[:-1]
+    csv.writer(out, lineterminator="\r\n").writerow([format_cell(v) for v in row])
+    return out.getvalue()[:-2]
 
 
 ROW = (1795325276.689175, 12.345, 200, "ok", "primary", 1, 0.97, 1, "clean", 7, "bench-0", "bench")
@@ -51,15 +51,28 @@ def test_any_row_matches_csv_writer(row: tuple[Any, ...]) -> None:
 
 def test_writer_file_reads_back_one_row_per_append(tmp_path: Path) -> None:
     path = tmp_path / "samples.csv"
-    readable = [row for row in TRICKY if "cr\rhere" not in row]  # csv.writer leaves a lone CR unquoted
     writer = SampleWriter(path)
-    for row in readable:
+    for row in TRICKY:
         writer.append(row)
-    assert writer.flush() == len(readable) and writer.flush() == 0
+    assert writer.flush() == len(TRICKY) and writer.flush() == 0
     writer.append(ROW)
     writer.close()
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == list(SAMPLE_COLUMNS)
-    assert rows[1:] == [[format_cell(v) for v in row] for row in [*readable, ROW]]
-    assert writer.written == len(readable) + 1
+    assert rows[1:] == [[format_cell(v) for v in row] for row in [*TRICKY, ROW]]
+    assert writer.written == len(TRICKY) + 1
+
+
+def test_a_carriage_return_in_an_answer_field_does_not_split_the_row(tmp_path: Path) -> None:
+    """Regression: csv.writer with a "\n" terminator left a lone CR unquoted; readers ended the row there."""
+    from chaosml.analysis import read_samples
+
+    path = tmp_path / "samples.csv"
+    writer = SampleWriter(path)
+    writer.append((1.0, 0.5, 200, "ok", "primary", 1, 0.9, 1, "clean", 3, "replica\r0", "v1"))
+    writer.append(ROW)
+    writer.close()
+    frame = read_samples(path)
+    assert len(frame) == 2
+    assert list(frame["replica"].astype(str)) == ["replica\r0", "bench-0"]
