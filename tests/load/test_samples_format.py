@@ -76,3 +76,21 @@ def test_a_carriage_return_in_an_answer_field_does_not_split_the_row(tmp_path: P
     frame = read_samples(path)
     assert len(frame) == 2
     assert list(frame["replica"].astype(str)) == ["replica\r0", "bench-0"]
+
+
+def test_merging_worker_files_keeps_quoted_line_breaks_in_their_field(tmp_path: Path) -> None:
+    """Regression: merge_samples read with universal newlines and splitlines(), so a quoted CR or LF tore the row."""
+    from chaosml.load.distributed import merge_samples, worker_samples_file
+
+    base = tmp_path / "samples.csv"
+    odd = (1.0, 0.5, 200, "ok", "primary", 1, 0.9, 1, "clean", 3, "replica\r0", "v\n1")
+    for i, rows in enumerate([[odd], [ROW]]):
+        writer = SampleWriter(worker_samples_file(base, i))
+        for row in rows:
+            writer.append(row)
+        writer.close()
+    out = merge_samples([worker_samples_file(base, i) for i in range(2)], base)
+    assert out == {"rows": 2, "per_file": {str(worker_samples_file(base, i)): 1 for i in range(2)}, "dropped_lines": 0}
+    with open(base, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[1:] == [[format_cell(v) for v in odd], [format_cell(v) for v in ROW]]
