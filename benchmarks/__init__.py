@@ -1,9 +1,11 @@
 """The benchmark suite: does the harness distort what it measures? ``python -m benchmarks`` or ``chaosml bench``.
 
 Sections (``--only NAME``, repeatable): ``load`` (load driver, recording on vs off), ``proxy``
-(fault proxy overhead and toxic accuracy), ``timing`` (apply jitter; ready/MTTR vs ground truth),
-``analysis`` (render_report at 100k/1M/5M samples), ``e2e`` (quickstart wall time, ``chaosml
-report``), ``scaleout`` (locust master + 2 workers, merged samples). Every figure is measured in
+(fault proxy overhead and toxic accuracy), ``wrk`` (the proxy vs direct nginx under wrk, its API
+under churn, toxics under load; skipped without wrk and nginx), ``timing`` (apply jitter; ready/MTTR
+vs the supervisor), ``mttr`` (MTTR vs an outside probe for restart delays 1, 3, 10 s), ``analysis``
+(render_report at 100k/1M/5M samples), ``e2e`` (quickstart wall time, ``chaosml report``),
+``scaleout`` (locust master + 2 workers, merged samples). Every figure is measured in
 this run; comparisons are interleaved A, B, A, B and reported as medians; the load average and CPU
 count are recorded before and after every section. Prints one table and writes
 ``<out-dir>/<timestamp>.json``. See benchmarks/README.md.
@@ -28,14 +30,17 @@ from typing import Any
 from benchmarks.common import Figure, SectionResult, machine_context
 from chaosml.bench import build_parser
 
-SECTIONS: tuple[str, ...] = ("load", "proxy", "timing", "analysis", "e2e", "scaleout")
+SECTIONS: tuple[str, ...] = ("load", "proxy", "wrk", "timing", "mttr", "analysis", "e2e", "scaleout")
 #: Figures every run must produce (quick or full); the smoke test checks them.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "load": ("rps_recording_on", "rps_recording_off", "recording_overhead_ratio", "cpu_per_request_on",
              "cpu_per_request_off", "cpu_overhead_ratio"),
     "proxy": ("proxy_added_latency_p50", "proxy_added_latency_p99", "throughput_direct", "throughput_proxied",
               "bulk_direct", "bulk_proxied", "latency_toxic_error", "bandwidth_toxic_error"),
+    "wrk": ("keepalive_ratio", "new_connection_ratio", "bulk_ratio", "c200_ratio", "added_latency_p50",
+            "api_p50_under_churn", "latency_toxic_error_under_load", "bandwidth_toxic_error_under_load"),
     "timing": ("apply_jitter_p50", "apply_jitter_max", "ready_s_error_delay_1s", "mttr_error_delay_1s"),
+    "mttr": ("mttr_error_delay_1s",),
     "analysis": ("analyze_render_time_100k", "analyze_render_peak_rss_100k", "time_growth_exponent"),
     "e2e": ("quickstart_wall_time", "report_rerender_time"),
     "scaleout": ("rps_master_2_workers", "merged_sample_rows", "records_consistent"),
@@ -51,10 +56,18 @@ def _runner(name: str) -> Callable[[bool, Path], SectionResult]:
         from benchmarks import proxy
 
         return lambda quick, _workdir: proxy.run(quick)
+    if name == "wrk":
+        from benchmarks import wrk
+
+        return wrk.run
     if name == "timing":
         from benchmarks import timing
 
         return timing.run
+    if name == "mttr":
+        from benchmarks import mttr_truth
+
+        return mttr_truth.run
     if name == "analysis":
         from benchmarks import analysis
 
@@ -81,7 +94,7 @@ def run_section(name: str, quick: bool, workdir: Path) -> SectionResult:
         result.details["traceback"] = traceback.format_exc()
     result.context = {"before": before, "after": machine_context(), "duration_s": round(time.monotonic() - t0, 3)}
     present = {f.name for f in result.figures}
-    for missing in REQUIRED.get(name, ()):
+    for missing in () if result.skipped else REQUIRED.get(name, ()):
         if missing not in present:
             result.add(missing, None, "", note="NOT MEASURED: " + (result.error or "figure missing"))
     return result
@@ -101,6 +114,8 @@ def _fmt(value: float | None) -> str:
 def render_table(sections: Sequence[SectionResult]) -> str:
     rows = [("section", "figure", "value", "unit", "target", "met")]
     for s in sections:
+        if s.skipped:
+            rows.append((s.name, "(skipped)", "", "", "-", s.skipped))
         for f in s.figures:
             met = "-" if f.met is None else ("yes" if f.met else "NO")
             if f.value is None:
@@ -123,6 +138,7 @@ def render_context(sections: Sequence[SectionResult]) -> str:
             f"{s.name:<9} {c['duration_s']:7.1f} s  loadavg(1m) before {c['before']['loadavg'][0]:.2f}, "
             f"after {c['after']['loadavg'][0]:.2f} on {c['before']['cpu_count']} CPUs"
             + (f"  ERROR: {s.error}" if s.error else "")
+            + (f"  {s.skipped}" if s.skipped else "")
         )
     return "\n".join(out)
 

@@ -73,6 +73,7 @@ class SectionResult:
     details: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    skipped: str | None = None  # why nothing was measured (a tool is missing): not an error
 
     def add(self, name: str, value: float | None, unit: str, op: str | None = None,
             target: float | None = None, note: str = "") -> Figure:
@@ -88,6 +89,7 @@ class SectionResult:
             "figures": [f.to_dict() for f in self.figures],
             "details": self.details,
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 

@@ -160,8 +160,8 @@ def run(quick: bool, workdir: Path) -> SectionResult:
     res.add("cpu_overhead_ratio", cpu_ratio, "x", "<=", 1.05,
             note="CPU per request on / off (independent of the CPU share the scheduler gives)"
             + ("" if cpu_ratio <= 1.05 else f"; MISSED: +{1000 * (cpu_on - cpu_off):.1f} us/request, of which "
-               f"SampleWriter alone costs {row_us:.1f} us/row (format_cell + csv, on the gevent loop); see README"))
-    res.add("recording_cpu_per_row", row_us, "us CPU", note="SampleWriter.append+flush alone, 12 columns, in-process")
+               f"SampleWriter alone costs {row_us:.1f} us/row (format_row at append, on the gevent loop); see README"))
+    res.add("recording_cpu_per_row", row_us, "us CPU", note="SampleWriter.append (formats the line) + flush alone, 12 columns, in-process")
     res.add("load_process_cpu_utilisation_on", util_on, "cores",
             note="~1.0 = the single-threaded driver is the bottleneck, as intended")
     rows_ok = all(a["rows_written"] == a["requests_total"] for a in on) and all(a["rows_written"] == 0 for a in off)

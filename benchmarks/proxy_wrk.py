@@ -1,12 +1,13 @@
-"""``python -m benchmarks.proxy_wrk``: the fault proxy against direct nginx, measured with wrk (benchmarks/README-proxy.md).
+"""``python -m benchmarks.proxy_wrk``: the fault proxy against direct nginx, measured with wrk (benchmarks/README.md, section wrk).
 
 Starts its own nginx (own prefix dir and config, 127.0.0.1 and a free port, never the
 system one) and ``python -m chaosml.proxy`` in front of it, then runs wrk against both,
 interleaved (direct, proxy, proxy, direct, ...) and reports medians and proxy/direct
 ratios: keep-alive request rate, a new connection per request, bulk transfer, added
 p50/p99 latency on one connection, 200 connections, and the REST API's latency while
-toxics churn under 200 busy connections. Skips (exit 0, with the reason) when wrk or
-nginx is missing. All traffic is to 127.0.0.1; every run is bounded in time.
+toxics churn under 200 busy connections; then a latency toxic under 200 busy connections
+and downloads through a bandwidth toxic (toxic_accuracy). Skips (exit 0, with the reason)
+when wrk or nginx is missing; the suite's section ``wrk`` (benchmarks/wrk.py) runs it too. All traffic is to 127.0.0.1; every run is bounded in time.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from chaosml.proxy import client
 
 HOST = "127.0.0.1"
 BULK_BYTES = 16 * 1024 * 1024
+LATENCY_TOXIC_MS = 100  # the latency toxic measured under load
+BANDWIDTH_TOXIC_KBPS = 50  # the bandwidth toxic measured under load (1 KB = 1000 B, as Toxiproxy)
+BANDWIDTH_DOWNLOADS = 4  # concurrent downloads through the bandwidth toxic
+BW_FILE_BYTES = 1_000_000  # bw.bin: downloads through the bandwidth toxic take a Range of it
 START_TIMEOUT_S = 10.0
 NAME_WIDTH = 64  # the figure column of the printed table
 
@@ -86,7 +91,7 @@ SCENARIOS = (
         ("Connection: close",),
     ),
     Scenario("bulk 16 MiB file (-c10)", "/bulk.bin", 10, 1, "bytes_s", 0.6),
-    Scenario("keep-alive, 200 connections (-t2 -c200)", "/", 200, 2, "req_s", None),
+    Scenario("keep-alive, 200 connections (-t2 -c200)", "/", 200, 2, "req_s", 0.5),
     Scenario("latency, one connection (-c1)", "/", 1, 1, "latency", None),
 )
 
@@ -136,6 +141,7 @@ def nginx(workdir: Path) -> Iterator[int]:
         b"<html>chaosml proxy bench</html>\n" * 18
     )
     (prefix / "html" / "bulk.bin").write_bytes(os.urandom(BULK_BYTES))
+    (prefix / "html" / "bw.bin").write_bytes(os.urandom(BW_FILE_BYTES))
     for path in [workdir, *prefix.rglob("*")] + [prefix]:
         path.chmod(0o755 if path.is_dir() else 0o644)  # workers may run as nobody
     port = free_port()
@@ -144,7 +150,7 @@ def nginx(workdir: Path) -> Iterator[int]:
     proc = subprocess.Popen(
         ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # nginx logs to error.log (-e)
     )
     try:
         wait_port(port)
@@ -257,12 +263,100 @@ def api_churn(
         time.sleep(0.01)
 
 
+def download_rate(port: int, size: int) -> tuple[float, int]:
+    """GET the first ``size`` bytes of /bw.bin: (bytes received / (request sent -> last byte), bytes)."""
+    request = (
+        f"GET /bw.bin HTTP/1.1\r\nHost: {HOST}\r\nRange: bytes=0-{size - 1}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    received = 0
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        start = time.perf_counter()
+        sock.sendall(request)
+        for _ in range(1_000_000):
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += len(data)
+            last = time.perf_counter()
+    if received < size:
+        raise RuntimeError(f"bandwidth download: {received} bytes, expected over {size}")
+    return received / (last - start), received
+
+
+@contextlib.contextmanager
+def toxic_proxy(
+    api: str, upstream_port: int, name: str, toxic: str, attributes: dict[str, int]
+) -> Iterator[int]:
+    """A proxy to nginx with one downstream toxic, deleted on exit; yields its port."""
+    port = free_port()
+    client.create_proxy(api, name, f"{HOST}:{upstream_port}", f"{HOST}:{port}")
+    try:
+        client.add_toxic(api, name, toxic, name=toxic, attributes=attributes)
+        yield port
+    finally:
+        client.delete_proxy(api, name)
+
+
+def toxic_accuracy(api: str, upstream_port: int, seconds: float) -> dict[str, float]:
+    """A latency toxic under 200 busy connections, and concurrent downloads through a bandwidth toxic.
+
+    wrk -t2 -c200 runs through a proxy with a downstream latency toxic (each connection waits
+    for its answer, so the load is 200 connections x one request per latency); meanwhile
+    BANDWIDTH_DOWNLOADS downloads run through a proxy with a bandwidth toxic, in the same
+    proxy process. Latency: wrk's p50 as the client sees it, minus the configured latency.
+    Bandwidth: each download's bytes / (request sent -> last byte); the worst error counts.
+    """
+    size = int(BANDWIDTH_TOXIC_KBPS * 1000 * seconds)
+    busy: list[WrkResult] = []
+    rates: list[float] = []
+    with contextlib.ExitStack() as stack:
+        lat_port = stack.enter_context(
+            toxic_proxy(api, upstream_port, "acc-latency", "latency", {"latency": LATENCY_TOXIC_MS})
+        )
+        bw_port = stack.enter_context(
+            toxic_proxy(api, upstream_port, "acc-bandwidth", "bandwidth", {"rate": BANDWIDTH_TOXIC_KBPS})
+        )
+        load = threading.Thread(
+            target=lambda: busy.append(run_wrk(lat_port, SCENARIOS[3], seconds + 1))
+        )
+        downloads = [
+            threading.Thread(target=lambda: rates.append(download_rate(bw_port, size)[0]))
+            for _ in range(BANDWIDTH_DOWNLOADS)
+        ]
+        load.start()
+        try:
+            time.sleep(0.5)  # wrk's 200 connections are up
+            for thread in downloads:
+                thread.start()
+        finally:
+            for thread in downloads:
+                thread.join(seconds + 30)
+            load.join(seconds + 40)
+    if not busy or len(rates) != BANDWIDTH_DOWNLOADS:
+        raise RuntimeError(f"toxics under load: wrk {busy}, {len(rates)} of {BANDWIDTH_DOWNLOADS} downloads")
+    worst = max(rates, key=lambda rate: abs(rate / 1000 - BANDWIDTH_TOXIC_KBPS))
+    return {
+        "latency_configured_ms": LATENCY_TOXIC_MS,
+        "latency_p50_ms": busy[0].p50_ms,
+        "latency_p99_ms": busy[0].p99_ms,
+        "latency_error_ms": abs(busy[0].p50_ms - LATENCY_TOXIC_MS),
+        "latency_req_s": busy[0].req_s,
+        "bandwidth_configured_kbps": BANDWIDTH_TOXIC_KBPS,
+        "bandwidth_downloads": BANDWIDTH_DOWNLOADS,
+        "bandwidth_bytes": size,
+        "bandwidth_worst_kbps": worst / 1000,
+        "bandwidth_error_pct": 100 * abs(worst / 1000 - BANDWIDTH_TOXIC_KBPS) / BANDWIDTH_TOXIC_KBPS,
+    }
+
+
 def measure(
     repeats: int, duration_s: float, loops: list[str], log: Callable[[str], None]
 ) -> dict[str, object]:
     load_before = os.getloadavg()
     figures: dict[str, Figure] = {}
     api_ms: dict[str, list[float]] = {}
+    toxics: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="chaosml-wrk-"))
         nginx_port = stack.enter_context(nginx(Path(tmp)))
@@ -296,9 +390,13 @@ def measure(
                     churn.join(duration_s + 20)
                 api_ms.setdefault(side, []).extend(t * 1000 for t in times)
                 log(f"  rep {rep + 1} {side} API under churn: {len(times)} calls")
+        for side, api in apis.items():
+            toxics[side] = toxic_accuracy(api, nginx_port, max(duration_s, 1.0))
+            log(f"  {side} toxics under load: {toxics[side]}")
     return {
         "figures": figures,
         "api_ms": api_ms,
+        "toxics": toxics,
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -356,12 +454,21 @@ def render(data: dict[str, object]) -> str:
         lines.append(row)
     api_ms: dict[str, list[float]] = data["api_ms"]  # type: ignore[assignment]
     for side, times in api_ms.items():
-        p50 = statistics.median(times)
-        p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
-        met = "MET" if p50 <= 5.0 else "MISSED"
+        api = percentiles(times)
+        met = "MET" if api["p50"] <= 5.0 else "MISSED"
         lines.append(
-            f"REST API under toxic churn, 200 busy connections, {side}: p50 {p50:.2f} ms"
-            f" (goal <= 5 ms: {met}), p99 {p99:.1f} ms, {len(times)} calls"
+            f"REST API under toxic churn, 200 busy connections, {side}: p50 {api['p50']:.2f} ms"
+            f" (goal <= 5 ms: {met}), p99 {api['p99']:.1f} ms, {len(times)} calls"
+        )
+    toxics: dict[str, dict[str, float]] = data.get("toxics", {})  # type: ignore[assignment]
+    for side, acc in toxics.items():
+        lat_ok = "MET" if acc["latency_error_ms"] <= 1.0 else "MISSED"
+        bw_ok = "MET" if acc["bandwidth_error_pct"] <= 2.0 else "MISSED"
+        lines.append(
+            f"toxics under load, {side}: latency {acc['latency_configured_ms']:g} ms, wrk -t2 -c200 p50"
+            f" {acc['latency_p50_ms']:.2f} ms (goal within 1 ms: {lat_ok}); bandwidth"
+            f" {acc['bandwidth_configured_kbps']:g} KB/s, worst of {acc['bandwidth_downloads']:g} downloads"
+            f" {acc['bandwidth_worst_kbps']:.2f} KB/s (goal within 2%: {bw_ok})"
         )
     lines.append(
         f"medians of {data['repeats']} interleaved repeats x {data['duration_s']}s;"
@@ -369,6 +476,18 @@ def render(data: dict[str, object]) -> str:
         f" after {fmt_load(data['load_after'])} on {data['cpus']} CPUs"
     )
     return "\n".join(lines)
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    """p50 (median) and p99 (``statistics.quantiles``, exclusive method) of some timings."""
+    p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
+    return {"p50": statistics.median(times), "p99": p99}
+
+
+def to_json(data: dict[str, object]) -> dict[str, object]:
+    """``measure``'s result with its figures as plain dicts (for a JSON file)."""
+    figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]
+    return {**data, "figures": {k: asdict(v) for k, v in figures.items()}}
 
 
 def fmt_load(load: object) -> str:
@@ -410,9 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     data = measure(args.repeats, args.duration, args.loop or ["asyncio"], log)
     print(render(data))
     if args.json is not None:
-        figures: dict[str, Figure] = data["figures"]  # type: ignore[assignment]
-        raw = {**data, "figures": {k: asdict(v) for k, v in figures.items()}}
-        args.json.write_text(json.dumps(raw, indent=2))
+        args.json.write_text(json.dumps(to_json(data), indent=2))
     return 0
 
 

@@ -26,7 +26,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes and short runs (smoke test, about 2 minutes)")
     p.add_argument("--only", action="append", metavar="SECTION",
-                   help="run only this section (repeatable): load, proxy, timing, analysis, e2e, scaleout")
+                   help="run only this section (repeatable): load, proxy, wrk, timing, mttr, analysis, e2e, scaleout")
     p.add_argument("--out-dir", default="benchmarks/results", help="where <timestamp>.json goes (default benchmarks/results)")
     p.add_argument("--keep-workdir", action="store_true", help="keep the temporary run directories")
     return p

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from chaosml.load.config import (
     LoadConfig,
     LoadConfigError,
 )
+from chaosml.load.samples import format_row
 from chaosml.records import SAMPLE_COLUMNS
 
 DEFAULT_MASTER_PORT = 5557
@@ -74,12 +76,13 @@ def merge_samples(worker_files: Sequence[str | os.PathLike[str]], out: str | os.
     per_file: dict[str, int] = {}
     dropped = 0
     for k, path in enumerate(worker_files):
-        data = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as f:  # a quoted CR or LF stays in its field
+            data = f.read()
         if data and not data.endswith("\n"):
             cut = data.rfind("\n")
             data = data[: cut + 1]
             dropped += 1
-        reader = csv.reader(data.splitlines())
+        reader = csv.reader(io.StringIO(data, newline=""))
         first = next(reader, None)
         if first is not None and first != header:
             raise ValueError(f"{path}: header {first!r} is not the samples header")
@@ -94,9 +97,8 @@ def merge_samples(worker_files: Sequence[str | os.PathLike[str]], out: str | os.
     rows.sort(key=lambda r: (r[0], r[1]))
     tmp = Path(f"{os.fspath(out)}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(r[2] for r in rows)
+        f.write(",".join(header) + "\n")
+        f.writelines(format_row(tuple(r[2])) + "\n" for r in rows)  # as SampleWriter writes them
     os.replace(tmp, out)
     return {"rows": len(rows), "per_file": per_file, "dropped_lines": dropped}
 

@@ -150,6 +150,10 @@ class Channel:
         self._changed()
 
 
+#: A link's sink and head before its first toxic: never read or written (the fast path).
+_NO_CHANNEL = Channel(1)
+
+
 class Stage:
     """One toxic on one link: the Stub a toxic's ``pipe`` runs against."""
 
@@ -205,14 +209,19 @@ class Stage:
     async def emit(self, chunk: Chunk) -> None:
         self.has_held = True
         self.held = chunk
-        await self.output.put(chunk)
+        await self._put(chunk)
         self.has_held = False
         self.held = None
 
     async def emit_part(self, piece: Chunk, rest: Chunk | None) -> None:
-        await self.output.put(piece)
+        await self._put(piece)
         self.has_held = rest is not None
         self.held = rest
+
+    async def _put(self, chunk: Chunk) -> None:
+        if self.output is self.link.sink and self.link.write_through(chunk):
+            return
+        await self.output.put(chunk)
 
     def drop(self) -> None:
         self.has_held = False
@@ -247,8 +256,7 @@ class Endpoint(asyncio.Protocol):
         self.early_eof = False
         self.writing_paused = False
         self._pauses: set[str] = set()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._drain_waiter: asyncio.Future[None] | None = None  # a toxic chain's writer
         self.on_lost: Callable[[], None] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
@@ -275,7 +283,7 @@ class Endpoint(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self._writable.set()
+        self._wake_drain()
         if self.reading is not None:
             self.reading.feed_eof()
         if self.on_lost is not None:
@@ -283,15 +291,19 @@ class Endpoint(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
-        self._writable.clear()
         if self.writing is not None and self.writing.fast:
             self.writing.source.pause("dest")
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._writable.set()
+        self._wake_drain()
         if self.writing is not None:
             self.writing.source.resume("dest")
+
+    def _wake_drain(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- used by the links -----------------------------------------------------------
     def pause(self, reason: str) -> None:
@@ -312,7 +324,9 @@ class Endpoint(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark (or the socket is gone)."""
-        await self._writable.wait()
+        if self.writing_paused and not self.lost:
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+            await waiter
         if self.lost:
             raise ConnectionResetError("connection lost")
 
@@ -347,11 +361,13 @@ class Link:
         self.dest = dest
         self.fast = True  # no toxic chain: data_received writes to dest directly
         self.eof = False  # the source has ended
-        self.sink = Channel(WRITER_BUFFER)
-        # Where reads go in toxic mode: the first stage's input, or the writer's.
-        self.head = self.sink
+        # The writer's input and where reads go in toxic mode (the first stage's input, or
+        # the writer's): made with the first toxic, so a fast-path link allocates neither.
+        self.sink: Channel = _NO_CHANNEL
+        self.head: Channel = _NO_CHANNEL
         self.stages: list[Stage] = []
         self.writer: asyncio.Task[None] | None = None
+        self._writer_waiting = False  # the writer awaits an empty sink
         self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
         self._changes_lock: asyncio.Lock | None = None
 
@@ -391,6 +407,8 @@ class Link:
         """Append a toxic at the end of the chain (data already past it is not affected)."""
         if self.conn.closing or (self.fast and self.eof):
             return
+        if self.sink is _NO_CHANNEL:
+            self.sink = self.head = Channel(WRITER_BUFFER)
         stage = Stage(self, spec, self.sink)
         if self.stages:
             self.stages[-1].output = stage.input
@@ -475,7 +493,11 @@ class Link:
         """Empty the sink into dest until end of stream, or until the chain is gone."""
         try:
             while self.stages or len(self.sink) or self.eof:
-                chunk = await self.sink.get()
+                self._writer_waiting = True
+                try:
+                    chunk = await self.sink.get()
+                finally:
+                    self._writer_waiting = False
                 if chunk is None:
                     break
                 if chunk.data:
@@ -488,6 +510,15 @@ class Link:
             pass
         self.writer = None
         self.dest.close()
+
+    def write_through(self, chunk: Chunk) -> bool:
+        """The last stage's chunk straight into dest, when the writer waits on an empty sink
+        and dest takes data: nothing is ahead of it, and the writer's wake-up turn is saved."""
+        if not self._writer_waiting or len(self.sink) or self.dest.writing_paused or self.dest.lost:
+            return False
+        if chunk.data:
+            self.dest.write(chunk.data)
+        return True
 
     def _go_fast(self) -> None:
         # Nothing is queued and no toxic remains: reads go straight to dest again.
