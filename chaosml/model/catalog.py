@@ -27,7 +27,8 @@ SAMPLE_SLIS: dict[str, str] = {
 #: SLIs measured per injection of a fault, aggregated over its repeats.
 INJECTION_SLIS: dict[str, str] = {
     "ttd_s": "time to detect: fault apply -> the first thing users or the stack observed (an error, fallback or slow "
-    "answer arriving, a failed readiness check, a breaker event; labelled users or stack), s; none = nothing observable",
+    "answer arriving, a failed readiness check, a breaker event, an expected alert firing; labelled users, stack or alert), "
+    "s; none = nothing observable",
     "mttr_s": "time to recover: fault apply -> the recovery edge (last request breaking an SLO before the first "
     "run of `hold` windows within all SLOs, located to half a request gap), s; 0 = the SLOs never broke",
     "ready_s": "fault apply -> every killed replica replaced and ready again, s",

@@ -35,6 +35,15 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     # Per row CSS class for HTML (e.g. "fail"); Markdown ignores it.
     row_kinds: tuple[str, ...] = field(default_factory=tuple)
+    # Per header: the anchor of its definition ("" = none), rendered as a link to it.
+    header_links: tuple[str, ...] = field(default_factory=tuple)
+    # Per row: an anchor id the row carries ("" = none), the target of those links.
+    row_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+def definition_anchor(figure: str) -> str:
+    """The anchor of a figure's row in the report's Definitions table (an SLI name, ``phase X``, ...)."""
+    return "def-" + "-".join(figure.replace("_", "-").split())
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 from chaosml.analysis.delivery import SHORTFALL_MARGIN
 from chaosml.analysis.slis import MIX_CLASSES
 from chaosml.hostload import HostLoad
-from chaosml.model.catalog import INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE
+from chaosml.model.catalog import ALERT_INJECTION_SLIS, ALERT_RUN_SLIS, INJECTION_SLIS, PHASE_DEFINITIONS, PHASE_RULE, SAMPLE_SLIS
 from chaosml.report.blocks import RATIO_SLIS as RATIO_SLIS  # re-exported: compare formats its values by it
 from chaosml.report.blocks import (
     Banner,
@@ -22,6 +22,7 @@ from chaosml.report.blocks import (
     Para,
     Section,
     Table,
+    definition_anchor,
     fmt_num,
     fmt_ratio,
     fmt_s,
@@ -213,6 +214,7 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
             ("injection", "type", "apply at", "fault window", "targets", "TTD", "detected by", "MTTR", "ready", "restart delay"),
             tuple(rows),
             tuple(kinds),
+            _links("", "", "", "", "", "ttd_s", "TTD first seen by", "mttr_s", "ready_s", ""),
         )
     )
     agg_rows = []
@@ -241,7 +243,8 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
             else:
                 sentences.append(f"{f['fault']}: restart delay {f['restart_delay_s']:.1f} s; no targeted replica was seen ready again.")
     blocks.append(Heading("Per fault", 3))
-    blocks.append(Table(("fault", "injections", "recovered", "MTTR mean / median / max", "TTD mean", "ready mean"), tuple(agg_rows)))
+    blocks.append(Table(("fault", "injections", "recovered", "MTTR mean / median / max", "TTD mean", "ready mean"), tuple(agg_rows),
+                        header_links=_links("", "", "", "mttr_s", "ttd_s", "ready_s")))
     blocks.extend(Para(s) for s in sentences)
     blocks.extend(replacement_table(analysis))
     return blocks
@@ -301,7 +304,7 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
         Para("Phases come from the recorded fault events; a request cut by a fault counts in its window (see Definitions). "
              "Latencies are over all requests, ratios as defined in the catalogue "
              f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
-        Table(headers, tuple(rows)),
+        Table(headers, tuple(rows), header_links=_links("phase rule", "", *(k for k, _ in PHASE_COLUMNS))),
     ]
 
 
@@ -380,7 +383,8 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
                 continue
             rows.append((c, p["name"], *(_cell(k, s[k], _unmeasured(analysis)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
-    return [Heading("Per cohort"), *file_cohorts_note(journal), Table(headers, tuple(rows)), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
+    return [Heading("Per cohort"), *file_cohorts_note(journal),
+            Table(headers, tuple(rows), header_links=_links("", "", *(k for k, _ in COHORT_COLUMNS))), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
 
 
 def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) -> list[Block]:
@@ -471,7 +475,7 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
                 )
             )
     blocks.append(Table(("injection", "switch to fallback", "first switched answer", "back to primary", "breaker transitions"),
-                        tuple(trows)))
+                        tuple(trows), header_links=_links("", "switch")))
     blocks.extend(Para(_degradation_sentence(f)) for f in faults)
     return blocks
 
@@ -562,14 +566,22 @@ def definitions(analysis: dict[str, Any]) -> list[Block]:
     rows.append(("MTTR ±", ("half the gap between the last request that broke an SLO and the next one; the whole window "
                             "when no request located the edge")))
     rows.append(("TTD first seen by", "users: a request's answer showed the fault first; stack: the stack's own signal "
-                 "(a failed readiness check, a breaker event) did"))
+                 "(a failed readiness check, a breaker event) did; alert: an expected Prometheus alert fired first"))
     rows.append(("worst window", ("of the timeline windows that overlap a span of an injection of the fault (apply to the "
                                   "later of its recover and its recovery edge; to the end of the MTTR search when it did not "
                                   "recover) and hold a request: the lowest success ratio and the highest p99, with the "
                                   "window's start")))
     rows.append(("switch", "a significant rise of fallback/default answers over the " + _switch_rule(deg)
                  + "; delay = apply to its change point; no switch = no back to primary"))
-    return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows))]
+    rows += list(SAMPLE_SLIS.items())
+    if analysis.get("monitoring"):
+        rows += [*ALERT_INJECTION_SLIS.items(), *ALERT_RUN_SLIS.items()]
+    return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows), row_ids=tuple(definition_anchor(k) for k, _ in rows))]
+
+
+def _links(*figures: str) -> tuple[str, ...]:
+    """Header links to the Definitions rows of these figures ("" = a column without one)."""
+    return tuple(definition_anchor(f) if f and f != "requests" else "" for f in figures)
 
 
 def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:

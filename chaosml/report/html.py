@@ -47,12 +47,15 @@ def _render(blocks: Sequence[Block], body: list[str]) -> None:
             items = "".join(f'<li class="{e(k)}">{e(t)}</li>' if k else f"<li>{e(t)}</li>" for t, k in zip(b.items, kinds, strict=True))
             body.append(f"<ul>{items}</ul>")
         elif isinstance(b, Table):
-            head = "".join(f"<th>{e(h)}</th>" for h in b.headers) if any(b.headers) else ""
+            links = [b.header_links[i] if i < len(b.header_links) else "" for i in range(len(b.headers))]
+            head = "".join(f'<th><a href="#{e(a)}">{e(h)}</a></th>' if a else f"<th>{e(h)}</th>"
+                           for h, a in zip(b.headers, links, strict=True)) if any(b.headers) else ""
             rows = []
             for i, row in enumerate(b.rows):
                 kind = b.row_kinds[i] if i < len(b.row_kinds) else ""
-                cls = f' class="{e(kind)}"' if kind else ""
-                rows.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+                rid = b.row_ids[i] if i < len(b.row_ids) else ""
+                attrs = (f' id="{e(rid)}"' if rid else "") + (f' class="{e(kind)}"' if kind else "")
+                rows.append(f"<tr{attrs}>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
             thead = f"<thead><tr>{head}</tr></thead>" if head else ""
             body.append(f"<table>{thead}<tbody>{''.join(rows)}</tbody></table>")
         elif isinstance(b, Image):

@@ -26,9 +26,15 @@ def _render(blocks: Sequence[Block], base_dir: Path | None, out: list[str]) -> N
         elif isinstance(b, Bullets):
             out.append("\n".join(f"- {item}" for item in b.items))
         elif isinstance(b, Table):
-            headers = [h or " " for h in b.headers]
-            lines = ["| " + " | ".join(_esc(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-            lines.extend("| " + " | ".join(_esc(c) for c in row) + " |" for row in b.rows)
+            links = [b.header_links[i] if i < len(b.header_links) else "" for i in range(len(b.headers))]
+            headers = [f"[{_esc(h)}](#{a})" if a else _esc(h or " ") for h, a in zip(b.headers, links, strict=True)]
+            lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+            for i, row in enumerate(b.rows):
+                rid = b.row_ids[i] if i < len(b.row_ids) else ""
+                cells = [_esc(c) for c in row]
+                if rid and cells:
+                    cells[0] = f'<a id="{rid}"></a>{cells[0]}'
+                lines.append("| " + " | ".join(cells) + " |")
             out.append("\n".join(lines))
         elif isinstance(b, Image):
             rel = b.path
