@@ -352,7 +352,7 @@ class KubernetesTarget:
         for n, pod in pods.items():
             group = self.layout.group_of(pod.metadata.labels or {})
             t = time.time()
-            self.watch.deletion_requested(n, group, pod.spec.node_name, t)
+            self.watch.deletion_requested(pod, group, t)
             actions.delete_pod(self._core, self.namespace, pod, grace_period)
             deleted.append(n)
             self._emit(EventKind.REPLICA_KILLED, n, {"grace_period_s": grace_period, "node": pod.spec.node_name, "group": group,

@@ -2,7 +2,9 @@
 
 Kinds emitted: ``pod_created``, ``pod_scheduled``, ``pod_ready``, ``pod_deleting``, ``pod_deleted``,
 ``container_restarted``, ``pod_replaced`` (the MTTR breakdown of one killed pod: deletion ->
-replacement created -> scheduled -> Ready), ``k8s_warning`` and ``watch_error``, plus the local
+replacement created -> scheduled -> Ready; a replacement is paired with a victim of the same owner
+(controller ownerReference, else ``pod-template-hash``), oldest victim first), ``k8s_warning`` and
+``watch_error``, plus the local
 target's kinds (``replica_started``, ``replica_exited``, ``replica_ready``, ``replica_unready``; a
 replacement's ``replica_ready`` is also emitted under the name of the pod it replaces, so
 ``ready_s`` works unchanged).
@@ -33,6 +35,16 @@ CONTEXT_CHECK_S = 1.0
 Emit = Callable[[str, str, dict[str, Any], float], None]
 
 
+def pod_owner(pod: Any) -> str | None:
+    """The controller that replaces ``pod``: its controller ownerReference (``ReplicaSet/model-5d9c``), else its
+    ``pod-template-hash`` label (``pod-template-hash/5d9c``), else None (a bare pod: nothing replaces it)."""
+    for ref in pod.metadata.owner_references or []:
+        if ref.controller:
+            return f"{ref.kind}/{ref.name}"
+    h = (pod.metadata.labels or {}).get("pod-template-hash")
+    return f"pod-template-hash/{h}" if h else None
+
+
 @dataclass
 class _PodState:
     name: str
@@ -46,6 +58,8 @@ class _PodState:
     scheduled_t: float | None = None
     ready_t: float | None = None
     replaces: str | None = None  # the victim this pod replaces
+    owner: str | None = None  # the controller that replaces it (``ReplicaSet/model-5d9c``), see :func:`pod_owner`
+    deleting_before_watch: bool = False  # terminating in the first listing: nobody's victim in this run
 
 
 @dataclass
@@ -53,6 +67,7 @@ class _Victim:
     name: str
     group: str | None
     node: str | None
+    owner: str | None
     deleted_t: float  # the delete request (or the first sign of deletion)
     how: str  # requested | observed
     deletion_seen_t: float | None = None
@@ -98,10 +113,10 @@ class PodWatch:
             t.join(timeout=WATCH_TIMEOUT_S + 10)
         return [t.name for t in self.threads if t.is_alive()]
 
-    def deletion_requested(self, name: str, group: str | None, node: str | None, t: float) -> None:
-        """chaosml is deleting this pod at ``t``: the start of its replacement's MTTR breakdown."""
+    def deletion_requested(self, pod: Any, group: str | None, t: float) -> None:
+        """chaosml is deleting ``pod`` at ``t``: the start of its replacement's MTTR breakdown."""
         with self._lock:
-            self._add_victim(name, group, node, t, "requested")
+            self._add_victim(pod.metadata.name, group, pod.spec.node_name, pod_owner(pod), t, "requested")
 
     # --- the loops ---------------------------------------------------------------------
     def _pod_loop(self, new_client: Callable[[], Any]) -> None:
@@ -177,11 +192,13 @@ class PodWatch:
                     self._stop.wait(0.5)
 
     # --- pod state and transitions --------------------------------------------------------
-    def _add_victim(self, name: str, group: str | None, node: str | None, t: float, how: str) -> _Victim:
+    def _add_victim(self, name: str, group: str | None, node: str | None, owner: str | None, t: float,
+                    how: str) -> _Victim:
         for v in self._victims:
             if v.name == name:
+                v.owner = v.owner or owner
                 return v
-        v = _Victim(name, group, node, t, how)
+        v = _Victim(name, group, node, owner, t, how)
         self._victims.append(v)
         return v
 
@@ -192,7 +209,9 @@ class PodWatch:
             seen.add(pod.metadata.uid)
             if initial:
                 with self._lock:
-                    self._pods[pod.metadata.uid] = self._state_of(pod)
+                    st = self._state_of(pod)
+                    st.deleting_before_watch = st.deleting
+                    self._pods[pod.metadata.uid] = st
             else:
                 self._on_pod("MODIFIED" if pod.metadata.uid in self._pods else "ADDED", pod)
         if not initial:
@@ -209,6 +228,7 @@ class PodWatch:
             ready=pod_ready(pod),
             deleting=pod.metadata.deletion_timestamp is not None,
             restarts=pod_restarts(pod),
+            owner=pod_owner(pod),
         )
 
     def _on_pod(self, etype: str, pod: Any) -> None:
@@ -224,7 +244,7 @@ class PodWatch:
             if old is None:
                 new.created_t = now
                 self._pods[uid] = new
-                victim = next((v for v in self._victims if v.group == new.group and v.replacement is None and new.group), None)
+                victim = self._victim_for(new)
                 if victim is not None:
                     victim.replacement = new.name
                     new.replaces = victim.name
@@ -233,8 +253,16 @@ class PodWatch:
                                 replaces=new.replaces)
             else:
                 new.created_t, new.scheduled_t, new.ready_t, new.replaces = old.created_t, old.scheduled_t, old.ready_t, old.replaces
+                new.deleting_before_watch = old.deleting_before_watch
                 self._pods[uid] = new
             self._transitions(old, new, now)
+
+    def _victim_for(self, new: _PodState) -> _Victim | None:
+        """The oldest unpaired victim that ``new`` replaces: same group and same owner (when both owners are known)."""
+        if not new.group:
+            return None
+        return next((v for v in self._victims if v.replacement is None and v.group == new.group
+                     and (v.owner is None or new.owner is None or v.owner == new.owner)), None)
 
     def _transitions(self, old: _PodState, new: _PodState, now: float) -> None:
         name = new.name
@@ -247,7 +275,7 @@ class PodWatch:
             self._emit(EventKind.CONTAINER_RESTARTED, name, {"restarts": new.restarts, "group": new.group}, now)
             self._emit(EventKind.REPLICA_EXITED, name, {"reason": "container restarted", "restarts": new.restarts}, now)
         if new.deleting and not old.deleting:
-            v = self._add_victim(name, new.group, new.node, now, "observed")
+            v = self._add_victim(name, new.group, new.node, new.owner, now, "observed")
             v.deletion_seen_t = now
             self._emit(EventKind.POD_DELETING, name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested"}, now)
         if new.ready and not old.ready:
@@ -285,8 +313,9 @@ class PodWatch:
 
     def _on_deleted(self, uid: str, st: _PodState, now: float) -> None:
         self._pods.pop(uid, None)
-        v = self._add_victim(st.name, st.group, st.node, now, "observed")
-        v.gone_t = now
+        if not st.deleting_before_watch:  # a pod terminating before the watch is not this run's victim
+            v = self._add_victim(st.name, st.group, st.node, st.owner, now, "observed")
+            v.gone_t = now
         if st.ready:
             self._emit(EventKind.REPLICA_UNREADY, st.name, {"reason": "deleted", "node": st.node, "group": st.group}, now)
         self._emit(EventKind.POD_DELETED, st.name, {"node": st.node, "group": st.group}, now)
