@@ -155,6 +155,57 @@ def test_chaosml_run_pod_kill_on_the_real_node(
     print(json.dumps({"grace": grace, "pod_replaced": [e["detail"] for e in replaced]}, indent=1))
 
 
+def _scale_model(cluster: RealCluster, ns: str, replicas: int) -> None:
+    from kubernetes import client
+
+    from chaosml.cluster import wait_available
+
+    api = cluster.api_client()
+    try:
+        client.AppsV1Api(api).patch_namespaced_deployment_scale("model", ns, {"spec": {"replicas": replicas}})
+        wait_available(api, ns, 120)
+    finally:
+        api.close()
+
+
+def test_chaosml_run_pod_kill_all_replicas_on_two_real_nodes(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """mode all with two replicas (one per node: with hostNetwork the model's port is a hostPort): both pods
+    deleted at once, and each gets its own replacement with its own breakdown from the real watch."""
+    added = real_cluster.add_node() if len(real_cluster.nodes) == 1 else None
+    try:
+        _scale_model(real_cluster, real_stack, 2)
+        wait_for(lambda: len({p.spec.node_name for p in _pods(real_cluster, real_stack, "model")
+                              if p.metadata.deletion_timestamp is None and p.status.container_statuses
+                              and p.status.container_statuses[0].ready}) == 2, 120, "a Ready model replica per node",
+                 interval=0.5)
+        path = _experiment(tmp_path, real_cluster, real_stack, "pod-kill-all", [
+            {"name": "kill-all-models", "type": "pod-kill", "at": "8s", "duration": "12s",
+             "params": {"service": "model", "mode": "all", "grace_period_s": 0}}], "30s")
+        journal = _chaosml_run(real_cluster, tmp_path, path)
+        (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
+        assert apply["ok"] and len(apply["targets"]) == 2, apply
+        replaced = {e["subject"]: e["detail"] for e in _events(journal, "pod_replaced")}
+        assert set(replaced) == set(apply["targets"]), json.dumps(journal["target_events"], indent=1)[-4000:]
+        assert len({d["replacement"] for d in replaced.values()}) == 2, replaced
+        for d in replaced.values():
+            assert d["deletion"] == "requested" and 0 <= d["created_s"] <= d["scheduled_s"] <= d["ready_s"] < 60, d
+        assert {d["node"] for d in replaced.values()} == {n.name for n in real_cluster.nodes}, replaced
+        print(json.dumps({"pod_kill_all": list(replaced.values())}, indent=1))
+    finally:
+        _scale_model(real_cluster, real_stack, len(real_cluster.nodes) - (1 if added else 0))
+        if added is not None:
+            real_cluster.remove_node(added)
+            from chaosml.cluster import wait_available
+
+            api = real_cluster.api_client()
+            try:
+                wait_available(api, real_stack, 120)
+            finally:
+                api.close()
+
+
 def test_chaosml_run_feature_store_outage_on_the_real_node(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
