@@ -33,6 +33,7 @@ from chaosml.model.experiment import (
     KubernetesSpec,
     LinkSpec,
     LoadSpec,
+    NodeAccessSpec,
     Repeat,
     RequestSpec,
     ResponseSpec,
@@ -137,8 +138,16 @@ class ExperimentDecoder(DecodeState):
             "allowed_contexts": ("allowed_contexts", self.d.list_of(self.d.string(), non_empty=True)),
             "allow_any_context": ("allow_any_context", self.d.boolean()),
             "toxiproxy": ("toxiproxy", self.d.optional(self.toxiproxy)),
+            "nodes": ("nodes", self.d.mapping_of(self.node_access, what="node name")),
         }
         return self.d.build(KubernetesSpec, self.d.fields(y, path, schema))
+
+    def node_access(self, y: Node, path: str) -> Any:
+        """``target.kubernetes.nodes.NODE``: how to reach one node's container runtime."""
+        docker_host = self.d.matching(r"(unix|tcp|ssh)://\S+",
+                                      lambda v: f"must be a Docker endpoint (unix://, tcp:// or ssh://), got {quote(v)}")
+        schema = {"docker_host": ("docker_host", self.d.optional(docker_host))}
+        return self.d.build(NodeAccessSpec, self.d.fields(y, path, schema))
 
     def toxiproxy(self, y: Node, path: str) -> Any:
         schema = {

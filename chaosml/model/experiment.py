@@ -21,6 +21,14 @@ class KubernetesSpec:
     allowed_contexts: tuple[str, ...] = ("kind-*",)  # fnmatch patterns
     allow_any_context: bool = False  # must also be confirmed on the command line
     toxiproxy: ToxiproxySpec | None = None  # custom stack: where the cluster's Toxiproxy API is (network faults)
+    nodes: Mapping[str, NodeAccessSpec] = field(default_factory=lambda: MappingProxyType({}))  # node name -> how to reach it
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAccessSpec:
+    """How chaosml reaches one node's container runtime (container-failure); a node not listed uses the local Docker engine."""
+
+    docker_host: str | None = None  # the Docker engine running the node's containers (dockershim): unix://, tcp://, ssh://
 
 
 @dataclass(frozen=True, slots=True)

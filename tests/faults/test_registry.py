@@ -26,7 +26,7 @@ from chaosml.model.faulttype import (
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import TARGET_CLASSES, capability_issue, missing_for
 
-BUILTIN = ("adversarial-payload", "corrupted-features", "feature-store-outage", "missing-features",
+BUILTIN = ("adversarial-payload", "container-failure", "corrupted-features", "feature-store-outage", "missing-features",
            "network-latency", "network-toxic", "node-failure", "pod-kill")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _pod(name: str, rs: str | None, *, ready: bool = True, deleting: bool = False, template_hash: str | None = None,
-         node: str | None = "127.0.0.1") -> V1Pod:
+         node: str | None = "127.0.0.1", restarts: int = 0, cid: str | None = None) -> V1Pod:
     labels = {"app": "model", **({"pod-template-hash": template_hash} if template_hash else {})}
     owners = [V1OwnerReference(api_version="apps/v1", kind="ReplicaSet", name=rs, uid=f"uid-{rs}", controller=True)] if rs else None
     return V1Pod(
@@ -35,7 +36,7 @@ def _pod(name: str, rs: str | None, *, ready: bool = True, deleting: bool = Fals
         status=V1PodStatus(phase="Running" if node else "Pending",
                            conditions=[V1PodCondition(type="Ready", status="True" if ready else "False")],
                            container_statuses=[V1ContainerStatus(name="model", image="i", image_id="", ready=ready,
-                                                                 restart_count=0)]),
+                                                                 restart_count=restarts, container_id=cid)]),
     )
 
 
@@ -103,3 +104,29 @@ def test_pod_owner_is_the_controller_else_the_template_hash() -> None:
     assert pod_owner(_pod("m", "model-5d9c")) == "ReplicaSet/model-5d9c"
     assert pod_owner(_pod("m", None, template_hash="5d9c")) == "pod-template-hash/5d9c"
     assert pod_owner(_pod("m", None)) is None
+
+
+def test_a_killed_container_is_followed_to_ready_again_with_ids_and_restarts() -> None:
+    """container-failure: readiness lost, the kubelet's restart (new container ID, restartCount + 1), Ready again."""
+    pod = _pod("model-1", "model-rs", cid="docker://aaa")
+    w = _Watch([pod])
+    w.w.container_fault("model-1", "docker://aaa", "kill", 0, time.time())
+    w.on("MODIFIED", _pod("model-1", "model-rs", ready=False, cid="docker://aaa"))
+    w.on("MODIFIED", _pod("model-1", "model-rs", ready=False, restarts=1, cid="docker://bbb"))
+    assert not [e for e in w.events if e[0] == "container_recovered"]
+    w.on("MODIFIED", _pod("model-1", "model-rs", restarts=1, cid="docker://bbb"))
+    (rec,) = [d for k, s, d in w.events if k == "container_recovered" and s == "model-1"]
+    assert rec["action"] == "kill" and rec["container_id"] == "docker://aaa" and rec["container_ids"] == {"model": "docker://bbb"}
+    assert rec["restarts_before"] == 0 and rec["restarts"] == 1
+    assert rec["unready_s"] is not None and rec["restarted_s"] is not None
+    assert 0 <= rec["unready_s"] <= rec["restarted_s"] <= rec["ready_s"] < 60
+    (restarted,) = [d for k, s, d in w.events if k == "container_restarted"]
+    assert restarted["previous_container_ids"] == {"model": "docker://aaa"} and restarted["container_ids"] == {"model": "docker://bbb"}
+
+
+def test_a_paused_container_that_never_lost_readiness_gives_no_recovery() -> None:
+    """Paused shorter than the readiness probe notices: nothing happened to the pod, so no recovery is claimed."""
+    w = _Watch([_pod("model-1", "model-rs", cid="docker://aaa")])
+    w.w.container_fault("model-1", "docker://aaa", "pause", 0, time.time())
+    w.on("MODIFIED", _pod("model-1", "model-rs", cid="docker://aaa"))
+    assert not [e for e in w.events if e[0] == "container_recovered"]

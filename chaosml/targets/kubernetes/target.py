@@ -31,7 +31,8 @@ from typing import Any, Self
 from chaosml.errors import TargetError
 from chaosml.model.experiment import KubernetesSpec, TargetSpec
 from chaosml.records import EventKind, TargetEvent
-from chaosml.targets.kubernetes import actions
+from chaosml.targets.capabilities import PodContainer
+from chaosml.targets.kubernetes import actions, runtime
 from chaosml.targets.kubernetes.context import (
     API_TIMEOUT_S,
     IN_CLUSTER_CONTEXT,
@@ -358,6 +359,55 @@ class KubernetesTarget:
             self._emit(EventKind.REPLICA_KILLED, n, {"grace_period_s": grace_period, "node": pod.spec.node_name, "group": group,
                                              "uid": pod.metadata.uid}, t=t)
         return deleted
+
+    def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]:
+        """The named pods' container ``container`` (None: each pod's first), with its node's Docker engine."""
+        if self._core is None:
+            raise TargetError("the kubernetes target is not connected")
+        pods = actions.read_pods(self._core, self.namespace, list(names))
+        return [actions.pod_container(pod, container, self._docker_host(pod.spec.node_name)) for pod in pods.values()]
+
+    def _docker_host(self, node: str | None) -> str | None:
+        access = self.spec.nodes.get(node or "")
+        return None if access is None else access.docker_host
+
+    def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]:
+        """Kill (``sig``) or pause each container in place through its node's Docker engine; the pod stays, the
+        watch follows it to Ready again (``container_recovered``). One result per container: state after, or error."""
+        self.guard()
+        out = []
+        for c in containers:
+            t = time.time()
+            self.watch.container_fault(c.pod, c.container_id, action, c.restarts, t)
+            try:
+                if action == "kill":
+                    state = runtime.kill(c.docker_host, c.container_id, c.pod, self.namespace, sig)
+                else:
+                    state = runtime.pause(c.docker_host, c.container_id, c.pod, self.namespace)
+                error = None
+            except Exception as e:  # noqa: BLE001 - reported per container; the injection is not ok
+                state, error = None, str(e)
+            detail = {"container": c.container, "container_id": c.container_id, "node": c.node, "restarts": c.restarts,
+                      "state": state, **({"signal": sig} if action == "kill" else {}), **({"error": error} if error else {})}
+            self._emit(EventKind.CONTAINER_KILLED if action == "kill" else EventKind.CONTAINER_PAUSED, c.pod, detail, t=t)
+            out.append({"pod": c.pod, **detail})
+        return out
+
+    def unpause_containers(self, containers: list[PodContainer]) -> list[str]:
+        """Thaw the containers :meth:`container_fault` paused (idempotent; also after the context changed)."""
+        done, failed = [], []
+        for c in containers:
+            try:
+                line = runtime.unpause(c.docker_host, c.container_id, c.pod, self.namespace)
+            except Exception as e:  # noqa: BLE001 - every other container is still thawed; raised below
+                failed.append(str(e))
+                continue
+            self._emit(EventKind.CONTAINER_UNPAUSED, c.pod, {"container": c.container, "container_id": c.container_id,
+                                                             "node": c.node, "done": line})
+            done.append(line)
+        if failed:
+            raise TargetError("; ".join(failed))
+        return done
 
     def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
         """The local protocol's kill: delete the pods, with grace period 0 for SIGKILL and 30 s for SIGTERM."""

@@ -16,12 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaosml.errors import TargetError
 from chaosml.records import EventKind
-from chaosml.targets.kubernetes.actions import pod_ready, pod_restarts
+from chaosml.targets.kubernetes.actions import container_ids, pod_ready, pod_restarts
 from chaosml.targets.kubernetes.context import API_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class _PodState:
     replaces: str | None = None  # the victim this pod replaces
     owner: str | None = None  # the controller that replaces it (``ReplicaSet/model-5d9c``), see :func:`pod_owner`
     deleting_before_watch: bool = False  # terminating in the first listing: nobody's victim in this run
+    containers: dict[str, str] = field(default_factory=dict)  # container name -> container ID
 
 
 @dataclass
@@ -73,6 +74,19 @@ class _Victim:
     deletion_seen_t: float | None = None
     gone_t: float | None = None
     replacement: str | None = None
+
+
+@dataclass
+class _ContainerVictim:
+    """A pod whose container chaosml killed or paused at ``t``: followed until the pod is Ready again."""
+
+    pod: str
+    container_id: str
+    action: str  # kill | pause
+    restarts: int  # the pod's restarts before
+    t: float
+    unready_t: float | None = None
+    restarted_t: float | None = None
 
 
 class PodWatch:
@@ -92,6 +106,7 @@ class PodWatch:
         self._check_context = check_context
         self._pods: dict[str, _PodState] = {}  # uid -> state
         self._victims: list[_Victim] = []
+        self._container_victims: list[_ContainerVictim] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._synced = threading.Event()
@@ -117,6 +132,11 @@ class PodWatch:
         """chaosml is deleting ``pod`` at ``t``: the start of its replacement's MTTR breakdown."""
         with self._lock:
             self._add_victim(pod.metadata.name, group, pod.spec.node_name, pod_owner(pod), t, "requested")
+
+    def container_fault(self, pod: str, container_id: str, action: str, restarts: int, t: float) -> None:
+        """chaosml kills or pauses ``container_id`` of ``pod`` at ``t``: follow the pod to Ready again."""
+        with self._lock:
+            self._container_victims.append(_ContainerVictim(pod, container_id, action, restarts, t))
 
     # --- the loops ---------------------------------------------------------------------
     def _pod_loop(self, new_client: Callable[[], Any]) -> None:
@@ -229,6 +249,7 @@ class PodWatch:
             deleting=pod.metadata.deletion_timestamp is not None,
             restarts=pod_restarts(pod),
             owner=pod_owner(pod),
+            containers=container_ids(pod),
         )
 
     def _on_pod(self, etype: str, pod: Any) -> None:
@@ -272,21 +293,43 @@ class PodWatch:
         if new.phase == "Running" and old.phase != "Running" and not new.deleting:
             self._emit(EventKind.REPLICA_STARTED, name, {"node": new.node, "group": new.group, "restarts": new.restarts}, now)
         if new.restarts > old.restarts:
-            self._emit(EventKind.CONTAINER_RESTARTED, name, {"restarts": new.restarts, "group": new.group}, now)
+            self._emit(EventKind.CONTAINER_RESTARTED, name, {"restarts": new.restarts, "group": new.group, "node": new.node,
+                                                     "container_ids": new.containers,
+                                                     "previous_container_ids": old.containers}, now)
             self._emit(EventKind.REPLICA_EXITED, name, {"reason": "container restarted", "restarts": new.restarts}, now)
         if new.deleting and not old.deleting:
             v = self._add_victim(name, new.group, new.node, new.owner, now, "observed")
             v.deletion_seen_t = now
-            self._emit(EventKind.POD_DELETING, name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested"}, now)
+            self._emit(EventKind.POD_DELETING, name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested",
+                                              "restarts": new.restarts, "container_ids": new.containers}, now)
         if new.ready and not old.ready:
             new.ready_t = now
-            self._emit(EventKind.POD_READY, name, {"node": new.node, "group": new.group, "replaces": new.replaces}, now)
+            self._emit(EventKind.POD_READY, name, {"node": new.node, "group": new.group, "replaces": new.replaces,
+                                           "restarts": new.restarts, "container_ids": new.containers}, now)
             self._emit(EventKind.REPLICA_READY, name, {"node": new.node, "group": new.group}, now)
             if new.replaces:
                 self._replaced(new, now)
         elif old.ready and not new.ready:
             self._emit(EventKind.REPLICA_UNREADY, name, {"reason": "terminating" if new.deleting else "readiness lost",
-                                                 "node": new.node, "group": new.group}, now)
+                                                 "node": new.node, "group": new.group, "restarts": new.restarts}, now)
+        self._container_progress(old, new, now)
+
+    def _container_progress(self, old: _PodState, new: _PodState, now: float) -> None:
+        """A killed/paused container's pod: readiness lost, restarted, Ready again -> ``container_recovered``."""
+        for cv in [c for c in self._container_victims if c.pod == new.name]:
+            if cv.unready_t is None and old.ready and not new.ready:
+                cv.unready_t = now
+            if cv.restarted_t is None and new.restarts > cv.restarts:
+                cv.restarted_t = now
+            if new.ready and (not old.ready or new.restarts > old.restarts) and (cv.unready_t or cv.restarted_t):
+                self._container_victims.remove(cv)
+                self._emit(EventKind.CONTAINER_RECOVERED, new.name, {
+                    "action": cv.action, "node": new.node, "group": new.group, "applied_t": cv.t,
+                    "container_id": cv.container_id, "container_ids": new.containers,
+                    "restarts_before": cv.restarts, "restarts": new.restarts,
+                    "unready_s": None if cv.unready_t is None else round(cv.unready_t - cv.t, 4),
+                    "restarted_s": None if cv.restarted_t is None else round(cv.restarted_t - cv.t, 4),
+                    "ready_s": round(now - cv.t, 4)}, now)
 
     def _replaced(self, pod: _PodState, now: float) -> None:
         victim = next((v for v in self._victims if v.name == pod.replaces), None)
@@ -306,6 +349,7 @@ class PodWatch:
             "scheduled_s": None if pod.scheduled_t is None else round(pod.scheduled_t - t0, 4),
             "ready_s": round(now - t0, 4),
             "victim_gone_s": None if victim.gone_t is None else round(victim.gone_t - t0, 4),
+            "container_ids": pod.containers,
         }
         # the local target's vocabulary: the killed replica is "ready again" when its replacement is
         self._emit(EventKind.REPLICA_READY, victim.name, {"replacement": pod.name, "node": pod.node, "group": pod.group}, now)
@@ -318,5 +362,6 @@ class PodWatch:
             v.gone_t = now
         if st.ready:
             self._emit(EventKind.REPLICA_UNREADY, st.name, {"reason": "deleted", "node": st.node, "group": st.group}, now)
-        self._emit(EventKind.POD_DELETED, st.name, {"node": st.node, "group": st.group}, now)
+        self._emit(EventKind.POD_DELETED, st.name, {"node": st.node, "group": st.group, "restarts": st.restarts,
+                                                "container_ids": st.containers}, now)
         self._emit(EventKind.REPLICA_EXITED, st.name, {"reason": "pod deleted", "node": st.node, "group": st.group}, now)
