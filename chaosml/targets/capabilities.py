@@ -125,6 +125,12 @@ class NodeControl(Protocol):
     def node_ready(self, name: str) -> bool: ...
 
 
+class NodeCommands(Protocol):
+    """The commands that take a node down and bring it back (``target.kubernetes.nodes.<node>.stop/start``), if any."""
+
+    def node_commands(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PodContainer:
     """One container of a pod as the pod's status reports it, and the Docker engine of its node."""

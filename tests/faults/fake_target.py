@@ -30,6 +30,7 @@ class FakeTarget:
     down: set[str] = field(default_factory=set)  # members stopped or killed
     container_ids: dict[str, str] = field(default_factory=dict)  # pod -> container ID (default docker://<pod>)
     paused: set[str] = field(default_factory=set)  # container IDs paused
+    commands: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)  # node -> (stop, start)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     # ReplicaGroups / ProcessControl / PodDeletion
@@ -121,6 +122,9 @@ class FakeTarget:
     # NodeControl
     def nodes(self) -> list[dict[str, Any]]:
         return list(self.node_list)
+
+    def node_commands(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        return self.commands.get(name)
 
     def node_ready(self, name: str) -> bool:
         return True

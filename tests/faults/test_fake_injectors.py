@@ -127,3 +127,26 @@ def test_adversarial_payload_needs_no_target_capability(tmp_path: Any) -> None:
                         FaultContext(run_dir=tmp_path))
     assert inj.apply(0).ok and (tmp_path / "load-control.json").exists()
     assert inj.recover(0).ok and not (tmp_path / "load-control.json").exists()
+
+
+def test_node_failure_runs_the_nodes_own_commands_and_undo_runs_start_from_the_record(tmp_path: Any) -> None:
+    """A real node (no kind container): stop on apply, start on recover and in the offline undo (record alone)."""
+    from chaosml.faults.nodefailure import undo
+
+    log = tmp_path / "log"
+    stop, start = ("sh", "-c", f"echo stop >> {log}"), ("sh", "-c", f"echo start >> {log}")
+    t = FakeTarget(platform="kubernetes", commands={"n2": (stop, start)},
+                   node_list=[{"name": "n2", "control_plane": False, "pods": 1}])
+    inj = make_injector(_spec("node-failure", NodeFailureParams(node="n2", ready_timeout_s=0)), t, FaultContext())
+    record = inj.undo_record(0)
+    assert record["mechanism"] == "commands" and record["start"] == list(start) and "container" not in record
+    assert inj.apply(0).ok and log.read_text() == "stop\n"
+    assert inj.recover(0).ok and log.read_text() == "stop\nstart\n"
+    assert undo(record).startswith("node-failure of n2: start command run") and log.read_text() == "stop\nstart\nstart\n"
+
+
+def test_node_failure_whose_stop_command_fails_is_no_effect() -> None:
+    t = FakeTarget(platform="kubernetes", commands={"n2": (("false",), ("true",))})
+    inj = make_injector(_spec("node-failure", NodeFailureParams(node="n2", ready_timeout_s=0)), t, FaultContext())
+    ev = inj.apply(0)
+    assert not ev.ok and ev.no_effect == "failed no node: the stop command failed (exit 1: )"

@@ -314,6 +314,11 @@ class KubernetesTarget:
     def node_ready(self, name: str) -> bool:
         return actions.node_ready(self._core, name)
 
+    def node_commands(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(stop, start) argv of ``target.kubernetes.nodes.<name>``, or None when not configured (kind: its container)."""
+        access = self.spec.nodes.get(name)
+        return None if access is None or not access.stop else (access.stop, access.start)
+
     def describe(self) -> dict[str, Any]:
         deployments: dict[str, Any] = {}
         if self._apps is not None:
