@@ -29,7 +29,6 @@ from chaosml.model.faulttype import (
     FaultContext,
     FaultType,
     StackFacts,
-    plan_seconds,
     plural,
     reference_replicas,
 )
@@ -54,7 +53,7 @@ class ContainerFailureParams:
     signal: Literal["SIGKILL", "SIGTERM"] = "SIGKILL"  # action kill
     container: str | None = None  # the container's name in the pod (None: the pod's first container)
     selector: str | None = None  # label selector overriding the service's own
-    ready_timeout_s: float = field(default=60.0, metadata={"duration": True})  # recover waits this long for the pods Ready, s
+    ready_timeout_s: float = field(default=0.0, metadata={"duration": True})  # recover waits up to this long for the pods Ready, s (0: notes what it sees)
 
     def check(self) -> list[tuple[str, str]]:
         errors = mode_errors(self.mode, self.value)
@@ -143,6 +142,7 @@ class ContainerFailure:
                           targets=tuple(c.pod for c in containers), detail=detail)
 
     def _wait_ready(self, containers: list[PodContainer], applied_t: float) -> list[dict[str, Any]]:
+        """Each victim's container now (after up to ``ready_timeout_s`` for all Ready; the watch times the way back)."""
         deadline = time.monotonic() + self.params.ready_timeout_s
         names = [c.pod for c in containers]
         while True:
@@ -180,8 +180,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     what = f"container {p.container!r}" if p.container else "the first container"
     how = (f"killed with {p.signal} in place (the kubelet restarts it: restartCount + 1, back-off from the second restart)"
            if p.action == "kill" else
-           f"paused until recovered (readiness probes take the pod out; liveness probes may restart it); "
-           f"recover waits up to {plan_seconds(p.ready_timeout_s)} for Ready")
+           "paused until recovered (readiness probes take the pod out; liveness probes may restart it)")
     svc = next((s for s in target.services if s.name == p.service), None)
     n = svc.replicas if svc is not None else reference_replicas(target.replicas).get(p.service, target.replicas)
     selector = p.selector or f"app={p.service}"

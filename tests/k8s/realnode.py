@@ -184,6 +184,15 @@ class Node:
             self.docker("pause", *running)
         self.paused = True
 
+    def fail_commands(self) -> tuple[list[str], list[str]]:
+        """(stop, start) argv doing what :meth:`pause` / :meth:`resume` do, for an experiment's
+        ``target.kubernetes.nodes.<node>.stop/start`` (node-failure on this node); start is idempotent."""
+        assert self.kubelet is not None
+        d = f"docker -H unix://{self.sock}"
+        group = f"-- -{self.kubelet.pid}"  # the kubelet's process group (it runs in its own session)
+        return (["sh", "-c", f"kill -s STOP {group} && {d} ps -q | xargs -r {d} pause"],
+                ["sh", "-c", f"{d} ps -q --filter status=paused | xargs -r {d} unpause; kill -s CONT {group}"])
+
     def resume(self) -> None:
         assert self.kubelet is not None
         paused = self.docker("ps", "-q", "--filter", "status=paused").stdout.split()

@@ -19,12 +19,16 @@ RUN_TIMEOUT_S = 300
 
 
 def experiment(tmp_path: Path, cluster: RealCluster, ns: str, name: str, faults: list[dict[str, Any]],
-               duration: str) -> Path:
+               duration: str, failable: tuple[str, ...] = ()) -> Path:
+    """The experiment file; the nodes named in ``failable`` get their stop/start commands (node-failure)."""
     data = yaml.safe_load((REPO / "experiments" / "k8s-pod-kill.yaml").read_text())
     data["title"] = f"real node: {name}"
     data["target"]["replicas"] = len(cluster.nodes)
     # each node's Docker engine, for container-failure (the kubelets run dockershim on these sockets)
-    nodes = {n.name: {"docker_host": f"unix://{n.sock}"} for n in cluster.nodes}
+    nodes: dict[str, dict[str, Any]] = {n.name: {"docker_host": f"unix://{n.sock}"} for n in cluster.nodes}
+    for n in cluster.nodes:
+        if n.name in failable:
+            nodes[n.name]["stop"], nodes[n.name]["start"] = n.fail_commands()
     data["target"]["kubernetes"] = {"context": cluster.control_plane.context, "namespace": ns, "nodes": nodes}
     data["load"].update(duration=duration, users=4, spawn_rate=4, rate_per_user=5)
     data["faults"] = faults

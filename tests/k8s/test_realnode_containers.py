@@ -106,15 +106,23 @@ def _wait_model_ready(cluster: RealCluster, ns: str) -> Any:
     return wait_for(ready, 120, "the model pod Ready", interval=0.5)
 
 
+def _fresh_model_pod(cluster: RealCluster, ns: str) -> Any:
+    """A new model pod: the kubelet's restart back-off belongs to a pod, and the tests above restarted this one."""
+    old = _wait_model_ready(cluster, ns)
+    cluster.core_v1().delete_namespaced_pod(old.metadata.name, ns, grace_period_seconds=0)
+    return wait_for(lambda: (p := _wait_model_ready(cluster, ns)).metadata.uid != old.metadata.uid and p, 120,
+                    "a new model pod Ready", interval=0.5)
+
+
 def test_chaosml_run_container_kill_restarts_in_place_with_back_off(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
     """Two kills 12 s apart: the same pod each time, a new container ID, restartCount + 1; the second restart
     waits for the kubelet's back-off. Each step comes from the target's real watch (container_recovered)."""
-    pod = _wait_model_ready(real_cluster, real_stack)
+    pod = _fresh_model_pod(real_cluster, real_stack)
     path = experiment(tmp_path, real_cluster, real_stack, "container-kill", [
         {"name": "kill-model-container", "type": "container-failure", "at": "6s", "duration": "10s",
-         "repeat": {"count": 2, "every": "12s"}, "params": {"service": "model", "action": "kill"}}], "40s")
+         "repeat": {"count": 2, "every": "12s"}, "params": {"service": "model", "action": "kill"}}], "50s")
     journal = chaosml_run(real_cluster, tmp_path, path)
     applies = [e for e in journal["fault_events"] if e["action"] == "apply"]
     assert [e["ok"] for e in applies] == [True, True], applies
@@ -142,7 +150,7 @@ def test_chaosml_run_container_pause_is_unready_then_ready_after_unpause(
     pod = _wait_model_ready(real_cluster, real_stack)
     path = experiment(tmp_path, real_cluster, real_stack, "container-pause", [
         {"name": "freeze-model", "type": "container-failure", "at": "6s", "duration": "8s",
-         "params": {"service": "model", "action": "pause"}}], "25s")
+         "params": {"service": "model", "action": "pause", "ready_timeout_s": "30s"}}], "25s")
     journal = chaosml_run(real_cluster, tmp_path, path)
     (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
     (recover,) = [e for e in journal["fault_events"] if e["action"] == "recover"]

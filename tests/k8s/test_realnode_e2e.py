@@ -259,6 +259,47 @@ def test_node_failure_with_a_second_real_node(real_cluster: RealCluster, real_st
             api.close()
 
 
+def test_chaosml_run_node_failure_of_a_second_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """node-failure through `chaosml run` on a real node: its own stop command (kubelet SIGSTOP, containers paused,
+    from target.kubernetes.nodes), the eviction and replacement on node 1 from the real watch, and recover's start
+    command bringing the node back Ready."""
+    node1 = real_cluster.nodes[0].name
+    node2 = real_cluster.add_node()
+    try:
+        _prefer_node(real_cluster, real_stack, node2.name)
+        wait_for(lambda: _model_on(real_cluster, real_stack, node2.name), 120, "the model replica on node 2",
+                 interval=0.5)
+        path = experiment(tmp_path, real_cluster, real_stack, "node-failure", [
+            {"name": "node-2-down", "type": "node-failure", "at": "6s", "duration": "75s",
+             "params": {"node": node2.name, "ready_timeout_s": "90s"}}], "95s", failable=(node2.name,))
+        journal = chaosml_run(real_cluster, tmp_path, path)
+        (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
+        (recover,) = [e for e in journal["fault_events"] if e["action"] == "recover"]
+        assert apply["ok"] and apply["detail"]["mechanism"] == "commands", apply
+        assert recover["ok"] and recover["detail"]["node_ready"], recover
+        replaced = [e["detail"] for e in events(journal, "pod_replaced")]
+        assert len(replaced) == 1, json.dumps(journal["target_events"], indent=1)[-4000:]
+        (d,) = replaced
+        assert d["victim_node"] == node2.name and d["node"] == node1 and d["deletion"] == "observed", d
+        evicted_s = round(d["deleted_t"] - apply["t"], 2)  # the eviction, seen by the watch, after the stop command
+        assert 30 < evicted_s < 120, evicted_s
+        print(json.dumps({"node_failure": {"evicted_s": evicted_s, "replaced": d,
+                                           "node_ready_after_start_s": recover["detail"]["node_ready_s"]}}, indent=1))
+    finally:
+        node2.resume()
+        real_cluster.remove_node(node2)
+        _prefer_node(real_cluster, real_stack, None)
+        from chaosml.cluster import wait_available
+
+        api = real_cluster.api_client()
+        try:
+            wait_available(api, real_stack, 120)
+        finally:
+            api.close()
+
+
 def test_chaosml_run_network_and_data_faults_on_the_real_node(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
