@@ -324,7 +324,7 @@ class PodWatch:
             if new.ready and (not old.ready or new.restarts > old.restarts) and (cv.unready_t or cv.restarted_t):
                 self._container_victims.remove(cv)
                 self._emit(EventKind.CONTAINER_RECOVERED, new.name, {
-                    "action": cv.action, "node": new.node, "group": new.group, "applied_t": cv.t,
+                    "pod": new.name, "action": cv.action, "node": new.node, "group": new.group, "applied_t": cv.t,
                     "container_id": cv.container_id, "container_ids": new.containers,
                     "restarts_before": cv.restarts, "restarts": new.restarts,
                     "unready_s": None if cv.unready_t is None else round(cv.unready_t - cv.t, 4),
