@@ -1,5 +1,7 @@
 """The reference stack on a real node (real kubelet, real containers, kube-proxy) and `chaosml run`
-through the CLI against it: pod-kill with grace 0 and the default grace, feature-store outage."""
+through the CLI against it: pod-kill with grace 0 and the default grace, one and all replicas,
+feature-store outage, network and data faults, node-failure of a second real node (its own
+stop/start commands)."""
 
 from __future__ import annotations
 

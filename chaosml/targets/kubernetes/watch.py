@@ -1,13 +1,14 @@
 """The pod and Warning-event watches of one namespace, as TargetEvents with the per-pod MTTR breakdown; used by KubernetesTarget.
 
 Kinds emitted: ``pod_created``, ``pod_scheduled``, ``pod_ready``, ``pod_deleting``, ``pod_deleted``,
-``container_restarted``, ``pod_replaced`` (the MTTR breakdown of one killed pod: deletion ->
-replacement created -> scheduled -> Ready; a replacement is paired with a victim of the same owner
-(controller ownerReference, else ``pod-template-hash``), oldest victim first), ``k8s_warning`` and
-``watch_error``, plus the local
-target's kinds (``replica_started``, ``replica_exited``, ``replica_ready``, ``replica_unready``; a
-replacement's ``replica_ready`` is also emitted under the name of the pod it replaces, so
-``ready_s`` works unchanged).
+``container_restarted`` (pod events carry the restart count and the container IDs),
+``pod_replaced`` (the MTTR breakdown of one killed pod: deletion -> replacement created ->
+scheduled -> Ready; a replacement is paired with a victim of the same owner (controller
+ownerReference, else ``pod-template-hash``), oldest victim first), ``container_recovered`` (a pod
+whose container chaosml killed or paused: readiness lost -> restarted -> Ready), ``k8s_warning``
+and ``watch_error``, plus the local target's kinds (``replica_started``, ``replica_exited``,
+``replica_ready``, ``replica_unready``; a replacement's ``replica_ready`` is also emitted under the
+name of the pod it replaces, so ``ready_s`` works unchanged).
 """
 
 from __future__ import annotations
