@@ -186,8 +186,7 @@ def test_chaosml_run_feature_store_outage_on_the_real_node(
 
 
 def _model_on(cluster: RealCluster, ns: str, node: str) -> bool:
-    """Every model pod on ``node`` and Ready, and no terminating one left (the target's watch would
-    count a pod that finishes terminating later as a victim and pair the replacement with it)."""
+    """Every model pod on ``node`` and Ready, none terminating: the failed node holds the only model replica."""
     pods = _pods(cluster, ns, "model")
     return bool(pods) and all(
         p.metadata.deletion_timestamp is None and p.spec.node_name == node and p.status.container_statuses
