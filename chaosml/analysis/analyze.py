@@ -120,6 +120,7 @@ class Analysis:
     load_delivery: list[dict[str, Any]] = field(default_factory=list)  # requested vs achieved requests per phase
     load_stages: list[dict[str, Any]] = field(default_factory=list)  # ... per stage of load.shape (empty without one)
     replacements: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per killed pod, its MTTR breakdown
+    container_recoveries: list[dict[str, Any]] = field(default_factory=list)  # kubernetes: per container killed/paused in place
     no_effect: dict[str, str] = field(default_factory=dict)  # fault name -> why some injection of it took no effect
     drift: list[dict[str, Any]] = field(default_factory=list)  # quality per drift-magnitude bin (analysis/drift.py)
     drift_switches: list[dict[str, Any]] = field(default_factory=list)  # per drift injection: the magnitude the stack switched at
@@ -187,6 +188,7 @@ class Analysis:
             "notes": list(self.notes),
             "degradation": self.degradation,
             "replacements": self.replacements,
+            **({"container_recoveries": self.container_recoveries} if self.container_recoveries else {}),  # container faults only
             **({"no_effect": dict(self.no_effect)} if self.no_effect else {}),  # only a run with a fault that did nothing
             "unmeasured": dict(self.unmeasured),
             "load_delivery": list(self.load_delivery),
@@ -297,6 +299,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
         served_by_exposed=exposed,
         unmeasured=unmeasured,
         replacements=replacements(results, journal.get("target_events") or []),
+        container_recoveries=container_recoveries(results, journal.get("target_events") or []),
         no_effect=no_effect,
         load_delivery=[d.to_dict() for d in deliveries],
         drift=_hide_rows(drift_quality(samples, a), unmeasured),
@@ -323,15 +326,27 @@ def no_effect_reasons(journal: dict[str, Any]) -> dict[str, str]:
 def replacements(results: list[InjectionResult], target_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The kubernetes target's ``pod_replaced`` breakdowns (deletion seen, replacement created,
     scheduled, Ready; seconds after the deletion), each tied to the injection that killed the pod."""
+    return _tied(results, target_events, EventKind.POD_REPLACED, "deleted_t")
+
+
+def container_recoveries(results: list[InjectionResult], target_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The kubernetes target's ``container_recovered`` breakdowns (readiness lost, restarted in the same pod, Ready;
+    seconds after chaosml killed or paused the container), each tied to its injection."""
+    return _tied(results, target_events, EventKind.CONTAINER_RECOVERED, "applied_t")
+
+
+def _tied(results: list[InjectionResult], target_events: list[dict[str, Any]], kind: str, t_key: str) -> list[dict[str, Any]]:
+    """The details of the ``kind`` events (about a pod, which the fault hit at ``detail[t_key]``), each with the
+    injection that hit it and that injection's SLO-based MTTR."""
     out = []
     for e in target_events:
-        if e.get("kind") != EventKind.POD_REPLACED:
+        if e.get("kind") != kind:
             continue
         d = dict(e.get("detail") or {})
-        victim, deleted = d.get("victim"), d.get("deleted_t")
+        pod, hit_t = d.get("victim", e.get("subject")), d.get(t_key)
         owner = None
-        for r in results:  # the latest injection at or before the deletion that targeted this pod
-            if victim in r.targets and deleted is not None and r.apply_t <= deleted + 1e-6:
+        for r in results:  # the latest injection at or before the fault's time that targeted this pod
+            if pod in r.targets and hit_t is not None and r.apply_t <= hit_t + 1e-6:
                 owner = r
         d["injection"] = None if owner is None else f"{owner.fault} #{owner.injection + 1}"
         d["slo_mttr_s"] = None if owner is None else owner.mttr_s

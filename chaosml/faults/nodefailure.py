@@ -1,4 +1,4 @@
-"""node-failure: pause or stop the Docker container of a kind node (kubernetes target). Found by the fault-type registry.
+"""node-failure: take a node down: a kind node's Docker container, or the node's own stop/start commands (kubernetes target). Found by the fault-type registry.
 
 A kind node is a Docker container named like the node (``chaosml-worker``). ``action: pause``
 freezes it (``docker pause``: the kubelet stops posting status, like a partitioned node);
@@ -12,12 +12,19 @@ The undo record holds the container name, the action and the container's state b
 the offline undoer (``chaosml rollback``) unpauses or starts it from the record alone, and leaves a
 container alone that was not running before the fault. Docker is reached through the Docker SDK
 (``docker.from_env()``: ``DOCKER_HOST`` or the local socket).
+
+A node that is not a container (a real machine or VM) is failed by its own commands,
+``target.kubernetes.nodes.<node>.stop`` and ``.start`` (argv, e.g. ``ssh NODE sudo systemctl stop
+kubelet``; the target's :class:`~chaosml.targets.capabilities.NodeCommands`): apply runs ``stop``,
+recover and the offline undoer run ``start`` (kept in the record; it must be idempotent), and
+``action`` is not used.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -27,10 +34,11 @@ from chaosml.errors import TargetError
 from chaosml.model.experiment import FaultSpec
 from chaosml.model.faulttype import FaultContext, FaultType, plural
 from chaosml.records import FaultEvent
-from chaosml.targets.capabilities import ContextGuard, LedgerScope, NodeControl
+from chaosml.targets.capabilities import ContextGuard, LedgerScope, NodeCommands, NodeControl
 
 STOP_TIMEOUT_S = 10  # docker stop: SIGTERM, then SIGKILL after this many seconds
 DOCKER_TIMEOUT_S = 60
+COMMAND_TIMEOUT_S = 60  # a node's stop/start command
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,7 @@ class NodeFailureParams:
         return errors
 
 
-class ClusterNodes(NodeControl, LedgerScope, ContextGuard, Protocol):
+class ClusterNodes(NodeControl, NodeCommands, LedgerScope, ContextGuard, Protocol):
     """What node-failure needs of the kubernetes target."""
 
 
@@ -72,6 +80,16 @@ def container_state(client: Any, name: str) -> str:
     except docker.errors.NotFound:
         return "missing"
     return str(c.attrs.get("State", {}).get("Status") or c.status)
+
+
+def run_command(argv: list[str]) -> tuple[bool, str]:
+    """Run a node's stop/start command (bounded); (exit 0, the last lines of its output or why it failed)."""
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"{argv[0]}: {e}"
+    out = (res.stdout + res.stderr).strip()[-400:]
+    return res.returncode == 0, (out or "no output") if res.returncode == 0 else f"exit {res.returncode}: {out}"
 
 
 def _restore(client: Any, name: str, action: str, state_before: str) -> tuple[str, str]:
@@ -126,11 +144,18 @@ class NodeFailure:
 
     def undo_record(self, injection: int) -> dict[str, Any]:
         node = self.resolve_node()
+        commands = self.target.node_commands(node)
+        if commands is not None:
+            record = {**self.target.ledger_scope(), "node": node, "mechanism": "commands", "action": "commands",
+                      "stop": list(commands[0]), "start": list(commands[1])}
+            self._records[injection] = record
+            return record
         client = self._client()
         state = container_state(client, node)
         if state == "missing":
             raise TargetError(f"node-failure: no Docker container named {node!r} (a kind node's container is named like the node)")
-        record = {**self.target.ledger_scope(), "node": node, "container": node, "action": self.params.action, "state_before": state,
+        record = {**self.target.ledger_scope(), "node": node, "mechanism": "container", "container": node,
+                  "action": self.params.action, "state_before": state,
                   "docker_host": getattr(getattr(client, "api", None), "base_url", None)}
         self._records[injection] = record
         return record
@@ -138,6 +163,15 @@ class NodeFailure:
     def apply(self, injection: int) -> FaultEvent:
         self.target.guard()
         record = self._records.get(injection) or self.undo_record(injection)
+        if record.get("mechanism") == "commands":
+            t = time.time()
+            ok, out = run_command(record["stop"])
+            return FaultEvent(
+                t=t, fault=self.spec.name, injection=injection, action="apply", ok=ok, targets=(record["node"],),
+                detail={"node": record["node"], "mechanism": "commands", "stop": record["stop"], "output": out,
+                        "apply_s": round(time.time() - t, 3)},
+                no_effect=None if ok else f"failed no node: the stop command failed ({out})",
+            )
         client = self._client()
         t = time.time()
         c = client.containers.get(record["container"])
@@ -163,7 +197,12 @@ class NodeFailure:
         t = time.time()
         if record is None:
             return FaultEvent(t, self.spec.name, injection, "recover", True, (), {"note": "nothing was applied"})
-        state, done = _restore(self._client(), record["container"], record["action"], record["state_before"])
+        if record.get("mechanism") == "commands":
+            ok, done = run_command(record["start"])
+            state = "started" if ok else "start failed"
+        else:
+            state, done = _restore(self._client(), record["container"], record["action"], record["state_before"])
+            ok = state == record["state_before"] or (state == "running" and record["state_before"] == "running")
         detail: dict[str, Any] = {"node": record["node"], "action": record["action"], "state": state, "done": done}
         node_ready = None
         if self.params.ready_timeout_s > 0:
@@ -178,13 +217,17 @@ class NodeFailure:
                     break
                 time.sleep(0.5)
             detail.update(node_ready=node_ready, node_ready_s=round(time.time() - t, 3))
-        ok = state == record["state_before"] or (state == "running" and record["state_before"] == "running")
         return FaultEvent(t=t, fault=self.spec.name, injection=injection, action="recover", ok=ok,
                           targets=(record["node"],), detail=detail)
 
 
 def undo(record: dict[str, Any]) -> str:
-    """Unpause or start the node container from the record alone (idempotent)."""
+    """Run the node's start command, or unpause/start the node container, from the record alone (idempotent)."""
+    if record.get("mechanism") == "commands":
+        ok, out = run_command(record["start"])
+        if not ok:
+            raise TargetError(f"node {record['node']}: the start command {record['start']} failed: {out}")
+        return f"node-failure of {record['node']}: start command run ({out})"
     client = docker_client()
     state, done = _restore(client, record["container"], record["action"], record["state_before"])
     if record["state_before"] == "running" and state != "running":
@@ -205,6 +248,9 @@ def on_cluster(fault: FaultSpec, target: ClusterNodes, nodes: list[dict[str, Any
         which = p.node
     on = {n["name"]: n["pods"] for n in nodes}
     extra = f", running {plural(on[which], 'pod')} of the namespace" if which in on else ""
+    commands = target.node_commands(which) if which in on else None
+    if commands is not None:
+        return f"node {which} taken down by its stop command ({' '.join(commands[0])}){extra}"
     return f"docker {p.action} of node container {which}{extra}"
 
 

@@ -7,13 +7,13 @@ seeded, in ``undo_record``; a kill needs no undo beyond the target's own restart
 
 from __future__ import annotations
 
-import math
 import random
 import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from chaosml.faults._victims import Mode, mode_errors, service_errors, victim_count
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
     BlastRadius,
@@ -23,9 +23,7 @@ from chaosml.model.faulttype import (
     plan_number,
     plan_seconds,
     plural,
-    quote,
     reference_replicas,
-    suggest,
 )
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import LedgerScope, PodDeletion, ReplicaGroups
@@ -39,7 +37,7 @@ class PodKillParams:
     """Kill replicas of a service; the supervisor (or ReplicaSet) replaces them."""
 
     service: str = "model"  # local: replica group; kubernetes: app label value
-    mode: Literal["one", "all", "fixed", "percent"] = "one"
+    mode: Mode = "one"
     value: float | None = None  # fixed: how many; percent: 1-100
     signal: Literal["SIGKILL", "SIGTERM"] = "SIGKILL"  # local target
     grace_period_s: float = 0.0  # kubernetes target: pod deletion grace period, s
@@ -47,27 +45,10 @@ class PodKillParams:
 
     def victim_count(self, replicas: int) -> int:
         """How many of ``replicas`` one injection kills (the blast radius)."""
-        if replicas <= 0:
-            return 0
-        if self.mode == "all":
-            return replicas
-        if self.mode == "fixed":
-            return min(int(self.value or 0), replicas)
-        if self.mode == "percent":
-            return min(replicas, math.ceil(replicas * float(self.value or 0) / 100))
-        return 1
+        return victim_count(self.mode, self.value, replicas)
 
     def check(self) -> list[tuple[str, str]]:
-        errors: list[tuple[str, str]] = []
-        if self.mode in ("fixed", "percent"):
-            if self.value is None:
-                errors.append(("value", f"is required when mode is {self.mode}"))
-            elif self.mode == "fixed" and (self.value < 1 or self.value != int(self.value)):
-                errors.append(("value", "must be a whole number >= 1 when mode is fixed"))
-            elif self.mode == "percent" and not 0 < self.value <= 100:
-                errors.append(("value", "must be in (0, 100] when mode is percent"))
-        elif self.value is not None:
-            errors.append(("value", f"is only used with mode fixed or percent, not {self.mode}"))
+        errors = mode_errors(self.mode, self.value)
         if self.grace_period_s < 0:
             errors.append(("grace_period_s", "must be >= 0"))
         return errors
@@ -224,19 +205,8 @@ def on_cluster(fault: FaultSpec, target: KubernetesPods, nodes: list[dict[str, A
 
 
 def check(params: PodKillParams, facts: StackFacts) -> list[tuple[str, str]]:
-    """``service`` must be one of the stack's services (unless a selector picks the reference stack's pods on
-    kubernetes), and mode fixed must not ask for more victims than the service has replicas (when known)."""
-    if params.selector is not None and facts.platform == "kubernetes" and facts.stack == "reference":
-        return []
-    service = params.service
-    if facts.services and service not in facts.services:
-        hint = suggest(service, facts.services)
-        return [("params.service", f"unknown service {quote(service)}{hint}; services: {', '.join(facts.services)}")]
-    n = None if facts.replicas is None else facts.replicas.get(service)
-    if n is not None and params.mode == "fixed" and params.value is not None and params.value > n:
-        kills, has = plan_number(params.value), plural(n, "replica")
-        return [("params.value", f"mode fixed kills {kills} replicas, but service {service!r} has {has}; use a value <= {n}, or mode all")]
-    return []
+    """The service is the stack's, and mode fixed kills no more replicas than it has (when known)."""
+    return service_errors(params.service, params.selector, params.mode, params.value, facts)
 
 
 FAULT_TYPE = FaultType(

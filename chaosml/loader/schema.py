@@ -36,6 +36,7 @@ from chaosml.model.experiment import (
     KubernetesSpec,
     LinkSpec,
     LoadSpec,
+    NodeAccessSpec,
     Repeat,
     RequestSpec,
     ResponseSpec,
@@ -142,8 +143,23 @@ class ExperimentDecoder(DecodeState):
             "allowed_contexts": ("allowed_contexts", self.d.list_of(self.d.string(), non_empty=True)),
             "allow_any_context": ("allow_any_context", self.d.boolean()),
             "toxiproxy": ("toxiproxy", self.d.optional(self.toxiproxy)),
+            "nodes": ("nodes", self.d.mapping_of(self.node_access, what="node name")),
         }
         return self.d.build(KubernetesSpec, self.d.fields(y, path, schema))
+
+    def node_access(self, y: Node, path: str) -> Any:
+        """``target.kubernetes.nodes.NODE``: how to reach one node's container runtime."""
+        docker_host = self.d.matching(r"(unix|tcp|ssh)://\S+",
+                                      lambda v: f"must be a Docker endpoint (unix://, tcp:// or ssh://), got {quote(v)}")
+        schema = {"docker_host": ("docker_host", self.d.optional(docker_host)),
+                  "stop": ("stop", self.d.list_of(self.d.string(), non_empty=True)),
+                  "start": ("start", self.d.list_of(self.d.string(), non_empty=True))}
+        values = self.d.fields(y, path, schema)
+        if values is not None and ("stop" in values) != ("start" in values):
+            given, missing = ("stop", "start") if "stop" in values else ("start", "stop")
+            self.d.issue_at(f"{path}.{given}", f"needs {missing} too: node-failure brings the node back with it")
+            values[given] = BAD
+        return self.d.build(NodeAccessSpec, values)
 
     def toxiproxy(self, y: Node, path: str) -> Any:
         schema = {

@@ -23,6 +23,17 @@ class KubernetesSpec:
     allowed_contexts: tuple[str, ...] = ("kind-*",)  # fnmatch patterns
     allow_any_context: bool = False  # must also be confirmed on the command line
     toxiproxy: ToxiproxySpec | None = None  # custom stack: where the cluster's Toxiproxy API is (network faults)
+    nodes: Mapping[str, NodeAccessSpec] = field(default_factory=lambda: MappingProxyType({}))  # node name -> how to reach it
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAccessSpec:
+    """How chaosml reaches one node: its container runtime (container-failure; a node not listed uses the local Docker
+    engine) and, optionally, the commands that fail and restore it (node-failure, instead of a kind node's container)."""
+
+    docker_host: str | None = None  # the Docker engine running the node's containers (dockershim): unix://, tcp://, ssh://
+    stop: tuple[str, ...] = ()  # argv that takes the node down (e.g. ssh NODE systemctl stop kubelet); with start
+    start: tuple[str, ...] = ()  # argv that brings it back (idempotent: the offline undo may run it again)
 
 
 @dataclass(frozen=True, slots=True)

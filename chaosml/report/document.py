@@ -260,10 +260,10 @@ def _fmt_mttr(r: dict[str, Any]) -> str:
 
 
 def replacement_table(analysis: dict[str, Any]) -> list[Block]:
-    """Kubernetes: MTTR broken into detect / reschedule / ready / SLO recovered, per killed pod."""
+    """Kubernetes: MTTR broken into detect / reschedule / ready / SLO recovered, per killed pod (and per container)."""
     reps = analysis.get("replacements") or []
     if not reps:
-        return []
+        return container_table(analysis)
     rows = [
         (
             r.get("injection") or "-",
@@ -285,7 +285,22 @@ def replacement_table(analysis: dict[str, Any]) -> list[Block]:
             "injection's MTTR from traffic (SLO recovered)."
         ),
         Table(("injection", "pod", "detect", "created", "scheduled", "ready", "SLO recovered", "node"), tuple(rows)),
+        *container_table(analysis),
     ]
+
+
+def container_table(analysis: dict[str, Any]) -> list[Block]:
+    """Kubernetes: MTTR broken into detect / restart (back-off included) / ready / SLO recovered, per container fault."""
+    rows = tuple(
+        (r.get("injection") or "-", f"{r.get('pod')} ({r.get('action')}; restarts {r.get('restarts_before')} -> {r.get('restarts')})",
+         fmt_s(r.get("unready_s")), "-" if r.get("restarted_s") is None else fmt_s(r["restarted_s"]), fmt_s(r.get("ready_s")),
+         "not recovered" if r.get("injection") and r.get("slo_mttr_s") is None else fmt_s(r.get("slo_mttr_s")), str(r.get("node") or "-"))
+        for r in analysis.get("container_recoveries") or [])
+    return [Heading("MTTR breakdown per container killed or paused in place", 3), Para(
+        "Seconds after chaosml killed or paused the container, from the pod watch: readiness lost (detect), the kubelet's "
+        "restart in the same pod (its back-off included; - when not restarted), the pod Ready again, and the injection's "
+        "MTTR from traffic (SLO recovered)."),
+        Table(("injection", "pod", "detect", "restarted", "ready", "SLO recovered", "node"), rows)] if rows else []
 
 
 def _phase_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:

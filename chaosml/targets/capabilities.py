@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import signal
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from chaosml.model.faulttype import FaultType, missing_capabilities
@@ -137,6 +138,42 @@ class NodeControl(Protocol):
     def nodes(self) -> list[dict[str, Any]]: ...
 
     def node_ready(self, name: str) -> bool: ...
+
+
+class NodeCommands(Protocol):
+    """The commands that take a node down and bring it back (``target.kubernetes.nodes.<node>.stop/start``), if any."""
+
+    def node_commands(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PodContainer:
+    """One container of a pod as the pod's status reports it, and the Docker engine of its node."""
+
+    pod: str
+    node: str | None
+    container: str
+    container_id: str  # containerStatuses[].containerID: docker://<id> (dockershim), containerd://<id> (kind)
+    restarts: int
+    ready: bool
+    docker_host: str | None  # target.kubernetes.nodes.<node>.docker_host (None: DOCKER_HOST / the local socket)
+
+
+class PodContainers(Protocol):
+    """Kubernetes pods' containers, killed or paused in place through their node's runtime (the pod stays;
+    the kubelet restarts a killed container, probes decide on a paused one)."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    def select(self, selector: str, group: str = "selector") -> list[ReplicaStatus]: ...
+
+    def selector(self, group: str) -> str: ...
+
+    def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]: ...
+
+    def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]: ...
+
+    def unpause_containers(self, containers: list[PodContainer]) -> list[str]: ...
 
 
 def target_class(platform: str, stack: str) -> type:

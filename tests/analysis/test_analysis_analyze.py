@@ -116,3 +116,29 @@ def test_kubernetes_pod_replacements_are_tied_to_their_injection_and_rendered() 
     assert rep["injection"] == "kill #1" and rep["slo_mttr_s"] == 0.0
     (table,) = [b for b in replacement_table(d) if hasattr(b, "rows")]
     assert table.rows[0][:6] == ("kill #1", "model-1 -> model-7", "0.01 s", "0.02 s", "0.04 s", "0.60 s")
+
+
+def test_container_recoveries_are_tied_to_their_injection_and_rendered() -> None:
+    from chaosml.report.document import replacement_table
+
+    df = samples(60, 50)
+    j = journal(duration=60, injections=[KILL, {"fault": "kill", "injection": 1, "apply": 30.0, "recover": 32.0,
+                                                "targets": ["model-1"]}])
+    t0 = j["load"]["started_at"]
+    for t_hit, action, restarted in ((t0 + 10.0, "pause", None), (t0 + 30.0, "kill", 13.4)):
+        j["target_events"].append(
+            {"t": t_hit + 15, "kind": "container_recovered", "subject": "model-1",
+             "detail": {"pod": "model-1", "action": action, "applied_t": t_hit, "unready_s": 1.1, "restarted_s": restarted,
+                        "ready_s": 15.0, "restarts_before": 2, "restarts": 2 if restarted is None else 3, "node": "n1"}})
+    d = analyze(experiment(), j, df).to_dict()
+    assert [(r["injection"], r["slo_mttr_s"]) for r in d["container_recoveries"]] == [("kill #1", 0.0), ("kill #2", 0.0)]
+    assert d["replacements"] == []
+    (table,) = [b for b in replacement_table(d) if hasattr(b, "rows")]
+    assert table.rows == (
+        ("kill #1", "model-1 (pause; restarts 2 -> 2)", "1.10 s", "-", "15.00 s", "0.00 s", "n1"),
+        ("kill #2", "model-1 (kill; restarts 2 -> 3)", "1.10 s", "13.40 s", "15.00 s", "0.00 s", "n1"),
+    )
+
+
+def test_a_run_without_container_faults_has_no_container_recoveries_key() -> None:
+    assert "container_recoveries" not in analyze(experiment(), journal(duration=60, injections=[KILL]), samples(60, 50)).to_dict()

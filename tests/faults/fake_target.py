@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosml.errors import TargetError
+from chaosml.targets.capabilities import PodContainer
 from chaosml.targets.supervisor import ReplicaStatus
 
 
@@ -28,6 +29,9 @@ class FakeTarget:
     refuse: str | None = None  # guard() raises TargetError with this reason
     exec_output: str = ""  # what every exec_in_pod answers
     down: set[str] = field(default_factory=set)  # members stopped or killed
+    container_ids: dict[str, str] = field(default_factory=dict)  # pod -> container ID (default docker://<pod>)
+    paused: set[str] = field(default_factory=set)  # container IDs paused
+    commands: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)  # node -> (stop, start)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     # ReplicaGroups / ProcessControl / PodDeletion
@@ -104,9 +108,30 @@ class FakeTarget:
     def desired_replicas(self, group: str) -> int:
         return self.replicas[group]
 
+    # PodContainers
+    def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]:
+        return [PodContainer(n, "node-1", container or "main", self.container_ids.get(n, f"docker://{n}"), 0,
+                             n not in self.down, None) for n in sorted(names)]
+
+    def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]:
+        self.guard()
+        self.calls.append(("container_fault", ([c.pod for c in containers], action, sig)))
+        if action == "pause":
+            self.paused.update(c.container_id for c in containers)
+        return [{"pod": c.pod, "container_id": c.container_id, "state": "paused" if action == "pause" else "exited"}
+                for c in containers]
+
+    def unpause_containers(self, containers: list[PodContainer]) -> list[str]:
+        self.calls.append(("unpause_containers", [c.pod for c in containers]))
+        self.paused.difference_update(c.container_id for c in containers)
+        return [f"{c.container_id} unpaused" for c in containers]
+
     # NodeControl
     def nodes(self) -> list[dict[str, Any]]:
         return list(self.node_list)
+
+    def node_commands(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        return self.commands.get(name)
 
     def node_ready(self, name: str) -> bool:
         return True

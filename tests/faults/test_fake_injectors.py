@@ -83,6 +83,43 @@ def test_node_failure_picks_the_busiest_worker_and_the_guard_comes_first() -> No
         inj.apply(0)
 
 
+def test_container_failure_pause_records_the_containers_then_unpauses_them_on_recover() -> None:
+    from chaosml.faults.containerfailure import ContainerFailureParams
+
+    t = FakeTarget(platform="kubernetes")
+    params = ContainerFailureParams(action="pause", mode="fixed", value=2, ready_timeout_s=0)
+    inj = make_injector(_spec("container-failure", params), t, FaultContext(seed=3))
+    record = inj.undo_record(0)
+    assert record["action"] == "pause" and record["replicas"] == 3 and record["chosen"] == 2
+    pods = [c["pod"] for c in record["containers"]]
+    assert len(pods) == 2 and {c["container_id"] for c in record["containers"]} == {f"docker://{p}" for p in pods}
+    ev = inj.apply(0)
+    assert ev.ok and ev.targets == tuple(pods) and t.paused == {f"docker://{p}" for p in pods}
+    rec = inj.recover(0)
+    assert rec.ok and not t.paused and [p["pod"] for p in rec.detail["pods"]] == pods
+    assert t.calls == [("container_fault", (pods, "pause", "SIGKILL")), ("unpause_containers", pods)]
+
+
+def test_container_failure_refuses_a_container_no_docker_engine_runs_before_applying() -> None:
+    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "containerd://abc", "model-1": "containerd://def",
+                                                         "model-2": "containerd://123"})
+    from chaosml.faults.containerfailure import ContainerFailureParams
+
+    inj = make_injector(_spec("container-failure", ContainerFailureParams()), t, FaultContext())
+    with pytest.raises(TargetError, match=r"runs on containerd \(containerd://.*\).*Docker engine"):
+        inj.undo_record(0)
+    assert t.calls == []
+
+
+def test_container_failure_that_kills_nothing_says_why() -> None:
+    from chaosml.faults.containerfailure import ContainerFailureParams
+
+    t = FakeTarget(platform="kubernetes", down={"model-0", "model-1", "model-2"})
+    inj = make_injector(_spec("container-failure", ContainerFailureParams(ready_timeout_s=0)), t, FaultContext())
+    ev = inj.apply(0)
+    assert not ev.ok and ev.no_effect == "killed no container: 0 of 3 pods running"
+
+
 def test_adversarial_payload_needs_no_target_capability(tmp_path: Any) -> None:
     from chaosml.faults.adversarial import AdversarialPayloadParams
 
@@ -90,3 +127,26 @@ def test_adversarial_payload_needs_no_target_capability(tmp_path: Any) -> None:
                         FaultContext(run_dir=tmp_path))
     assert inj.apply(0).ok and (tmp_path / "load-control.json").exists()
     assert inj.recover(0).ok and not (tmp_path / "load-control.json").exists()
+
+
+def test_node_failure_runs_the_nodes_own_commands_and_undo_runs_start_from_the_record(tmp_path: Any) -> None:
+    """A real node (no kind container): stop on apply, start on recover and in the offline undo (record alone)."""
+    from chaosml.faults.nodefailure import undo
+
+    log = tmp_path / "log"
+    stop, start = ("sh", "-c", f"echo stop >> {log}"), ("sh", "-c", f"echo start >> {log}")
+    t = FakeTarget(platform="kubernetes", commands={"n2": (stop, start)},
+                   node_list=[{"name": "n2", "control_plane": False, "pods": 1}])
+    inj = make_injector(_spec("node-failure", NodeFailureParams(node="n2", ready_timeout_s=0)), t, FaultContext())
+    record = inj.undo_record(0)
+    assert record["mechanism"] == "commands" and record["start"] == list(start) and "container" not in record
+    assert inj.apply(0).ok and log.read_text() == "stop\n"
+    assert inj.recover(0).ok and log.read_text() == "stop\nstart\n"
+    assert undo(record).startswith("node-failure of n2: start command run") and log.read_text() == "stop\nstart\nstart\n"
+
+
+def test_node_failure_whose_stop_command_fails_is_no_effect() -> None:
+    t = FakeTarget(platform="kubernetes", commands={"n2": (("false",), ("true",))})
+    inj = make_injector(_spec("node-failure", NodeFailureParams(node="n2", ready_timeout_s=0)), t, FaultContext())
+    ev = inj.apply(0)
+    assert not ev.ok and ev.no_effect == "failed no node: the stop command failed (exit 1: )"

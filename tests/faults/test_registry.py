@@ -26,8 +26,8 @@ from chaosml.model.faulttype import (
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import TARGET_CLASSES, capability_issue, missing_for
 
-BUILTIN = ("adversarial-payload", "corrupted-features", "dependency-errors", "drift", "feature-store-outage", "missing-features",
-           "network-latency", "network-toxic", "node-failure", "pod-kill", "resource-pressure")
+BUILTIN = ("adversarial-payload", "container-failure", "corrupted-features", "dependency-errors", "drift", "feature-store-outage",
+           "missing-features", "network-latency", "network-toxic", "node-failure", "pod-kill", "resource-pressure")
 
 
 @dataclass(frozen=True, slots=True)

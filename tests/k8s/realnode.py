@@ -184,6 +184,15 @@ class Node:
             self.docker("pause", *running)
         self.paused = True
 
+    def fail_commands(self) -> tuple[list[str], list[str]]:
+        """(stop, start) argv doing what :meth:`pause` / :meth:`resume` do, for an experiment's
+        ``target.kubernetes.nodes.<node>.stop/start`` (node-failure on this node); start is idempotent."""
+        assert self.kubelet is not None
+        d = f"docker -H unix://{self.sock}"
+        group = f"-- -{self.kubelet.pid}"  # the kubelet's process group (it runs in its own session)
+        return (["sh", "-c", f"kill -s STOP {group} && {d} ps -q | xargs -r {d} pause"],
+                ["sh", "-c", f"{d} ps -q --filter status=paused | xargs -r {d} unpause; kill -s CONT {group}"])
+
     def resume(self) -> None:
         assert self.kubelet is not None
         paused = self.docker("ps", "-q", "--filter", "status=paused").stdout.split()
@@ -217,6 +226,7 @@ class RealCluster:
             raise RuntimeError(f"no control-plane binaries: run `{BUILD_HINT}`")
         self.bin_dir = bin_dir
         self.nodes = [Node(i, bin_dir) for i in range(1, nodes + 1)]
+        self._last_index = nodes  # an added node gets a new index (name, dirs) even after another was removed
         self.lease = HostLease()
         self.control_plane: ControlPlane | None = None
         self.kube_proxy: _Proc | None = None
@@ -296,9 +306,11 @@ class RealCluster:
                     node.docker("load", "-q", stdin=save.stdout)
 
     def add_node(self, timeout_s: float = 120.0) -> Node:
-        """One more real node (127.0.0.<n+1>), Ready; :meth:`remove_node` or :meth:`down` stops it."""
+        """One more real node (127.0.0.<i>, a new i each time), Ready; :meth:`remove_node` or :meth:`down` stops it.
+        (A node added again under a removed node's name did not get the model pod Ready within 120 s.)"""
         assert self.control_plane is not None
-        node = Node(len(self.nodes) + 1, self.bin_dir)
+        self._last_index += 1
+        node = Node(self._last_index, self.bin_dir)
         self.lease.extend([node.run_dir], [node.data_root], [node.cgroup_root])
         self.nodes.append(node)
         node.start_engine(self.lease)
@@ -310,16 +322,24 @@ class RealCluster:
         return node
 
     def remove_node(self, node: Node) -> None:
-        """Stop a node added by :meth:`add_node` and delete its Node object (its pods go with it)."""
+        """Stop a node added by :meth:`add_node`, delete its Node object and force-delete the pods still bound
+        to it (what the pod GC does later), so that a node added again under the same name starts clean."""
         from kubernetes.client.exceptions import ApiException
 
         node.stop()
         self.nodes.remove(node)
+        core = self.core_v1()
         try:
-            self.core_v1().delete_node(node.name)
+            core.delete_node(node.name)
         except ApiException as e:
             if e.status != 404:
                 raise
+        for pod in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node.name}").items:
+            try:
+                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
 
     def _start_kube_proxy(self) -> None:
         assert self.control_plane is not None and self.control_plane.ca_path is not None

@@ -1,17 +1,20 @@
 """Container-level failures on a real node, through the node's Docker engine: a killed container is
 restarted in place by the kubelet (same pod, restartCount + 1, CrashLoopBackOff back-off from the
 second restart on), and a paused container is taken out of the endpoints by its readiness probe and
-restarted by its liveness probe. The evidence a container-kill / container-pause fault mode needs."""
+restarted by its liveness probe; first by hand (docker kill/pause), then as chaosml's
+container-failure fault through `chaosml run`, and its offline undo (unpause from the record alone)."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from k8s_stack import wait_for
 from realnode import RealCluster
+from realnode_run import chaosml_run, events, experiment
 
 pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
 
@@ -90,3 +93,105 @@ def test_a_paused_container_is_unready_then_restarted_by_its_liveness_probe(
                                           "ready_s": round(ready, 2)}}))
     assert unready < 5 and 10 < restarted < 40, (unready, restarted)
     assert _model_pod(real_cluster, real_stack).metadata.uid == pod.metadata.uid
+
+
+def _wait_model_ready(cluster: RealCluster, ns: str) -> Any:
+    """The model pod, Ready, with no terminating one left (earlier tests kill and pause it)."""
+    def ready() -> Any:
+        pods = cluster.core_v1().list_namespaced_pod(ns, label_selector="app=model").items
+        ok = len(pods) == 1 and pods[0].metadata.deletion_timestamp is None and pods[0].status.container_statuses \
+            and pods[0].status.container_statuses[0].ready
+        return pods[0] if ok else None
+
+    return wait_for(ready, 120, "the model pod Ready", interval=0.5)
+
+
+def _fresh_model_pod(cluster: RealCluster, ns: str) -> Any:
+    """A new model pod: the kubelet's restart back-off belongs to a pod, and the tests above restarted this one."""
+    old = _wait_model_ready(cluster, ns)
+    cluster.core_v1().delete_namespaced_pod(old.metadata.name, ns, grace_period_seconds=0)
+    return wait_for(lambda: (p := _wait_model_ready(cluster, ns)).metadata.uid != old.metadata.uid and p, 120,
+                    "a new model pod Ready", interval=0.5)
+
+
+def test_chaosml_run_container_kill_restarts_in_place_with_back_off(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """Two kills 12 s apart: the same pod each time, a new container ID, restartCount + 1; the second restart
+    waits for the kubelet's back-off. Each step comes from the target's real watch (container_recovered)."""
+    pod = _fresh_model_pod(real_cluster, real_stack)
+    path = experiment(tmp_path, real_cluster, real_stack, "container-kill", [
+        {"name": "kill-model-container", "type": "container-failure", "at": "6s", "duration": "10s",
+         "repeat": {"count": 2, "every": "12s"}, "params": {"service": "model", "action": "kill"}}], "50s")
+    journal = chaosml_run(real_cluster, tmp_path, path)
+    applies = [e for e in journal["fault_events"] if e["action"] == "apply"]
+    assert [e["ok"] for e in applies] == [True, True], applies
+    killed = [e["detail"]["containers"][0] for e in applies]
+    assert all(k["pod"] == pod.metadata.name and k["container_id"].startswith("docker://") for k in killed), killed
+    recovered = events(journal, "container_recovered")
+    assert [e["subject"] for e in recovered] == [pod.metadata.name] * 2, json.dumps(journal["target_events"])[-4000:]
+    first, second = (e["detail"] for e in recovered)
+    for d, k in ((first, killed[0]), (second, killed[1])):
+        assert d["action"] == "kill" and d["container_id"] == k["container_id"] and d["restarts"] == d["restarts_before"] + 1
+        assert d["container_ids"]["model"] != d["container_id"], d
+        assert 0 <= d["unready_s"] <= d["restarted_s"] <= d["ready_s"] < 60, d
+    assert second["container_id"] == first["container_ids"]["model"]  # the second kill hit the restarted container
+    assert second["restarted_s"] > first["restarted_s"] + 5, (first, second)  # CrashLoopBackOff: 10 s before restart 2
+    assert not events(journal, "pod_replaced")  # no ReplicaSet replacement: the pod stayed
+    print(json.dumps({"container_kill": [{k: d[k] for k in ("unready_s", "restarted_s", "ready_s", "restarts")}
+                                         for d in (first, second)]}))
+
+
+def test_chaosml_run_container_pause_is_unready_then_ready_after_unpause(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """Paused 8 s (shorter than the liveness probe's 3 x 5 s): the readiness probe takes it out, recover unpauses,
+    it is Ready again without a restart."""
+    pod = _wait_model_ready(real_cluster, real_stack)
+    path = experiment(tmp_path, real_cluster, real_stack, "container-pause", [
+        {"name": "freeze-model", "type": "container-failure", "at": "6s", "duration": "8s",
+         "params": {"service": "model", "action": "pause", "ready_timeout_s": "30s"}}], "25s")
+    journal = chaosml_run(real_cluster, tmp_path, path)
+    (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
+    (recover,) = [e for e in journal["fault_events"] if e["action"] == "recover"]
+    assert apply["ok"] and apply["detail"]["containers"][0]["state"] == "paused", apply
+    assert recover["ok"] and "unpaused" in recover["detail"]["unpaused"][0], recover
+    assert recover["detail"]["pods"][0]["ready"], recover
+    (d,) = [e["detail"] for e in events(journal, "container_recovered") if e["subject"] == pod.metadata.name]
+    assert d["action"] == "pause" and d["restarted_s"] is None and d["restarts"] == d["restarts_before"], d
+    assert 0 < d["unready_s"] < 8 <= d["ready_s"] < 30, d
+    assert [e["subject"] for e in events(journal, "container_unpaused")] == [pod.metadata.name]
+    print(json.dumps({"container_pause": {k: d[k] for k in ("unready_s", "ready_s")}}))
+
+
+def test_a_paused_container_is_unpaused_offline_from_its_undo_record(real_cluster: RealCluster, real_stack: str) -> None:
+    """The harness died after apply: `chaosml rollback` thaws the container from the ledger record alone."""
+    from k8s_stack import fault, make_target
+
+    from chaosml.faults.base import make_injector, undo_fault
+    from chaosml.faults.containerfailure import ContainerFailureParams
+    from chaosml.model.experiment import KubernetesSpec, NodeAccessSpec
+
+    pod = _wait_model_ready(real_cluster, real_stack)
+    node = next(n for n in real_cluster.nodes if n.name == pod.spec.node_name)
+    spec = KubernetesSpec(namespace=real_stack, nodes={n.name: NodeAccessSpec(f"unix://{n.sock}") for n in real_cluster.nodes})
+    target = make_target(real_cluster, real_stack, spec=spec)
+    target.start()
+    cid = ""
+    try:
+        try:
+            inj = make_injector(fault("freeze", "container-failure", ContainerFailureParams(action="pause")), target)
+            record = json.loads(json.dumps(inj.undo_record(0)))  # as the ledger stores it
+            cid = record["containers"][0]["container_id"].removeprefix("docker://")
+            assert inj.apply(0).ok
+            assert node.docker("inspect", "-f", "{{.State.Paused}}", cid).stdout.strip() == "true"
+        finally:
+            target.stop()
+        line = undo_fault("container-failure", record)
+        assert node.docker("inspect", "-f", "{{.State.Paused}}", cid).stdout.strip() == "false", line
+        assert line == f"container-failure pause: container docker://{cid} of {pod.metadata.name} unpaused"
+        assert "nothing to unpause" in undo_fault("container-failure", record)  # idempotent
+    finally:  # never leave it paused for the next test
+        if cid and node.docker("inspect", "-f", "{{.State.Paused}}", cid, check=False).stdout.strip() == "true":
+            node.docker("unpause", cid)
+    _wait_model_ready(real_cluster, real_stack)

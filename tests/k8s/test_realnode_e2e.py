@@ -1,27 +1,25 @@
 """The reference stack on a real node (real kubelet, real containers, kube-proxy) and `chaosml run`
-through the CLI against it: pod-kill with grace 0 and the default grace, feature-store outage."""
+through the CLI against it: pod-kill with grace 0 and the default grace, one and all replicas,
+feature-store outage, network and data faults, node-failure of a second real node (its own
+stop/start commands)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from k8s_stack import REPO, wait_for
+from k8s_stack import wait_for
 from overlay import NODE_PORTS, PORTS
 from realnode import RealCluster
+from realnode_run import chaosml_run, events, experiment
 
 pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
 
 ENTRY = f"http://127.0.0.1:{NODE_PORTS['link-gateway']}"
-RUN_TIMEOUT_S = 300
 
 
 def _predict(url: str) -> int:
@@ -100,39 +98,6 @@ def _safe_predict() -> int:
         return 0
 
 
-def _experiment(tmp_path: Path, cluster: RealCluster, ns: str, name: str, faults: list[dict[str, Any]],
-                duration: str) -> Path:
-    data = yaml.safe_load((REPO / "experiments" / "k8s-pod-kill.yaml").read_text())
-    data["title"] = f"real node: {name}"
-    data["target"]["replicas"] = len(cluster.nodes)
-    data["target"]["kubernetes"] = {"context": cluster.control_plane.context, "namespace": ns}
-    data["load"].update(duration=duration, users=4, spawn_rate=4, rate_per_user=5)
-    data["faults"] = faults
-    data["hypotheses"] = []
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _chaosml_run(cluster: RealCluster, tmp_path: Path, experiment: Path) -> dict[str, Any]:
-    """`chaosml run` in a subprocess, as a user runs it (KUBECONFIG of the real cluster); the journal."""
-    reports = tmp_path / "reports"
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path), "CHAOSML_STATE_DIR": str(tmp_path / "state"),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    res = subprocess.run([sys.executable, "-m", "chaosml.cli", "run", "--reports-dir", str(reports), str(experiment)],
-                         env=env, capture_output=True, check=False, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path)
-    assert res.returncode in (0, 1), f"exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    (run_dir,) = [d for d in reports.iterdir() if d.is_dir()]
-    journal = json.loads((run_dir / "journal.json").read_text())
-    faults = (journal.get("analysis") or {}).get("faults", [])
-    print(json.dumps({"faults": faults}))  # recovered, mttr_s_max (SLO-based) in the test log
-    return journal
-
-
-def _events(journal: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [e for e in journal["target_events"] if e["kind"] == kind]
-
-
 @pytest.mark.parametrize("grace", [0, 30], ids=["grace-0", "default-grace-30"])
 def test_chaosml_run_pod_kill_on_the_real_node(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path, grace: int
@@ -141,11 +106,11 @@ def test_chaosml_run_pod_kill_on_the_real_node(
     but the object stays until the kubelet's status sync (~10 s), and with hostNetwork the replica's
     port is a hostPort, so the scheduler holds the replacement until then."""
     params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period_s": grace}
-    path = _experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
+    path = experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
         {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
          "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s")
-    journal = _chaosml_run(real_cluster, tmp_path, path)
-    replaced = _events(journal, "pod_replaced")
+    journal = chaosml_run(real_cluster, tmp_path, path)
+    replaced = events(journal, "pod_replaced")
     assert len(replaced) == 2, json.dumps(journal["target_events"], indent=1)[-4000:]
     for e in replaced:
         d = e["detail"]
@@ -155,14 +120,65 @@ def test_chaosml_run_pod_kill_on_the_real_node(
     print(json.dumps({"grace": grace, "pod_replaced": [e["detail"] for e in replaced]}, indent=1))
 
 
+def _scale_model(cluster: RealCluster, ns: str, replicas: int) -> None:
+    from kubernetes import client
+
+    from chaosml.cluster import wait_available
+
+    api = cluster.api_client()
+    try:
+        client.AppsV1Api(api).patch_namespaced_deployment_scale("model", ns, {"spec": {"replicas": replicas}})
+        wait_available(api, ns, 120)
+    finally:
+        api.close()
+
+
+def test_chaosml_run_pod_kill_all_replicas_on_two_real_nodes(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """mode all with two replicas (one per node: with hostNetwork the model's port is a hostPort): both pods
+    deleted at once, and each gets its own replacement with its own breakdown from the real watch."""
+    added = real_cluster.add_node() if len(real_cluster.nodes) == 1 else None
+    try:
+        _scale_model(real_cluster, real_stack, 2)
+        wait_for(lambda: len({p.spec.node_name for p in _pods(real_cluster, real_stack, "model")
+                              if p.metadata.deletion_timestamp is None and p.status.container_statuses
+                              and p.status.container_statuses[0].ready}) == 2, 120, "a Ready model replica per node",
+                 interval=0.5)
+        path = experiment(tmp_path, real_cluster, real_stack, "pod-kill-all", [
+            {"name": "kill-all-models", "type": "pod-kill", "at": "8s", "duration": "12s",
+             "params": {"service": "model", "mode": "all", "grace_period_s": 0}}], "30s")
+        journal = chaosml_run(real_cluster, tmp_path, path)
+        (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
+        assert apply["ok"] and len(apply["targets"]) == 2, apply
+        replaced = {e["subject"]: e["detail"] for e in events(journal, "pod_replaced")}
+        assert set(replaced) == set(apply["targets"]), json.dumps(journal["target_events"], indent=1)[-4000:]
+        assert len({d["replacement"] for d in replaced.values()}) == 2, replaced
+        for d in replaced.values():
+            assert d["deletion"] == "requested" and 0 <= d["created_s"] <= d["scheduled_s"] <= d["ready_s"] < 60, d
+        assert {d["node"] for d in replaced.values()} == {n.name for n in real_cluster.nodes}, replaced
+        print(json.dumps({"pod_kill_all": list(replaced.values())}, indent=1))
+    finally:
+        _scale_model(real_cluster, real_stack, len(real_cluster.nodes) - (1 if added else 0))
+        if added is not None:
+            real_cluster.remove_node(added)
+            from chaosml.cluster import wait_available
+
+            api = real_cluster.api_client()
+            try:
+                wait_available(api, real_stack, 120)
+            finally:
+                api.close()
+
+
 def test_chaosml_run_feature_store_outage_on_the_real_node(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
-    path = _experiment(tmp_path, real_cluster, real_stack, "fs-outage", [
+    path = experiment(tmp_path, real_cluster, real_stack, "fs-outage", [
         {"name": "fs-down", "type": "feature-store-outage", "at": "8s", "duration": "8s", "params": {"mode": "kill"}}],
         "30s")
-    journal = _chaosml_run(real_cluster, tmp_path, path)
-    scaled = _events(journal, "deployment_scaled")
+    journal = chaosml_run(real_cluster, tmp_path, path)
+    scaled = events(journal, "deployment_scaled")
     assert [(e["detail"]["from"], e["detail"]["to"]) for e in scaled] == [(1, 0), (0, 1)], scaled
     # redis came back Ready (re-seeded) in a real container
     (pod,) = _pods(real_cluster, real_stack, "redis")
@@ -170,8 +186,7 @@ def test_chaosml_run_feature_store_outage_on_the_real_node(
 
 
 def _model_on(cluster: RealCluster, ns: str, node: str) -> bool:
-    """Every model pod on ``node`` and Ready, and no terminating one left (the target's watch would
-    count a pod that finishes terminating later as a victim and pair the replacement with it)."""
+    """Every model pod on ``node`` and Ready, none terminating: the failed node holds the only model replica."""
     pods = _pods(cluster, ns, "model")
     return bool(pods) and all(
         p.metadata.deletion_timestamp is None and p.spec.node_name == node and p.status.container_statuses
@@ -245,13 +260,54 @@ def test_node_failure_with_a_second_real_node(real_cluster: RealCluster, real_st
             api.close()
 
 
+def test_chaosml_run_node_failure_of_a_second_real_node(
+    real_cluster: RealCluster, real_stack: str, tmp_path: Path
+) -> None:
+    """node-failure through `chaosml run` on a real node: its own stop command (kubelet SIGSTOP, containers paused,
+    from target.kubernetes.nodes), the eviction and replacement on node 1 from the real watch, and recover's start
+    command bringing the node back Ready."""
+    node1 = real_cluster.nodes[0].name
+    node2 = real_cluster.add_node()
+    try:
+        _prefer_node(real_cluster, real_stack, node2.name)
+        wait_for(lambda: _model_on(real_cluster, real_stack, node2.name), 120, "the model replica on node 2",
+                 interval=0.5)
+        path = experiment(tmp_path, real_cluster, real_stack, "node-failure", [
+            {"name": "node-2-down", "type": "node-failure", "at": "6s", "duration": "75s",
+             "params": {"node": node2.name, "ready_timeout_s": "90s"}}], "95s", failable=(node2.name,))
+        journal = chaosml_run(real_cluster, tmp_path, path)
+        (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
+        (recover,) = [e for e in journal["fault_events"] if e["action"] == "recover"]
+        assert apply["ok"] and apply["detail"]["mechanism"] == "commands", apply
+        assert recover["ok"] and recover["detail"]["node_ready"], recover
+        replaced = [e["detail"] for e in events(journal, "pod_replaced")]
+        assert len(replaced) == 1, json.dumps(journal["target_events"], indent=1)[-4000:]
+        (d,) = replaced
+        assert d["victim_node"] == node2.name and d["node"] == node1 and d["deletion"] == "observed", d
+        evicted_s = round(d["deleted_t"] - apply["t"], 2)  # the eviction, seen by the watch, after the stop command
+        assert 30 < evicted_s < 120, evicted_s
+        print(json.dumps({"node_failure": {"evicted_s": evicted_s, "replaced": d,
+                                           "node_ready_after_start_s": recover["detail"]["node_ready_s"]}}, indent=1))
+    finally:
+        node2.resume()
+        real_cluster.remove_node(node2)
+        _prefer_node(real_cluster, real_stack, None)
+        from chaosml.cluster import wait_available
+
+        api = real_cluster.api_client()
+        try:
+            wait_available(api, real_stack, 120)
+        finally:
+            api.close()
+
+
 def test_chaosml_run_network_and_data_faults_on_the_real_node(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
     """Latency on the in-cluster "model" link and a feature-store timeout (toxics in chaosml's proxy,
     running as the cluster's fault proxy), corrupted features written to the real Redis, then an
     adversarial cohort in the load."""
-    path = _experiment(tmp_path, real_cluster, real_stack, "network-data", [
+    path = experiment(tmp_path, real_cluster, real_stack, "network-data", [
         {"name": "slow-model-link", "type": "network-latency", "at": "5s", "duration": "6s",
          "params": {"link": "model", "latency_ms": 300}},
         {"name": "fs-timeout", "type": "feature-store-outage", "at": "14s", "duration": "5s",
@@ -260,7 +316,7 @@ def test_chaosml_run_network_and_data_faults_on_the_real_node(
          "params": {"mode": "out-of-range", "fraction": 0.5}},
         {"name": "evade", "type": "adversarial-payload", "at": "28s", "duration": "5s",
          "params": {"cohort": "adversarial-evasion", "share": 0.4}}], "36s")
-    journal = _chaosml_run(real_cluster, tmp_path, path)
+    journal = chaosml_run(real_cluster, tmp_path, path)
     done = {(e["fault"], e["action"]) for e in journal["fault_events"] if e["ok"]}
     for fault in ("slow-model-link", "fs-timeout", "out-of-range", "evade"):
         assert {(fault, "apply"), (fault, "recover")} <= done, journal["fault_events"]

@@ -189,6 +189,21 @@ def test_kubernetes_example_with_anchor_and_merge_key() -> None:
     assert exp.faults[1].params == PodKillParams(mode="fixed", value=2.0)
 
 
+def test_kubernetes_nodes_name_each_nodes_docker_engine_and_commands() -> None:
+    from chaosml.model import NodeAccessSpec
+    from chaosml.model.codec import experiment_from_dict, experiment_to_dict
+
+    exp = load_experiment_text(
+        "title: k\ntarget:\n  platform: kubernetes\n  kubernetes:\n    nodes:\n"
+        "      127.0.0.2: {docker_host: 'unix:///run/n2/docker.sock', stop: [kill, -STOP, '42'], start: [kill, -CONT, '42']}\n"
+        "      worker: {docker_host: 'ssh://root@worker'}\n")
+    assert exp.target.kubernetes is not None
+    assert dict(exp.target.kubernetes.nodes) == {
+        "127.0.0.2": NodeAccessSpec("unix:///run/n2/docker.sock", ("kill", "-STOP", "42"), ("kill", "-CONT", "42")),
+        "worker": NodeAccessSpec("ssh://root@worker")}
+    assert experiment_from_dict(experiment_to_dict(exp)) == exp  # as the journal stores it
+
+
 def test_minimal_file_gets_every_default() -> None:
     assert load_experiment(VALID / "minimal.yaml") == Experiment(title="Only a title")
 

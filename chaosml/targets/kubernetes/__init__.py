@@ -3,7 +3,8 @@
 Only this package imports the ``kubernetes`` client library (lazily, where it is used). Layers:
 :mod:`.context` (allowlist, kubeconfig, pinning) < :mod:`.kindconfig` < :mod:`.actions` (API
 calls) < :mod:`.discovery` and :mod:`.watch` < :mod:`.target` (:class:`KubernetesTarget`);
-:mod:`.undo` acts from a ledger record alone; :mod:`.cluster` is the API half of `chaosml cluster`.
+:mod:`.undo` acts from a ledger record alone; :mod:`.cluster` is the API half of `chaosml cluster`;
+:mod:`.runtime` reaches pods' containers through their node's Docker engine (container-failure).
 """
 
 from chaosml.targets.kubernetes.context import (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosml.errors import TargetError
+from chaosml.targets.capabilities import PodContainer
 from chaosml.targets.kubernetes.context import API_TIMEOUT_S
 from chaosml.targets.supervisor import ReplicaStatus
 
@@ -25,6 +26,24 @@ def pod_ready(pod: Any) -> bool:
 def pod_restarts(pod: Any) -> int:
     """The restarts of all the pod's containers."""
     return sum(int(c.restart_count or 0) for c in (pod.status.container_statuses if pod.status else None) or [])
+
+
+def container_ids(pod: Any) -> dict[str, str]:
+    """Container name -> ``containerStatuses[].containerID`` (``docker://...``) of the pod's started containers."""
+    return {c.name: c.container_id for c in (pod.status.container_statuses if pod.status else None) or [] if c.container_id}
+
+
+def pod_container(pod: Any, name: str | None, docker_host: str | None) -> PodContainer:
+    """The pod's container ``name`` (None: its first) as its status reports it; a TargetError when it has none."""
+    names = [c.name for c in pod.spec.containers]
+    want = name or names[0]
+    if want not in names:
+        raise TargetError(f"pod {pod.metadata.name} has no container {want!r}; its containers: {', '.join(names)}")
+    st = next((c for c in (pod.status.container_statuses if pod.status else None) or [] if c.name == want), None)
+    if st is None or not st.container_id:
+        raise TargetError(f"pod {pod.metadata.name}: container {want!r} has not started (no container ID yet)")
+    return PodContainer(pod=pod.metadata.name, node=pod.spec.node_name, container=want, container_id=st.container_id,
+                        restarts=int(st.restart_count or 0), ready=bool(st.ready), docker_host=docker_host)
 
 
 def pod_status(pod: Any, group: str) -> ReplicaStatus:

@@ -31,7 +31,8 @@ from typing import Any, Self
 from chaosml.errors import TargetError
 from chaosml.model.experiment import KubernetesSpec, TargetSpec
 from chaosml.records import EventKind, TargetEvent
-from chaosml.targets.kubernetes import actions
+from chaosml.targets.capabilities import PodContainer
+from chaosml.targets.kubernetes import actions, runtime
 from chaosml.targets.kubernetes.context import (
     API_TIMEOUT_S,
     IN_CLUSTER_CONTEXT,
@@ -313,6 +314,11 @@ class KubernetesTarget:
     def node_ready(self, name: str) -> bool:
         return actions.node_ready(self._core, name)
 
+    def node_commands(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(stop, start) argv of ``target.kubernetes.nodes.<name>``, or None when not configured (kind: its container)."""
+        access = self.spec.nodes.get(name)
+        return None if access is None or not access.stop else (access.stop, access.start)
+
     def describe(self) -> dict[str, Any]:
         deployments: dict[str, Any] = {}
         if self._apps is not None:
@@ -352,7 +358,7 @@ class KubernetesTarget:
         for n, pod in pods.items():
             group = self.layout.group_of(pod.metadata.labels or {})
             t = time.time()
-            self.watch.deletion_requested(n, group, pod.spec.node_name, t)
+            self.watch.deletion_requested(pod, group, t)
             actions.delete_pod(self._core, self.namespace, pod, grace_period)
             deleted.append(n)
             self._emit(EventKind.REPLICA_KILLED, n, {"grace_period_s": grace_period, "node": pod.spec.node_name, "group": group,
@@ -365,6 +371,55 @@ class KubernetesTarget:
         if self._core is None:
             raise TargetError("the kubernetes target is not connected")
         return actions.exec_in_pod(self._core, self.namespace, name, argv, container)
+
+    def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]:
+        """The named pods' container ``container`` (None: each pod's first), with its node's Docker engine."""
+        if self._core is None:
+            raise TargetError("the kubernetes target is not connected")
+        pods = actions.read_pods(self._core, self.namespace, list(names))
+        return [actions.pod_container(pod, container, self._docker_host(pod.spec.node_name)) for pod in pods.values()]
+
+    def _docker_host(self, node: str | None) -> str | None:
+        access = self.spec.nodes.get(node or "")
+        return None if access is None else access.docker_host
+
+    def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]:
+        """Kill (``sig``) or pause each container in place through its node's Docker engine; the pod stays, the
+        watch follows it to Ready again (``container_recovered``). One result per container: state after, or error."""
+        self.guard()
+        out = []
+        for c in containers:
+            t = time.time()
+            self.watch.container_fault(c.pod, c.container_id, action, c.restarts, t)
+            try:
+                if action == "kill":
+                    state = runtime.kill(c.docker_host, c.container_id, c.pod, self.namespace, sig)
+                else:
+                    state = runtime.pause(c.docker_host, c.container_id, c.pod, self.namespace)
+                error = None
+            except Exception as e:  # noqa: BLE001 - reported per container; the injection is not ok
+                state, error = None, str(e)
+            detail = {"container": c.container, "container_id": c.container_id, "node": c.node, "restarts": c.restarts,
+                      "state": state, **({"signal": sig} if action == "kill" else {}), **({"error": error} if error else {})}
+            self._emit(EventKind.CONTAINER_KILLED if action == "kill" else EventKind.CONTAINER_PAUSED, c.pod, detail, t=t)
+            out.append({"pod": c.pod, **detail})
+        return out
+
+    def unpause_containers(self, containers: list[PodContainer]) -> list[str]:
+        """Thaw the containers :meth:`container_fault` paused (idempotent; also after the context changed)."""
+        done, failed = [], []
+        for c in containers:
+            try:
+                line = runtime.unpause(c.docker_host, c.container_id, c.pod, self.namespace)
+            except Exception as e:  # noqa: BLE001 - every other container is still thawed; raised below
+                failed.append(str(e))
+                continue
+            self._emit(EventKind.CONTAINER_UNPAUSED, c.pod, {"container": c.container, "container_id": c.container_id,
+                                                             "node": c.node, "done": line})
+            done.append(line)
+        if failed:
+            raise TargetError("; ".join(failed))
+        return done
 
     def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None:
         """The local protocol's kill: delete the pods, with grace period 0 for SIGKILL and 30 s for SIGTERM."""

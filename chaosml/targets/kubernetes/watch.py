@@ -1,11 +1,14 @@
 """The pod and Warning-event watches of one namespace, as TargetEvents with the per-pod MTTR breakdown; used by KubernetesTarget.
 
 Kinds emitted: ``pod_created``, ``pod_scheduled``, ``pod_ready``, ``pod_deleting``, ``pod_deleted``,
-``container_restarted``, ``pod_replaced`` (the MTTR breakdown of one killed pod: deletion ->
-replacement created -> scheduled -> Ready), ``k8s_warning`` and ``watch_error``, plus the local
-target's kinds (``replica_started``, ``replica_exited``, ``replica_ready``, ``replica_unready``; a
-replacement's ``replica_ready`` is also emitted under the name of the pod it replaces, so
-``ready_s`` works unchanged).
+``container_restarted`` (pod events carry the restart count and the container IDs),
+``pod_replaced`` (the MTTR breakdown of one killed pod: deletion -> replacement created ->
+scheduled -> Ready; a replacement is paired with a victim of the same owner (controller
+ownerReference, else ``pod-template-hash``), oldest victim first), ``container_recovered`` (a pod
+whose container chaosml killed or paused: readiness lost -> restarted -> Ready), ``k8s_warning``
+and ``watch_error``, plus the local target's kinds (``replica_started``, ``replica_exited``,
+``replica_ready``, ``replica_unready``; a replacement's ``replica_ready`` is also emitted under the
+name of the pod it replaces, so ``ready_s`` works unchanged).
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaosml.errors import TargetError
 from chaosml.records import EventKind
-from chaosml.targets.kubernetes.actions import pod_ready, pod_restarts
+from chaosml.targets.kubernetes.actions import container_ids, pod_ready, pod_restarts
 from chaosml.targets.kubernetes.context import API_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,16 @@ CONTEXT_CHECK_S = 1.0
 
 #: emit(kind, subject, detail, t)
 Emit = Callable[[str, str, dict[str, Any], float], None]
+
+
+def pod_owner(pod: Any) -> str | None:
+    """The controller that replaces ``pod``: its controller ownerReference (``ReplicaSet/model-5d9c``), else its
+    ``pod-template-hash`` label (``pod-template-hash/5d9c``), else None (a bare pod: nothing replaces it)."""
+    for ref in pod.metadata.owner_references or []:
+        if ref.controller:
+            return f"{ref.kind}/{ref.name}"
+    h = (pod.metadata.labels or {}).get("pod-template-hash")
+    return f"pod-template-hash/{h}" if h else None
 
 
 @dataclass
@@ -46,6 +59,9 @@ class _PodState:
     scheduled_t: float | None = None
     ready_t: float | None = None
     replaces: str | None = None  # the victim this pod replaces
+    owner: str | None = None  # the controller that replaces it (``ReplicaSet/model-5d9c``), see :func:`pod_owner`
+    deleting_before_watch: bool = False  # terminating in the first listing: nobody's victim in this run
+    containers: dict[str, str] = field(default_factory=dict)  # container name -> container ID
 
 
 @dataclass
@@ -53,11 +69,25 @@ class _Victim:
     name: str
     group: str | None
     node: str | None
+    owner: str | None
     deleted_t: float  # the delete request (or the first sign of deletion)
     how: str  # requested | observed
     deletion_seen_t: float | None = None
     gone_t: float | None = None
     replacement: str | None = None
+
+
+@dataclass
+class _ContainerVictim:
+    """A pod whose container chaosml killed or paused at ``t``: followed until the pod is Ready again."""
+
+    pod: str
+    container_id: str
+    action: str  # kill | pause
+    restarts: int  # the pod's restarts before
+    t: float
+    unready_t: float | None = None
+    restarted_t: float | None = None
 
 
 class PodWatch:
@@ -77,6 +107,7 @@ class PodWatch:
         self._check_context = check_context
         self._pods: dict[str, _PodState] = {}  # uid -> state
         self._victims: list[_Victim] = []
+        self._container_victims: list[_ContainerVictim] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._synced = threading.Event()
@@ -98,10 +129,15 @@ class PodWatch:
             t.join(timeout=WATCH_TIMEOUT_S + 10)
         return [t.name for t in self.threads if t.is_alive()]
 
-    def deletion_requested(self, name: str, group: str | None, node: str | None, t: float) -> None:
-        """chaosml is deleting this pod at ``t``: the start of its replacement's MTTR breakdown."""
+    def deletion_requested(self, pod: Any, group: str | None, t: float) -> None:
+        """chaosml is deleting ``pod`` at ``t``: the start of its replacement's MTTR breakdown."""
         with self._lock:
-            self._add_victim(name, group, node, t, "requested")
+            self._add_victim(pod.metadata.name, group, pod.spec.node_name, pod_owner(pod), t, "requested")
+
+    def container_fault(self, pod: str, container_id: str, action: str, restarts: int, t: float) -> None:
+        """chaosml kills or pauses ``container_id`` of ``pod`` at ``t``: follow the pod to Ready again."""
+        with self._lock:
+            self._container_victims.append(_ContainerVictim(pod, container_id, action, restarts, t))
 
     # --- the loops ---------------------------------------------------------------------
     def _pod_loop(self, new_client: Callable[[], Any]) -> None:
@@ -177,11 +213,13 @@ class PodWatch:
                     self._stop.wait(0.5)
 
     # --- pod state and transitions --------------------------------------------------------
-    def _add_victim(self, name: str, group: str | None, node: str | None, t: float, how: str) -> _Victim:
+    def _add_victim(self, name: str, group: str | None, node: str | None, owner: str | None, t: float,
+                    how: str) -> _Victim:
         for v in self._victims:
             if v.name == name:
+                v.owner = v.owner or owner
                 return v
-        v = _Victim(name, group, node, t, how)
+        v = _Victim(name, group, node, owner, t, how)
         self._victims.append(v)
         return v
 
@@ -192,7 +230,9 @@ class PodWatch:
             seen.add(pod.metadata.uid)
             if initial:
                 with self._lock:
-                    self._pods[pod.metadata.uid] = self._state_of(pod)
+                    st = self._state_of(pod)
+                    st.deleting_before_watch = st.deleting
+                    self._pods[pod.metadata.uid] = st
             else:
                 self._on_pod("MODIFIED" if pod.metadata.uid in self._pods else "ADDED", pod)
         if not initial:
@@ -209,6 +249,8 @@ class PodWatch:
             ready=pod_ready(pod),
             deleting=pod.metadata.deletion_timestamp is not None,
             restarts=pod_restarts(pod),
+            owner=pod_owner(pod),
+            containers=container_ids(pod),
         )
 
     def _on_pod(self, etype: str, pod: Any) -> None:
@@ -224,7 +266,7 @@ class PodWatch:
             if old is None:
                 new.created_t = now
                 self._pods[uid] = new
-                victim = next((v for v in self._victims if v.group == new.group and v.replacement is None and new.group), None)
+                victim = self._victim_for(new)
                 if victim is not None:
                     victim.replacement = new.name
                     new.replaces = victim.name
@@ -233,8 +275,16 @@ class PodWatch:
                                 replaces=new.replaces)
             else:
                 new.created_t, new.scheduled_t, new.ready_t, new.replaces = old.created_t, old.scheduled_t, old.ready_t, old.replaces
+                new.deleting_before_watch = old.deleting_before_watch
                 self._pods[uid] = new
             self._transitions(old, new, now)
+
+    def _victim_for(self, new: _PodState) -> _Victim | None:
+        """The oldest unpaired victim that ``new`` replaces: same group and same owner (when both owners are known)."""
+        if not new.group:
+            return None
+        return next((v for v in self._victims if v.replacement is None and v.group == new.group
+                     and (v.owner is None or new.owner is None or v.owner == new.owner)), None)
 
     def _transitions(self, old: _PodState, new: _PodState, now: float) -> None:
         name = new.name
@@ -244,21 +294,43 @@ class PodWatch:
         if new.phase == "Running" and old.phase != "Running" and not new.deleting:
             self._emit(EventKind.REPLICA_STARTED, name, {"node": new.node, "group": new.group, "restarts": new.restarts}, now)
         if new.restarts > old.restarts:
-            self._emit(EventKind.CONTAINER_RESTARTED, name, {"restarts": new.restarts, "group": new.group}, now)
+            self._emit(EventKind.CONTAINER_RESTARTED, name, {"restarts": new.restarts, "group": new.group, "node": new.node,
+                                                     "container_ids": new.containers,
+                                                     "previous_container_ids": old.containers}, now)
             self._emit(EventKind.REPLICA_EXITED, name, {"reason": "container restarted", "restarts": new.restarts}, now)
         if new.deleting and not old.deleting:
-            v = self._add_victim(name, new.group, new.node, now, "observed")
+            v = self._add_victim(name, new.group, new.node, new.owner, now, "observed")
             v.deletion_seen_t = now
-            self._emit(EventKind.POD_DELETING, name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested"}, now)
+            self._emit(EventKind.POD_DELETING, name, {"node": new.node, "group": new.group, "requested_by_chaosml": v.how == "requested",
+                                              "restarts": new.restarts, "container_ids": new.containers}, now)
         if new.ready and not old.ready:
             new.ready_t = now
-            self._emit(EventKind.POD_READY, name, {"node": new.node, "group": new.group, "replaces": new.replaces}, now)
+            self._emit(EventKind.POD_READY, name, {"node": new.node, "group": new.group, "replaces": new.replaces,
+                                           "restarts": new.restarts, "container_ids": new.containers}, now)
             self._emit(EventKind.REPLICA_READY, name, {"node": new.node, "group": new.group}, now)
             if new.replaces:
                 self._replaced(new, now)
         elif old.ready and not new.ready:
             self._emit(EventKind.REPLICA_UNREADY, name, {"reason": "terminating" if new.deleting else "readiness lost",
-                                                 "node": new.node, "group": new.group}, now)
+                                                 "node": new.node, "group": new.group, "restarts": new.restarts}, now)
+        self._container_progress(old, new, now)
+
+    def _container_progress(self, old: _PodState, new: _PodState, now: float) -> None:
+        """A killed/paused container's pod: readiness lost, restarted, Ready again -> ``container_recovered``."""
+        for cv in [c for c in self._container_victims if c.pod == new.name]:
+            if cv.unready_t is None and old.ready and not new.ready:
+                cv.unready_t = now
+            if cv.restarted_t is None and new.restarts > cv.restarts:
+                cv.restarted_t = now
+            if new.ready and (not old.ready or new.restarts > old.restarts) and (cv.unready_t or cv.restarted_t):
+                self._container_victims.remove(cv)
+                self._emit(EventKind.CONTAINER_RECOVERED, new.name, {
+                    "pod": new.name, "action": cv.action, "node": new.node, "group": new.group, "applied_t": cv.t,
+                    "container_id": cv.container_id, "container_ids": new.containers,
+                    "restarts_before": cv.restarts, "restarts": new.restarts,
+                    "unready_s": None if cv.unready_t is None else round(cv.unready_t - cv.t, 4),
+                    "restarted_s": None if cv.restarted_t is None else round(cv.restarted_t - cv.t, 4),
+                    "ready_s": round(now - cv.t, 4)}, now)
 
     def _replaced(self, pod: _PodState, now: float) -> None:
         victim = next((v for v in self._victims if v.name == pod.replaces), None)
@@ -278,6 +350,7 @@ class PodWatch:
             "scheduled_s": None if pod.scheduled_t is None else round(pod.scheduled_t - t0, 4),
             "ready_s": round(now - t0, 4),
             "victim_gone_s": None if victim.gone_t is None else round(victim.gone_t - t0, 4),
+            "container_ids": pod.containers,
         }
         # the local target's vocabulary: the killed replica is "ready again" when its replacement is
         self._emit(EventKind.REPLICA_READY, victim.name, {"replacement": pod.name, "node": pod.node, "group": pod.group}, now)
@@ -285,9 +358,11 @@ class PodWatch:
 
     def _on_deleted(self, uid: str, st: _PodState, now: float) -> None:
         self._pods.pop(uid, None)
-        v = self._add_victim(st.name, st.group, st.node, now, "observed")
-        v.gone_t = now
+        if not st.deleting_before_watch:  # a pod terminating before the watch is not this run's victim
+            v = self._add_victim(st.name, st.group, st.node, st.owner, now, "observed")
+            v.gone_t = now
         if st.ready:
             self._emit(EventKind.REPLICA_UNREADY, st.name, {"reason": "deleted", "node": st.node, "group": st.group}, now)
-        self._emit(EventKind.POD_DELETED, st.name, {"node": st.node, "group": st.group}, now)
+        self._emit(EventKind.POD_DELETED, st.name, {"node": st.node, "group": st.group, "restarts": st.restarts,
+                                                "container_ids": st.containers}, now)
         self._emit(EventKind.REPLICA_EXITED, st.name, {"reason": "pod deleted", "node": st.node, "group": st.group}, now)
