@@ -46,6 +46,11 @@ def definition_anchor(figure: str) -> str:
     return "def-" + "-".join(figure.replace("_", "-").split())
 
 
+def definition_links(*figures: str) -> tuple[str, ...]:
+    """Table.header_links to the Definitions rows of these figures ("" = a column without one)."""
+    return tuple(definition_anchor(f) if f and f != "requests" else "" for f in figures)
+
+
 @dataclass(frozen=True, slots=True)
 class Image:
     name: str

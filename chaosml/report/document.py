@@ -23,12 +23,14 @@ from chaosml.report.blocks import (
     Section,
     Table,
     definition_anchor,
+    definition_links,
     fmt_num,
     fmt_ratio,
     fmt_s,
     fmt_sli,
     fmt_time,
 )
+from chaosml.report.degradation import degradation_section, switch_rule
 from chaosml.report.monitoring import monitoring_section
 from chaosml.report.summary import summary_blocks
 
@@ -214,7 +216,7 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
             ("injection", "type", "apply at", "fault window", "targets", "TTD", "detected by", "MTTR", "ready", "restart delay"),
             tuple(rows),
             tuple(kinds),
-            _links("", "", "", "", "", "ttd_s", "TTD first seen by", "mttr_s", "ready_s", ""),
+            definition_links("", "", "", "", "", "ttd_s", "TTD first seen by", "mttr_s", "ready_s", ""),
         )
     )
     agg_rows = []
@@ -244,7 +246,7 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
                 sentences.append(f"{f['fault']}: restart delay {f['restart_delay_s']:.1f} s; no targeted replica was seen ready again.")
     blocks.append(Heading("Per fault", 3))
     blocks.append(Table(("fault", "injections", "recovered", "MTTR mean / median / max", "TTD mean", "ready mean"), tuple(agg_rows),
-                        header_links=_links("", "", "", "mttr_s", "ttd_s", "ready_s")))
+                        header_links=definition_links("", "", "", "mttr_s", "ttd_s", "ready_s")))
     blocks.extend(Para(s) for s in sentences)
     blocks.extend(replacement_table(analysis))
     return blocks
@@ -319,7 +321,7 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
         Para("Phases come from the recorded fault events; a request cut by a fault counts in its window (see Definitions). "
              "Latencies are over all requests, ratios as defined in the catalogue "
              f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
-        Table(headers, tuple(rows), header_links=_links("phase rule", "", *(k for k, _ in PHASE_COLUMNS))),
+        Table(headers, tuple(rows), header_links=definition_links("phase rule", "", *(k for k, _ in PHASE_COLUMNS))),
     ]
 
 
@@ -399,7 +401,7 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
             rows.append((c, p["name"], *(_cell(k, s[k], _unmeasured(analysis)) for k, _ in COHORT_COLUMNS)))
     headers = ("cohort", "phase", *(label for _, label in COHORT_COLUMNS))
     return [Heading("Per cohort"), *file_cohorts_note(journal),
-            Table(headers, tuple(rows), header_links=_links("", "", *(k for k, _ in COHORT_COLUMNS))), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
+            Table(headers, tuple(rows), header_links=definition_links("", "", *(k for k, _ in COHORT_COLUMNS))), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
 
 
 def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) -> list[Block]:
@@ -414,120 +416,6 @@ def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) ->
         Table(("phase", "requests", *classes), tuple(rows)),
         *_plot(plots, "served_by", SERVED_BY_PLOT_ALT),
     ]
-
-
-def _share_pair(d: dict[str, Any], key: str, cls: str) -> str:
-    return f"{fmt_ratio(d[key]['fault'].get(cls))} (base {fmt_ratio(d[key]['baseline'].get(cls))})"
-
-
-def degradation_section(analysis: dict[str, Any]) -> list[Block]:
-    """Per fault: what served, how well, how fast it switched to the fallback and came back to the primary."""
-    deg = analysis.get("degradation") or {}
-    faults = [f for f in deg.get("faults") or [] if f.get("injections")]
-    if not faults:
-        return []
-    blocks: list[Block] = [
-        Heading("Degradation"),
-        Para(
-            "Served-by shares are of all requests in the fault windows (baseline in brackets). Switch: a significant rise "
-            "of the share of fallback/default answers (of kinds the cohort did not usually get in the baseline) over the "
-            + _switch_rule(deg)
-            + "; its delay is apply to the change point of those answers, otherwise no switch. Back (only after a switch): recover to the first "
-            f"{deg.get('hold')} windows of {deg.get('window_s', 1.0):g} s in a row with a primary ratio within "
-            f"{100 * float(deg.get('back_tolerance', 0.05)):.0f} points of the baseline "
-            f"({fmt_ratio(deg.get('baseline_primary_ratio'))}), searched until the next fault is applied. "
-            + (
-                f"The baseline already gave such an answer every {fmt_s(deg['baseline_switch_interval_s'])} on average. "
-                if deg.get("baseline_switch_interval_s") is not None
-                else ""
-            )
-            + f"Circuit breaker transitions: {deg.get('breaker', 'not exposed')}."
-        ),
-    ]
-    rows = []
-    kinds = []
-    for f in faults:
-        for cohort, c in f["cohorts"].items():
-            codes = c["status_codes"]["fault"]
-            acc = c["accuracy"]["fault"]
-            rows.append(
-                (
-                    f["fault"],
-                    cohort,
-                    str(c["requests"]["fault"]),
-                    _share_pair(c, "served_by", "primary"),
-                    f"{fmt_ratio(c['served_by']['fault'].get('fallback'))} / {fmt_ratio(c['served_by']['fault'].get('default'))}",
-                    fmt_ratio(c["rejected_ratio"]["fault"])
-                    + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())) + ")" if codes else ""),
-                    fmt_ratio((c["served_by"]["fault"].get("error") or 0) + (c["served_by"]["fault"].get("timeout") or 0))
-                    if c["requests"]["fault"]
-                    else "n/a",
-                    f"{fmt_ratio(acc['primary'])} / {fmt_ratio(acc['fallback'])}",
-                    f"{fmt_ratio(c['confident_wrong_ratio']['fault'])} (base {fmt_ratio(c['confident_wrong_ratio']['baseline'])})",
-                )
-            )
-            kinds.append("")
-    blocks.append(
-        Table(
-            ("fault", "cohort", "requests", "primary", "fallback / default", "rejected (codes)", "errors",
-             "accuracy primary / fallback", "confident wrong"),
-            tuple(rows),
-            tuple(kinds),
-        )
-    )
-    trows = []
-    for f in faults:
-        for inj in f["per_injection"]:
-            trows.append(
-                (
-                    f"{f['fault']} #{inj['injection'] + 1}",
-                    fmt_s(inj["fallback_delay_s"]) if inj["fallback_delay_s"] is not None else "no switch",
-                    inj["fallback_first"] or "-",
-                    "- (no switch)" if not inj.get("switched", inj["fallback_delay_s"] is not None)
-                    else fmt_s(inj["back_to_primary_s"]) if inj["back"]
-                    else f"not back ({inj['windows_searched']} windows searched)",
-                    str(inj["breaker_transitions"]),
-                )
-            )
-    blocks.append(Table(("injection", "switch to fallback", "first switched answer", "back to primary", "breaker transitions"),
-                        tuple(trows), header_links=_links("", "switch")))
-    blocks.extend(Para(_degradation_sentence(f)) for f in faults)
-    return blocks
-
-
-def _switch_rule(deg: dict[str, Any]) -> str:
-    rule = deg.get("switch_rule") or {}
-    if not rule:
-        return "baseline"
-    return (f"baseline ({rule['test']}, alpha {rule['alpha']:g}, at least {100 * float(rule['min_effect']):.0f} points more "
-            "switched answers)")
-
-
-def _degradation_sentence(f: dict[str, Any]) -> str:
-    c = f["cohorts"]["all"]
-    mix = c["served_by"]["fault"]
-    parts = [f"{f['fault']} ({f['type']}, {f['injections']} injection{'s' if f['injections'] != 1 else ''}):"]
-    served = ", ".join(
-        f"{k} {fmt_ratio(mix.get(k))}" for k in ("primary", "fallback", "default", "rejected", "error", "timeout") if mix.get(k)
-    )
-    parts.append(f"served {served or 'nothing'} of requests")
-    acc = f["accuracy_by_path"]["fault"]
-    if acc.get("fallback") is not None:
-        parts.append(f"the fallback was right {fmt_ratio(acc['fallback'])} of the time vs {fmt_ratio(acc.get('primary'))} for the primary")
-    elif acc.get("primary") is not None:
-        parts.append(f"the primary was right {fmt_ratio(acc['primary'])} of the time")
-    codes = c["status_codes"]["fault"]
-    if codes:
-        parts.append("rejections answered " + ", ".join(f"{k} x{v}" for k, v in sorted(codes.items())))
-    parts.append(f"confident-wrong {fmt_ratio(c['confident_wrong_ratio']['fault'])} vs {fmt_ratio(c['confident_wrong_ratio']['baseline'])} in the baseline")
-    d = f["fallback_delay_s"]
-    parts.append(f"switched to the fallback after {fmt_s(d['mean'])} (mean)" if d["count"] else "it never switched to the fallback")
-    b = f["back_to_primary_s"]
-    if f["not_back"]:
-        parts.append(f"not back to the primary in {f['not_back']} of {f['switched']} switched injections")
-    if b["count"]:
-        parts.append(f"back to the primary {fmt_s(b['mean'])} after recover (mean)")
-    return parts[0] + " " + "; ".join(parts[1:]) + "."
 
 
 DRIFT_PLOT_ALT = "Accuracy, confident-wrong and fallback ratio per drift-magnitude bin"
@@ -586,17 +474,12 @@ def definitions(analysis: dict[str, Any]) -> list[Block]:
                                   "later of its recover and its recovery edge; to the end of the MTTR search when it did not "
                                   "recover) and hold a request: the lowest success ratio and the highest p99, with the "
                                   "window's start")))
-    rows.append(("switch", "a significant rise of fallback/default answers over the " + _switch_rule(deg)
+    rows.append(("switch", "a significant rise of fallback/default answers over the " + switch_rule(deg)
                  + "; delay = apply to its change point; no switch = no back to primary"))
     rows += list(SAMPLE_SLIS.items())
     if analysis.get("monitoring"):
         rows += [*ALERT_INJECTION_SLIS.items(), *ALERT_RUN_SLIS.items()]
     return [Heading("Definitions"), Table(("figure", "definition"), tuple(rows), row_ids=tuple(definition_anchor(k) for k, _ in rows))]
-
-
-def _links(*figures: str) -> tuple[str, ...]:
-    """Header links to the Definitions rows of these figures ("" = a column without one)."""
-    return tuple(definition_anchor(f) if f and f != "requests" else "" for f in figures)
 
 
 def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
