@@ -21,6 +21,7 @@ from chaosml.report.blocks import (
     Para,
     Section,
     Table,
+    fmt_num,
     fmt_ratio,
     fmt_s,
     fmt_sli,
