@@ -28,6 +28,12 @@ class FakeTarget:
     refuse: str | None = None  # guard() raises TargetError with this reason
     down: set[str] = field(default_factory=set)  # members stopped or killed
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    artifact: Path = Path(".")  # ModelVariants: the reference stack's artifact directory
+    urls: dict[str, str] = field(default_factory=dict)  # ModelVariants: replica name -> its own address
+
+    # ModelVariants
+    def replica_urls(self) -> dict[str, str]:
+        return dict(self.urls)
 
     # ReplicaGroups / ProcessControl / PodDeletion
     def members(self, group: str) -> list[ReplicaStatus]:

@@ -27,7 +27,7 @@ from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import TARGET_CLASSES, capability_issue, missing_for
 
 BUILTIN = ("adversarial-payload", "corrupted-features", "drift", "feature-store-outage", "missing-features",
-           "network-latency", "network-toxic", "node-failure", "pod-kill")
+           "model-rollout", "network-latency", "network-toxic", "node-failure", "pod-kill")
 
 
 @dataclass(frozen=True, slots=True)
