@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +18,9 @@ from aiohttp import web
 
 from chaosml.faults.base import FaultContext, make_injector, undo_fault
 from chaosml.faults.modelrollout import LocalModelRollout, ModelRolloutParams, blast_radius
+from chaosml.ledger import Ledger
 from chaosml.model.experiment import FaultSpec, TargetSpec
+from chaosml.rollback import rollback
 from chaosml.stack.models import ensure_artifact, ensure_variant, load_artifact, load_variant, variant_train_rows
 from chaosml.stack.service import SHADOW_WINDOW, Replica, ServiceConfig, create_app
 from chaosml.targets.local import free_ports
@@ -204,3 +208,22 @@ def test_blast_radius_names_the_share_and_the_variant() -> None:
     assert br.description == ("2 of 4 model replicas (50%) serve a primary trained without the rows of cohort mid-radius "
                               "(mean_radius in [14, 17)) per injection, 1 injection; recover returns them to the base model")
     assert ModelRolloutParams(share=0.3).victim_count(4) == 2 and ModelRolloutParams(replicas=9).victim_count(4) == 4
+
+
+def test_chaosml_rollback_returns_a_crashed_runs_replica_to_the_base_model(
+    replicas: dict[str, str], artifact: Path, ds: Dataset, tmp_path: Path
+) -> None:
+    target = FakeTarget(groups={"model": ["model-0", "model-1"]}, artifact=artifact, urls=replicas)
+    inj = make_injector(_spec(share=1.0), target, FaultContext())
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    record = inj.undo_record(0)
+    ledger.open(run_id="r", run_dir=tmp_path, kind="fault", type="model-rollout", record=record, fault="rollout", injection=0)
+    assert inj.apply(0).ok and {_served_version(u, ds) for u in replicas.values()} == {record["model_version"]}
+    entry = json.loads(ledger.path.read_text())  # the harness that wrote it is dead: the entry is stale
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    entry["harness_pid"], entry["harness_start"] = dead.pid, 1
+    ledger.path.write_text(json.dumps(entry) + "\n")
+    report = rollback(ledger)
+    assert report.failed == [] and len(report.undone) == 1 and ledger.open_entries() == []
+    assert {_served_version(u, ds) for u in replicas.values()} == {load_artifact(artifact).primary_version}
