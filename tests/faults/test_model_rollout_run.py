@@ -52,20 +52,25 @@ def test_naive_serves_the_variant_for_the_window_and_the_cohort_gate_fails(tmp_p
     is_variant = df["model_version"].astype(str).str.endswith(VARIANT).to_numpy()
     t, end = df["t"].to_numpy(), (df["t"] + df["latency_ms"] / 1000).to_numpy()
     assert is_variant.sum() > 200
-    assert (end[is_variant] >= apply["t"]).all() and (t[is_variant] <= recover["t"]).all()  # type: ignore[operator]
+    # a request sent just after recover began may still reach a replica before its DELETE does
+    assert (end[is_variant] >= apply["t"]).all() and (t[is_variant] <= recover["t"] + 0.5).all()  # type: ignore[operator]
     # ground truth: each answer is the prediction of the model version it names, on the row's own features
     art = load_artifact(Path(json.loads((run_dir / "journal.json").read_text())["target"]["artifact"]))
     variant = load_variant(ensure_variant(art.path, {"variant": "drop-cohort", "cohort": "mid-radius"})[0])
     ds = load_dataset()
     x = ds.X[df["entity_id"].to_numpy().astype(int)]
-    expected = np.where(is_variant, variant.predict_proba(x).argmax(axis=1), art.primary.predict_proba(x).argmax(axis=1))
-    assert (df["prediction"].to_numpy() == expected).all()
-    # the drop lands on the mid-radius cohort, in the window only
-    correct = (df["prediction"] == df["label"]).to_numpy()
-    mid = (df["cohort"].astype(str) == "mid-radius").to_numpy()
-    outside = (end < apply["t"]) | (t > recover["t"])  # type: ignore[operator]
-    assert correct[mid & is_variant].mean() < correct[mid & outside].mean() - 0.08
-    assert abs(correct[~mid & is_variant].mean() - correct[~mid & outside].mean()) < 0.05
+    base = art.primary.predict_proba(x).argmax(axis=1)
+    served = df["prediction"].to_numpy()
+    assert (served == np.where(is_variant, variant.predict_proba(x).argmax(axis=1), base)).all()
+    # the drop lands on the slice's rows only: the variant's answers against the base model's on the same requests.
+    # On the held-out rows the variant is 12.5 points worse in the slice (7 rows lost, 2 won of 40) and even outside it
+    # (3 and 3 of 131); the load samples rows, so the bounds are about 3 standard errors from those figures.
+    label = df["label"].to_numpy()
+    radius = x[:, ds.column("mean_radius")]
+    in_slice = (radius >= 14.0) & (radius < 17.0)
+    mid, rest = is_variant & in_slice, is_variant & ~in_slice
+    assert (served[mid] == label[mid]).mean() <= (base[mid] == label[mid]).mean() - 0.04
+    assert abs((served[rest] == label[rest]).mean() - (base[rest] == label[rest]).mean()) <= 0.05
 
 
 def test_hardened_shadow_guard_rolls_every_variant_back_and_the_gate_holds(tmp_path: Path) -> None:
@@ -77,5 +82,5 @@ def test_hardened_shadow_guard_rolls_every_variant_back_and_the_gate_holds(tmp_p
         assert f"replica {victim}: shadow guard rolled back" in logs
     df = read_samples(run_dir / "samples.csv")
     variant = df[df["model_version"].astype(str).str.endswith(VARIANT)]
-    assert 0 < len(variant) <= 3 * 40  # at most the guard's window per victim
-    assert variant["t"].max() < recover["t"]  # type: ignore[operator]
+    # 3 of 4 replicas would give ~75% of the window's ~640 answers; the guard cut that short on each of them
+    assert 0 < len(variant) < 240 and variant["t"].max() < recover["t"]  # type: ignore[operator]
