@@ -75,6 +75,7 @@ class PhaseResult:
     slis: dict[str, float | None]
     cohorts: dict[str, dict[str, float | None]]
     mix: dict[str, int]
+    versions: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)  # model_version -> "all" | cohort -> SLIs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class PhaseResult:
             "slis": self.slis,
             "cohorts": self.cohorts,
             "served_by": self.mix,
+            **({"model_versions": self.versions} if self.versions else {}),  # only when the answers name their model version
         }
 
 
@@ -255,7 +257,7 @@ def analyze(experiment: Experiment, journal: dict[str, Any], samples: pd.DataFra
     verdicts = [_unmeasured_verdict(v, unmeasured[v.sli]) if v.sli in unmeasured else v for v in verdicts]
     for pr in phase_results:
         _hide(pr.slis, unmeasured)
-        for c in pr.cohorts.values():
+        for c in (*pr.cohorts.values(), *(s for v in pr.versions.values() for s in v.values())):
             _hide(c, unmeasured)
     if not exposed:
         notes.append(NOT_EXPOSED_NOTE)
@@ -403,7 +405,27 @@ def _phase_result(a: SampleArrays, phase: Phase, load: LoadRange) -> PhaseResult
         grouped = grouped_slis(a, gid, len(a.cohorts), duration)
         cohorts = {name: row(grouped, i) for i, name in enumerate(a.cohorts)}
     offsets = [(round(s - load.start, 6), round(min(e, load.end) - load.start, 6)) for s, e in phase.intervals]
-    return PhaseResult(phase=phase, offsets=offsets, slis=overall, cohorts=cohorts, mix=mix_counts(a, mask))
+    return PhaseResult(phase=phase, offsets=offsets, slis=overall, cohorts=cohorts, mix=mix_counts(a, mask),
+                       versions=_version_slis(a, mask, duration))
+
+
+def _version_slis(a: SampleArrays, mask: np.ndarray, duration: float) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Model version -> {"all": its SLIs, <cohort>: its SLIs on that cohort}, over the answers it gave in the phase."""
+    nv, nc = len(a.versions), len(a.cohorts) + 1  # cohort code -1 (none) -> group 0
+    if not nv:
+        return {}
+    selected = mask & (a.version >= 0)
+    every = grouped_slis(a, np.where(selected, a.version, -1), nv, duration)
+    by_cohort = grouped_slis(a, np.where(selected, a.version * nc + a.cohort + 1, -1), nv * nc, duration)
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for v, name in enumerate(a.versions):
+        if not every["requests"][v]:
+            continue
+        out[name] = {"all": row(every, v)}
+        for c, cohort in enumerate(a.cohorts):
+            if by_cohort["requests"][v * nc + c + 1]:
+                out[name][cohort] = row(by_cohort, v * nc + c + 1)
+    return out
 
 
 def timeseries(a: SampleArrays, load: LoadRange, window: float) -> dict[str, Any]:

@@ -72,6 +72,8 @@ class SampleArrays:
     mix: np.ndarray  # int8 index into MIX_CLASSES
     cohort: np.ndarray  # int64 cohort code, -1 = none
     cohorts: tuple[str, ...]  # cohort names by code
+    version: np.ndarray  # int64 model_version code, -1 = none (no answer, or a stack that does not say)
+    versions: tuple[str, ...]  # model versions by code
     lat_index: np.ndarray  # indices of samples with a latency, in increasing latency order
     lat_sorted: np.ndarray  # latency[lat_index]
 
@@ -104,7 +106,7 @@ class SampleArrays:
         latency = df["latency_ms"].to_numpy()
         lat_index = np.flatnonzero(~np.isnan(latency))
         lat_index = lat_index[np.argsort(latency[lat_index], kind="stable")]
-        cohort_cat = df["cohort"]
+        cohort_cat, version_cat = df["cohort"], df["model_version"]
         t = df["t"].to_numpy()
         return cls(
             t=t,
@@ -115,6 +117,8 @@ class SampleArrays:
             mix=mix,
             cohort=cohort_cat.cat.codes.to_numpy().astype(np.int64),
             cohorts=tuple(str(c) for c in cohort_cat.cat.categories),
+            version=version_cat.cat.codes.to_numpy().astype(np.int64),
+            versions=tuple(str(v) for v in version_cat.cat.categories),
             lat_index=lat_index,
             lat_sorted=latency[lat_index],
         )

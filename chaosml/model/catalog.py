@@ -89,6 +89,8 @@ COHORTS: dict[str, str] = {
     "clean": "held-out dataset rows, unchanged",
     "missing-features": "one to three request features dropped from the payload",
     "out-of-range": "one request feature pushed far outside its training range",
+    # slice cohorts (chaosml/workload/cohorts.py SLICES): clean rows in a range of one request feature
+    "mid-radius": "held-out rows with mean_radius in [14, 17), unchanged (a quarter of the rows, where the model is least sure)",
     # hostile cohorts (see chaosml/workload/cohorts.py); the adversarial-payload fault mixes them in
     "adversarial-evasion": "request features moved by the smallest gradient-sign step that flips the primary model "
     "(else the fallback), computed offline against the served artifact; true label kept",

@@ -404,6 +404,27 @@ def cohort_table(analysis: dict[str, Any], journal: dict[str, Any] | None = None
             Table(headers, tuple(rows), header_links=definition_links("", "", *(k for k, _ in COHORT_COLUMNS))), *_plot(plots, "cohorts", COHORTS_PLOT_ALT)]
 
 
+VERSION_COLUMNS: tuple[tuple[str, str], ...] = (("requests", "answers"), ("accuracy", "accuracy"),
+                                                ("confident_wrong_ratio", "confident wrong"))
+
+
+def version_table(analysis: dict[str, Any]) -> list[Block]:
+    """Per phase, each model version's answers and quality, overall and per cohort; only when some answer came from a
+    model-rollout variant (a version ``<base>+<variant>``)."""
+    phases = [p for p in analysis["phases"] if p.get("model_versions") and p["kind"] == "phase" and p["name"] != "between"]
+    if not any("+" in v for p in phases for v in p["model_versions"]):
+        return []
+    unmeasured = _unmeasured(analysis)
+    rows = [(p["name"], version, cohort, *(_cell(k, s[k], unmeasured) for k, _ in VERSION_COLUMNS))
+            for p in phases for version, by in p["model_versions"].items() for cohort, s in by.items()]
+    return [
+        Heading("Model versions"),
+        Para("Answers by the model version that gave them (response model_version; a variant a model-rollout served is "
+             "<primary>+<variant>), per phase, over all cohorts and per cohort: did a release regress one cohort only?"),
+        Table(("phase", "model version", "cohort", *(label for _, label in VERSION_COLUMNS)), tuple(rows)),
+    ]
+
+
 def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) -> list[Block]:
     rows = []
     classes = [c for c in MIX_CLASSES if any(p["served_by"].get(c) for p in analysis["phases"])] or ["primary"]
@@ -497,6 +518,7 @@ def build_document(analysis: dict[str, Any], journal: dict[str, Any], plots: dic
         *stage_table(analysis),
         *cohort_table(analysis, journal, plots),
         *mix_table(analysis, plots),
+        *version_table(analysis),
         *degradation_section(analysis),
         *drift_section(analysis, plots),
         *monitoring_section(analysis),

@@ -9,6 +9,11 @@ The artifact directory ``~/.cache/chaosml/models/<key>/`` holds:
   features, the default response and the test accuracies.
 
 Training checks that the exported arrays reproduce scikit-learn's probabilities.
+
+Degraded variants of the primary (for the ``model-rollout`` fault) are trained on demand, seeded,
+by :func:`ensure_variant` into ``<artifact>/variants/<name>.npz`` (the primary's arrays only):
+``drop-cohort`` without the training rows of a slice cohort, ``label-noise`` with a share of the
+training labels flipped, ``stale`` on an early share of the training rows only.
 """
 
 from __future__ import annotations
@@ -309,15 +314,82 @@ def _train(dir_: Path, dataset_name: str, seed: int) -> None:
     (dir_ / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
 
 
+def _trees(a: dict[str, np.ndarray]) -> TreeEnsemble:
+    return TreeEnsemble(a["gb_feature"], a["gb_threshold"], a["gb_left"], a["gb_right"], a["gb_value"],
+                        float(a["gb_init"]), int(a["gb_depth"]))
+
+
 def load_artifact_arrays_only(npz: Path) -> tuple[TreeEnsemble, LinearModel]:
     """The primary and fallback models from ``serving.npz``."""
     with np.load(npz) as z:
         a = {k: z[k] for k in z.files}
-    return (
-        TreeEnsemble(a["gb_feature"], a["gb_threshold"], a["gb_left"], a["gb_right"], a["gb_value"],
-                     float(a["gb_init"]), int(a["gb_depth"])),
-        LinearModel(a["lr_mean"], a["lr_scale"], a["lr_coef"], float(a["lr_intercept"])),
-    )
+    return _trees(a), LinearModel(a["lr_mean"], a["lr_scale"], a["lr_coef"], float(a["lr_intercept"]))
+
+
+def load_variant(npz: Path) -> TreeEnsemble:
+    """A degraded primary written by :func:`ensure_variant` (numpy only)."""
+    with np.load(npz) as z:
+        return _trees({k: z[k] for k in z.files})
+
+
+def variant_name(spec: dict[str, Any]) -> str:
+    """The variant's name in model versions and file names: ``drop-cohort-mid-radius``, ``label-noise-0.3``, ``stale-0.2``."""
+    kind = str(spec["variant"])
+    if kind == "drop-cohort":
+        return f"{kind}-{spec['cohort']}"
+    if kind == "label-noise":
+        return f"{kind}-{float(spec['noise_share']):g}"
+    if kind == "stale":
+        return f"{kind}-{float(spec['train_share']):g}"
+    raise ValueError(f"unknown model variant {kind!r}")
+
+
+def variant_train_rows(ds: Any, spec: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows and labels of a variant (seeded): the primary's training split, degraded as ``spec`` says."""
+    from chaosml.workload.builtin_dataset import slice_rows
+
+    rows, kind = ds.train_idx, str(spec["variant"])
+    y = np.array(ds.y[rows])
+    if kind == "drop-cohort":
+        keep = ~np.isin(rows, slice_rows(ds, str(spec["cohort"]), rows))
+        return rows[keep], y[keep]
+    rng = np.random.default_rng(seed)
+    if kind == "label-noise":
+        flip = rng.choice(len(rows), size=round(float(spec["noise_share"]) * len(rows)), replace=False)
+        y[flip] = 1 - y[flip]
+        return rows, y
+    if kind == "stale":  # the rows an older artifact saw: the first share of the training rows
+        n = max(2, round(float(spec["train_share"]) * len(rows)))
+        return rows[:n], y[:n]
+    raise ValueError(f"unknown model variant {kind!r}")
+
+
+def ensure_variant(artifact_dir: Path, spec: dict[str, Any]) -> tuple[Path, str]:
+    """Train (once, cached) the degraded primary ``spec`` describes; return its npz and its model version.
+
+    The version is ``<primary version>+<variant name>``; the estimator is the primary's, with the
+    same seed, on :func:`variant_train_rows`.
+    """
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from chaosml.workload.builtin_dataset import load_dataset
+
+    meta = load_meta(artifact_dir)
+    name = variant_name(spec)
+    version = f"{meta['primary']['version']}+{name}"
+    out = Path(artifact_dir) / "variants" / f"{name}.npz"
+    if out.is_file():
+        return out, version
+    seed = int(meta["seed"])
+    ds = load_dataset(str(meta["dataset"]), seed)
+    rows, y = variant_train_rows(ds, spec, seed)
+    gb = GradientBoostingClassifier(n_estimators=150, max_depth=3, learning_rate=0.1, random_state=seed)
+    gb.fit(ds.X[rows], y)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.npz")
+    np.savez(tmp, **_export_gb(gb, ds.X[rows]))  # type: ignore[arg-type]
+    os.replace(tmp, out)
+    return out, version
 
 
 def _complete(path: Path) -> bool:

@@ -18,6 +18,7 @@ class Profile:
     breaker_open_s: float
     fallback: bool  # fallback model on request-time features, then the default response
     ood_routing: bool  # out-of-distribution or low-confidence primary answers go to the fallback
+    shadow_guard: bool  # a model variant is shadowed by the base primary and rolled back when they disagree too often
     # gateway
     attempt_timeout_s: float | None  # per upstream attempt
     retries: int  # extra attempts on another backend
@@ -37,6 +38,7 @@ NAIVE = Profile(
     breaker_open_s=0.0,
     fallback=False,
     ood_routing=False,
+    shadow_guard=False,
     attempt_timeout_s=30.0,  # a generous proxy default; a hung replica still stalls the client
     retries=0,
     retry_budget_ratio=0.0,
@@ -55,6 +57,7 @@ HARDENED = Profile(
     breaker_open_s=1.0,
     fallback=True,
     ood_routing=True,
+    shadow_guard=True,
     attempt_timeout_s=0.5,
     retries=1,
     retry_budget_ratio=0.2,

@@ -22,6 +22,14 @@ entity's features from Redis and answers ``{"prediction", "confidence", "served_
      fool the fallback cannot come back confidently wrong through this path);
   4. fallback failing -> the default response (majority class, prior as confidence).
 
+``POST /admin/model`` ``{"path": <variant npz>, "version": <model version>}`` serves a degraded
+primary variant (``chaosml.stack.models.ensure_variant``, the ``model-rollout`` fault) instead of the
+base one, reported as ``model_version``; ``DELETE /admin/model`` returns to the base primary (a
+restarted replica starts on it anyway). The hardened profile's shadow guard also runs the base
+primary on every request the variant answers and rolls the variant back by itself once, over the
+last ``SHADOW_WINDOW`` variant answers, more than ``SHADOW_MAX_DISAGREEMENT`` of the predictions
+differ from the base's.
+
 ``/readyz`` turns 200 once the artifact is loaded and Redis answered a PING; it then stays ready
 during feature-store outages, because the replica can still serve through the fallback.
 """
@@ -49,7 +57,7 @@ from aiohttp import web
 from chaosml.stack.breaker import CircuitBreaker
 from chaosml.stack.featurestore import FeatureStoreError, fetch
 from chaosml.stack.metrics import CONTENT_TYPE, StackMetrics
-from chaosml.stack.models import Artifact, load_artifact
+from chaosml.stack.models import Artifact, TreeEnsemble, load_artifact, load_variant
 from chaosml.stack.profiles import Profile, get_profile
 
 MAX_BODY_BYTES = 64 * 1024
@@ -59,8 +67,11 @@ STORE_WAIT_S = 600.0
 FALLBACK_REASONS = ("ood", "feature_store_error", "breaker_open", "entity_features_missing", "entity_features_invalid", "low_confidence")
 REPLICA_EVENTS = (
     "bad_requests", "rejected", "feature_fetch_failures", "breaker_rejections", "feature_rows_missing",
-    "feature_rows_invalid", "default_responses", "startup_store_ping_failures", *(f"fallback_{r}" for r in FALLBACK_REASONS),
+    "feature_rows_invalid", "default_responses", "startup_store_ping_failures", "variant_applies", "variant_rollbacks",
+    *(f"fallback_{r}" for r in FALLBACK_REASONS),
 )  # give up waiting for the feature store at startup after this long
+SHADOW_WINDOW = 40  # hardened shadow guard: variant answers compared with the base primary's
+SHADOW_MAX_DISAGREEMENT = 0.05  # ... rolled back when more than this share of them disagree
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +120,9 @@ class Replica:
         self.ready = False
         self.redis: Any = None
         self._store_task: asyncio.Task[None] | None = None
+        self.variant: TreeEnsemble | None = None
+        self.variant_version = ""
+        self._shadow: list[bool] = []  # the last SHADOW_WINDOW variant answers: disagreed with the base primary
 
     # --- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
@@ -185,6 +199,37 @@ class Replica:
         headers = {"X-Served-By": str(body["served_by"])} if "served_by" in body else {}
         return web.json_response(body, status=status, headers=headers)
 
+    async def set_model(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+            self.variant, self.variant_version = load_variant(Path(spec["path"])), str(spec["version"])
+        except Exception as e:  # noqa: BLE001 - any bad spec is the caller's error
+            return web.json_response({"error": f"{type(e).__name__}: {e}"}, status=400)
+        self._shadow = []
+        self.metrics.inc("variant_applies")
+        print(f"replica {self.cfg.name} serving model variant {self.variant_version}", flush=True)
+        return web.json_response({"model_version": self.variant_version, "replica": self.cfg.name})
+
+    async def clear_model(self, request: web.Request) -> web.Response:
+        self.variant, self.variant_version, self._shadow = None, "", []
+        return web.json_response({"model_version": self.art.primary_version, "replica": self.cfg.name})
+
+    def _primary(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+        """The serving primary's probabilities and version: the variant while one is set, else the base primary."""
+        variant = self.variant
+        if variant is None:
+            return self.art.primary.predict_proba(x)[0], self.art.primary_version
+        proba, version = variant.predict_proba(x)[0], self.variant_version
+        if self.profile.shadow_guard:
+            base = self.art.primary.predict_proba(x)[0]
+            self._shadow = [*self._shadow[-(SHADOW_WINDOW - 1):], bool(np.argmax(base) != np.argmax(proba))]
+            if len(self._shadow) >= SHADOW_WINDOW and sum(self._shadow) > SHADOW_MAX_DISAGREEMENT * len(self._shadow):
+                self.metrics.inc("variant_rollbacks")
+                print(f"replica {self.cfg.name}: shadow guard rolled back {version} "
+                      f"({sum(self._shadow)} of {len(self._shadow)} answers disagreed with the base)", flush=True)
+                self.variant, self.variant_version, self._shadow = None, "", []
+        return proba, version
+
     # --- naive -----------------------------------------------------------------------
     async def _predict_naive(self, request: web.Request) -> tuple[int, dict[str, Any]]:
         try:
@@ -205,8 +250,8 @@ class Replica:
         for f in self.entity_features:
             v = row.get(f) if row else None
             x[self.col[f]] = v if v is not None else 0.0
-        proba = self.art.primary.predict_proba(x)[0]
-        return 200, self._answer(proba, "primary", self.art.primary_version)
+        proba, version = self._primary(x)
+        return 200, self._answer(proba, "primary", version)
 
     # --- hardened ---------------------------------------------------------------------
     async def _predict_hardened(self, request: web.Request) -> tuple[int, dict[str, Any]]:
@@ -220,13 +265,13 @@ class Replica:
         ood = self.profile.ood_routing and float(self.art.ood_distance(x_req)[0]) > self.art.ood_threshold
         reason = await self._fetch_into(eid, x)
         if ood:  # the fallback alone sees only the shifted request features: averaged with the primary when it can answer
-            return 200, self._fallback(x_req, "ood", with_primary=None if reason else self.art.primary.predict_proba(x)[0])
+            return 200, self._fallback(x_req, "ood", with_primary=None if reason else self._primary(x)[0])
         if reason is not None:
             return 200, self._fallback(x_req, reason)
-        proba = self.art.primary.predict_proba(x)[0]
+        proba, version = self._primary(x)
         if self.profile.ood_routing and float(proba.max()) < self.min_confidence:
             return 200, self._fallback(x_req, "low_confidence", with_primary=proba)
-        return 200, self._answer(proba, "primary", self.art.primary_version)
+        return 200, self._answer(proba, "primary", version)
 
     async def _fetch_into(self, eid: int, x: np.ndarray) -> str | None:
         """Fill the entity features into ``x``; return why not (a fallback reason), or None."""
@@ -361,6 +406,8 @@ def create_app(cfg: ServiceConfig, artifact: Artifact | None = None) -> web.Appl
     app.router.add_get("/healthz", replica.healthz)
     app.router.add_get("/readyz", replica.readyz)
     app.router.add_get("/metrics", replica.metrics_handler)
+    app.router.add_post("/admin/model", replica.set_model)
+    app.router.add_delete("/admin/model", replica.clear_model)
     return app
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from chaosml.model.faulttype import FaultType, missing_capabilities
@@ -38,6 +39,17 @@ class ReplicaGroups(Protocol):
     def members(self, group: str) -> list[ReplicaStatus]: ...
 
     def kill(self, names: list[str], sig: int = signal.SIGKILL) -> None: ...
+
+
+class ModelVariants(Protocol):
+    """Reference-stack replicas whose admin endpoint (``/admin/model``) serves a degraded model variant, trained from the artifact."""
+
+    def members(self, group: str) -> list[ReplicaStatus]: ...
+
+    @property
+    def artifact(self) -> Path: ...
+
+    def replica_urls(self) -> dict[str, str]: ...
 
 
 class PodDeletion(Protocol):

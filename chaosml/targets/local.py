@@ -163,6 +163,10 @@ class LocalTarget(SupervisedTarget):
     def replica_names(self) -> list[str]:
         return [f"model-{i}" for i in range(self.replicas)]
 
+    def replica_urls(self) -> dict[str, str]:
+        """Replica name -> its own address (not through the fault proxy): where its admin endpoints answer."""
+        return {n: f"http://127.0.0.1:{self._port(n)}" for n in self.replica_names}
+
     def _port(self, name: str) -> int:
         try:
             return self._ports[name]

@@ -77,6 +77,19 @@ class Dataset:
         return {f: (float(lo[j]), float(hi[j])) for j, f in enumerate(self.feature_names)}
 
 
+#: slice cohort -> (request feature, low (inclusive), high (exclusive)): the held-out rows in that range, sent
+#: clean (chaosml/workload/cohorts.py); a model-rollout drop-cohort variant is trained without its training rows
+SLICES: dict[str, tuple[str, float, float]] = {"mid-radius": ("mean_radius", 14.0, 17.0)}
+
+
+def slice_rows(ds: Dataset, name: str, rows: np.ndarray) -> np.ndarray:
+    """The rows among ``rows`` that fall in slice cohort ``name``."""
+    feature, lo, hi = SLICES[name]
+    x = ds.X[rows, ds.column(feature)]
+    out: np.ndarray = rows[(x >= lo) & (x < hi)]
+    return out
+
+
 def _load_breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     from sklearn.datasets import load_breast_cancer
 

@@ -10,6 +10,10 @@ The hostile cohorts (``catalog.HOSTILE_COHORTS``) are built here too; ``adversar
 comes from :mod:`chaosml.workload.evasion`. Cohorts with big bodies keep only a few payloads
 (``COHORT_LIMITS``) so the payload file stays small.
 
+Slice cohorts (``builtin_dataset.SLICES``) are clean payloads of the held-out rows whose request feature lies in a
+range: ``mid-radius`` (``mean_radius`` in [14, 17), about a quarter of the rows, where the model is
+least sure) is the cohort a ``model-rollout`` ``drop-cohort`` variant is trained without.
+
 File cohorts (``load.data.cohort``; ``Dataset.cohorts``): a clean row is sent under its file
 cohort, never under ``clean``. :func:`expand_mix` turns the experiment's mix into the one the load
 process draws from (``clean: w`` -> ``w * share`` for each file cohort, by its share of the test
@@ -25,7 +29,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chaosml.workload.builtin_dataset import Dataset
+from chaosml.workload.builtin_dataset import SLICES, Dataset, slice_rows
 
 if TYPE_CHECKING:
     from chaosml.model.experiment import Experiment
@@ -51,6 +55,9 @@ def _payload(ds: Dataset, i: int, body: dict[str, Any]) -> Payload:
 @cohort("clean")
 def _clean(ds: Dataset, i: int, rng: random.Random) -> Payload:
     return _payload(ds, i, ds.row_payload(i))
+
+
+COHORT_BUILDERS.update(dict.fromkeys(SLICES, _clean))  # a slice cohort's rows are sent clean; build_payloads keeps the slice's rows
 
 
 @cohort("missing-features")
@@ -251,6 +258,8 @@ def build_payloads(ds: Dataset, cohorts: list[str], seed: int = 0) -> dict[str, 
             continue
         builder = COHORT_BUILDERS[name]
         rows = ds.test_idx[: COHORT_LIMITS[name]] if name in COHORT_LIMITS else ds.test_idx
+        if name in SLICES:
+            rows = slice_rows(ds, name, rows)
         out[name] = [builder(ds, int(i), rng) for i in rows]
     return out
 

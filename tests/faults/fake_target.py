@@ -33,6 +33,12 @@ class FakeTarget:
     paused: set[str] = field(default_factory=set)  # container IDs paused
     commands: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)  # node -> (stop, start)
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    artifact: Path = Path(".")  # ModelVariants: the reference stack's artifact directory
+    urls: dict[str, str] = field(default_factory=dict)  # ModelVariants: replica name -> its own address
+
+    # ModelVariants
+    def replica_urls(self) -> dict[str, str]:
+        return dict(self.urls)
 
     # ReplicaGroups / ProcessControl / PodDeletion
     def members(self, group: str) -> list[ReplicaStatus]:

@@ -27,7 +27,7 @@ from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import TARGET_CLASSES, capability_issue, missing_for
 
 BUILTIN = ("adversarial-payload", "container-failure", "corrupted-features", "dependency-errors", "drift", "feature-store-outage",
-           "missing-features", "network-latency", "network-toxic", "node-failure", "pod-kill", "resource-pressure")
+           "missing-features", "model-rollout", "network-latency", "network-toxic", "node-failure", "pod-kill", "resource-pressure")
 
 
 @dataclass(frozen=True, slots=True)
