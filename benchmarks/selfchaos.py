@@ -290,8 +290,10 @@ def run_trial(index: int, rng: random.Random, workdir: Path) -> Trial:
         trial.problems.append(f"{len(_open_ids(state))} ledger entries still open")
     if run_dir is not None and journal:
         rep = _chaosml("report", str(run_dir), env=env)
-        if rep.returncode != 0:
-            trial.problems.append(f"report of the run failed: {rep.stderr.strip()[-300:]}")
+        # `chaosml report` exits as the run did (0 passed, 1 failed/inconclusive, 2 interrupted or partial); 3 and 4
+        # mean it could not render, and a rendered report leaves report.html
+        if rep.returncode not in (0, 1, 2) or not (Path(run_dir) / "report.html").is_file():
+            trial.problems.append(f"report of the run failed (exit {rep.returncode}): {rep.stderr.strip()[-300:]}")
     return trial
 
 

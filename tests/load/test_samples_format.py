@@ -22,7 +22,7 @@ def csv_line(row: tuple[Any, ...]) -> str:
     return out.getvalue()[:-2]
 
 
-ROW = (1795325276.689175, 12.345, 200, "ok", "primary", 1, 0.97, 1, "clean", 7, "bench-0", "bench")
+ROW = (1795325276.689175, 12.345, 200, "ok", "primary", 1, 0.97, 1, "clean", 7, "bench-0", "bench", None)
 TRICKY = [
     ROW,
     (2.0, 1.0, 0, "error", None, None, None, None, "clean", None, None, None),
@@ -83,7 +83,7 @@ def test_merging_worker_files_keeps_quoted_line_breaks_in_their_field(tmp_path: 
     from chaosml.load.distributed import merge_samples, worker_samples_file
 
     base = tmp_path / "samples.csv"
-    odd = (1.0, 0.5, 200, "ok", "primary", 1, 0.9, 1, "clean", 3, "replica\r0", "v\n1")
+    odd = (1.0, 0.5, 200, "ok", "primary", 1, 0.9, 1, "clean", 3, "replica\r0", "v\n1", None)
     for i, rows in enumerate([[odd], [ROW]]):
         writer = SampleWriter(worker_samples_file(base, i))
         for row in rows:
