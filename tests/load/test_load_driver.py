@@ -405,10 +405,23 @@ def test_config_side_never_imports_locust() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
+def _wait_catching(pid: int, sig: signal.Signals, timeout: float = 20.0) -> None:
+    """Until the process catches ``sig`` (its SigCgt mask in /proc): a signal sent earlier would meet the default action
+    of an interpreter still starting, which no code of ours can handle (a fixed sleep raced it on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (sig - 1)):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the load process did not install its {sig.name} handler within {timeout} s")
+
+
 def test_sigterm_before_load_starts_exits_cleanly(server: _Server, tmp_path: Path) -> None:
     config = _config(tmp_path, _url(server), duration_s=30.0)
     run = _Run(config, tmp_path)
-    time.sleep(0.2)  # still importing locust
+    _wait_catching(run.proc.pid, signal.SIGTERM)  # its early handler is in place; locust is (most likely) still importing
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait(timeout=10) == 0, run.stderr
     done = run.records()[-1]
