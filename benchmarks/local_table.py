@@ -6,9 +6,9 @@ One real ``chaosml run`` per row (fresh process, own state and reports directory
 hardened reference stack with the default restart delay; each row injects its fault ``--repeats``
 times (kill-twice: 2 x N kills, each 12 s after the previous one), and every injection is one
 measurement. Per injection, from the run's ``analysis.json`` and journal: TTD and its source, the
-supervisor's events for the injection's replicas (first ``replica_unready``, ``replica_exited``,
-``replica_started`` after the apply; the last of those firsts over the replicas, as for
-``ready_s``), ``ready_s`` and MTTR. The node-failure row has no local equivalent (a local target
+supervisor's events for the injection's replicas (first ``replica_unready`` from a failed readiness
+probe, ``replica_exited``, ``replica_started`` after the apply; the last of those firsts over the
+replicas, as for ``ready_s``), ``ready_s`` and MTTR. The node-failure row has no local equivalent (a local target
 has no node: its replicas are processes of this machine) and is not run. Every loop is bounded:
 each run has a timeout of its load duration plus ``RUN_SLACK_S``.
 """
@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from chaosml.analysis.mttr import STACK_UNREADY_REASONS
 
 PLUGIN = Path(__file__).resolve().parents[1] / "tests" / "plugins" / "chaosml_example_fault"
 FIRST_AT_S = 10.0  # first apply, after the baseline windows
@@ -104,14 +106,19 @@ def install_plugin(site: Path) -> None:
 
 
 def stages(inj: dict[str, Any], events: list[dict[str, Any]], until: float) -> dict[str, float | None]:
-    """Seconds from apply to each supervisor stage for the injection's replicas (the last of their firsts; None if one never had it)."""
+    """Seconds from apply to each supervisor stage for the injection's replicas (the last of their firsts; None if one never had it).
+
+    ``replica_unready`` counts only the stack's own readiness signal (a failed probe), not the
+    supervisor seeing a killed process exit (that is ``replica_exited``).
+    """
     apply_t = float(inj["apply_t"])
     out: dict[str, float | None] = {}
     for kind in STAGES:
         firsts = []
         for replica in inj["targets"]:
             ts = [float(e["t"]) for e in events
-                  if e["kind"] == kind and e["subject"] == replica and apply_t <= float(e["t"]) < until]
+                  if e["kind"] == kind and e["subject"] == replica and apply_t <= float(e["t"]) < until
+                  and (kind != "replica_unready" or e["detail"].get("reason") in STACK_UNREADY_REASONS)]
             firsts.append(min(ts) if ts else None)
         out[kind] = None if not firsts or None in firsts else max(f for f in firsts if f is not None) - apply_t
     return out
@@ -164,7 +171,7 @@ def column(result: dict[str, Any]) -> str:
     inj = result["injections"]
     sources = sorted({f"{i['detected_source']}: {i['detected_by']}" for i in inj if i["detected_source"]})
     parts = [f"TTD +{span([i['ttd_s'] for i in inj])} ({'; '.join(sources) or 'nothing observable'})"]
-    labels = {"replica_unready": "NotReady", "replica_exited": "exited", "replica_started": "restarted"}
+    labels = {"replica_unready": "NotReady (probe)", "replica_exited": "exited", "replica_started": "restarted"}
     for kind in STAGES:
         values = [i[kind] for i in inj]
         if any(v is not None for v in values):
