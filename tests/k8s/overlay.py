@@ -28,9 +28,8 @@ the "model-ingress" link to the KServe NodePort, and NodePorts 3219x/32475.
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from chaosml.cluster import MANIFESTS_DIR, STACK_MANIFESTS, in_namespace, load_files, load_manifests
 
