@@ -99,3 +99,27 @@ def test_installed_from_a_wheel_outside_the_checkout(tmp_path: Path) -> None:
         proc = subprocess.run([str(chaosml_bin), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     assert (work / "res" / "manifests" / "stack.yaml").read_bytes() == (ROOT / "manifests" / "stack.yaml").read_bytes()
+
+
+def test_build_hook_loads_without_the_source_tree_on_sys_path(tmp_path: Path) -> None:
+    """setuptools loads the cmdclass file by path; pip 23 (Debian bookworm's, the real-node image build) runs the
+    backend with neither the source tree on sys.path nor chaosml installed: the hook must still import its helper
+    from the tree it sits in ("No module named 'chaosml'" broke `pip install .` of manifests/Dockerfile)."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "chaosml", src / "chaosml", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = textwrap.dedent("""
+        import importlib.util, os, sys
+        # no checkout and no (editable) install of chaosml: what pip 23's isolated backend sees
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+        sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "chaosml"))]
+        assert importlib.util.find_spec("chaosml") is None, "chaosml importable before the hook"
+        spec = importlib.util.spec_from_file_location("chaosml.resources.buildhook", sys.argv[1])
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        print(sys.modules["chaosml"].__file__)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([PYTHON, "-c", probe, str(src / "chaosml" / "resources" / "buildhook.py")], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == str(src / "chaosml" / "__init__.py")

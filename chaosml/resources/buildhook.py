@@ -8,13 +8,18 @@ Imported only by setuptools while building.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from setuptools.command.build_py import build_py
 
-from chaosml.resources import bundle_files
-
 ROOT = Path(__file__).resolve().parents[2]
+# setuptools loads this file by path; whether the source tree is on sys.path depends on the frontend
+# (pip 23, Debian bookworm's, runs the backend without it: "No module named 'chaosml'")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chaosml.resources import bundle_files  # noqa: E402
 
 
 class BuildWithBundle(build_py):

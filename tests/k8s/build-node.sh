@@ -6,11 +6,15 @@
 #     installed next to the control-plane binaries (<version>/bin);
 #   - the pause image's static binary (rootfs tar) and the Debian bookworm Python
 #     base rootfs tar (mmdebstrap), under ${CHAOSML_NODE_CACHE:-~/.cache/chaosml/node};
-#   - the wheels the project image installs offline (pip wheel into <node cache>/wheels/<key>).
+#   - the wheels the project image installs offline (pip wheel into <node cache>/wheels/<key>);
+#   - with --kserve (optional; CI passes it): the wheels of the bring-your-own KServe example's image
+#     (manifests/examples/byo-kserve/requirements.txt: kserve, scikit-learn, joblib), pip download
+#     for the image's Python 3.11.2 into <node cache>/kserve-wheels/<key>.
 # The Docker images themselves are imported/built by realnode.py into its own engine.
 #
 # Idempotent and cached; one build at a time (the control-plane build's lock).
-# Progress goes to stderr; stdout gets `KEY=VALUE` lines (BIN, PAUSE_TAR, ROOTFS_TAR, WHEELS).
+# Progress goes to stderr; stdout gets `KEY=VALUE` lines (BIN, PAUSE_TAR, ROOTFS_TAR, WHEELS,
+# and KSERVE_WHEELS with --kserve).
 # See /work/shared/k8s-real-node.md for the facts behind each step.
 set -euo pipefail
 
@@ -22,6 +26,13 @@ REPO="$(cd "$HERE/../.." && pwd)"
 NODE_CACHE="${CHAOSML_NODE_CACHE:-$HOME/.cache/chaosml/node}"
 PY="${CHAOSML_PYTHON:-python3}"
 DEB_PACKAGES=(docker.io iptables conntrack gcc libc6-dev mmdebstrap)
+KSERVE=0
+for arg in "$@"; do
+    case "$arg" in
+        --kserve) KSERVE=1 ;;
+        *) die "unknown argument $arg (usage: build-node.sh [--kserve])" ;;
+    esac
+done
 
 [[ "$(id -u)" == 0 ]] || die "a real node needs root (dockerd, kubelet, iptables, sysctls)"
 
@@ -155,6 +166,25 @@ build_wheels() {
     printf '%s\n' "$dir"
 }
 
+# --- 6. Wheels for the bring-your-own KServe example's image (optional: --kserve) ---------
+KSERVE_REQUIREMENTS="$REPO/manifests/examples/byo-kserve/requirements.txt"
+
+build_kserve_wheels() {
+    # keyed by the requirements file (realnode.kserve_wheels_dir computes the same key)
+    local dir="$NODE_CACHE/kserve-wheels/$(sha256sum "$KSERVE_REQUIREMENTS" | cut -c1-16)" t0
+    if [[ -f "$dir/.complete" ]]; then printf '%s\n' "$dir"; return 0; fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    log "pip download (the KServe example's requirements) into $dir"
+    t0=$SECONDS
+    # binary wheels for the image's interpreter (Debian bookworm's Python 3.11.2, glibc 2.36)
+    "$PY" -m pip download --quiet --only-binary=:all: --python-version 3.11.2 --dest "$dir" \
+        -r "$KSERVE_REQUIREMENTS" >&2
+    touch "$dir/.complete"
+    log "kserve wheels ($(du -sh "$dir" | cut -f1)) in $((SECONDS - t0)) s"
+    printf '%s\n' "$dir"
+}
+
 # the Go builds (control plane first, then the node) overlap the rootfs and wheels downloads
 BIN_FILE="$(mktemp)"
 trap 'rm -f "$BIN_FILE"' EXIT
@@ -163,9 +193,12 @@ bin_pid=$!
 build_pause
 build_rootfs
 WHEELS="$(build_wheels)"
+KSERVE_WHEELS=""
+if ((KSERVE)); then KSERVE_WHEELS="$(build_kserve_wheels)"; fi
 wait "$bin_pid" || die "kubelet/kube-proxy build failed"
 BIN="$(cat "$BIN_FILE")"
 "$BIN/kubelet" --version >&2 || die "kubelet does not run"
 
 printf 'BIN=%s\nPAUSE_TAR=%s\nROOTFS_TAR=%s\nWHEELS=%s\n' \
     "$BIN" "$NODE_CACHE/pause/pause.tar" "$NODE_CACHE/rootfs/debian-python-bookworm.tar" "$WHEELS"
+if ((KSERVE)); then printf 'KSERVE_WHEELS=%s\n' "$KSERVE_WHEELS"; fi

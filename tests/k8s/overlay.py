@@ -17,14 +17,21 @@ used (traffic only to 127.0.0.0/8), so this generated variant changes, per Deplo
   ConfigMap format;
 - redis, the proxy and the gateway are pinned to node 1 (``kubernetes.io/hostname: 127.0.0.1``), so
   a failed second node takes only model replicas.
+
+:func:`loopback_byo_kserve` does the same for the bring-your-own example
+(``manifests/examples/byo-kserve/stack.yaml``): the KServe server on its own 28090 port (KServe's
+ModelServer has no host option: it binds 0.0.0.0, on hostNetwork the node's; traffic still goes only to
+127.0.0.x), one replica per node (a hostPort), the owner's Toxiproxy replaced by chaosml's proxy with
+the "model-ingress" link to the KServe NodePort, and NodePorts 3219x/32475.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from chaosml.cluster import STACK_MANIFESTS, in_namespace, load_manifests
+from chaosml.cluster import MANIFESTS_DIR, STACK_MANIFESTS, in_namespace, load_files, load_manifests
 
 NODE1 = "127.0.0.1"
 PORTS = {"redis": 28379, "model": 28080, "gateway": 28081, "proxy-api": 28474,
@@ -76,10 +83,14 @@ _SERVICE_PORTS = {
 }
 
 
-def _pod_spec(spec: dict[str, Any], workload: str, stack_image: str) -> None:
+def _host_network(spec: dict[str, Any]) -> None:
     spec["hostNetwork"] = True
     spec["dnsPolicy"] = "Default"
     spec["enableServiceLinks"] = False
+
+
+def _pod_spec(spec: dict[str, Any], workload: str, stack_image: str) -> None:
+    _host_network(spec)
     if workload in ("redis", "gateway", "toxiproxy"):
         spec["nodeSelector"] = {"kubernetes.io/hostname": NODE1}
     for c in spec["containers"]:
@@ -115,5 +126,52 @@ def loopback_stack(namespace: str = "chaosml", *, model_replicas: int = 1,
                 p["nodePort"] = NODE_PORTS[key]
         elif kind == "ConfigMap" and name == "toxiproxy-config":
             d["data"]["toxiproxy.json"] = json.dumps(PROXY_LINKS, indent=1)
+        out.append(d)
+    return out
+
+
+# ------------------------------------------------------------------ the bring-your-own KServe example
+BYO_KSERVE = MANIFESTS_DIR / "examples" / "byo-kserve" / "stack.yaml"
+KSERVE_PORTS = {"kserve": 28090, "proxy-api": 28475, "link-ingress": 28890}
+KSERVE_NODE_PORTS = {"kserve": 32190, "proxy-api": 32475, "link-ingress": 32191}
+# the example's container/Service port names -> overlay port keys
+_KSERVE_PORT_NAMES = {"http": "kserve", "api": "proxy-api", "ingress-link": "link-ingress"}
+
+
+def loopback_byo_kserve(namespace: str = "ml-shop", *, replicas: int = 1, stack_image: str = "chaosml/reference-stack:dev",
+                        manifest: Path = BYO_KSERVE) -> list[dict[str, Any]]:
+    """The byo-kserve example's manifests adapted to the real-node cluster, in ``namespace``: the KServe
+    Deployment (its own image, ``replicas``: at most one per node), its NodePort Service, and chaosml's proxy
+    from ``stack_image`` as the owner's Toxiproxy (same API, same ConfigMap format)."""
+    links = [{"name": "model-ingress", "listen": f"{NODE1}:{KSERVE_PORTS['link-ingress']}",
+              "upstream": f"{NODE1}:{KSERVE_NODE_PORTS['kserve']}"}]
+    out = []
+    for doc in load_files([manifest]):
+        d = in_namespace(doc, namespace)
+        kind, name = d["kind"], d["metadata"]["name"]
+        if kind == "Deployment":
+            spec = d["spec"]["template"]["spec"]
+            _host_network(spec)
+            (c,) = spec["containers"]
+            for p in c.get("ports", []):
+                p["containerPort"] = KSERVE_PORTS[_KSERVE_PORT_NAMES[p["name"]]]
+            if name == "toxiproxy":
+                spec["nodeSelector"] = {"kubernetes.io/hostname": NODE1}
+                c.update(image=stack_image, imagePullPolicy="Never", env=[POD_IP_ENV],
+                         args=["python", "-m", "chaosml.proxy", "--host", "$(POD_IP)",
+                               "--port", str(KSERVE_PORTS["proxy-api"]), "--config", "/config/toxiproxy.json"])
+            else:
+                d["spec"]["replicas"] = replicas
+                c["imagePullPolicy"] = "Never"
+                args = list(c["args"])
+                args[args.index("--http_port") + 1] = str(KSERVE_PORTS["kserve"])
+                c["args"] = args
+        elif kind == "Service":
+            for p in d["spec"]["ports"]:
+                key = _KSERVE_PORT_NAMES[p["name"]]
+                p["port"] = p["targetPort"] = KSERVE_PORTS[key]
+                p["nodePort"] = KSERVE_NODE_PORTS[key]
+        elif kind == "ConfigMap":
+            d["data"]["toxiproxy.json"] = json.dumps(links, indent=1)
         out.append(d)
     return out

@@ -43,6 +43,8 @@ BUILD_HINT = "bash tests/k8s/build-node.sh"
 PAUSE_IMAGE = "local/pause:3.2"
 PYTHON_IMAGE = "local/debian-python:bookworm"
 STACK_IMAGE = "chaosml/reference-stack:dev"
+KSERVE_IMAGE = "chaosml-example/kserve-sklearn:dev"  # manifests/examples/byo-kserve/stack.yaml's image
+KSERVE_EXAMPLE = REPO / "manifests" / "examples" / "byo-kserve"
 SOURCE_LABEL = "io.chaosml.source-sha256"
 RUNTIME = "chaosml-runc"
 # runc without a negative oom_score_adj: dockershim asks -998 for sandboxes, and runc cannot set
@@ -66,6 +68,19 @@ def wheels_dir() -> Path:
     """The wheel set build-node.sh made for the current pyproject.toml."""
     key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
     return NODE_CACHE / "wheels" / key
+
+
+def kserve_wheels_dir() -> Path:
+    """The wheel set `build-node.sh --kserve` downloaded for the example's requirements.txt."""
+    key = hashlib.sha256((KSERVE_EXAMPLE / "requirements.txt").read_bytes()).hexdigest()[:16]
+    return NODE_CACHE / "kserve-wheels" / key
+
+
+def kserve_missing_reason() -> str | None:
+    """Why the KServe example's image cannot be built here (None: it can)."""
+    if not (kserve_wheels_dir() / ".complete").exists():
+        return f"no KServe wheels in {kserve_wheels_dir()}: run `{BUILD_HINT} --kserve`"
+    return None
 
 
 def missing_reason() -> str | None:
@@ -108,7 +123,7 @@ class Node:
                "DOCKER_CONFIG": str(self.run_dir / "docker-config")}
         res = subprocess.run(["docker", *args], env=env, capture_output=True, check=False, text=True, timeout=timeout, **kw)
         if check and res.returncode != 0:
-            raise RuntimeError(f"docker {' '.join(args[:3])} on {self.name} failed: {res.stderr.strip()[-800:]}")
+            raise RuntimeError(f"docker {' '.join(args[:3])} on {self.name} failed: {res.stderr.strip()[-3000:]}")
         return res
 
     def start_engine(self, lease: HostLease, timeout_s: float = 60.0) -> None:
@@ -296,10 +311,28 @@ class RealCluster:
         for n in self.nodes[1:]:
             self._copy_images(n)
 
-    def _copy_images(self, node: Node) -> None:
+    def build_kserve_image(self) -> None:
+        """The bring-your-own KServe example's image (its own Dockerfile), built offline on every node's engine
+        from the wheels of `build-node.sh --kserve`; skipped where the image already has this source."""
+        first = self.nodes[0]
+        base = f"local/kserve-build-base:{kserve_wheels_dir().name}"
+        if first.image_id(base) is None:
+            with tempfile.TemporaryDirectory(prefix="chaosml-kserve-base-") as ctx:
+                shutil.copytree(kserve_wheels_dir(), Path(ctx) / "wheels", copy_function=_link_or_copy)
+                (Path(ctx) / "Dockerfile").write_text(
+                    f"FROM {PYTHON_IMAGE}\nCOPY wheels /opt/wheels\n"
+                    "ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/wheels PIP_BREAK_SYSTEM_PACKAGES=1\n")
+                first.docker("build", "--network", "none", "-q", "-t", base, ctx, timeout=1200)
+        files = [KSERVE_EXAMPLE / "Dockerfile", KSERVE_EXAMPLE / "requirements.txt",
+                 REPO / "experiments" / "servers" / "kserve_sklearn.py"]
+        build_image(first, KSERVE_IMAGE, "manifests/examples/byo-kserve/Dockerfile", base, files)
+        for n in self.nodes[1:]:
+            self._copy_images(n, (KSERVE_IMAGE,))
+
+    def _copy_images(self, node: Node, images: tuple[str, ...] = (PAUSE_IMAGE, STACK_IMAGE)) -> None:
         """``docker save | docker load`` from the first node's engine (skipped when already there)."""
         first = self.nodes[0]
-        for image in (PAUSE_IMAGE, STACK_IMAGE):
+        for image in images:
             if node.image_id(image) != first.image_id(image):
                 with subprocess.Popen(["docker", "-H", f"unix://{first.sock}", "save", image],
                                       stdout=subprocess.PIPE) as save:
@@ -400,12 +433,17 @@ def stack_sources() -> list[Path]:
 
 def build_stack_image(node: Node, base: str) -> None:
     """``docker build -f manifests/Dockerfile`` offline, skipped when the image has this source."""
-    files = stack_sources()
+    build_image(node, STACK_IMAGE, "manifests/Dockerfile", base, stack_sources())
+
+
+def build_image(node: Node, image: str, dockerfile: str, base: str, files: list[Path]) -> None:
+    """``docker build`` of ``files`` (the context, paths from the repository root) offline with ``BASE=base``,
+    skipped when ``image`` already carries this source's digest."""
     h = hashlib.sha256(base.encode())
     for f in files:
         h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
     digest = h.hexdigest()
-    res = node.docker("image", "inspect", "-f", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', STACK_IMAGE, check=False)
+    res = node.docker("image", "inspect", "-f", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', image, check=False)
     if res.returncode == 0 and res.stdout.strip() == digest:
         return
     with tempfile.TemporaryDirectory(prefix="chaosml-stack-") as ctx:
@@ -413,8 +451,8 @@ def build_stack_image(node: Node, base: str) -> None:
             dst = Path(ctx) / f.relative_to(REPO)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, dst)
-        node.docker("build", "--network", "none", "-q", "-f", "manifests/Dockerfile", "--build-arg", f"BASE={base}",
-                    "--label", f"{SOURCE_LABEL}={digest}", "-t", STACK_IMAGE, ctx, timeout=1200)
+        node.docker("build", "--network", "none", "-q", "-f", dockerfile, "--build-arg", f"BASE={base}",
+                    "--label", f"{SOURCE_LABEL}={digest}", "-t", image, ctx, timeout=1200)
 
 
 def _link_or_copy(src: str, dst: str) -> None:

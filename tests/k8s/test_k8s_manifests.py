@@ -65,6 +65,37 @@ def kind_config() -> dict[str, Any]:
     return yaml.safe_load((REPO / "kind-config.yaml").read_text())
 
 
+def test_the_byo_example_loopback_overlay_keeps_its_wiring() -> None:
+    """overlay.loopback_byo_kserve (the real-node variant): loopback ports that the reference overlay does not use,
+    the proxy link listening on a Toxiproxy Service targetPort with a NodePort (how the target finds the entry
+    link) and forwarding to the KServe Service's NodePort, KServe serving on its container port."""
+    import overlay
+
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in overlay.loopback_byo_kserve("ns-x", replicas=2)}
+    assert {(k, d["metadata"].get("namespace")) for (k, _), d in docs.items() if k != "Namespace"} <= {
+        (k, "ns-x") for k, _ in docs}
+    ours = set(overlay.KSERVE_PORTS.values()) | set(overlay.KSERVE_NODE_PORTS.values())
+    assert not ours & (set(overlay.PORTS.values()) | set(overlay.NODE_PORTS.values()))
+    kserve, proxy = docs[("Deployment", "bc-kserve")], docs[("Deployment", "toxiproxy")]
+    assert kserve["spec"]["replicas"] == 2
+    for dep in (kserve, proxy):
+        spec = dep["spec"]["template"]["spec"]
+        assert spec["hostNetwork"] and spec["dnsPolicy"] == "Default"
+    (c,) = kserve["spec"]["template"]["spec"]["containers"]
+    port = c["args"][c["args"].index("--http_port") + 1]
+    assert [p["containerPort"] for p in c["ports"]] == [int(port)] and c["image"] == "chaosml-example/kserve-sklearn:dev"
+    (link,) = json.loads(docs[("ConfigMap", "toxiproxy-config")]["data"]["toxiproxy.json"])
+    model_svc = {p["name"]: p for p in docs[("Service", "bc-model")]["spec"]["ports"]}
+    assert model_svc["http"]["targetPort"] == int(port)
+    assert link["upstream"] == f"127.0.0.1:{model_svc['http']['nodePort']}"
+    tox_svc = {p["targetPort"]: p for p in docs[("Service", "toxiproxy")]["spec"]["ports"]}
+    assert tox_svc[int(link["listen"].rsplit(":", 1)[1])]["nodePort"] == overlay.KSERVE_NODE_PORTS["link-ingress"]
+    (pc,) = proxy["spec"]["template"]["spec"]["containers"]
+    api_port = pc["args"][pc["args"].index("--port") + 1]
+    assert {p["name"]: p["containerPort"] for p in pc["ports"]}["api"] == int(api_port)
+    assert tox_svc[int(api_port)]["nodePort"] == overlay.KSERVE_NODE_PORTS["proxy-api"]
+
+
 def test_every_manifest_parses_and_lives_in_the_chaosml_namespace() -> None:
     assert set(STACK_MANIFESTS) <= set(YAML_FILES) and "gameday-cronjob.yaml" in YAML_FILES
     for d in docs():

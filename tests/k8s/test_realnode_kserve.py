@@ -1,0 +1,163 @@
+"""The bring-your-own KServe example (manifests/examples/byo-kserve/) on a real node: KServe's server in its
+own locally built image (the example's Dockerfile, offline from `build-node.sh --kserve`'s wheels), applied
+through the loopback overlay (overlay.loopback_byo_kserve), and the shipped experiment
+(experiments/byo-k8s-kserve.yaml) through `chaosml run`: a pod-kill of the KServe Deployment's pod and
+latency on the owner's ingress link, judged from KServe's own responses."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from k8s_stack import REPO, wait_for
+from overlay import KSERVE_NODE_PORTS, loopback_byo_kserve
+from realnode import KSERVE_IMAGE, RealCluster, kserve_missing_reason
+from realnode_run import chaosml_run, events
+
+pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
+
+NS = "ml-shop"
+EXPERIMENT = REPO / "experiments" / "byo-k8s-kserve.yaml"
+INGRESS = f"http://127.0.0.1:{KSERVE_NODE_PORTS['link-ingress']}"
+PROXY_API = f"http://127.0.0.1:{KSERVE_NODE_PORTS['proxy-api']}"
+
+
+def _pods(cluster: RealCluster) -> list[Any]:
+    return list(cluster.core_v1().list_namespaced_pod(NS, label_selector="app=bc-model").items)
+
+
+def _ready_s(pod: Any) -> float | None:
+    """Seconds from the pod object's creation to its Ready condition (the API's one-second timestamps)."""
+    ready = next((c for c in pod.status.conditions or [] if c.type == "Ready" and c.status == "True"), None)
+    return None if ready is None else (ready.last_transition_time - pod.metadata.creation_timestamp).total_seconds()
+
+
+def _containers_of(cluster: RealCluster, ns: str) -> list[str]:
+    """Every container (sandboxes too) the nodes' engines still hold for pods of ``ns``."""
+    out: list[str] = []
+    for n in cluster.nodes:
+        out += n.docker("ps", "-aq", "--filter", f"label=io.kubernetes.pod.namespace={ns}").stdout.split()
+    return out
+
+
+@pytest.fixture(scope="module")
+def kserve_stack(real_cluster: RealCluster) -> Iterator[str]:
+    """The example on the real node (one KServe replica per node: hostNetwork ports are hostPorts); afterwards
+    the namespace is deleted and no container of it may remain on any node."""
+    from kubernetes import client
+
+    from chaosml.cluster import apply_manifests, wait_available
+
+    reason = kserve_missing_reason()
+    if reason is not None:
+        if os.environ.get("CHAOSML_REALNODE_REQUIRE", "") not in ("", "0"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    t0 = time.monotonic()
+    real_cluster.build_kserve_image()
+    built_s = round(time.monotonic() - t0, 1)
+    api = real_cluster.api_client()
+    try:
+        t0 = time.monotonic()
+        apply_manifests(api, loopback_byo_kserve(NS, replicas=len(real_cluster.nodes)))
+        wait_available(api, NS, 240)
+        print(json.dumps({"kserve_image_build_s": built_s, "available_after_apply_s": round(time.monotonic() - t0, 1),
+                          "kserve_ready_after_creation_s": [_ready_s(p) for p in _pods(real_cluster)]}))
+        yield NS
+    finally:
+        core = client.CoreV1Api(api)
+        core.delete_namespace(NS, grace_period_seconds=0)
+        wait_for(lambda: NS not in {n.metadata.name for n in core.list_namespace().items}, 120, f"namespace {NS} gone",
+                 interval=0.5)
+        wait_for(lambda: not _containers_of(real_cluster, NS), 60, f"no container of {NS} left", interval=0.5)
+        api.close()
+
+
+def _infer() -> dict[str, Any]:
+    from chaosml.workload.builtin_dataset import load_dataset
+
+    row = [float(v) for v in load_dataset("breast_cancer", 0).X[0]]  # all 30 features, in the model's order
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 30], "datatype": "FP64", "data": row}]}).encode()
+    req = urllib.request.Request(f"{INGRESS}/v2/models/breast-cancer/infer", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+        return dict(json.loads(r.read()))
+
+
+def test_kserve_serves_v2_in_a_real_container_behind_the_proxy_link(real_cluster: RealCluster, kserve_stack: str) -> None:
+    for pod in _pods(real_cluster):
+        (cs,) = pod.status.container_statuses
+        assert cs.ready and cs.container_id.startswith("docker://") and cs.image == KSERVE_IMAGE, cs
+        assert pod.status.pod_ip == pod.spec.node_name  # hostNetwork: the node's 127.0.0.x
+    # client -> ingress NodePort (kube-proxy) -> chaosml's proxy "model-ingress" -> bc-model NodePort -> KServe
+    answer = _infer()
+    assert answer["model_name"] == "breast-cancer" and answer["model_version"] == "sklearn-logreg-v1", answer
+    assert [o["name"] for o in answer["outputs"]] == ["predict", "probabilities"], answer
+
+
+def _experiment(cluster: RealCluster, tmp_path: Path, grace: int | None) -> Path:
+    """The shipped experiment with the real cluster's context (namespace and Toxiproxy Service as shipped)."""
+    data = yaml.safe_load(EXPERIMENT.read_text())
+    assert data["target"]["kubernetes"]["namespace"] == NS
+    data["target"]["kubernetes"]["context"] = cluster.control_plane.context  # type: ignore[union-attr]
+    if grace is not None:
+        (kill,) = [f for f in data["faults"] if f["name"] == "kill-pod"]
+        kill["params"]["grace_period_s"] = grace
+    path = tmp_path / "byo-k8s-kserve.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("grace", [None, 0], ids=["pod-grace-5", "grace-0"])
+def test_chaosml_run_byo_kserve_on_the_real_node(
+    real_cluster: RealCluster, kserve_stack: str, tmp_path: Path, grace: int | None
+) -> None:
+    """The shipped experiment: kill-pod (the pod's own 5 s grace, or 0) and a 200 ms toxic on the ingress link.
+    The replacement's stages come from the real pod watch; nothing of the run is left afterwards."""
+    journal = chaosml_run(real_cluster, tmp_path, _experiment(real_cluster, tmp_path, grace))
+    (run_dir,) = [d for d in (tmp_path / "reports").iterdir() if d.is_dir()]
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    verdicts = {v["name"]: v for v in analysis["verdicts"]}
+    print(json.dumps({n: [v["verdict"], v["measured"]] for n, v in verdicts.items()}))
+    # every hypothesis judged from KServe's own answers, none inconclusive
+    for name in ("mostly-available-during-kill", "accurate-during-kill", "recovers-from-kill", "p99-under-ingress-latency"):
+        assert verdicts[name]["verdict"] in ("pass", "fail") and verdicts[name]["measured"] is not None, verdicts[name]
+    for name in ("availability", "accurate-during-kill", "recovers-from-kill", "p99-under-ingress-latency"):
+        assert verdicts[name]["verdict"] == "pass", verdicts[name]
+    # one replica per node (a hostPort): killing it leaves no other to answer, and the run must show that
+    assert len(real_cluster.nodes) > 1 or verdicts["mostly-available-during-kill"]["measured"] < 1.0, verdicts
+    slow = next(p for p in analysis["phases"] if p["name"] == "slow-ingress")
+    base = next(p for p in analysis["phases"] if p["name"] == "baseline")
+    assert slow["slis"]["latency_p50_ms"] > base["slis"]["latency_p50_ms"] + 150, (slow["slis"], base["slis"])
+    # the pod kill: one KServe pod deleted through the API server and replaced, each stage from the real watch
+    (kill,) = [e for e in journal["fault_events"] if e["action"] == "apply" and e["fault"] == "kill-pod"]
+    (victim,) = kill["targets"]
+    assert kill["ok"] and victim.startswith("bc-kserve-"), kill
+    (replaced,) = [e["detail"] for e in events(journal, "pod_replaced") if e["subject"] == victim]
+    assert replaced["deletion"] == "requested" and replaced["node"] in {n.name for n in real_cluster.nodes}, replaced
+    assert 0 <= replaced["created_s"] <= replaced["scheduled_s"] <= replaced["ready_s"] < 60, replaced
+    print(json.dumps({"grace": grace, "pod_replaced": replaced}))
+    # nothing left: no toxic in the owner's proxy, the Deployment whole again, the victim's containers gone
+    from chaosml.proxy import client as toxiproxy
+
+    assert all(p["toxics"] == [] and p["enabled"] for p in toxiproxy.proxies(PROXY_API).values())
+    pods = _pods(real_cluster)
+    assert victim not in {p.metadata.name for p in pods}
+    wait_for(lambda: all(p.metadata.deletion_timestamp is None and p.status.container_statuses
+                         and p.status.container_statuses[0].ready for p in _pods(real_cluster))
+             and len(_pods(real_cluster)) == len(real_cluster.nodes), 60, "the KServe Deployment whole", interval=0.5)
+    # the victim's containers and sandbox: stopped at once, removed by the kubelet's cleanup soon after
+    def victim_containers(status: str | None = None) -> list[str]:
+        flt = ["--filter", f"label=io.kubernetes.pod.name={victim}"] + (["--filter", f"status={status}"] if status else [])
+        return [c for n in real_cluster.nodes for c in n.docker("ps", "-aq", *flt).stdout.split()]
+
+    assert not victim_containers("running"), victim_containers()
+    wait_for(lambda: not victim_containers(), 60, f"no container of {victim} left", interval=0.5)
