@@ -99,3 +99,22 @@ def test_installed_from_a_wheel_outside_the_checkout(tmp_path: Path) -> None:
         proc = subprocess.run([str(chaosml_bin), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     assert (work / "res" / "manifests" / "stack.yaml").read_bytes() == (ROOT / "manifests" / "stack.yaml").read_bytes()
+
+
+def test_the_build_hook_loads_where_chaosml_is_not_importable(tmp_path: Path) -> None:
+    """setuptools loads the cmdclass file by its path; in a clean build environment (the image's `pip install .`)
+    no chaosml is importable, and the hook must still find the checkout it builds (it imports chaosml.resources)."""
+    deps = subprocess.run([PYTHON, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    script = textwrap.dedent(f"""
+        import importlib.util, sys
+        sys.path.append({deps!r})  # setuptools, without the .pth files (no editable chaosml finder)
+        spec = importlib.util.spec_from_file_location("buildhook", {str(ROOT / "chaosml" / "resources" / "buildhook.py")!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print(sys.modules["chaosml"].__file__, module.BuildWithBundle.__name__)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([PYTHON, "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(ROOT / "chaosml" / "__init__.py"), "BuildWithBundle"]

@@ -8,13 +8,16 @@ Imported only by setuptools while building.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from setuptools.command.build_py import build_py
 
-from chaosml.resources import bundle_files
-
 ROOT = Path(__file__).resolve().parents[2]
+# setuptools loads this file by its path, not as a module of an importable chaosml (a clean build
+# environment, e.g. the image's `pip install .`, has none): the checkout being built comes first
+sys.path.insert(0, str(ROOT))
+from chaosml.resources import bundle_files  # noqa: E402
 
 
 class BuildWithBundle(build_py):
