@@ -466,10 +466,15 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     n = next((s.replicas for s in target.services if s.name == p.service), None)
     n = reference_replicas(target.replicas).get(p.service, target.replicas) if n is None else n
     victims = p.selection().victim_count(n)
-    what = (f"{p.cpu_workers} CPU worker(s) at {p.cpu_load_pct}% on each victim's core" if p.kind == "cpu"
-            else f"a {p.memory_mb} MiB memory balloon beside each victim")
+    if target.platform == "kubernetes":  # the hog runs in the pod's container, in its cgroup
+        cpu_where = mem_where = "in each victim's container"
+        how = "stress-ng by exec, within the container's limits"
+    else:
+        cpu_where, mem_where, how = "on each victim's core", "beside each victim", "stress-ng, pinned to the replica's core"
+    what = (f"{p.cpu_workers} CPU worker(s) at {p.cpu_load_pct}% {cpu_where}" if p.kind == "cpu"
+            else f"a {p.memory_mb} MiB memory balloon {mem_where}")
     text = (f"{victims} of {plural(n, 'replica')} of {p.service!r} ({round(100 * victims / n) if n else 0}%): {what} "
-            f"(stress-ng, pinned to the replica's core), {plural(fault.repeat.count, 'injection')}")
+            f"({how}), {plural(fault.repeat.count, 'injection')}")
     return BlastRadius(fault.name, fault.type, victims, n, text)
 
 

@@ -297,3 +297,20 @@ def test_a_victim_restarted_while_the_kernel_oom_killed_is_named(monkeypatch: py
         me.wait(5)
     assert detail["host_oom_kills"] == 2 and detail["replica_restarts"] == {"model-0": 1}
     assert detail["oom_killed_victims"] == ["model-0"]
+
+
+def test_blast_radius_says_where_the_hog_runs_on_each_platform() -> None:
+    from chaosml.model.experiment import TargetSpec
+
+    cpu = FaultSpec("hog", "resource-pressure", 5.0, 10.0, ResourcePressureParams(cpu_workers=2))
+    memory = FaultSpec("hog", "resource-pressure", 5.0, 10.0, ResourcePressureParams(kind="memory", memory_mb=64))
+    local, k8s = TargetSpec(replicas=3), TargetSpec(platform="kubernetes", replicas=2)
+    assert resourcepressure.blast_radius(cpu, local, None).description == (
+        "1 of 3 replicas of 'model' (33%): 2 CPU worker(s) at 100% on each victim's core "
+        "(stress-ng, pinned to the replica's core), 1 injection")
+    assert resourcepressure.blast_radius(cpu, k8s, None).description == (
+        "1 of 2 replicas of 'model' (50%): 2 CPU worker(s) at 100% in each victim's container "
+        "(stress-ng by exec, within the container's limits), 1 injection")
+    assert resourcepressure.blast_radius(memory, k8s, None).description == (
+        "1 of 2 replicas of 'model' (50%): a 64 MiB memory balloon in each victim's container "
+        "(stress-ng by exec, within the container's limits), 1 injection")

@@ -5,7 +5,9 @@
 #     build-control-plane.sh leaves in ${CHAOSML_K8S_CACHE:-~/.cache/chaosml/k8s}/<version>/tree,
 #     installed next to the control-plane binaries (<version>/bin);
 #   - the pause image's static binary (rootfs tar) and the Debian bookworm Python
-#     base rootfs tar (mmdebstrap), under ${CHAOSML_NODE_CACHE:-~/.cache/chaosml/node};
+#     base rootfs tar (mmdebstrap; the packages of node-rootfs-packages.txt, python3 and
+#     stress-ng among them; the tar's name carries that list's key), under
+#     ${CHAOSML_NODE_CACHE:-~/.cache/chaosml/node};
 #   - the wheels the project image installs offline (pip wheel into <node cache>/wheels/<key>);
 #   - with --kserve (optional; CI passes it): the wheels of the bring-your-own KServe example's image
 #     (manifests/examples/byo-kserve/requirements.txt: kserve, scikit-learn, joblib), pip download
@@ -106,7 +108,12 @@ EOF
     log "pause rootfs: $dir/pause.tar"
 }
 
-# --- 4. The Python base rootfs (Debian bookworm minbase + python3 + pip) ---------------
+# --- 4. The Python base rootfs (Debian bookworm minbase + node-rootfs-packages.txt) ----
+# the packages, comma-separated, and their key (realnode.py's rootfs_key computes the same)
+ROOTFS_INCLUDE="$(grep -vE '^[[:space:]]*(#|$)' "$HERE/node-rootfs-packages.txt" | paste -sd, -)"
+ROOTFS_KEY="$(printf '%s' "$ROOTFS_INCLUDE" | sha256sum | cut -c1-12)"
+ROOTFS_TAR="$NODE_CACHE/rootfs/debian-python-bookworm-$ROOTFS_KEY.tar"
+
 apt_mirror_lines() {
     # one "deb URI SUITE COMPONENTS" line per suite of the machine's `Types: deb` stanzas
     local f
@@ -128,19 +135,18 @@ apt_mirror_lines() {
 }
 
 build_rootfs() {
-    local dir="$NODE_CACHE/rootfs" tar t0
-    tar="$dir/debian-python-bookworm.tar"
+    local dir="$NODE_CACHE/rootfs" tar="$ROOTFS_TAR" t0
     [[ -f "$tar" ]] && return 0
     mkdir -p "$dir"
     mapfile -t mirrors < <(apt_mirror_lines | grep -E ' bookworm(-updates|-security)? ')
     ((${#mirrors[@]})) || die "no bookworm deb lines in the machine's apt sources"
-    log "mmdebstrap bookworm (python3, pip) from ${#mirrors[@]} apt lines"
+    log "mmdebstrap bookworm ($ROOTFS_INCLUDE) from ${#mirrors[@]} apt lines"
     t0=$SECONDS
     # (mmdebstrap picks the output format from the name: keep the .tar suffix)
-    rm -rf "$dir/partial.tar"
-    mmdebstrap --quiet --variant=minbase --include=python3,python3-pip,python-is-python3,passwd \
-        bookworm "$dir/partial.tar" "${mirrors[@]}" >&2
-    mv -f "$dir/partial.tar" "$tar"
+    rm -rf "$dir/partial-$ROOTFS_KEY.tar"
+    mmdebstrap --quiet --variant=minbase --include="$ROOTFS_INCLUDE" \
+        bookworm "$dir/partial-$ROOTFS_KEY.tar" "${mirrors[@]}" >&2
+    mv -f "$dir/partial-$ROOTFS_KEY.tar" "$tar"
     log "rootfs $tar ($(du -h "$tar" | cut -f1)) in $((SECONDS - t0)) s"
 }
 
@@ -200,5 +206,5 @@ BIN="$(cat "$BIN_FILE")"
 "$BIN/kubelet" --version >&2 || die "kubelet does not run"
 
 printf 'BIN=%s\nPAUSE_TAR=%s\nROOTFS_TAR=%s\nWHEELS=%s\n' \
-    "$BIN" "$NODE_CACHE/pause/pause.tar" "$NODE_CACHE/rootfs/debian-python-bookworm.tar" "$WHEELS"
+    "$BIN" "$NODE_CACHE/pause/pause.tar" "$ROOTFS_TAR" "$WHEELS"
 if ((KSERVE)); then printf 'KSERVE_WHEELS=%s\n' "$KSERVE_WHEELS"; fi

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODE_CACHE = Path(os.environ.get("CHAOSML_NODE_CACHE", str(Path.home() / ".cache" / "chaosml" / "node")))
 BUILD_HINT = "bash tests/k8s/build-node.sh"
 PAUSE_IMAGE = "local/pause:3.2"
-PYTHON_IMAGE = "local/debian-python:bookworm"
+ROOTFS_PACKAGES = Path(__file__).resolve().parent / "node-rootfs-packages.txt"
 STACK_IMAGE = "chaosml/reference-stack:dev"
 KSERVE_IMAGE = "chaosml-example/kserve-sklearn:dev"  # manifests/examples/byo-kserve/stack.yaml's image
 KSERVE_EXAMPLE = REPO / "manifests" / "examples" / "byo-kserve"
@@ -62,6 +62,23 @@ if [ "$create" = 1 ] && [ -f "$bundle/config.json" ]; then
 fi
 exec /usr/sbin/runc "$@"
 """
+
+
+def rootfs_key() -> str:
+    """The key of the Python base rootfs: its package list (node-rootfs-packages.txt), as build-node.sh computes it."""
+    lines = (ln.strip() for ln in ROOTFS_PACKAGES.read_text().splitlines())
+    include = ",".join(ln for ln in lines if ln and not ln.startswith("#"))
+    return hashlib.sha256(include.encode()).hexdigest()[:12]
+
+
+def rootfs_tar() -> Path:
+    """The Python base rootfs tar build-node.sh made for the current package list."""
+    return NODE_CACHE / "rootfs" / f"debian-python-bookworm-{rootfs_key()}.tar"
+
+
+def python_image() -> str:
+    """The base image imported from :func:`rootfs_tar` (tagged by its key: a new list, a new image)."""
+    return f"local/debian-python:bookworm-{rootfs_key()}"
 
 
 def wheels_dir() -> Path:
@@ -93,7 +110,7 @@ def missing_reason() -> str | None:
     bin_dir = find_bin_dir()
     if bin_dir is None or not (bin_dir / "kubelet").exists() or not (bin_dir / "kube-proxy").exists():
         return f"kubelet/kube-proxy not built: run `{BUILD_HINT}` (about 12-15 min cold, cached)"
-    for path in (NODE_CACHE / "pause" / "pause.tar", NODE_CACHE / "rootfs" / "debian-python-bookworm.tar"):
+    for path in (NODE_CACHE / "pause" / "pause.tar", rootfs_tar()):
         if not path.is_file():
             return f"{path} missing: run `{BUILD_HINT}`"
     if not (wheels_dir() / ".complete").exists():
@@ -296,15 +313,14 @@ class RealCluster:
         first = self.nodes[0]
         if first.image_id(PAUSE_IMAGE) is None:
             first.docker("import", "-c", 'ENTRYPOINT ["/pause"]', str(NODE_CACHE / "pause" / "pause.tar"), PAUSE_IMAGE)
-        if first.image_id(PYTHON_IMAGE) is None:
-            first.docker("import", "-c", 'CMD ["python3"]', "-c", "ENV LANG=C.UTF-8",
-                         str(NODE_CACHE / "rootfs" / "debian-python-bookworm.tar"), PYTHON_IMAGE)
-        build_base = f"local/chaosml-build-base:{wheels_dir().name}"
+        if first.image_id(python_image()) is None:
+            first.docker("import", "-c", 'CMD ["python3"]', "-c", "ENV LANG=C.UTF-8", str(rootfs_tar()), python_image())
+        build_base = f"local/chaosml-build-base:{rootfs_key()}-{wheels_dir().name}"
         if first.image_id(build_base) is None:
             with tempfile.TemporaryDirectory(prefix="chaosml-base-") as ctx:
                 shutil.copytree(wheels_dir(), Path(ctx) / "wheels", copy_function=_link_or_copy)
                 (Path(ctx) / "Dockerfile").write_text(
-                    f"FROM {PYTHON_IMAGE}\nCOPY wheels /opt/wheels\n"
+                    f"FROM {python_image()}\nCOPY wheels /opt/wheels\n"
                     "ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/wheels PIP_BREAK_SYSTEM_PACKAGES=1\n")
                 first.docker("build", "--network", "none", "-q", "-t", build_base, ctx)
         build_stack_image(first, build_base)
@@ -315,12 +331,12 @@ class RealCluster:
         """The bring-your-own KServe example's image (its own Dockerfile), built offline on every node's engine
         from the wheels of `build-node.sh --kserve`; skipped where the image already has this source."""
         first = self.nodes[0]
-        base = f"local/kserve-build-base:{kserve_wheels_dir().name}"
+        base = f"local/kserve-build-base:{kserve_wheels_dir().name}-{rootfs_key()}"  # on this rootfs, with these wheels
         if first.image_id(base) is None:
             with tempfile.TemporaryDirectory(prefix="chaosml-kserve-base-") as ctx:
                 shutil.copytree(kserve_wheels_dir(), Path(ctx) / "wheels", copy_function=_link_or_copy)
                 (Path(ctx) / "Dockerfile").write_text(
-                    f"FROM {PYTHON_IMAGE}\nCOPY wheels /opt/wheels\n"
+                    f"FROM {python_image()}\nCOPY wheels /opt/wheels\n"
                     "ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/wheels PIP_BREAK_SYSTEM_PACKAGES=1\n")
                 first.docker("build", "--network", "none", "-q", "-t", base, ctx, timeout=1200)
         files = [KSERVE_EXAMPLE / "Dockerfile", KSERVE_EXAMPLE / "requirements.txt",
