@@ -25,12 +25,13 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
-from chaosml.procs import note_spawn
+from chaosml.procs import kill_run_processes, note_spawn
 from chaosml.records import EventKind, TargetEvent
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 PROBE_INTERVAL_S = 0.2
 PROBE_TIMEOUT_S = 0.5
+#: Environment variable naming the supervisor that started a process (its token).
+SUPERVISOR_TOKEN_ENV = "CHAOSML_SUPERVISOR_TOKEN"
 MAX_START_FAILURES = 20  # consecutive failed restarts of one child before giving up on it
 EXIT_CODES_KEPT = 5  # the last exit codes of a child kept for start-up errors
 
@@ -146,6 +149,9 @@ class Supervisor:
         self._pid_history: list[dict[str, Any]] = []
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
+        # in every child's environment: stop_all also finds a child whose Popen never returned (an interrupt
+        # while Popen waited for the exec, after the fork), which no table of pids knows
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
     # --- events ----------------------------------------------------------------------
     def _emit(self, kind: EventKind, subject: str, **detail: Any) -> None:
@@ -186,6 +192,7 @@ class Supervisor:
         spec = child.spec
         env = dict(os.environ)
         env.update(spec.env)
+        env[SUPERVISOR_TOKEN_ENV] = self.token
         logf: IO[bytes]
         with open(self.log_dir / f"{spec.name}.log", "ab") as logf:
             logf.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} start {list(spec.argv)}\n".encode())
@@ -395,6 +402,7 @@ class Supervisor:
             procs = [c.proc for c in self._children.values() if c.proc is not None]
             probers = [c.prober for c in self._children.values() if c.prober is not None]
         _terminate(procs, timeout_s)
+        kill_run_processes(self.token, timeout_s=timeout_s, token_env=SUPERVISOR_TOKEN_ENV)  # any this table lost
         with self._lock:
             for c in self._children.values():
                 if c.proc is not None:

@@ -157,3 +157,28 @@ def test_child_that_exits_by_itself_is_restarted_and_listener_errors_are_contain
         sup.start(ProcessSpec(name="flaky", argv=[sys.executable, "-c", "raise SystemExit(3)"], restart_delay_s=0.1))
         assert wait_for(lambda: sup.status()[0].restarts >= 2, 5)
     assert seen.count("replica_exited") >= 2
+
+
+def test_stop_all_kills_a_child_whose_popen_never_returned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt while Popen waits for the exec (after the fork) loses the child: Popen neither returns it nor kills
+    it. Seen as a fault proxy left running after a SIGINT during target start; stop_all finds it by the token."""
+    import subprocess
+
+    import chaosml.targets.supervisor as sup_mod
+
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_interrupt(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        started.append(real_popen(*args, **kwargs))  # type: ignore[call-overload]
+        raise KeyboardInterrupt  # the child runs; its Popen object never reaches the supervisor
+
+    sup = Supervisor(tmp_path)
+    monkeypatch.setattr(sup_mod.subprocess, "Popen", popen_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sup.start(ProcessSpec(name="lost", argv=[sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path))
+    monkeypatch.setattr(sup_mod.subprocess, "Popen", real_popen)
+    (lost,) = started
+    assert lost.poll() is None
+    sup.stop_all(timeout_s=5.0)
+    assert lost.wait(timeout=5) == -signal.SIGKILL
