@@ -22,12 +22,13 @@ pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _model_container(cluster: RealCluster, ns: str) -> tuple[Any, str]:
-    """The node and Docker container id of the (only) model pod."""
-    (pod,) = [p for p in cluster.core_v1().list_namespaced_pod(ns, label_selector="app=model").items
-              if p.metadata.deletion_timestamp is None]
-    node = next(n for n in cluster.nodes if n.name == pod.spec.node_name)
-    return node, pod.status.container_statuses[0].container_id.removeprefix("docker://")
+def _model_containers(cluster: RealCluster, ns: str) -> list[tuple[Any, str]]:
+    """The node and Docker container id of every model pod (one alone; two after the e2e tests scaled it over two nodes)."""
+    pods = [p for p in cluster.core_v1().list_namespaced_pod(ns, label_selector="app=model").items
+            if p.metadata.deletion_timestamp is None]
+    assert pods, "no model pod"
+    return [(next(n for n in cluster.nodes if n.name == pod.spec.node_name),
+             pod.status.container_statuses[0].container_id.removeprefix("docker://")) for pod in pods]
 
 
 def _processes(node: Any, container: str) -> list[tuple[int, str]]:
@@ -55,11 +56,11 @@ def _cpu_s(pid: int) -> float | None:
 def test_chaosml_run_resource_pressure_in_the_model_container(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
-    node, container = _model_container(real_cluster, real_stack)
-    assert _stress_pids(node, container) == []
+    containers = _model_containers(real_cluster, real_stack)
+    assert all(_stress_pids(node, container) == [] for node, container in containers)
     path = experiment(tmp_path, real_cluster, real_stack, "pressure", [
         {"name": "cpu-hog", "type": "resource-pressure", "at": "10s", "duration": "12s",
-         "params": {"service": "model", "mode": "one", "kind": "cpu", "cpu_workers": 2}}], "32s")
+         "params": {"service": "model", "mode": "all", "kind": "cpu", "cpu_workers": 2}}], "32s")
     reports = tmp_path / "reports"
     env = {**os.environ, "KUBECONFIG": str(real_cluster.kubeconfig_path), "CHAOSML_STATE_DIR": str(tmp_path / "state"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
@@ -72,11 +73,12 @@ def test_chaosml_run_resource_pressure_in_the_model_container(
     def watch() -> None:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while not stop.is_set() and time.monotonic() < deadline:
-            for pid in _stress_pids(node, container):
-                cpu = _cpu_s(pid)
-                if cpu is not None:
-                    seen.setdefault(pid, (cpu, time.monotonic()))
-                    last[pid] = (cpu, time.monotonic())
+            for node, container in containers:
+                for pid in _stress_pids(node, container):
+                    cpu = _cpu_s(pid)
+                    if cpu is not None:
+                        seen.setdefault(pid, (cpu, time.monotonic()))
+                        last[pid] = (cpu, time.monotonic())
             stop.wait(0.5)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -93,18 +95,20 @@ def test_chaosml_run_resource_pressure_in_the_model_container(
     analysis = json.loads((run_dir / "analysis.json").read_text())
     (apply,) = [e for e in journal["fault_events"] if e["action"] == "apply"]
     (recover,) = [e for e in journal["fault_events"] if e["action"] == "recover"]
-    assert apply["ok"] and apply.get("no_effect") is None and len(apply["targets"]) == 1, apply
-    # the hog ran in the model container (its cgroup): stress-ng's parent and its 2 workers, busy
-    assert len(seen) >= 3, seen
+    assert apply["ok"] and apply.get("no_effect") is None and len(apply["targets"]) == len(containers), apply
+    # the hog ran in the model containers (their cgroups): stress-ng's parent and its 2 workers in each, busy
+    assert len(seen) >= 3 * len(containers), seen
     span_s = max(last[p][1] - seen[p][1] for p in seen)
     assert span_s > 5, (seen, last)  # sampled across most of the 12 s window
     cores = sum(last[p][0] - seen[p][0] for p in seen) / span_s
     assert cores > 0.3, (cores, seen, last)
     # recover stopped it; nothing is left in the container
-    (stopped,) = recover["detail"]["stopped"].values()
-    assert stopped.startswith("stopped ") and recover["ok"], recover
-    left = _processes(node, container)
-    assert left and not [c for _, c in left if c.startswith("stress-ng")], left  # the model's own processes only
+    stops = list(recover["detail"]["stopped"].values())
+    assert len(stops) == len(containers) and all(x.startswith("stopped ") for x in stops) and recover["ok"], recover
+    stopped = stops[0]
+    for node, container in containers:
+        left = _processes(node, container)
+        assert left and not [c for _, c in left if c.startswith("stress-ng")], left  # the model's own processes only
     phases = {p["name"]: p["slis"] for p in analysis["phases"]}
     base, hog, after = phases["baseline"], phases["cpu-hog"], phases["after"]
     figures = {"hog_cores": round(cores, 2), "hog_processes": len(seen), "stopped": stopped,
