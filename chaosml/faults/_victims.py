@@ -38,7 +38,7 @@ def mode_errors(mode: Mode, value: float | None) -> list[tuple[str, str]]:
 
 
 def service_errors(service: str, selector: str | None, mode: Mode, value: float | None,
-                   facts: StackFacts) -> list[tuple[str, str]]:
+                   facts: StackFacts, verb: str = "kills") -> list[tuple[str, str]]:
     """``service`` must be one of the stack's services (unless a selector picks the reference stack's pods on
     kubernetes), and mode fixed must not ask for more victims than the service has replicas (when known)."""
     if selector is not None and facts.platform == "kubernetes" and facts.stack == "reference":
@@ -49,5 +49,5 @@ def service_errors(service: str, selector: str | None, mode: Mode, value: float 
     n = None if facts.replicas is None else facts.replicas.get(service)
     if n is not None and mode == "fixed" and value is not None and value > n:
         kills, has = plan_number(value), plural(n, "replica")
-        return [("params.value", f"mode fixed kills {kills} replicas, but service {service!r} has {has}; use a value <= {n}, or mode all")]
+        return [("params.value", f"mode fixed {verb} {kills} replicas, but service {service!r} has {has}; use a value <= {n}, or mode all")]
     return []

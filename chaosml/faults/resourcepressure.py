@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 
 import psutil
 
+from chaosml.faults._victims import service_errors
 from chaosml.faults.podkill import PodKillParams
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
@@ -52,9 +53,7 @@ from chaosml.model.faulttype import (
     FaultType,
     StackFacts,
     plural,
-    quote,
     reference_replicas,
-    suggest,
 )
 from chaosml.procs import kill_run_processes, note_spawn, processes_of_run, spawned_now, start_time
 from chaosml.records import FaultEvent
@@ -487,14 +486,7 @@ def summary(p: ResourcePressureParams) -> str:
 
 def check(params: ResourcePressureParams, facts: StackFacts) -> list[tuple[str, str]]:
     """``service`` must be one of the stack's services; mode fixed must not ask for more replicas than it has."""
-    if facts.services and params.service not in facts.services:
-        hint = suggest(params.service, facts.services)
-        return [("params.service", f"unknown service {quote(params.service)}{hint}; services: {', '.join(facts.services)}")]
-    n = None if facts.replicas is None else facts.replicas.get(params.service)
-    if n is not None and params.mode == "fixed" and params.value is not None and params.value > n:
-        return [("params.value", f"mode fixed pressures {params.value:g} replicas, but service {params.service!r} has "
-                                 f"{plural(n, 'replica')}; use a value <= {n}, or mode all")]
-    return []
+    return service_errors(params.service, None, params.mode, params.value, facts, verb="pressures")
 
 
 FAULT_TYPE = FaultType(
