@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from chaosml.runner import Runner
@@ -41,3 +42,17 @@ def fake_load(self: Runner) -> None:
     self.load_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
     self._reader.start()
+
+
+def scripted_load(messages: list[dict[str, Any]], gap_s: float = 0.0, tail_s: float = 0.0) -> Callable[[Runner], None]:
+    """A Runner._start_load stand-in whose process prints these JSON lines ``gap_s`` apart, then lives ``tail_s`` more."""
+
+    def start(self: Runner) -> None:
+        code = "import time\n" + "".join(f"print({json.dumps(m)!r}, flush=True); time.sleep({gap_s})\n" for m in messages)
+        code += f"time.sleep({tail_s})\n"
+        self.load_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
+        self._reader.start()
+
+    return start
+

@@ -5,12 +5,10 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
+from runner_doubles import RecordingTarget, scripted_load
 
 from chaosml.cli import main
 from chaosml.compare import FailPolicy, compare_runs, failing_rows
@@ -161,28 +159,15 @@ def test_the_runner_records_host_load_in_the_journal(tmp_path: Path, monkeypatch
              {"type": "progress", "elapsed_s": 1.5, "requests": 7, "cpu_s": 0.3},
              {"type": "done", "duration_s": 2.0, "requests": 9, "cpu_s": 0.4}]  # the stop's 0.1 s / 0.5 s is no peak
 
-    def fake_load(self: Runner) -> None:
-        code = "import time\n" + "".join(f"print({json.dumps(m)!r}, flush=True); time.sleep(0.3)\n" for m in lines)
-        self.load_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
-        self._reader.start()
+    fake_load = scripted_load(lines, gap_s=0.3)
 
-    class Target:
-        entry_url = "http://127.0.0.1:9"
-
-        def start(self) -> None: ...
-        def stop(self) -> None: ...
-        def describe(self) -> dict[str, str]:
-            return {}
-        def groups(self) -> list[str]:
-            return []
 
     monkeypatch.setattr(Runner, "_prepare_payloads", lambda self: None)
     monkeypatch.setattr(Runner, "_start_load", fake_load)
     out = io.StringIO()
     runner = Runner(load_experiment_text(text, "h.yaml"), experiment_file="h.yaml", experiment_source=text,
                     reports_dir=tmp_path / "reports", ledger=Ledger(tmp_path / "ledger.jsonl"), out=out,
-                    target_factory=lambda exp, run_dir, on_event: Target())
+                    target_factory=lambda exp, run_dir, on_event: RecordingTarget())
     result = runner.run()
     assert result.status == "completed", result.reason
     host = load(result.run_dir).host_load

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 from analysis_synth import T0, experiment, journal, samples
+from runner_doubles import RecordingTarget, scripted_load
 
 from chaosml.analysis import analyze
 from chaosml.ledger import Ledger
@@ -35,28 +33,14 @@ def test_the_runner_takes_the_load_start_the_load_process_recorded(tmp_path: Pat
     text = "version: 1\ntitle: start\nload: {users: 1, duration: 1s}\n"
     started = time.time() - 0.25  # as the load process recorded it, 250 ms before it says elapsed 0
 
-    def fake_load(self: Runner) -> None:
-        line = json.dumps({"type": "progress", "started_at": started, "elapsed_s": 0.0, "requests": 0})
-        self.load_proc = subprocess.Popen([sys.executable, "-c", f"import time; print({line!r}, flush=True); time.sleep(1)"],
-                                          stdout=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read_lines, args=(self.load_proc,), daemon=True)
-        self._reader.start()
+    fake_load = scripted_load([{"type": "progress", "started_at": started, "elapsed_s": 0.0, "requests": 0}], tail_s=1.0)
 
-    class Target:
-        entry_url = "http://127.0.0.1:9"
-
-        def start(self) -> None: ...
-        def stop(self) -> None: ...
-        def describe(self) -> dict[str, str]:
-            return {}
-        def groups(self) -> list[str]:
-            return []
 
     monkeypatch.setattr(Runner, "_prepare_payloads", lambda self: None)
     monkeypatch.setattr(Runner, "_start_load", fake_load)
     runner = Runner(load_experiment_text(text, "s.yaml"), experiment_file="s.yaml", experiment_source=text,
                     reports_dir=tmp_path / "reports", ledger=Ledger(tmp_path / "ledger.jsonl"), out=io.StringIO(),
-                    target_factory=lambda exp, run_dir, on_event: Target())
+                    target_factory=lambda exp, run_dir, on_event: RecordingTarget())
     result = runner.run()
     assert result.status == "completed", result.reason
     assert json.loads((result.run_dir / "journal.json").read_text())["load"]["started_at"] == started
