@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from k8s_stack import wait_for
 from realnode import RealCluster
 from realnode_run import RUN_TIMEOUT_S, experiment
 
@@ -23,12 +24,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _model_containers(cluster: RealCluster, ns: str) -> list[tuple[Any, str]]:
-    """The node and Docker container id of every model pod (one alone; two after the e2e tests scaled it over two nodes)."""
-    pods = [p for p in cluster.core_v1().list_namespaced_pod(ns, label_selector="app=model").items
-            if p.metadata.deletion_timestamp is None]
-    assert pods, "no model pod"
-    return [(next(n for n in cluster.nodes if n.name == pod.spec.node_name),
-             pod.status.container_statuses[0].container_id.removeprefix("docker://")) for pod in pods]
+    """The node and Docker container id of every model pod (one alone; two after the e2e tests scaled it over two
+    nodes), once every one is Ready on a node of this cluster (a test before may have left a rollout going)."""
+
+    def settled() -> list[tuple[Any, str]] | None:
+        pods = [p for p in cluster.core_v1().list_namespaced_pod(ns, label_selector="app=model").items
+                if p.metadata.deletion_timestamp is None]
+        nodes = {n.name: n for n in cluster.nodes}
+        if not pods or not all(p.spec.node_name in nodes and p.status.container_statuses
+                               and p.status.container_statuses[0].ready for p in pods):
+            return None
+        return [(nodes[p.spec.node_name], p.status.container_statuses[0].container_id.removeprefix("docker://"))
+                for p in pods]
+
+    return wait_for(settled, 120, "every model pod Ready on a node of the cluster", interval=0.5)
 
 
 def _processes(node: Any, container: str) -> list[tuple[int, str]]:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chaosml.errors import TargetError
+from chaosml.targets.kubernetes.rollout import rollout_pending
 
 #: the field manager of every server-side apply
 FIELD_MANAGER = "chaosml"
@@ -34,7 +35,8 @@ def apply_manifests(api_client: Any, docs: Iterable[dict[str, Any]], *, dry_run:
 
 
 def wait_available(api_client: Any, namespace: str, timeout_s: float) -> dict[str, str]:
-    """Wait until every Deployment of the namespace is available; name -> "ready/desired". Raises on timeout."""
+    """Wait until every Deployment of the namespace is rolled out (:func:`rollout_pending`); name -> "ready/desired".
+    Raises on timeout, naming what each unfinished Deployment waits for."""
     from kubernetes import client
 
     apps = client.AppsV1Api(api_client)
@@ -42,10 +44,12 @@ def wait_available(api_client: Any, namespace: str, timeout_s: float) -> dict[st
     while True:
         deps = apps.list_namespaced_deployment(namespace, _request_timeout=30).items
         counts = {d.metadata.name: f"{d.status.ready_replicas or 0}/{d.spec.replicas}" for d in deps}
-        if deps and all((d.status.available_replicas or 0) >= (d.spec.replicas or 0) for d in deps):
+        pending = {d.metadata.name: why for d in deps if (why := rollout_pending(d)) is not None}
+        if deps and not pending:
             return counts
         if time.monotonic() >= deadline:
-            raise TargetError(f"deployments in {namespace!r} not available within {timeout_s:.0f}s: {counts}")
+            raise TargetError(f"deployments in {namespace!r} not available within {timeout_s:.0f}s: {counts}"
+                              + "".join(f"; {name}: {why}" for name, why in sorted(pending.items())))
         time.sleep(1.0)
 
 

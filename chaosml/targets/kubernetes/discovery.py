@@ -24,6 +24,7 @@ from chaosml.errors import TargetError
 from chaosml.model.experiment import KubernetesSpec, TargetSpec, ToxiproxySpec
 from chaosml.targets.kubernetes.context import API_TIMEOUT_S
 from chaosml.targets.kubernetes.kindconfig import host_of
+from chaosml.targets.kubernetes.rollout import rollout_pending
 
 #: overrides the entry URL (e.g. a port-forward or an ingress) instead of the NodePort mapping
 ENTRY_URL_ENV = "CHAOSML_K8S_ENTRY_URL"
@@ -161,13 +162,13 @@ class Discovery:
             raise TargetError("; ".join(problems) + f" (context {self.context!r})")
 
     def wait_available(self, group: str, timeout_s: float) -> bool:
-        """Every desired replica of the group's Deployment is available and ready (bounded)."""
+        """The group's Deployment is rolled out (:func:`rollout_pending`) and every desired replica ready (bounded)."""
         deadline = time.monotonic() + timeout_s
         name = self.layout.deployment(group)
         while True:
             d = self.apps.read_namespaced_deployment(name, self.namespace, _request_timeout=API_TIMEOUT_S)
             want = d.spec.replicas or 0
-            if (d.status.available_replicas or 0) >= want and (d.status.ready_replicas or 0) >= want:
+            if rollout_pending(d) is None and (d.status.ready_replicas or 0) >= want:
                 return True
             if time.monotonic() >= deadline:
                 return False
