@@ -28,6 +28,7 @@ MIX_COLORS: dict[str, str] = {
     "rejected": "#7048e8",
     "error": "#e03131",
     "timeout": "#862e9c",
+    "invalid": "#a61e4d",
     "unknown": "#adb5bd",
 }
 FAULT_COLORS = ("#ff8787", "#74c0fc", "#ffa94d", "#b197fc", "#63e6be", "#faa2c1")
