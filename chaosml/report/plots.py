@@ -160,7 +160,7 @@ def plot_served_by(analysis: dict[str, Any], path: Path) -> Path:
         if inj["duration_s"] is not None:
             ax.axvline(float(inj["offset_s"]) + float(inj["duration_s"]), color="#212529", lw=0.8, ls="--")
     ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle("served by (stacked; errors and timeouts included)", fontsize=10)
+    fig.suptitle("served by (stacked; errors, timeouts and invalid answers included)", fontsize=10)
     return _save(fig, path)
 
 
