@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,4 +85,8 @@ def test_empty_and_malformed_bodies_lower_success_by_the_injected_share(tmp_path
     clear = ((end < empty["apply"]) | ((df["t"] > empty["recover"] + 0.5) & (end < malformed["apply"]))
              | (df["t"] > malformed["recover"] + 0.5))
     assert clear.sum() >= 100 and (df.loc[clear, "outcome"] == "ok").all()
-    assert "invalid" in (run_dir / "report.md").read_text()  # the outcome mix shows them
+    report = (run_dir / "report.md").read_text()
+    assert "| phase | requests | primary |" in report and "| invalid |" in report  # the outcome mix has the class
+    for fault in ("empty", "malformed"):  # and the degradation sentence says how many
+        assert f"{fault} (dependency-errors, 1 injection): served primary" in report
+        assert re.search(rf"{fault} \(dependency-errors.*invalid \d+\.\d+% of requests", report), fault
