@@ -27,7 +27,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "t",  # send time, epoch seconds
     "latency_ms",  # request latency in milliseconds
     "status",  # HTTP status; 0 when no response (connection refused/reset, timeout)
-    "outcome",  # ok | rejected | error | timeout
+    "outcome",  # ok | rejected | error | timeout | invalid (OUTCOMES)
     "served_by",  # primary | fallback | default | rejected | "" (no/unknown answer)
     "prediction",  # predicted class (int) or ""
     "confidence",  # model confidence in [0, 1] or ""
@@ -39,18 +39,26 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "drift",  # magnitude in [0, 1] of the drift fault active at send time (chaosml/load/drift.py), else ""
 )
 
-Outcome = Literal["ok", "rejected", "error", "timeout"]
+Outcome = Literal["ok", "rejected", "error", "timeout", "invalid"]
+#: every outcome, in the order analysis codes them (``analysis.samples.OUTCOME_DTYPE``)
+OUTCOMES: tuple[Outcome, ...] = ("ok", "rejected", "error", "timeout", "invalid")
 ServedBy = Literal["primary", "fallback", "default", "rejected", ""]
 
 SERVED_BY_VALUES: tuple[str, ...] = ("primary", "fallback", "default", "rejected")
 
 
-def classify_outcome(status: int, timed_out: bool = False) -> Outcome:
-    """Map an HTTP status (0 = no response) to a sample outcome."""
+def classify_outcome(status: int, timed_out: bool = False, answered: bool = True) -> Outcome:
+    """Map an HTTP status (0 = no response) to a sample outcome.
+
+    ``answered``: whether the body is an answer (the load process reads it: a JSON object with a
+    prediction, by the reference stack's format or the response mapping). A 2xx without one is
+    ``invalid``: the client got a success status and nothing it can use. Loads that cannot tell
+    (a user's locustfile without a response mapping) pass True.
+    """
     if timed_out:
         return "timeout"
     if 200 <= status < 300:
-        return "ok"
+        return "ok" if answered else "invalid"
     if 400 <= status < 500:
         return "rejected"
     return "error"

@@ -43,7 +43,7 @@ import pandas as pd
 from chaosml.analysis.mttr import first_run, stats
 from chaosml.analysis.phases import InjectionWindow, LoadRange, in_flight, select
 from chaosml.analysis.samples import normalize_samples
-from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, to_optional
+from chaosml.analysis.slis import MIX_CLASSES, OK, SampleArrays, to_optional
 from chaosml.model.experiment import SteadyState
 
 BACK_TOLERANCE = 0.05  # primary ratio within this many points (as a fraction) of the baseline = back
@@ -60,21 +60,15 @@ def _ratio(num: float, den: float) -> float | None:
     return None if den <= 0 else float(num) / float(den)
 
 
-def _decode(a: SampleArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(outcome, served_by, quality) codes per sample, from ``SampleArrays.code``."""
-    code = a.code
-    return code // 20, (code // 4) % 5, code % 4
-
-
 class _Stats:
     """Counts over one selection of samples (a mask)."""
 
     def __init__(self, a: SampleArrays, status: np.ndarray, mask: np.ndarray) -> None:
-        outcome, served, quality = _decode(a)
+        outcome, served, quality = a.decode()
         self.requests = int(mask.sum())
         mix = np.bincount(a.mix[mask].astype(np.int64), minlength=len(MIX_CLASSES))
         self.mix = {c: int(mix[i]) for i, c in enumerate(MIX_CLASSES)}
-        ok = mask & (outcome == 0)
+        ok = mask & (outcome == OK)
         predicted = ok & (quality > 0)
         self.predictions = int(predicted.sum())
         self.confident_wrong = int((predicted & (quality == 3)).sum())

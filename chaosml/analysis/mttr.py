@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from chaosml.analysis.phases import InjectionWindow, LoadRange, in_flight, select
-from chaosml.analysis.slis import MIX_CLASSES, SampleArrays, grouped_slis
+from chaosml.analysis.slis import MIX_CLASSES, OK, SampleArrays, grouped_slis, outcome_hits
 from chaosml.model.catalog import OPERATORS, SAMPLE_SLIS
 from chaosml.model.experiment import Slo, SteadyState
 from chaosml.records import EventKind
@@ -137,13 +137,11 @@ def first_run(healthy: np.ndarray, hold: int) -> int | None:
 def slo_failures(a: SampleArrays, slo: Slo) -> np.ndarray | None:
     """Per request: did it break this SLO's SLI (an error for success_ratio, a slow answer for a
     latency SLO, ...), within the SLO's cohort; None for an SLI with no per-request meaning."""
-    outcome, served, quality = a.code // 20, (a.code // 4) % 5, a.code % 4
-    answered = outcome == 0
+    outcome, served, quality = a.decode()
+    answered = outcome == OK
     by_sli: dict[str, np.ndarray] = {
+        **outcome_hits(outcome),
         "success_ratio": ~answered,
-        "error_ratio": (outcome == 2) | (outcome == 3),
-        "timeout_ratio": outcome == 3,
-        "rejected_ratio": outcome == 1,
         "primary_ratio": answered & (served != 0),
         "fallback_ratio": answered & (served != 0),
         "default_ratio": answered & (served == 2),

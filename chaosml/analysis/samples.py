@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chaosml.records import SAMPLE_COLUMNS, SERVED_BY_VALUES
-
-OUTCOMES: tuple[str, ...] = ("ok", "rejected", "error", "timeout")
+from chaosml.records import OUTCOMES, SAMPLE_COLUMNS, SERVED_BY_VALUES
 
 OUTCOME_DTYPE = pd.CategoricalDtype(list(OUTCOMES))
 SERVED_BY_DTYPE = pd.CategoricalDtype(list(SERVED_BY_VALUES))

@@ -6,8 +6,9 @@ into thousands of windows take a fraction of a second.
 
 Definitions (denominators in brackets):
 
-- success_ratio = outcome ok [requests]; error_ratio = error or timeout [requests];
-  timeout_ratio, rejected_ratio likewise [requests];
+- success_ratio = outcome ok [requests]; error_ratio = error, timeout or invalid [requests]
+  (so success + rejected + error = 1 over requests with a known outcome);
+  timeout_ratio, invalid_ratio (a 2xx without an answer), rejected_ratio likewise [requests];
 - primary_ratio, fallback_ratio (= not primary), default_ratio [ok answers];
 - accuracy = prediction == label, confident_wrong_ratio = wrong with confidence >= threshold
   [ok answers with a prediction and a label];
@@ -34,6 +35,7 @@ SLI_DENOMINATOR: dict[str, str] = {
     "error_ratio": "requests",
     "timeout_ratio": "requests",
     "rejected_ratio": "requests",
+    "invalid_ratio": "requests",
     "primary_ratio": "answers",
     "fallback_ratio": "answers",
     "default_ratio": "answers",
@@ -49,7 +51,14 @@ SLI_DENOMINATOR: dict[str, str] = {
 COUNT_NAMES: tuple[str, ...] = ("requests", "answers", "predictions", "latencies")
 
 #: served-by mix classes: what a request ended as, errors included (used by plots and tables).
-MIX_CLASSES: tuple[str, ...] = ("primary", "fallback", "default", "rejected", "error", "timeout", "unknown")
+MIX_CLASSES: tuple[str, ...] = ("primary", "fallback", "default", "rejected", "error", "timeout", "invalid", "unknown")
+
+#: the MIX_CLASSES that error_ratio counts
+ERROR_CLASSES: tuple[str, ...] = ("error", "timeout", "invalid")
+
+#: outcome codes in ``SampleArrays.code`` (the order of ``records.OUTCOMES``); UNKNOWN = no or an unknown outcome
+OK, REJECTED, ERROR, TIMEOUT, INVALID, UNKNOWN = range(6)
+_NOUTCOMES = UNKNOWN + 1
 
 _QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 
@@ -60,7 +69,7 @@ class SampleArrays:
 
     ``code`` packs what counts need into one small int per sample, so all counts of any grouping
     come from a single ``np.bincount``: ``code = (outcome * 5 + served_by) * 4 + quality`` with
-    outcome ok/rejected/error/timeout/unknown (0-4), served_by primary/fallback/default/rejected/
+    outcome ok/rejected/error/timeout/invalid/unknown (0-5, OK..UNKNOWN), served_by primary/fallback/default/rejected/
     unknown (0-4) and quality no prediction/correct/wrong/confident-wrong (0-3).
     """
 
@@ -83,11 +92,11 @@ class SampleArrays:
     @classmethod
     def from_frame(cls, df: pd.DataFrame, confidence_threshold: float) -> SampleArrays:
         df = normalize_samples(df)
-        outcome = df["outcome"].cat.codes.to_numpy().astype(np.int64)  # ok, rejected, error, timeout; -1
+        outcome = df["outcome"].cat.codes.to_numpy().astype(np.int64)  # ok, rejected, error, timeout, invalid; -1
         served = df["served_by"].cat.codes.to_numpy().astype(np.int64)  # primary, fallback, default, rejected; -1
-        outcome[outcome < 0] = 4
+        outcome[outcome < 0] = UNKNOWN
         served[served < 0] = 4
-        ok = outcome == 0
+        ok = outcome == OK
         pred = df["prediction"].to_numpy()
         label = df["label"].to_numpy()
         conf = df["confidence"].to_numpy()
@@ -100,9 +109,10 @@ class SampleArrays:
         mix[ok & (served == 0)] = MIX_CLASSES.index("primary")
         mix[ok & (served == 1)] = MIX_CLASSES.index("fallback")
         mix[ok & (served == 2)] = MIX_CLASSES.index("default")
-        mix[(outcome == 1) | (ok & (served == 3))] = MIX_CLASSES.index("rejected")
-        mix[outcome == 2] = MIX_CLASSES.index("error")
-        mix[outcome == 3] = MIX_CLASSES.index("timeout")
+        mix[(outcome == REJECTED) | (ok & (served == 3))] = MIX_CLASSES.index("rejected")
+        mix[outcome == ERROR] = MIX_CLASSES.index("error")
+        mix[outcome == TIMEOUT] = MIX_CLASSES.index("timeout")
+        mix[outcome == INVALID] = MIX_CLASSES.index("invalid")
         latency = df["latency_ms"].to_numpy()
         lat_index = np.flatnonzero(~np.isnan(latency))
         lat_index = lat_index[np.argsort(latency[lat_index], kind="stable")]
@@ -123,6 +133,10 @@ class SampleArrays:
             lat_sorted=latency[lat_index],
         )
 
+    def decode(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(outcome, served_by, quality) code per sample, unpacked from ``code``."""
+        return self.code // 20, (self.code // 4) % 5, self.code % 4
+
     def in_phase(self, phase: Phase) -> np.ndarray:
         """Mask of the samples that belong to ``phase`` (by the phases' lifetime rule)."""
         return phase.select(self.t, self.end)
@@ -136,7 +150,22 @@ class SampleArrays:
         return self.cohort == self.cohorts.index(cohort)
 
 
-_NCODES = 5 * 5 * 4
+_NCODES = _NOUTCOMES * 5 * 4
+
+
+#: the SLIs over requests that are a share of outcomes (numerators: :func:`outcome_hits`)
+OUTCOME_RATIOS: tuple[str, ...] = ("success_ratio", "error_ratio", "timeout_ratio", "rejected_ratio", "invalid_ratio")
+
+
+def outcome_hits(outcome: np.ndarray) -> dict[str, np.ndarray]:
+    """Per request: does it count in the numerator of each of OUTCOME_RATIOS (``outcome``: codes OK..UNKNOWN)."""
+    return {
+        "success_ratio": outcome == OK,
+        "error_ratio": (outcome == ERROR) | (outcome == TIMEOUT) | (outcome == INVALID),
+        "timeout_ratio": outcome == TIMEOUT,
+        "rejected_ratio": outcome == REJECTED,
+        "invalid_ratio": outcome == INVALID,
+    }
 
 
 def grouped_slis(
@@ -158,9 +187,9 @@ def grouped_slis(
     else:
         flat = gid[keep] * _NCODES + a.code[keep]
     c = np.bincount(flat, minlength=ngroups * _NCODES)[: ngroups * _NCODES]
-    c = c.reshape(ngroups, 5, 5, 4).astype(np.float64)
+    c = c.reshape(ngroups, _NOUTCOMES, 5, 4).astype(np.float64)
     n = c.sum(axis=(1, 2, 3))
-    okc = c[:, 0]  # (ngroups, served, quality) of 2xx answers
+    okc = c[:, OK]  # (ngroups, served, quality) of 2xx answers
     n_ok = okc.sum(axis=(1, 2))
     n_pred = okc[:, :, 1:].sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -169,9 +198,10 @@ def grouped_slis(
             "answers": n_ok,
             "predictions": n_pred,
             "success_ratio": n_ok / n,
-            "error_ratio": c[:, 2:4].sum(axis=(1, 2, 3)) / n,
-            "timeout_ratio": c[:, 3].sum(axis=(1, 2)) / n,
-            "rejected_ratio": c[:, 1].sum(axis=(1, 2)) / n,
+            "error_ratio": c[:, ERROR:INVALID + 1].sum(axis=(1, 2, 3)) / n,
+            "timeout_ratio": c[:, TIMEOUT].sum(axis=(1, 2)) / n,
+            "rejected_ratio": c[:, REJECTED].sum(axis=(1, 2)) / n,
+            "invalid_ratio": c[:, INVALID].sum(axis=(1, 2)) / n,
             "primary_ratio": okc[:, 0].sum(axis=1) / n_ok,
             "default_ratio": okc[:, 2].sum(axis=1) / n_ok,
             "accuracy": okc[:, :, 1].sum(axis=1) / n_pred,

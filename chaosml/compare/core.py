@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from chaosml.analysis.mttr import aggregate_values
+from chaosml.analysis.slis import OK, OUTCOME_RATIOS, outcome_hits
 from chaosml.compare.bootstrap import (
     Interval,
     QuantileData,
@@ -190,20 +191,14 @@ class Side:
                 continue
             found = True
             a = run.arrays
-            code = a.code
-            outcome, served, quality = code // 20, (code // 4) % 5, code % 4
-            ok = outcome == 0
+            outcome, served, quality = a.decode()
+            ok = outcome == OK
             if sli in _QUANTILES or sli == "latency_mean_ms":
                 den = mask & ~np.isnan(a.latency)
                 num = a.latency
-            elif sli in ("success_ratio", "error_ratio", "timeout_ratio", "rejected_ratio"):
+            elif sli in OUTCOME_RATIOS:
                 den = mask
-                num = {
-                    "success_ratio": ok,
-                    "error_ratio": (outcome == 2) | (outcome == 3),
-                    "timeout_ratio": outcome == 3,
-                    "rejected_ratio": outcome == 1,
-                }[sli]
+                num = outcome_hits(outcome)[sli]
             elif sli in ("primary_ratio", "fallback_ratio", "default_ratio"):
                 den = mask & ok
                 num = {"primary_ratio": served == 0, "fallback_ratio": served != 0, "default_ratio": served == 2}[sli]

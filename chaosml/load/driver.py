@@ -70,16 +70,17 @@ def _scalar(value: Any) -> Any:
     return None
 
 
-def _parse_body(content: bytes | None) -> dict[str, Any]:
+def _parse_body(content: bytes | None) -> tuple[dict[str, Any], bool]:
+    """(fields, is it an answer) of a reference-stack body: an answer is a JSON object with a ``prediction`` key."""
     if not content:
-        return {}
+        return {}, False
     try:
         data = json.loads(content)
     except (ValueError, UnicodeDecodeError):
-        return {}
+        return {}, False
     if not isinstance(data, dict):
-        return {}
-    return {k: _scalar(data.get(k)) for k in _RESPONSE_FIELDS}
+        return {}, False
+    return {k: _scalar(data.get(k)) for k in _RESPONSE_FIELDS}, "prediction" in data
 
 
 def _cpu_s() -> float:
@@ -178,6 +179,7 @@ class Recorder:
             exc = resp.request_meta.get("exception")
             bad_status = isinstance(exc, BadStatusCode | LocustBadStatusCode)
             transport_error = exc if exc is not None and not bad_status else None
+            answered = True
             if transport_error is not None:
                 # no (complete) response: refused, reset, timed out, or body read failed
                 status, fields = 0, dict[str, Any]()
@@ -186,11 +188,11 @@ class Recorder:
                 if not status:
                     fields = {}
                 elif self.extractor is not None:
-                    fields = self.extractor.extract(resp.content, resp.headers)
+                    fields, answered = self.extractor.read(resp.content, resp.headers)
                 else:
-                    fields = _parse_body(resp.content)
+                    fields, answered = _parse_body(resp.content)
         timed_out = _is_timeout(transport_error)
-        outcome = classify_outcome(status, timed_out=timed_out)
+        outcome = classify_outcome(status, timed_out=timed_out, answered=answered)
         self.record(
             (
                 round(t, 6),
@@ -218,13 +220,19 @@ class Recorder:
         The columns the file cannot give stay empty: label and entity_id (no dataset row), and
         the cohort is the request's name. The answer is read like the reference stack's, or by
         the response mapping; status 0 is a request that got no response (refused, reset, timed out).
+        Only a response mapping says what an answer is (the file may call any endpoint): with one, a
+        2xx without an answer is ``invalid``; without one, every 2xx is ``ok``.
         """
         status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
         fields: dict[str, Any] = {}
+        answered = True
         if status:
             content = getattr(response, "content", None)
-            fields = self.extractor.extract(content, getattr(response, "headers", {}) or {}) if self.extractor is not None else _parse_body(content)
-        outcome = classify_outcome(status, timed_out=not status and _is_timeout(exception))
+            if self.extractor is not None:
+                fields, answered = self.extractor.read(content, getattr(response, "headers", {}) or {})
+            else:
+                fields = _parse_body(content)[0]
+        outcome = classify_outcome(status, timed_out=not status and _is_timeout(exception), answered=answered)
         sent = start_time if start_time is not None else time.time() - response_time / 1000.0
         self.record(
             (round(sent, 6), round(float(response_time), 3), status, outcome, fields.get("served_by"), fields.get("prediction"),

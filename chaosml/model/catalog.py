@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 #: SLIs computed over a set of request samples (any phase, window or cohort).
 SAMPLE_SLIS: dict[str, str] = {
-    "success_ratio": "2xx answers / requests",
-    "error_ratio": "5xx, refused, reset or timed-out requests / requests",
+    "success_ratio": "2xx answers (a body with a prediction where the load can tell) / requests",
+    "error_ratio": "5xx, refused, reset, timed-out or invalid (2xx without an answer) requests / requests",
     "timeout_ratio": "timed-out requests / requests",
     "rejected_ratio": "4xx answers / requests",
+    "invalid_ratio": "2xx responses whose body is not an answer (not JSON, or no prediction) / requests",
     "primary_ratio": "answers served by the primary model / 2xx answers",
     "fallback_ratio": "answers served by anything but the primary model / 2xx answers",
     "default_ratio": "answers served by the default response / 2xx answers",

@@ -87,7 +87,7 @@ Block = Heading | Para | Banner | Table | Image | Bullets | Section | Collapsed
 # ----------------------------------------------------------------------------- formatting
 
 RATIO_SLIS = (
-    "success_ratio", "error_ratio", "timeout_ratio", "rejected_ratio", "primary_ratio", "fallback_ratio",
+    "success_ratio", "error_ratio", "timeout_ratio", "rejected_ratio", "invalid_ratio", "primary_ratio", "fallback_ratio",
     "default_ratio", "accuracy", "confident_wrong_ratio",
 )
 

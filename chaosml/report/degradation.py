@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosml.analysis.slis import ERROR_CLASSES, MIX_CLASSES
 from chaosml.report.blocks import Block, Heading, Para, Table, definition_links, fmt_ratio, fmt_s
 
 
@@ -50,7 +51,7 @@ def degradation_section(analysis: dict[str, Any]) -> list[Block]:
                     f"{fmt_ratio(c['served_by']['fault'].get('fallback'))} / {fmt_ratio(c['served_by']['fault'].get('default'))}",
                     fmt_ratio(c["rejected_ratio"]["fault"])
                     + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())) + ")" if codes else ""),
-                    fmt_ratio((c["served_by"]["fault"].get("error") or 0) + (c["served_by"]["fault"].get("timeout") or 0))
+                    fmt_ratio(sum(c["served_by"]["fault"].get(k) or 0 for k in ERROR_CLASSES))
                     if c["requests"]["fault"]
                     else "n/a",
                     f"{fmt_ratio(acc['primary'])} / {fmt_ratio(acc['fallback'])}",
@@ -99,7 +100,7 @@ def _degradation_sentence(f: dict[str, Any]) -> str:
     mix = c["served_by"]["fault"]
     parts = [f"{f['fault']} ({f['type']}, {f['injections']} injection{'s' if f['injections'] != 1 else ''}):"]
     served = ", ".join(
-        f"{k} {fmt_ratio(mix.get(k))}" for k in ("primary", "fallback", "default", "rejected", "error", "timeout") if mix.get(k)
+        f"{k} {fmt_ratio(mix.get(k))}" for k in MIX_CLASSES if k != "unknown" and mix.get(k)
     )
     parts.append(f"served {served or 'nothing'} of requests")
     acc = f["accuracy_by_path"]["fault"]

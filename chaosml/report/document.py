@@ -433,7 +433,8 @@ def mix_table(analysis: dict[str, Any], plots: dict[str, Path] | None = None) ->
         rows.append((p["name"], str(n), *(fmt_ratio(p["served_by"].get(c, 0) / n) if n else "n/a" for c in classes)))
     return [
         Heading("Served-by mix per phase"),
-        Para("Share of requests by how they ended: the serving path for 2xx answers, else rejected, error or timeout."),
+        Para("Share of requests by how they ended: the serving path for 2xx answers, else rejected, error, timeout "
+             "or invalid (a 2xx whose body is not an answer)."),
         Table(("phase", "requests", *classes), tuple(rows)),
         *_plot(plots, "served_by", SERVED_BY_PLOT_ALT),
     ]

@@ -28,6 +28,7 @@ MIX_COLORS: dict[str, str] = {
     "rejected": "#7048e8",
     "error": "#e03131",
     "timeout": "#862e9c",
+    "invalid": "#a61e4d",
     "unknown": "#adb5bd",
 }
 FAULT_COLORS = ("#ff8787", "#74c0fc", "#ffa94d", "#b197fc", "#63e6be", "#faa2c1")
@@ -159,7 +160,7 @@ def plot_served_by(analysis: dict[str, Any], path: Path) -> Path:
         if inj["duration_s"] is not None:
             ax.axvline(float(inj["offset_s"]) + float(inj["duration_s"]), color="#212529", lw=0.8, ls="--")
     ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle("served by (stacked; errors and timeouts included)", fontsize=10)
+    fig.suptitle("served by (stacked; errors, timeouts and invalid answers included)", fontsize=10)
     return _save(fig, path)
 
 

@@ -111,23 +111,37 @@ class Extractor:
 
     def extract(self, content: bytes | None, headers: Mapping[str, str] | None) -> dict[str, Any]:
         """field -> CSV-safe scalar or None; never raises on a bad body."""
+        return self.read(content, headers)[0]
+
+    def read(self, content: bytes | None, headers: Mapping[str, str] | None) -> tuple[dict[str, Any], bool]:
+        """(fields as :meth:`extract`, is it an answer); one JSON parse; never raises on a bad body.
+
+        An answer: the body is JSON when a field is mapped to a JSON path, and the prediction is
+        there (its path resolves, or its header is sent) when it is mapped. A mapping with neither
+        cannot tell an answer from anything else: every response is one.
+        """
         data: Any = None
-        if self.needs_json and content:
+        parsed = True
+        if self.needs_json:
             try:
-                data = json.loads(content)
+                data = json.loads(content) if content else None
             except (ValueError, UnicodeDecodeError):
                 data = None
+            parsed = data is not None
         lower = {str(k).lower(): v for k, v in (headers or {}).items()} if headers else {}
         out: dict[str, Any] = {}
+        found: dict[str, bool] = {}
         for name, (kind, where) in self.plan.items():
             value: Any = None
             if kind == "json":
                 v = resolve(data, where)
+                found[name] = v is not MISSING
                 value = None if v is MISSING else v
             elif kind == "header":
+                found[name] = where in lower
                 value = lower.get(where)
             out[name] = value
-        return self._interpret(out)
+        return self._interpret(out), parsed and found.get("prediction", True)
 
     @staticmethod
     def _interpret(raw: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def test_dtypes_sorted_and_missing_cells(tmp_path):
     assert df["status"].dtype == np.int32
     for col in ("outcome", "served_by", "cohort", "replica", "model_version"):
         assert isinstance(df[col].dtype, pd.CategoricalDtype), col
-    assert list(df["outcome"].cat.categories) == ["ok", "rejected", "error", "timeout"]
+    assert list(df["outcome"].cat.categories) == ["ok", "rejected", "error", "timeout", "invalid"]
     assert list(df["served_by"].cat.categories) == ["primary", "fallback", "default", "rejected"]
     first = df.iloc[0]
     assert first["outcome"] == "timeout"

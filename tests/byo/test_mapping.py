@@ -104,3 +104,31 @@ def test_kserve_v2_requests_named_outputs() -> None:
         "outputs": [{"name": "predict_proba"}],
     }
     assert "outputs" not in RequestMapping(body="kserve-v2").render(REF, ["a", "b", "c"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "content", "headers", "answer"),
+    [
+        # the prediction read from the body: the body must be JSON and the path must resolve
+        ({"prediction": "predictions[0]"}, b'{"predictions": [[0.7, 0.3]]}', None, True),
+        ({"prediction": "predictions[0]"}, b'{"predictions": [null]}', None, True),  # there, even if null
+        ({"prediction": "predictions[0]"}, b"", None, False),  # emptied body
+        ({"prediction": "predictions[0]"}, b'{"predictions": [[0.7', None, False),  # cut body
+        ({"prediction": "predictions[0]"}, b'{"error": "no model"}', None, False),  # JSON, no prediction
+        ({"prediction": "predictions[0]"}, b"null", None, False),
+        # the prediction from a header: it must be sent; a JSON field mapped too: the body must parse
+        ({"prediction": "header:X-Class"}, b"", {"X-Class": "1"}, True),
+        ({"prediction": "header:X-Class"}, b"", {}, False),
+        ({"prediction": "header:X-Class", "model_version": "version"}, b"garbage", {"X-Class": "1"}, False),
+        # no prediction mapped: a body the mapping reads must parse; nothing read, nothing to tell
+        ({"prediction": "not-exposed", "model_version": "version"}, b'{"version": "v1"}', None, True),
+        ({"prediction": "not-exposed", "model_version": "version"}, b"<html>", None, False),
+        ({"prediction": "not-exposed", "model_version": "header:X-Version"}, b"", None, True),
+    ],
+)
+def test_read_says_whether_the_body_is_an_answer(fields: dict[str, str], content: bytes, headers: dict[str, str] | None,
+                                                 answer: bool) -> None:
+    ex = Extractor(ResponseMapping(fields))
+    got, is_answer = ex.read(content, headers)
+    assert is_answer is answer
+    assert got == ex.extract(content, headers)  # the same fields, from the one parse

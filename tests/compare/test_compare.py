@@ -214,3 +214,25 @@ def test_policy_rows() -> None:
     flips = failing_rows(c, [FailPolicy.parse("flip")])
     assert [r.name for r in flips] == ["available-during-kill"]
     assert failing_rows(c, [FailPolicy.parse("none")]) == []
+
+
+def test_invalid_answers_are_a_regression_of_success_and_errors(tmp_path: Path) -> None:
+    # a candidate whose stack answers every 4th clean 200 with an empty body: success falls, errors rise by that share
+    shutil.copy(HARD / "journal.json", tmp_path / "journal.json")
+    lines = (HARD / "samples.csv").read_text().splitlines()
+    out, clean_ok, emptied = [lines[0]], 0, 0
+    for line in lines[1:]:
+        cells = line.split(",")
+        if cells[3] == "ok" and cells[8] == "clean":
+            clean_ok += 1
+            if clean_ok % 4 == 0:
+                cells[3:8] = ["invalid", "", "", "", cells[7]]  # what the load records: no served_by, prediction, confidence
+                emptied += 1
+        out.append(",".join(cells))
+    (tmp_path / "samples.csv").write_text("\n".join(out) + "\n")
+    c = compare_runs([HARD], [tmp_path])
+    s = _row(c, "sli", "success_ratio", "success_ratio", "phase baseline, cohort clean")
+    e = _row(c, "sli", "error_ratio", "error_ratio", "phase baseline, cohort clean")
+    assert s.verdict == e.verdict == "regressed"
+    assert s.delta == pytest.approx(-e.delta) and 0.2 < e.delta < 0.3, (s, e)
+    assert emptied > 50

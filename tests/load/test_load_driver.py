@@ -61,11 +61,17 @@ class _Handler(BaseHTTPRequestHandler):
             code, out = 422, {"served_by": "rejected", "error": "invalid input"}
         elif b"BOOM" in body:
             code, out = 500, {"error": "boom"}
+        elif b"NOPRED" in body:
+            code, out = 200, {k: v for k, v in OK_BODY.items() if k != "prediction"}
         else:
             if b"SLOW" in body:
                 time.sleep(1.0)
             code, out = 200, OK_BODY
         data = json.dumps(out).encode()
+        if b"EMPTY" in body:  # what dependency-errors' empty and malformed modes do to a 200
+            data = b""
+        elif b"HALF" in body:
+            data = data[: len(data) // 2]
         try:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -109,6 +115,9 @@ PAYLOADS = {
     "garbage": [{"body": {"raw": "REJECT \udcff\udcfe{not json"}, "label": 0, "entity_id": 20}],
     "boom": [{"body": {"features": "BOOM"}, "label": 1, "entity_id": 30}],
     "slow": [{"body": {"features": "SLOW"}, "label": 1, "entity_id": 40}],
+    "empty": [{"body": {"features": "EMPTY"}, "label": 1, "entity_id": 50}],
+    "half": [{"body": {"features": "HALF"}, "label": 1, "entity_id": 60}],
+    "nopred": [{"body": {"features": "NOPRED"}, "label": 1, "entity_id": 70}],
 }
 
 
@@ -495,3 +504,57 @@ def test_a_locustfile_without_users_is_invalid_input(server: _Server, tmp_path: 
     run = _Run(config, tmp_path)
     assert run.wait(timeout=30) == EXIT_INVALID_INPUT
     assert "defines no User class" in run.stderr
+
+
+#: the response mapping that reads the test server's answers as the reference reader does
+MAPPING = {"prediction": "prediction", "confidence": "confidence", "served_by": "served_by", "model_version": "model_version",
+           "replica": "replica"}
+
+
+@pytest.mark.parametrize("response", [None, MAPPING], ids=["reference", "mapping"])
+def test_a_2xx_without_an_answer_is_invalid_never_ok(server: _Server, tmp_path: Path, response: dict[str, str] | None) -> None:
+    # promise 1: a 200 whose body is empty, cut or has no prediction is no success (fails before: yes, all were ok)
+    config = _config(tmp_path, _url(server), users=4, duration_s=2.0, response=response,
+                     mix={"clean": 1.0, "empty": 1.0, "half": 1.0, "nopred": 1.0})
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == 0, run.stderr
+    _, rows = _rows(config.samples_file)
+    by_cohort = Counter(r["cohort"] for r in rows)
+    assert set(by_cohort) == {"clean", "empty", "half", "nopred"}, by_cohort
+    for r in rows:
+        expected = "ok" if r["cohort"] == "clean" else "invalid"
+        assert (r["status"], r["outcome"]) == ("200", expected), r
+        if r["cohort"] != "nopred":
+            assert r["prediction"] == ("1" if r["cohort"] == "clean" else ""), r
+    assert {r["served_by"] for r in rows if r["cohort"] == "nopred"} == {"primary"}  # the fields that are there are still read
+    # the live success counter counts ok only: about a quarter here, never all
+    progress = [p for p in run.records() if p["type"] == "progress" and p["success_ratio"] is not None]
+    assert progress and max(p["success_ratio"] for p in progress) < 1.0
+
+
+LOCUSTFILE_EMPTY = """
+from locust import HttpUser, constant, task
+
+
+class Api(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def predict(self):
+        self.client.post("/predict", json={"features": [1.0, 2.0]})
+        self.client.post("/predict", json={"features": "EMPTY"}, name="empty")
+"""
+
+
+@pytest.mark.parametrize(("response", "empty_outcome"), [(None, "ok"), (MAPPING, "invalid")], ids=["no-mapping", "mapping"])
+def test_a_locustfile_classifies_answers_only_with_a_response_mapping(server: _Server, tmp_path: Path,
+                                                                       response: dict[str, str] | None, empty_outcome: str) -> None:
+    # the file may call any endpoint: without a mapping chaosml cannot know what an answer is, so a 2xx stays ok
+    (tmp_path / "mine.py").write_text(LOCUSTFILE_EMPTY)
+    config = _config(tmp_path, _url(server), duration_s=1.5, users=2, rate_per_user=None, response=response,
+                     locustfile=str(tmp_path / "mine.py"))
+    run = _Run(config, tmp_path)
+    assert run.wait(timeout=30) == 0, run.stderr
+    _, rows = _rows(config.samples_file)
+    outcomes = {(r["cohort"], r["status"], r["outcome"]) for r in rows}
+    assert outcomes == {("/predict", "200", "ok"), ("empty", "200", empty_outcome)}
