@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
-from typing import TypeVar
+from typing import Any, TypeVar
 
 S = TypeVar("S", bound=BaseServer)
 
@@ -34,3 +35,31 @@ def serving(srv: S) -> Iterator[S]:
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=5)
+
+
+def json_post_handler(answer: bytes | Callable[[bytes], bytes]) -> type[BaseHTTPRequestHandler]:
+    """A quiet HTTP/1.1 handler answering every POST with 200 and ``answer`` (or ``answer(request body)``) as application/json."""
+
+    class JsonPost(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            data = answer(body) if callable(answer) else answer
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return JsonPost
+
+
+@contextlib.contextmanager
+def json_server(answer: bytes | Callable[[bytes], bytes]) -> Iterator[ThreadingHTTPServer]:
+    """A server on a free 127.0.0.1 port answering POSTs as :func:`json_post_handler`, for the block."""
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), json_post_handler(answer))) as srv:
+        yield srv

@@ -8,12 +8,11 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from testutil import serving
+from testutil import json_server
 
 from chaosml.faults.adversarial import AdversarialPayloadParams
 from chaosml.faults.base import FaultContext, make_injector, undoer_for
@@ -103,27 +102,9 @@ def test_read_control(tmp_path: Path) -> None:
 # --- a real load process polling the control file -------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        data = b'{"prediction": 1, "confidence": 0.9, "served_by": "primary"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    with serving(srv):
+    with json_server(b'{"prediction": 1, "confidence": 0.9, "served_by": "primary"}') as srv:
         yield srv
 
 

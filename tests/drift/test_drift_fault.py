@@ -9,12 +9,12 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testutil import serving
+from testutil import json_server
 
 from chaosml.errors import InvalidInputError
 from chaosml.faults.adversarial import AdversarialPayloadParams
@@ -117,30 +117,16 @@ def test_apply_recover_beside_adversarial_and_offline_undo(tmp_path: Path) -> No
 # --- a real load process --------------------------------------------------------------------
 
 
-class _Echo(BaseHTTPRequestHandler):
-    """Answers with the sent value of feature ``a`` as the confidence, so the samples show what was sent."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        a = body["instances"][0][0] if "instances" in body else body["features"]["a"]
-        data = json.dumps({"prediction": 0, "confidence": a, "served_by": "primary"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _echo(request: bytes) -> bytes:
+    """The sent value of feature ``a`` as the confidence, so the samples show what was sent."""
+    body = json.loads(request)
+    a = body["instances"][0][0] if "instances" in body else body["features"]["a"]
+    return json.dumps({"prediction": 0, "confidence": a, "served_by": "primary"}).encode()
 
 
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    srv.daemon_threads = True
-    with serving(srv):
+    with json_server(_echo) as srv:
         yield srv
 
 
