@@ -3,24 +3,21 @@ and a real load process whose sent inputs move by exactly the declared amount at
 
 from __future__ import annotations
 
-import csv
 import json
 import random
-import subprocess
-import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testutil import json_server
+from testutil import json_server, load_around_fault
 
 from chaosml.errors import InvalidInputError
 from chaosml.faults.adversarial import AdversarialPayloadParams
 from chaosml.faults.base import FaultContext, make_injector, undoer_for
 from chaosml.faults.drift import DriftParams
-from chaosml.load.config import LoadConfig, start_load
+from chaosml.load.config import LoadConfig
 from chaosml.load.drift import DriftSchedule, active_schedule, class_weights, drifted, feature_stats
 from chaosml.loader import load_experiment_text
 from chaosml.model.experiment import FaultSpec, Repeat
@@ -147,26 +144,7 @@ def run_load(server: ThreadingHTTPServer, tmp_path: Path, fault: FaultSpec, body
         response={"prediction": "prediction", "confidence": "confidence", "served_by": "served_by"},
     )
     injector = make_injector(fault, None, FaultContext(0, tmp_path))
-    with open(tmp_path / "stderr", "w") as err:
-        proc = start_load(config, tmp_path / "load.json", stderr=err)
-    try:
-        assert proc.stdout is not None
-        assert '"progress"' in proc.stdout.readline()  # the load is running
-        time.sleep(0.2)
-        apply_t = injector.apply(0).t
-        time.sleep(fault.duration)
-        recover_t = injector.recover(0).t
-        proc.stdout.read()
-        assert proc.wait(timeout=20) == 0
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-        raise
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
-    with open(config.samples_file, newline="") as f:
-        return list(csv.DictReader(f)), apply_t, recover_t
+    return load_around_fault(config, injector, tmp_path, settle_s=0.2, window_s=fault.duration)
 
 
 @pytest.mark.slow
