@@ -43,3 +43,12 @@ def test_no_import_cycles() -> None:
 def test_import_contracts_hold() -> None:
     done = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_no_fault_type_imports_another_fault_types_module() -> None:
+    """One fault type = one file: a fault type's module shares code through the private modules (chaosml.faults._*) and base,
+    never by importing another fault type's module."""
+    graph = grimp.build_graph("chaosml", cache_dir=None, exclude_type_checking_imports=True)
+    fault_types = {m for m in graph.find_children("chaosml.faults") if not m.rsplit(".", 1)[1].startswith("_") and m != "chaosml.faults.base"}
+    found = sorted(f"{m} imports {i}" for m in fault_types for i in graph.find_modules_directly_imported_by(m) if i in fault_types)
+    assert found == []

@@ -5,19 +5,20 @@ proxy of the local target and a real Toxiproxy alike. A target with links offers
 ``proxy_api_url`` and ``links()`` (proxy name -> listen/upstream); ``link: model`` means every
 ``model-<i>`` link. Each injection's toxic is named ``chaosml-<fault>-<injection>`` so that undo
 (in the runner or offline from the ledger record) removes exactly it, and a 404 means it is gone
-already. The link checks and blast-radius words of the link faults live here too.
+already. The link checks and blast-radius words of the link faults live here too, and
+:func:`link_fault_type`, the declaration those link faults share (they differ in params and toxic only).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from chaosml.errors import TargetError
 from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import StackFacts, plan_number, plural, quote
+from chaosml.model.faulttype import BlastRadius, FaultContext, FaultType, StackFacts, plan_number, plural, quote
 from chaosml.proxy import client
 from chaosml.proxy.client import ToxiproxyError
 from chaosml.records import FaultEvent
@@ -273,3 +274,59 @@ def link_fault_on_cluster(fault: FaultSpec, target: ProxyLinks, nodes: list[dict
 def check_link_fault(params: Any, facts: StackFacts) -> list[tuple[str, str]]:
     """``FaultType.check`` of a fault whose params name a ``link``: it must be a link of the stack."""
     return check_link_on_stack(params.link, facts)
+
+
+class LinkParams(Protocol):
+    """What the params of a link fault have: the link, the stream and the share of connections."""
+
+    @property
+    def link(self) -> str: ...
+
+    @property
+    def stream(self) -> str: ...
+
+    @property
+    def toxicity(self) -> float: ...
+
+
+P = TypeVar("P", bound=LinkParams)
+
+
+def check_link_params(params: LinkParams) -> list[tuple[str, str]]:
+    """(field, message) for a link param that is no link name and a toxicity outside (0, 1]."""
+    return check_link_name(params.link) + check_toxicity(params.toxicity)
+
+
+def link_fault_type(
+    name: str,
+    params: type[P],
+    severity: str,
+    toxic: Callable[[P], tuple[str, Mapping[str, int]]],
+    effect: Callable[[P], str],
+) -> FaultType:
+    """The FaultType of one toxic on one link, on both platforms: ``toxic(params)`` is the Toxiproxy toxic and its
+    attributes, ``effect(params)`` what it does in the blast radius's words (``on the <stream> stream`` follows)."""
+
+    def make(spec: FaultSpec, target: ProxyLinks, context: FaultContext) -> ToxicInjector:
+        p: P = spec.params
+        kind, attributes = toxic(p)
+        return ToxicInjector(spec, target, link=p.link, toxic=kind, attributes=attributes, stream=p.stream, toxicity=p.toxicity)
+
+    def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
+        p: P = fault.params
+        victims, of, where = link_scope(p.link, target)
+        what = f"{effect(p)} on the {p.stream} stream"
+        text = f"{what}, {share_words(p.toxicity)} of {where}; {plural(fault.repeat.count, 'injection')}"
+        return BlastRadius(fault.name, fault.type, victims, of, text)
+
+    return FaultType(
+        name=name,
+        params=params,
+        injectors={"local": make, "kubernetes": make},
+        undoers={"local": undo_toxic_record, "kubernetes": undo_toxic_record},
+        capabilities={"local": (ProxyLinks,), "kubernetes": (ProxyLinks,)},
+        severity=severity,
+        blast_radius=blast_radius,
+        check=check_link_fault,
+        on_cluster=link_fault_on_cluster,
+    )

@@ -1,13 +1,43 @@
-"""How many pods (or replicas) one injection hits, by blast-radius mode, and the service check; shared by pod-kill and container-failure."""
+"""Which pods (or replicas) of a service one injection hits, by blast-radius mode, and the service check; shared by
+pod-kill, resource-pressure and container-failure."""
 
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import dataclass
 from typing import Literal
 
-from chaosml.model.faulttype import StackFacts, plan_number, plural, quote, suggest
+from chaosml.model.experiment import TargetSpec
+from chaosml.model.faulttype import StackFacts, plan_number, plural, quote, reference_replicas, suggest
 
 Mode = Literal["one", "all", "fixed", "percent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The victim-selection params a fault type's params extend: ``mode``/``value`` replicas of ``service``."""
+
+    service: str = "model"  # local: replica group; kubernetes: app label value
+    mode: Mode = "one"
+    value: float | None = None  # fixed: how many; percent: 1-100
+
+    def victim_count(self, replicas: int) -> int:
+        """How many of ``replicas`` one injection hits (the blast radius)."""
+        return victim_count(self.mode, self.value, replicas)
+
+
+def choose(rng: random.Random, running: list[str], count: int) -> list[str]:
+    """``count`` of the ``running`` names (all when fewer), chosen at random with ``rng``, sorted."""
+    return sorted(rng.sample(running, min(count, len(running))))
+
+
+def service_replicas(target: TargetSpec, service: str) -> int:
+    """The replicas ``service`` has: a custom stack's declared count, the reference stack's own (model: target.replicas, else 1)."""
+    for svc in target.services:
+        if svc.name == service:
+            return svc.replicas
+    return reference_replicas(target.replicas).get(service, target.replicas)
 
 
 def victim_count(mode: Mode, value: float | None, replicas: int) -> int:

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from chaosml.faults._toxics import (
-    ToxicInjector,
-    check_link_fault,
-    check_link_name,
-    check_toxicity,
-    link_fault_on_cluster,
-    link_scope,
-    share_words,
-    undo_toxic_record,
-)
-from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import (
-    BlastRadius,
-    FaultContext,
-    FaultType,
-    plural,
-)
-from chaosml.targets.capabilities import ProxyLinks
+from chaosml.faults._toxics import check_link_params, link_fault_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +20,7 @@ class NetworkLatencyParams:
     toxicity: float = 1.0  # probability that a connection gets the latency
 
     def check(self) -> list[tuple[str, str]]:
-        errors = check_link_name(self.link) + check_toxicity(self.toxicity)
+        errors = check_link_params(self)
         if self.latency_ms <= 0:
             errors.append(("latency_ms", "must be > 0"))
         if self.jitter_ms < 0:
@@ -46,34 +30,14 @@ class NetworkLatencyParams:
         return errors
 
 
-def make(spec: FaultSpec, target: ProxyLinks, context: FaultContext) -> ToxicInjector:
-    p: NetworkLatencyParams = spec.params
-    return ToxicInjector(
-        spec, target, link=p.link, toxic="latency",
-        attributes={"latency": p.latency_ms, "jitter": p.jitter_ms}, stream=p.stream, toxicity=p.toxicity,
-    )
+def toxic(p: NetworkLatencyParams) -> tuple[str, Mapping[str, int]]:
+    """Toxiproxy's ``latency`` toxic."""
+    return "latency", {"latency": p.latency_ms, "jitter": p.jitter_ms}
 
 
-def undo(record: dict[str, Any]) -> str:
-    return undo_toxic_record(record)
+def effect(p: NetworkLatencyParams) -> str:
+    """The delay, for the blast radius."""
+    return f"+{p.latency_ms} ms +/- {p.jitter_ms} ms"
 
 
-def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
-    p: NetworkLatencyParams = fault.params
-    victims, of, where = link_scope(p.link, target)
-    what = f"+{p.latency_ms} ms +/- {p.jitter_ms} ms on the {p.stream} stream"
-    text = f"{what}, {share_words(p.toxicity)} of {where}; {plural(fault.repeat.count, 'injection')}"
-    return BlastRadius(fault.name, fault.type, victims, of, text)
-
-
-FAULT_TYPE = FaultType(
-    name="network-latency",
-    params=NetworkLatencyParams,
-    injectors={"local": make, "kubernetes": make},
-    undoers={"local": undo, "kubernetes": undo},
-    capabilities={"local": (ProxyLinks,), "kubernetes": (ProxyLinks,)},
-    severity="low",
-    blast_radius=blast_radius,
-    check=check_link_fault,
-    on_cluster=link_fault_on_cluster,
-)
+FAULT_TYPE = link_fault_type("network-latency", NetworkLatencyParams, "low", toxic, effect)

@@ -5,26 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
-from chaosml.faults._toxics import (
-    ToxicInjector,
-    check_link_fault,
-    check_link_name,
-    check_toxicity,
-    link_fault_on_cluster,
-    link_scope,
-    share_words,
-    undo_toxic_record,
-)
-from chaosml.model.experiment import FaultSpec, TargetSpec
-from chaosml.model.faulttype import (
-    BlastRadius,
-    FaultContext,
-    FaultType,
-    plural,
-)
-from chaosml.targets.capabilities import ProxyLinks
+from chaosml.faults._toxics import check_link_params, link_fault_type
 
 #: Toxics -> their attributes (all integers >= 0, units in the comment), as Toxiproxy 2.x defines
 #: them. Latency has its own fault type, ``network-latency``.
@@ -58,7 +41,7 @@ class NetworkToxicParams:
     toxicity: float = 1.0  # probability that a connection gets the toxic
 
     def check(self) -> list[tuple[str, str]]:
-        errors = check_link_name(self.link) + check_toxicity(self.toxicity)
+        errors = check_link_params(self)
         known = TOXIC_ATTRIBUTES.get(self.toxic)
         if known is None:
             hint = " (use type network-latency for latency)" if self.toxic == "latency" else ""
@@ -79,32 +62,15 @@ class NetworkToxicParams:
         return errors
 
 
-def make(spec: FaultSpec, target: ProxyLinks, context: FaultContext) -> ToxicInjector:
-    p: NetworkToxicParams = spec.params
-    return ToxicInjector(spec, target, link=p.link, toxic=p.toxic, attributes=p.attributes, stream=p.stream, toxicity=p.toxicity)
+def toxic(p: NetworkToxicParams) -> tuple[str, Mapping[str, int]]:
+    """The toxic the params name, with their attributes."""
+    return p.toxic, p.attributes
 
 
-def undo(record: dict[str, Any]) -> str:
-    return undo_toxic_record(record)
-
-
-def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
-    p: NetworkToxicParams = fault.params
-    victims, of, where = link_scope(p.link, target)
+def effect(p: NetworkToxicParams) -> str:
+    """What the toxic does, with its attributes (0 where not given), for the blast radius."""
     zeros = dict.fromkeys(("rate", "timeout", "average_size", "bytes", "delay"), 0)
-    what = _EFFECT[p.toxic].format_map({**zeros, **dict(p.attributes)}) + f" on the {p.stream} stream"
-    text = f"{what}, {share_words(p.toxicity)} of {where}; {plural(fault.repeat.count, 'injection')}"
-    return BlastRadius(fault.name, fault.type, victims, of, text)
+    return _EFFECT[p.toxic].format_map({**zeros, **dict(p.attributes)})
 
 
-FAULT_TYPE = FaultType(
-    name="network-toxic",
-    params=NetworkToxicParams,
-    injectors={"local": make, "kubernetes": make},
-    undoers={"local": undo, "kubernetes": undo},
-    capabilities={"local": (ProxyLinks,), "kubernetes": (ProxyLinks,)},
-    severity="medium",
-    blast_radius=blast_radius,
-    check=check_link_fault,
-    on_cluster=link_fault_on_cluster,
-)
+FAULT_TYPE = link_fault_type("network-toxic", NetworkToxicParams, "medium", toxic, effect)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from chaosml.faults._victims import Mode, mode_errors, service_errors, victim_count
+from chaosml.faults._victims import Selection, choose, mode_errors, service_errors, service_replicas
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
     BlastRadius,
@@ -23,7 +23,6 @@ from chaosml.model.faulttype import (
     plan_number,
     plan_seconds,
     plural,
-    reference_replicas,
 )
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import LedgerScope, PodDeletion, ReplicaGroups
@@ -33,19 +32,12 @@ NAME = "pod-kill"
 
 
 @dataclass(frozen=True, slots=True)
-class PodKillParams:
+class PodKillParams(Selection):
     """Kill replicas of a service; the supervisor (or ReplicaSet) replaces them."""
 
-    service: str = "model"  # local: replica group; kubernetes: app label value
-    mode: Mode = "one"
-    value: float | None = None  # fixed: how many; percent: 1-100
     signal: Literal["SIGKILL", "SIGTERM"] = "SIGKILL"  # local target
     grace_period_s: float = 0.0  # kubernetes target: pod deletion grace period, s
     selector: str | None = None  # kubernetes target: label selector overriding app=<service>
-
-    def victim_count(self, replicas: int) -> int:
-        """How many of ``replicas`` one injection kills (the blast radius)."""
-        return victim_count(self.mode, self.value, replicas)
 
     def check(self) -> list[tuple[str, str]]:
         errors = mode_errors(self.mode, self.value)
@@ -82,7 +74,7 @@ class _Kill:
         members = self._members()
         running = sorted(m.name for m in members if m.running)
         count = self.params.victim_count(len(members))
-        victims = sorted(self._rng.sample(running, min(count, len(running))))
+        victims = choose(self._rng, running, count)
         self._victims[injection] = victims
         self._counts[injection] = (len(members), len(running), count)
         return {"service": self.params.service, "victims": victims, "replicas": len(members), **self._scope()}
@@ -158,14 +150,6 @@ def undo(record: dict[str, Any]) -> str:
     return f"pod-kill of {', '.join(record.get('victims', [])) or 'nothing'}: nothing to undo"
 
 
-def _replicas(target: TargetSpec, service: str) -> int:
-    """The replicas ``service`` has: a custom stack's declared count, the reference stack's own (model: target.replicas, else 1)."""
-    for svc in target.services:
-        if svc.name == service:
-            return svc.replicas
-    return reference_replicas(target.replicas).get(service, target.replicas)
-
-
 def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
     p: PodKillParams = fault.params
     injections = plural(fault.repeat.count, "injection")
@@ -178,7 +162,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
                 f"deleted with grace period {plan_seconds(p.grace_period_s)}; the ReplicaSet replaces them "
                 "(`chaosml plan` with the cluster reachable names the pods)")
         return BlastRadius(fault.name, fault.type, None, None, text)
-    n = _replicas(target, p.service)
+    n = service_replicas(target, p.service)
     victims = p.victim_count(n)
     pct = round(100 * victims / n) if n else 0
     if target.platform == "kubernetes" and target.kubernetes is not None:

@@ -44,8 +44,7 @@ from typing import Any, Literal, Protocol
 
 import psutil
 
-from chaosml.faults._victims import service_errors
-from chaosml.faults.podkill import PodKillParams
+from chaosml.faults._victims import Selection, choose, mode_errors, service_errors, service_replicas
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
     BlastRadius,
@@ -53,7 +52,6 @@ from chaosml.model.faulttype import (
     FaultType,
     StackFacts,
     plural,
-    reference_replicas,
 )
 from chaosml.procs import kill_run_processes, note_spawn, processes_of_run, spawned_now, start_time
 from chaosml.records import FaultEvent
@@ -88,23 +86,17 @@ while time.monotonic() < end:
 
 
 @dataclass(frozen=True, slots=True)
-class ResourcePressureParams:
-    """A CPU hog or a memory balloon beside chosen replicas of a service."""
+class ResourcePressureParams(Selection):
+    """A CPU hog or a memory balloon beside chosen replicas of a service (``service``, ``mode``, ``value`` as pod-kill)."""
 
-    service: str = "model"  # local: replica group
-    mode: Literal["one", "all", "fixed", "percent"] = "one"  # which replicas, as pod-kill
-    value: float | None = None  # fixed: how many; percent: 1-100
     kind: Literal["cpu", "memory"] = "cpu"
     cpu_workers: int = 1  # kind cpu: busy workers on the replica's core
     cpu_load_pct: int = 100  # kind cpu: each worker's duty cycle, 1-100 %
     memory_mb: int = 256  # kind memory: MiB allocated and held
     container: str | None = None  # kubernetes: the container the hog runs in (default: the pod's first)
 
-    def selection(self) -> PodKillParams:
-        return PodKillParams(service=self.service, mode=self.mode, value=self.value)
-
     def check(self) -> list[tuple[str, str]]:
-        errors = [e for e in self.selection().check() if e[0] == "value"]
+        errors = mode_errors(self.mode, self.value)
         if self.cpu_workers < 1:
             errors.append(("cpu_workers", "must be >= 1"))
         if not 1 <= self.cpu_load_pct <= 100:
@@ -236,9 +228,8 @@ class LocalResourcePressure:
         """Choose the victims and their cores; the token the hogs will carry."""
         p = self.params
         members = self.target.members(p.service)
-        running = sorted((m for m in members if m.running and m.pid), key=lambda m: m.name)
-        count = p.selection().victim_count(len(members))
-        chosen = sorted(self._rng.sample(running, min(count, len(running))), key=lambda m: m.name)
+        running = {m.name: m for m in members if m.running and m.pid}
+        chosen = [running[name] for name in choose(self._rng, sorted(running), p.victim_count(len(members)))]
         victims = []
         for i, m in enumerate(chosen):
             assert m.pid is not None
@@ -375,7 +366,7 @@ class KubernetesResourcePressure:
         p = self.params
         members = self.target.members(p.service)
         running = sorted(m.name for m in members if m.running)
-        victims = sorted(self._rng.sample(running, min(p.selection().victim_count(len(members)), len(running))))
+        victims = choose(self._rng, running, p.victim_count(len(members)))
         record = {**self.target.ledger_scope(), "service": p.service, "kind": p.kind, "victims": victims,
                   "replicas": len(members), "container": p.container, "token": f"rp-{injection}-{uuid.uuid4().hex[:12]}"}
         self._records[injection] = record
@@ -462,9 +453,8 @@ def undo(record: dict[str, Any]) -> str:
 
 def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> BlastRadius:
     p: ResourcePressureParams = fault.params
-    n = next((s.replicas for s in target.services if s.name == p.service), None)
-    n = reference_replicas(target.replicas).get(p.service, target.replicas) if n is None else n
-    victims = p.selection().victim_count(n)
+    n = service_replicas(target, p.service)
+    victims = p.victim_count(n)
     if target.platform == "kubernetes":  # the hog runs in the pod's container, in its cgroup
         cpu_where = mem_where = "in each victim's container"
         how = "stress-ng by exec, within the container's limits"

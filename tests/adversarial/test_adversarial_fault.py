@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from testutil import serving
+from testutil import json_server, load_around_fault
 
 from chaosml.faults.adversarial import AdversarialPayloadParams
 from chaosml.faults.base import FaultContext, make_injector, undoer_for
-from chaosml.load.config import LoadConfig, start_load
+from chaosml.load.config import LoadConfig
 from chaosml.load.control import ControlError, effective_mix, read_control
 from chaosml.loader import load_experiment_text
 from chaosml.model.experiment import FaultSpec, Repeat
@@ -103,27 +99,9 @@ def test_read_control(tmp_path: Path) -> None:
 # --- a real load process polling the control file -------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        data = b'{"prediction": 1, "confidence": 0.9, "served_by": "primary"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    with serving(srv):
+    with json_server(b'{"prediction": 1, "confidence": 0.9, "served_by": "primary"}') as srv:
         yield srv
 
 
@@ -141,27 +119,7 @@ def test_load_process_switches_mix_while_the_control_file_exists(server: Threadi
         progress_interval_s=0.5, seed=1, control_file=str(control),
     )
     injector = make_injector(spec("adv", "garbage", 1.0), None, FaultContext(0, tmp_path))
-    with open(tmp_path / "stderr", "w") as err:
-        proc = start_load(config, tmp_path / "load.json", stderr=err)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # first progress line: load is running
-        assert '"progress"' in first
-        time.sleep(0.5)
-        apply_t = injector.apply(0).t
-        time.sleep(1.5)
-        recover_t = injector.recover(0).t
-        proc.stdout.read()
-        assert proc.wait(timeout=20) == 0
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-        raise
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
-    with open(config.samples_file, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows, apply_t, recover_t = load_around_fault(config, injector, tmp_path, settle_s=0.5, window_s=1.5)
     poll = 0.25 + 0.15  # poll interval plus slack
     before = Counter(r["cohort"] for r in rows if float(r["t"]) < apply_t)
     during = Counter(r["cohort"] for r in rows if apply_t + poll < float(r["t"]) < recover_t)

@@ -3,24 +3,21 @@ and a real load process whose sent inputs move by exactly the declared amount at
 
 from __future__ import annotations
 
-import csv
 import json
 import random
-import subprocess
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testutil import serving
+from testutil import json_server, load_around_fault
 
 from chaosml.errors import InvalidInputError
 from chaosml.faults.adversarial import AdversarialPayloadParams
 from chaosml.faults.base import FaultContext, make_injector, undoer_for
 from chaosml.faults.drift import DriftParams
-from chaosml.load.config import LoadConfig, start_load
+from chaosml.load.config import LoadConfig
 from chaosml.load.drift import DriftSchedule, active_schedule, class_weights, drifted, feature_stats
 from chaosml.loader import load_experiment_text
 from chaosml.model.experiment import FaultSpec, Repeat
@@ -117,30 +114,16 @@ def test_apply_recover_beside_adversarial_and_offline_undo(tmp_path: Path) -> No
 # --- a real load process --------------------------------------------------------------------
 
 
-class _Echo(BaseHTTPRequestHandler):
-    """Answers with the sent value of feature ``a`` as the confidence, so the samples show what was sent."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        a = body["instances"][0][0] if "instances" in body else body["features"]["a"]
-        data = json.dumps({"prediction": 0, "confidence": a, "served_by": "primary"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _echo(request: bytes) -> bytes:
+    """The sent value of feature ``a`` as the confidence, so the samples show what was sent."""
+    body = json.loads(request)
+    a = body["instances"][0][0] if "instances" in body else body["features"]["a"]
+    return json.dumps({"prediction": 0, "confidence": a, "served_by": "primary"}).encode()
 
 
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    srv.daemon_threads = True
-    with serving(srv):
+    with json_server(_echo) as srv:
         yield srv
 
 
@@ -161,26 +144,7 @@ def run_load(server: ThreadingHTTPServer, tmp_path: Path, fault: FaultSpec, body
         response={"prediction": "prediction", "confidence": "confidence", "served_by": "served_by"},
     )
     injector = make_injector(fault, None, FaultContext(0, tmp_path))
-    with open(tmp_path / "stderr", "w") as err:
-        proc = start_load(config, tmp_path / "load.json", stderr=err)
-    try:
-        assert proc.stdout is not None
-        assert '"progress"' in proc.stdout.readline()  # the load is running
-        time.sleep(0.2)
-        apply_t = injector.apply(0).t
-        time.sleep(fault.duration)
-        recover_t = injector.recover(0).t
-        proc.stdout.read()
-        assert proc.wait(timeout=20) == 0
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-        raise
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
-    with open(config.samples_file, newline="") as f:
-        return list(csv.DictReader(f)), apply_t, recover_t
+    return load_around_fault(config, injector, tmp_path, settle_s=0.2, window_s=fault.duration)
 
 
 @pytest.mark.slow

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fake_target import FakeTarget
 from faultkit import crash_copy, injector_for, payload_for, predict
+from testutil import serving
 
 from chaosml.faults.base import undo_fault
 from chaosml.faults.dependencyerrors import DependencyErrorsParams
@@ -78,13 +78,8 @@ def real_toxiproxy_version() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def test_a_real_toxiproxy_is_no_effect_never_a_pass(real_toxiproxy_version: str) -> None:

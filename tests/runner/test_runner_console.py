@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testutil import serving
+from testutil import json_server
 
 from chaosml.errors import EXIT_INVALID
 from chaosml.journal import load
@@ -61,25 +60,9 @@ class ServingTarget:
         return []
 
 
-def _handler(answer: bytes) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-    return Handler
-
-
 def _run(tmp_path: Path, answer: bytes, out: io.StringIO) -> tuple[Runner, Any]:
     started: list[str] = []
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _handler(answer))) as srv:
+    with json_server(answer) as srv:
         url = f"http://127.0.0.1:{srv.server_address[1]}"
         runner = Runner(
             load_experiment_text(CUSTOM, "own.yaml"), experiment_file="own.yaml", experiment_source=CUSTOM,

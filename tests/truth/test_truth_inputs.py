@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from analysis_synth import experiment, journal, samples, set_outcome
-from testutil import serving
+from testutil import json_server
 
 from chaosml.analysis import analyze
 from chaosml.errors import EXIT_INVALID
@@ -107,21 +106,7 @@ def test_probe_accepts_sane_answers(body: bytes) -> None:
 def test_the_mapping_probe_stops_on_a_shape_array_mapped_as_confidence() -> None:
     """The issue's run: ``confidence`` mapped to the output's shape ``[1, 2]`` read as "confidence 2.0"."""
     answer = {"outputs": [{"name": "probs", "shape": [1, 2], "data": [0.2, 0.8]}]}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as srv:
+    with json_server(json.dumps(answer).encode()) as srv:
         url = f"http://127.0.0.1:{srv.server_address[1]}"
         good = ResponseMapping({"prediction": "outputs[0].data", "confidence": "outputs[0].data", "served_by": "not-exposed"})
         assert probe(url, RequestMapping(), good, [{"entity_id": 1, "features": {}}])[0]["confidence"] == 0.8
