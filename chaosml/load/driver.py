@@ -127,6 +127,8 @@ class Recorder:
         self.drift_pool = {c: [p for p in payloads.get(c, []) if p.features is not None] for c in self.base_mix}
         self.drift_stats = feature_stats(p.features for ps in self.drift_pool.values() for p in ps if p.features)
         self.class_rows = {c: _by_label(ps) for c, ps in self.drift_pool.items()}
+        # per cohort, fixed for the run: its classes (sorted) and their row counts, the base of drift's prior shift
+        self.class_base = {c: (sorted(rows), {k: float(len(ps)) for k, ps in rows.items()}) for c, rows in self.class_rows.items()}
         self.tick_rng = random.Random(config.seed ^ TICK_SEED_SALT)
         self.tick_offsets: list[float] = []
         self.total = 0
@@ -155,11 +157,10 @@ class Recorder:
             return payload, payload.body, None
         m = schedule.magnitude(t)
         if schedule.class_mix is not None:
-            rows = self.class_rows[cohort]
-            base = {c: float(len(ps)) for c, ps in rows.items()}
-            label = weighted_choice(self.drift_rng, class_weights(schedule, base, m), sorted(rows))
+            classes, base = self.class_base[cohort]
+            label = weighted_choice(self.drift_rng, class_weights(schedule, base, m), classes)
             if label is not None:
-                payload = self.drift_rng.choice(rows[label])
+                payload = self.drift_rng.choice(self.class_rows[cohort][label])
         assert payload.features is not None
         features = drifted(payload.features, schedule, self.drift_stats, m, self.drift_rng)
         body = self.request.render({"entity_id": payload.entity_id, "features": features}, list(features))
