@@ -110,13 +110,17 @@ class SocketTransport(asyncio.Transport):
         except OSError as exc:
             self._fatal(exc)
             return
-        if data:
-            self._protocol.data_received(data)
-            return
-        self._eof = True
-        self._update_reader()
-        if not self._protocol.eof_received():
-            self.close()
+        try:
+            if data:
+                self._protocol.data_received(data)
+                return
+            self._eof = True
+            self._update_reader()
+            if not self._protocol.eof_received():
+                self.close()
+        except Exception as exc:  # as asyncio's transport: a failing protocol ends its connection
+            log.exception("proxy connection: protocol failed; closing the socket")
+            self._fatal(exc)
 
     # -- writing ----------------------------------------------------------------------
     def write(self, data: bytes | bytearray | memoryview) -> None:

@@ -190,3 +190,24 @@ def test_refused_upstream_closes_the_client_and_the_proxy_keeps_serving(
     with connect(listen_port(client.get_proxy(api, "down"))) as sock:
         sock.sendall(b"back")
         assert sock.recv(4) == b"back"
+
+
+def test_a_failing_protocol_closes_its_connection() -> None:
+    """As asyncio's transport: an exception in data_received ends the connection instead of wedging it."""
+
+    class Broken(_Recorder):
+        def data_received(self, data: bytes) -> None:
+            raise ValueError("broken")
+
+    async def main() -> None:
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        proto = Broken()
+        sockets.SocketTransport(asyncio.get_running_loop(), left, proto)
+        right.sendall(b"x")
+        await asyncio.wait_for(proto.lost, TIMEOUT_S)
+        right.settimeout(TIMEOUT_S)
+        assert right.recv(1) == b""  # closed on our side
+        right.close()
+
+    asyncio.run(main())
