@@ -102,7 +102,7 @@ class Proxy:
         ] = {}  # insertion order = chain order per stream
         self.connections: set[Connection] = set()
         self._listener: sockets.Listener | None = None
-        self._dials: set[sockets.Dial] = set()  # clients dialing a numeric upstream
+        self._dials: dict[sockets.Dial, socket.socket] = {}  # dial -> its client (numeric upstream)
         self._dialing: set[asyncio.Task[None]] = set()  # clients dialing a host name
 
     def to_json(self) -> dict[str, Any]:
@@ -148,9 +148,10 @@ class Proxy:
             listener.close()
         for conn in list(self.connections):
             conn.abort()
-        for dial in list(self._dials):
+        dials, self._dials = self._dials, {}
+        for dial, client in dials.items():
             dial.cancel()
-        self._dials.clear()
+            client.close()
         for task in list(self._dialing):
             task.cancel()
         pending = [*self._dialing, *(c.done for c in self.connections)]
@@ -176,7 +177,7 @@ class Proxy:
             return
 
         def done(upstream: socket.socket | None, error: OSError | None) -> None:
-            self._dials.discard(dial)
+            self._dials.pop(dial, None)
             if upstream is None:
                 self._dial_failed(client, error)
                 return
@@ -184,10 +185,14 @@ class Proxy:
             sockets.wrap(upstream, endpoint)
             self._connect(client, endpoint)
 
-        dial = sockets.Dial(
-            asyncio.get_running_loop(), family, (host, port), DIAL_TIMEOUT_S, done
-        )
-        self._dials.add(dial)
+        try:
+            dial = sockets.Dial(
+                asyncio.get_running_loop(), family, (host, port), DIAL_TIMEOUT_S, done
+            )
+        except OSError as exc:  # no socket to dial with (e.g. out of file descriptors)
+            self._dial_failed(client, exc)
+            return
+        self._dials[dial] = client
 
     async def _dial_name(self, client: socket.socket, host: str, port: int) -> None:
         try:

@@ -279,7 +279,8 @@ class Dial:
     """A non-blocking connect to a numeric address: one writer callback and one timer, no task.
 
     Calls ``on_done(sock, None)`` once connected or ``on_done(None, error)`` on failure or
-    after ``timeout_s``; ``cancel`` closes the socket and calls neither.
+    after ``timeout_s``; ``cancel`` closes the socket and calls neither. Raises OSError when
+    no socket can be made (e.g. out of file descriptors).
     """
 
     def __init__(

@@ -211,3 +211,28 @@ def test_a_failing_protocol_closes_its_connection() -> None:
         right.close()
 
     asyncio.run(main())
+
+
+def test_deleting_a_proxy_closes_clients_whose_dial_is_still_pending(api: str) -> None:
+    """A client accepted while its upstream dial hangs is closed when the proxy goes, not left open."""
+    with socket.socket() as stalled:  # backlog full: further SYNs are dropped, so a dial hangs
+        stalled.bind((HOST, 0))
+        stalled.listen(0)
+        fillers = []
+        for _ in range(4):  # fill the accept queue (its length is backlog + 1 on Linux)
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(stalled.getsockname())
+            fillers.append(filler)
+        try:
+            proxy = client.create_proxy(api, "stalled", f"{HOST}:{stalled.getsockname()[1]}")
+            with connect(listen_port(proxy), timeout=3.0) as sock:
+                sock.sendall(b"x")
+                client.delete_proxy(api, "stalled")
+                try:
+                    assert sock.recv(1) == b""  # closed by the proxy
+                except ConnectionResetError:
+                    pass
+        finally:
+            for filler in fillers:
+                filler.close()
