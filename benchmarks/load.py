@@ -35,6 +35,10 @@ from chaosml.load.config import LoadConfig, start_load
 BODY = {"entity_id": 7, "features": {f"f{i}": round(0.1 * i + 0.013, 3) for i in range(10)}}
 
 
+#: A samples row like the driver's: every SAMPLE_COLUMNS value (drift empty), for recording_cost_us.
+ROW = (1795325276.689175, 12.345, 200, "ok", "primary", 1, 0.97, 1, "clean", 7, "bench-0", "bench", None)
+
+
 def write_payloads(path: Path) -> Path:
     path.write_text(json.dumps({"clean": [{"body": BODY, "label": 1, "entity_id": 7}]}))
     return path
@@ -104,11 +108,10 @@ def recording_cost_us(path: Path, rows: int) -> float:
     """CPU microseconds per samples row for SampleWriter alone (append + flush every 1000 rows), in this process."""
     from chaosml.load.samples import SampleWriter
 
-    row = (1795325276.689175, 12.345, 200, "ok", "primary", 1, 0.97, 1, "clean", 7, "bench-0", "bench")
     writer = SampleWriter(path)
     t0 = time.process_time()
     for i in range(rows):
-        writer.append(row)
+        writer.append(ROW)
         if i % 1000 == 999:
             writer.flush()
     writer.close()
@@ -161,7 +164,7 @@ def run(quick: bool, workdir: Path) -> SectionResult:
             note="CPU per request on / off (independent of the CPU share the scheduler gives)"
             + ("" if cpu_ratio <= 1.05 else f"; MISSED: +{1000 * (cpu_on - cpu_off):.1f} us/request, of which "
                f"SampleWriter alone costs {row_us:.1f} us/row (format_row at append, on the gevent loop); see README"))
-    res.add("recording_cpu_per_row", row_us, "us CPU", note="SampleWriter.append (formats the line) + flush alone, 12 columns, in-process")
+    res.add("recording_cpu_per_row", row_us, "us CPU", note=f"SampleWriter.append (formats the line) + flush alone, {len(ROW)} columns, in-process")
     res.add("load_process_cpu_utilisation_on", util_on, "cores",
             note="~1.0 = the single-threaded driver is the bottleneck, as intended")
     rows_ok = all(a["rows_written"] == a["requests_total"] for a in on) and all(a["rows_written"] == 0 for a in off)

@@ -58,9 +58,15 @@ def run(quick: bool, _workdir: Path) -> SectionResult:
     acc: dict[str, float] = data["toxics"][PROXY]  # type: ignore[index]
     res.add("latency_toxic_p50_under_load", acc["latency_p50_ms"], "ms",
             note=f"{acc['latency_configured_ms']:g} ms latency toxic, wrk -t2 -c200 through it"
-            f" ({acc['latency_req_s']:.0f} req/s), as the client sees it")
+            f" ({acc['latency_req_s']:.0f} req/s), as the client sees it (proxy and nginx time included)")
+    res.add("latency_toxic_added_under_load", acc["latency_added_ms"], "ms",
+            note=f"meanwhile a probe, one request at a time: p50 through the toxic"
+            f" {acc['latency_probe_toxic_p50_ms']:.2f} ms - p50 through a toxic-free proxy of the same process"
+            f" {acc['latency_probe_plain_p50_ms']:.2f} ms ({acc['latency_probes']:g} probes each)")
     res.add("latency_toxic_error_under_load", acc["latency_error_ms"], "ms", "<=", LATENCY_TOXIC_GOAL_MS,
-            note="|p50 - configured|")
+            note="|added - configured|")
+    res.add("latency_toxic_gross_error_under_load", acc["latency_gross_error_ms"], "ms",
+            note="|wrk p50 - configured|: the figure before the probe (includes the proxy's and nginx's time)")
     res.add("bandwidth_toxic_worst_under_load", acc["bandwidth_worst_kbps"], "KB/s",
             note=f"{acc['bandwidth_downloads']:g} concurrent downloads of {acc['bandwidth_bytes']:g} B through a"
             f" {acc['bandwidth_configured_kbps']:g} KB/s toxic meanwhile, request -> last byte (1 KB = 1000 B)")

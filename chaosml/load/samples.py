@@ -1,9 +1,10 @@
 """Buffered appender of request samples to samples.csv (columns records.SAMPLE_COLUMNS); used by the driver.
 
 A row is formatted to its CSV line when it is appended (one string kept, the tuple dropped), so
-the buffer holds only text until the next :meth:`SampleWriter.flush`. The fast formatter writes
-exactly what ``csv.writer`` (QUOTE_MINIMAL) writes: a line that would need quoting (a comma,
-quote, CR or LF inside a value) is handed to ``csv.writer`` instead.
+the buffer holds only text until the next :meth:`SampleWriter.flush`. The fast formatter (one
+cached %-template per row shape, i.e. per tuple of exact cell types) writes exactly what
+``csv.writer`` (QUOTE_MINIMAL) writes: a line that would need quoting (a comma, quote, CR or LF
+inside a value) is handed to ``csv.writer`` instead.
 """
 
 from __future__ import annotations
@@ -28,21 +29,29 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def _cell(value: Any) -> str:
-    """format_cell with the common exact types first (the recording hot path)."""
-    cls = value.__class__
-    if cls is str:
-        return value
-    if cls is float:
-        return repr(value)
-    if cls is int:
-        return str(value)
-    return format_cell(value)
+#: %-conversion per exact type, giving format_cell's text: "%.0s" turns None into "".
+_CONVERSIONS: dict[type, str] = {str: "%s", int: "%s", bool: "%s", float: "%r", type(None): "%.0s"}
+#: A row's exact cell types -> its %-template (None: a type without a conversion). The driver's
+#: rows come in a handful of shapes, so one C-level ``template % row`` formats a row.
+_TEMPLATES: dict[tuple[type, ...], str | None] = {}
+_MAX_TEMPLATES = 1024  # bounded: unusual rows (a locustfile's answers) fall back beyond this
+
+
+def _template(types: tuple[type, ...]) -> str | None:
+    conversions = [_CONVERSIONS.get(t) for t in types]
+    template = None if None in conversions else ",".join(conversions)  # type: ignore[arg-type]
+    if len(_TEMPLATES) < _MAX_TEMPLATES:
+        _TEMPLATES[types] = template
+    return template
 
 
 def format_row(row: tuple[Any, ...]) -> str:
     """One samples row as its CSV line (no line terminator), byte for byte as ``csv.writer`` writes it."""
-    line = ",".join([_cell(v) for v in row])
+    types = tuple(map(type, row))
+    template = _TEMPLATES.get(types, "") if row.__class__ is tuple else None
+    if template == "":
+        template = _template(types)
+    line = template % row if template is not None else ",".join([format_cell(v) for v in row])
     if line.count(",") == _SEPARATORS == len(row) - 1 and '"' not in line and "\n" not in line and "\r" not in line:
         return line
     out = io.StringIO()

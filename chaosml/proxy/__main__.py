@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chaosml.proxy.server import ProxyServer
 
+#: The GIL switch interval while serving (Python's default: 5 ms). The API thread waits for
+#: the GIL held by the busy data thread several times per call; at 0.5 ms the REST API's
+#: median under toxic churn with 200 busy connections fell from 12.9 to 9.7 ms (5 of 5
+#: interleaved pairs, load 6-7 on 2 cores) with no loss of proxied throughput.
+SWITCH_INTERVAL_S = 0.0005
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The proxy's options; shared by ``python -m chaosml.proxy`` and the ``chaosml proxy`` subcommand."""
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 4
         loop_factory = uvloop.new_event_loop
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(

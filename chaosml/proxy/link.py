@@ -246,8 +246,7 @@ class Endpoint(asyncio.Protocol):
     the first toxic stage's input is full.
     """
 
-    def __init__(self, on_made: Callable[[Endpoint], None] | None = None) -> None:
-        self.on_made = on_made  # called once the socket is there (e.g. dial upstream)
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.reading: Link | None = None  # the link this socket feeds
         self.writing: Link | None = None  # the link that writes into this socket
@@ -263,8 +262,6 @@ class Endpoint(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)
         self.pause("wiring")
-        if self.on_made is not None:
-            self.on_made(self)
 
     def data_received(self, data: bytes) -> None:
         if self.reading is not None:

@@ -41,10 +41,12 @@ import contextlib
 import functools
 import json
 import logging
+import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from chaosml.proxy import sockets
 from chaosml.proxy.api import ApiThread
 from chaosml.proxy.apierrors import (
     ApiError,
@@ -99,8 +101,9 @@ class Proxy:
             str, ToxicSpec
         ] = {}  # insertion order = chain order per stream
         self.connections: set[Connection] = set()
-        self._server: asyncio.Server | None = None
-        self._dialing: set[asyncio.Task[None]] = set()  # clients dialing upstream
+        self._listener: sockets.Listener | None = None
+        self._dials: dict[sockets.Dial, socket.socket] = {}  # dial -> its client (numeric upstream)
+        self._dialing: set[asyncio.Task[None]] = set()  # clients dialing a host name
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,13 +127,13 @@ class Proxy:
             return
         try:
             host, port = split_address(self.listen)
-            server = await asyncio.get_running_loop().create_server(
-                self._accept, host or None, port
-            )
+            socks = await sockets.listen(host, port)
         except (ValueError, OSError) as exc:
             raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from exc
-        self._server = server
-        sockname = server.sockets[0].getsockname()
+        self._listener = sockets.Listener(
+            asyncio.get_running_loop(), socks, self._accept
+        )
+        sockname = socks[0].getsockname()
         self.listen = join_address(sockname[0], sockname[1])
         self.enabled = True
         log.info(
@@ -140,51 +143,87 @@ class Proxy:
     async def stop(self) -> None:
         """Stop listening and close every connection (clients see refused / closed)."""
         self.enabled = False
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         for conn in list(self.connections):
             conn.abort()
+        dials, self._dials = self._dials, {}
+        for dial, client in dials.items():
+            dial.cancel()
+            client.close()
         for task in list(self._dialing):
             task.cancel()
         pending = [*self._dialing, *(c.done for c in self.connections)]
         if pending:
             await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
-        if server is not None:
-            await server.wait_closed()
 
-    def _accept(self) -> Endpoint:
-        """A new client socket: its reading stays paused until upstream is connected."""
-        return Endpoint(on_made=self._start_dial)
+    def _accept(self, client: socket.socket) -> None:
+        """A new client socket: dial upstream; the client is read once both are connected.
 
-    def _start_dial(self, client: Endpoint) -> None:
-        task = asyncio.get_running_loop().create_task(self._dial(client))
-        self._dialing.add(task)
-        task.add_done_callback(self._dialing.discard)
-
-    async def _dial(self, client: Endpoint) -> None:
+        A numeric upstream is dialled by callbacks (sockets.Dial); a name is looked up
+        and tried address by address by asyncio.create_connection, in a task.
+        """
         try:
             host, port = split_address(self.upstream)
+        except ValueError as exc:
+            self._dial_failed(client, exc)
+            return
+        family = sockets.numeric_family(host)
+        if family is None:
+            task = asyncio.get_running_loop().create_task(self._dial_name(client, host, port))
+            self._dialing.add(task)
+            task.add_done_callback(self._dialing.discard)
+            return
+
+        def done(upstream: socket.socket | None, error: OSError | None) -> None:
+            self._dials.pop(dial, None)
+            if upstream is None:
+                self._dial_failed(client, error)
+                return
+            endpoint = Endpoint()
+            sockets.wrap(upstream, endpoint)
+            self._connect(client, endpoint)
+
+        try:
+            dial = sockets.Dial(
+                asyncio.get_running_loop(), family, (host, port), DIAL_TIMEOUT_S, done
+            )
+        except OSError as exc:  # no socket to dial with (e.g. out of file descriptors)
+            self._dial_failed(client, exc)
+            return
+        self._dials[dial] = client
+
+    async def _dial_name(self, client: socket.socket, host: str, port: int) -> None:
+        try:
             async with asyncio.timeout(DIAL_TIMEOUT_S):
                 _, upstream = await asyncio.get_running_loop().create_connection(
                     Endpoint, host, port
                 )
-        except (ValueError, OSError, TimeoutError) as exc:
-            log.warning(
-                "proxy %s: unable to open connection to upstream %s: %s",
-                self.name,
-                self.upstream,
-                exc,
-            )
-            client.abort()
+        except (OSError, TimeoutError) as exc:
+            self._dial_failed(client, exc)
             return
         except asyncio.CancelledError:
-            client.abort()
+            client.close()
             raise
+        self._connect(client, upstream)
+
+    def _dial_failed(self, client: socket.socket, exc: Exception | None) -> None:
+        log.warning(
+            "proxy %s: unable to open connection to upstream %s: %s",
+            self.name,
+            self.upstream,
+            exc,
+        )
+        client.close()
+
+    def _connect(self, client_sock: socket.socket, upstream: Endpoint) -> None:
         if not self.enabled:  # disabled while dialing
             upstream.abort()
-            client.abort()
+            client_sock.close()
             return
+        client = Endpoint()
+        sockets.wrap(client_sock, client)
         conn = Connection(client, upstream, self.connections.discard)
         self.connections.add(conn)
         conn.start(self.toxics.values())

@@ -94,3 +94,17 @@ def test_merging_worker_files_keeps_quoted_line_breaks_in_their_field(tmp_path: 
     with open(base, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[1:] == [[format_cell(v) for v in odd], [format_cell(v) for v in ROW]]
+
+
+def test_rows_of_many_shapes_still_match_csv_writer(monkeypatch: Any) -> None:
+    """The per-shape template cache is bounded; shapes beyond it are formatted the slow way, identically."""
+    from chaosml.load import samples
+
+    monkeypatch.setattr(samples, "_TEMPLATES", {})
+    monkeypatch.setattr(samples, "_MAX_TEMPLATES", 2)
+    values: list[Any] = [None, 1, 1.5, "x", True]
+    for i in range(len(values) ** 3):
+        row = (values[i % 5], values[i // 5 % 5], values[i // 25 % 5], "a,b" if i % 7 == 0 else "ok", *ROW[4:])
+        assert format_row(row) == csv_line(row), row
+    assert len(samples._TEMPLATES) == 2
+    assert format_row([1.5, None]) == csv_line((1.5, None))  # type: ignore[arg-type]  # a list, not a tuple

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
 from benchmarks import proxy_wrk
@@ -72,3 +75,26 @@ def test_missing_tools_names_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
         "skipped: wrk and nginx not installed (Debian: apt-get install wrk nginx)"
     )
     assert proxy_wrk.main([]) == 0
+
+
+def test_http_get_ms_reads_one_whole_answer_per_request() -> None:
+    """The latency probe waits for the body's last byte (Content-Length), on a keep-alive socket."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel")
+        theirs.settimeout(5)
+        ours.settimeout(5)
+
+        def finish() -> None:
+            assert theirs.recv(100).startswith(b"GET / HTTP/1.1\r\n")
+            theirs.sendall(b"lo")
+
+        helper = threading.Thread(target=finish)
+        helper.start()
+        assert proxy_wrk.http_get_ms(ours) >= 0
+        helper.join(5)
+        theirs.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        assert proxy_wrk.http_get_ms(ours) >= 0
+        theirs.shutdown(socket.SHUT_WR)
+        with pytest.raises(RuntimeError, match="incomplete"):
+            proxy_wrk.http_get_ms(ours)
