@@ -15,6 +15,10 @@ used (traffic only to 127.0.0.0/8), so this generated variant changes, per Deplo
 - the fault proxy: chaosml's own Toxiproxy-compatible proxy (``python -m chaosml.proxy``) from the
   project image instead of ``ghcr.io/shopify/toxiproxy`` (no registry here), same API, same
   ConfigMap format;
+- rolling updates replace a pod before starting its successor (``maxSurge: 0, maxUnavailable: 1``):
+  a hostNetwork pod holds its ports on the node, so with the default surge the new pod stays Pending
+  beside the old one on a single node and the rollout never completes (the old pod keeps serving,
+  but every wait for the rollout times out);
 - redis, the proxy and the gateway are pinned to node 1 (``kubernetes.io/hostname: 127.0.0.1``), so
   a failed second node takes only model replicas.
 
@@ -89,6 +93,11 @@ def _host_network(spec: dict[str, Any]) -> None:
     spec["enableServiceLinks"] = False
 
 
+def _replace_then_start(deployment: dict[str, Any]) -> None:
+    """A rolling update that stops a pod before starting its successor: the two would need the same host ports."""
+    deployment["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
 def _pod_spec(spec: dict[str, Any], workload: str, stack_image: str) -> None:
     _host_network(spec)
     if workload in ("redis", "gateway", "toxiproxy"):
@@ -114,6 +123,7 @@ def loopback_stack(namespace: str = "chaosml", *, model_replicas: int = 1,
         kind, name = d["kind"], d["metadata"]["name"]
         if kind == "Deployment":
             _pod_spec(d["spec"]["template"]["spec"], name, stack_image)
+            _replace_then_start(d)
             if name == "model":
                 d["spec"]["replicas"] = model_replicas
         elif kind == "Job":
@@ -152,6 +162,7 @@ def loopback_byo_kserve(namespace: str = "ml-shop", *, replicas: int = 1, stack_
         if kind == "Deployment":
             spec = d["spec"]["template"]["spec"]
             _host_network(spec)
+            _replace_then_start(d)
             (c,) = spec["containers"]
             for p in c.get("ports", []):
                 p["containerPort"] = KSERVE_PORTS[_KSERVE_PORT_NAMES[p["name"]]]

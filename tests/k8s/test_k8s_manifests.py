@@ -242,3 +242,16 @@ def test_manifests_apply_to_the_api_server(control_plane: Any, k8s_namespace: st
     # free the fixed NodePorts at once for any other test applying them
     for svc in core.list_namespaced_service(k8s_namespace).items:
         core.delete_namespaced_service(svc.metadata.name, k8s_namespace, _preload_content=False).release_conn()
+
+
+def test_the_loopback_overlays_replace_a_hostnetwork_pod_before_starting_its_successor() -> None:
+    """With hostNetwork a new pod needs the old one's host ports: the default surge leaves it Pending beside the old
+    pod on one node and the rollout never completes (CI: every wait for the rollout timed out after a template change)."""
+    import overlay
+
+    deployments = [d for d in [*overlay.loopback_stack("ns-a"), *overlay.loopback_byo_kserve("ns-b")]
+                   if d["kind"] == "Deployment"]
+    assert len(deployments) >= 5
+    for d in deployments:
+        assert d["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, (
+            d["metadata"]["name"])

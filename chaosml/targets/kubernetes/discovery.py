@@ -181,7 +181,9 @@ class Discovery:
         except Exception as e:  # noqa: BLE001 - for a message only
             return f"{name}: {e}"
         st = d.status
-        return f"{name}: {st.ready_replicas or 0}/{d.spec.replicas} ready, {st.available_replicas or 0} available"
+        pending = rollout_pending(d)
+        return (f"{name}: {st.ready_replicas or 0}/{d.spec.replicas} ready, {st.available_replicas or 0} available"
+                + (f", rollout not complete: {pending}" if pending else ""))
 
     # --- endpoints ---------------------------------------------------------------------
     def resolve_endpoints(self) -> None:
