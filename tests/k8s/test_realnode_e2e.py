@@ -104,11 +104,12 @@ def test_chaosml_run_pod_kill_on_the_real_node(
 ) -> None:
     """grace 0: the pod object goes at once; 30 s (Kubernetes' default): SIGTERM, the app exits at once,
     but the object stays until the kubelet's status sync (~10 s), and with hostNetwork the replica's
-    port is a hostPort, so the scheduler holds the replacement until then."""
+    port is a hostPort, so the scheduler holds the replacement until then (Ready up to ~15 s after the
+    kill: the run lasts 45 s so that the second kill, at 23 s, is replaced inside it)."""
     params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period_s": grace}
     path = experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
         {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
-         "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s")
+         "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s" if grace == 0 else "45s")
     journal = chaosml_run(real_cluster, tmp_path, path)
     replaced = events(journal, "pod_replaced")
     assert len(replaced) == 2, json.dumps(journal["target_events"], indent=1)[-4000:]
