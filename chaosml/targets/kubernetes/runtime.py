@@ -8,6 +8,8 @@ kind) are refused with the reason.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chaosml.docker_engine import docker_client
@@ -57,37 +59,37 @@ def _state(c: Any) -> str:
     return str(c.attrs.get("State", {}).get("Status") or c.status)
 
 
-def kill(host: str | None, container_id: str, pod: str, namespace: str, sig: str) -> str:
-    """Send ``sig`` to the container's main process; its state after (``missing`` when it was gone)."""
+@contextmanager
+def _owned(host: str | None, container_id: str, pod: str, namespace: str) -> Iterator[Any]:
+    """The engine's container of ``pod`` (None when gone), owner checked, with the engine closed after."""
     client = _engine(host)
     try:
-        c = _container(client, container_id, pod, namespace)
+        yield _container(client, container_id, pod, namespace)
+    finally:
+        client.close()
+
+
+def kill(host: str | None, container_id: str, pod: str, namespace: str, sig: str) -> str:
+    """Send ``sig`` to the container's main process; its state after (``missing`` when it was gone)."""
+    with _owned(host, container_id, pod, namespace) as c:
         if c is None:
             return "missing"
         c.kill(signal=sig)
         return _state(c)
-    finally:
-        client.close()
 
 
 def pause(host: str | None, container_id: str, pod: str, namespace: str) -> str:
     """Freeze the container (cgroup freezer); its state after (``missing`` when it was gone)."""
-    client = _engine(host)
-    try:
-        c = _container(client, container_id, pod, namespace)
+    with _owned(host, container_id, pod, namespace) as c:
         if c is None:
             return "missing"
         c.pause()
         return _state(c)
-    finally:
-        client.close()
 
 
 def unpause(host: str | None, container_id: str, pod: str, namespace: str) -> str:
     """Thaw the container if it is paused (idempotent); one line saying what was done."""
-    client = _engine(host)
-    try:
-        c = _container(client, container_id, pod, namespace)
+    with _owned(host, container_id, pod, namespace) as c:
         if c is None:
             return f"container {container_id} of {pod} is gone: nothing to unpause"
         state = _state(c)
@@ -98,5 +100,3 @@ def unpause(host: str | None, container_id: str, pod: str, namespace: str) -> st
         if state == "paused":
             raise TargetError(f"container {container_id} of {pod} is still paused; run `docker unpause` on its node's engine")
         return f"container {container_id} of {pod} unpaused"
-    finally:
-        client.close()
