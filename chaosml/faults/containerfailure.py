@@ -1,18 +1,20 @@
-"""container-failure: kill or pause a pod's container in place through its node's Docker engine (kubernetes target). Found by the fault-type registry.
+"""container-failure: kill or pause a pod's container in place through its node's runtime (kubernetes target). Found by the fault-type registry.
 
 Unlike pod-kill, the pod stays: ``action: kill`` sends ``signal`` to the container's main process
-(``docker kill``) and the kubelet restarts it in the same pod (restartCount + 1, with CrashLoopBackOff
-back-off from the second restart on); ``action: pause`` freezes it (``docker pause``) until recover
+(``docker kill`` / ``ctr task kill``) and the kubelet restarts it in the same pod (restartCount + 1, with CrashLoopBackOff
+back-off from the second restart on); ``action: pause`` freezes it (``docker pause`` / ``ctr task pause``) until recover
 unpauses it: its readiness probe takes it out of the Service, its liveness probe may restart it. The
 pod watch follows each pod to Ready again and records ``container_recovered`` (readiness lost,
 restarted, Ready, seconds after the fault) with the container IDs and restart counts.
 
 Victims are chosen like pod-kill's (``mode``/``value`` among the running pods of ``service`` or
-``selector``, seeded) in ``undo_record``, which holds every container's ID, node and Docker engine,
-so the offline undoer (``chaosml rollback``) unpauses them from the record alone. The engine of a
-node is ``target.kubernetes.nodes.<node>.docker_host`` (else ``DOCKER_HOST`` or the local socket);
-only nodes whose containers a Docker engine runs (dockershim, ``docker://`` IDs) are supported: a
-``containerd://`` container (kind) is refused before anything is applied.
+``selector``, seeded) in ``undo_record``, which holds every container's ID, node and runtime access,
+so the offline undoer (``chaosml rollback``) unpauses them from the record alone. The container-ID
+scheme chooses the path (targets/kubernetes/runtime.py): ``docker://`` (dockershim) through the node's
+Docker engine, ``target.kubernetes.nodes.<node>.docker_host`` (else ``DOCKER_HOST`` or the local
+socket); ``containerd://`` (kind) through ``ctr -n k8s.io`` run by ``nodes.<node>.exec`` (a command
+prefix, e.g. ``[ssh, node-1]``), else ``docker exec <node>`` (a kind node's container). Any other
+runtime is refused before anything is applied.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from chaosml.model.faulttype import (
 )
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import LedgerScope, PodContainer, PodContainers
-from chaosml.targets.kubernetes.runtime import docker_id, unpause
+from chaosml.targets.kubernetes.runtime import unpause
 
 NAME = "container-failure"
 PAST = {"kill": "killed", "pause": "paused"}
@@ -70,7 +72,8 @@ class KubernetesContainers(PodContainers, LedgerScope, Protocol):
 
 def _ref(c: dict[str, Any]) -> PodContainer:
     return PodContainer(pod=c["pod"], node=c["node"], container=c["container"], container_id=c["container_id"],
-                        restarts=int(c["restarts"]), ready=bool(c["ready"]), docker_host=c["docker_host"])
+                        restarts=int(c["restarts"]), ready=bool(c["ready"]), docker_host=c["docker_host"],
+                        node_exec=tuple(c.get("exec") or ()))
 
 
 class ContainerFailure:
@@ -85,19 +88,19 @@ class ContainerFailure:
         self._applied_t: dict[int, float] = {}
 
     def undo_record(self, injection: int) -> dict[str, Any]:
-        """Choose the pods now and read their containers (ID, node, engine); refuse a runtime other than Docker."""
+        """Choose the pods now and read their containers (ID, node, runtime path); refuse a runtime no path reaches."""
         p = self.params
         members = list(self.target.select(p.selector) if p.selector else self.target.members(p.service))
         running = sorted(m.name for m in members if m.running)
         count = victim_count(p.mode, p.value, len(members))
         victims = sorted(self._rng.sample(running, min(count, len(running))))
         containers = self.target.pod_containers(victims, p.container) if victims else []
-        for c in containers:
-            docker_id(c.container_id, c.pod)
+        paths = [self.target.container_runtime(c) for c in containers]
         record = {**self.target.ledger_scope(), "service": p.service, "selector": p.selector, "action": p.action,
                   "signal": p.signal, "replicas": len(members), "running_before": len(running), "chosen": count,
                   "containers": [{"pod": c.pod, "node": c.node, "container": c.container, "container_id": c.container_id,
-                                  "restarts": c.restarts, "ready": c.ready, "docker_host": c.docker_host} for c in containers]}
+                                  "restarts": c.restarts, "ready": c.ready, "docker_host": c.docker_host,
+                                  "exec": list(c.node_exec), "runtime": path} for c, path in zip(containers, paths, strict=True)]}
         self._records[injection] = record
         return record
 
@@ -170,7 +173,7 @@ def undo(record: dict[str, Any]) -> str:
         pods = ", ".join(c["pod"] for c in record.get("containers", [])) or "nothing"
         return f"container-failure kill of {pods}: nothing to undo (the kubelet restarts the container)"
     ns = str(record.get("namespace") or "")
-    lines = [unpause(c["docker_host"], c["container_id"], c["pod"], ns) for c in record.get("containers", [])]
+    lines = [unpause(_ref(c), ns) for c in record.get("containers", [])]
     return "container-failure pause: " + ("; ".join(lines) or "no container was paused")
 
 

@@ -100,15 +100,30 @@ def test_container_failure_pause_records_the_containers_then_unpauses_them_on_re
     assert t.calls == [("container_fault", (pods, "pause", "SIGKILL")), ("unpause_containers", pods)]
 
 
-def test_container_failure_refuses_a_container_no_docker_engine_runs_before_applying() -> None:
-    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "containerd://abc", "model-1": "containerd://def",
-                                                         "model-2": "containerd://123"})
+def test_container_failure_refuses_a_container_no_runtime_path_reaches_before_applying() -> None:
+    # changed by issue 13 item 4: containerd:// (kind) is now reached through ctr; another runtime is still refused
+    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "cri-o://abc", "model-1": "cri-o://def",
+                                                         "model-2": "cri-o://123"})
     from chaosml.faults.containerfailure import ContainerFailureParams
 
     inj = make_injector(_spec("container-failure", ContainerFailureParams()), t, FaultContext())
-    with pytest.raises(TargetError, match=r"runs on containerd \(containerd://.*\).*Docker engine"):
+    with pytest.raises(TargetError, match=r"runs on cri-o \(cri-o://.*\).*Docker engine.*containerd"):
         inj.undo_record(0)
     assert t.calls == []
+
+
+def test_container_failure_records_the_runtime_path_of_each_container() -> None:
+    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "containerd://abc", "model-1": "containerd://def",
+                                                         "model-2": "docker://123"})
+    from chaosml.faults.containerfailure import ContainerFailureParams
+
+    inj = make_injector(_spec("container-failure", ContainerFailureParams(mode="all")), t, FaultContext())
+    record = inj.undo_record(0)
+    assert {c["pod"]: c["runtime"] for c in record["containers"]} == {
+        "model-0": "containerd through `docker exec node-1 ctr -n k8s.io`",
+        "model-1": "containerd through `docker exec node-1 ctr -n k8s.io`",
+        "model-2": "the Docker engine (DOCKER_HOST or the local socket)"}
+    assert all(c["exec"] == [] for c in record["containers"]) and t.calls == []
 
 
 def test_container_failure_that_kills_nothing_says_why() -> None:
