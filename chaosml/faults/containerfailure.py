@@ -20,10 +20,12 @@ runtime is refused before anything is applied.
 from __future__ import annotations
 
 import random
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chaosml.errors import TargetError
 from chaosml.faults._victims import Mode, mode_errors, service_errors, victim_count
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
@@ -184,6 +186,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     how = (f"killed with {p.signal} in place (the kubelet restarts it: restartCount + 1, back-off from the second restart)"
            if p.action == "kill" else
            "paused until recovered (readiness probes take the pod out; liveness probes may restart it)")
+    how += f"; {_runtime_paths(target)}"
     svc = next((s for s in target.services if s.name == p.service), None)
     n = svc.replicas if svc is not None else reference_replicas(target.replicas).get(p.service, target.replicas)
     selector = p.selector or f"app={p.service}"
@@ -193,6 +196,37 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     victims = victim_count(p.mode, p.value, n)
     text = f"{what} of {victims} of {plural(n, 'pod')} matching {selector!r} per injection, {injections}; {how}"
     return BlastRadius(fault.name, fault.type, victims, n, text)
+
+
+def _runtime_paths(target: TargetSpec) -> str:
+    """Which runtime path each container ID scheme will take, with the nodes configured (known before the cluster)."""
+    nodes = target.kubernetes.nodes if target.kubernetes is not None else {}
+    engines = [f"{n}: {a.docker_host}" for n, a in nodes.items() if a.docker_host]
+    execs = [f"{n}: `{shlex.join(a.exec)}`" for n, a in nodes.items() if a.exec]
+    return (f"reached by container ID: docker:// through the node's Docker engine ({_or_else(engines, 'DOCKER_HOST or the local socket')}), "
+            f"containerd:// with `ctr -n k8s.io` run by {_or_else(execs, '`docker exec <node>` (kind)')}")
+
+
+def _or_else(configured: list[str], default: str) -> str:
+    return "; ".join([*configured, f"else {default}"]) if configured else default
+
+
+def on_cluster(fault: FaultSpec, target: KubernetesContainers, nodes: list[dict[str, Any]]) -> str:
+    """The pods one injection would choose among now, and the runtime path of each one's container."""
+    p: ContainerFailureParams = fault.params
+    members = list(target.select(p.selector) if p.selector else target.members(p.service))
+    running = sorted(m.name for m in members if m.running)
+    paths: dict[str, list[str]] = {}
+    for c in target.pod_containers(running, p.container) if running else []:
+        try:
+            path = target.container_runtime(c)
+        except TargetError as e:
+            path = f"refused ({e})"
+        paths.setdefault(path, []).append(c.pod)
+    sel = p.selector or target.selector(p.service)
+    return (f"{victim_count(p.mode, p.value, len(members))} of {len(members)} pods matching {sel!r} per injection, chosen "
+            f"at apply among the running: {', '.join(running) or 'none'}; runtime: "
+            + ("; ".join(f"{path} ({', '.join(pods)})" for path, pods in paths.items()) or "nothing (no running pod)"))
 
 
 def check(params: ContainerFailureParams, facts: StackFacts) -> list[tuple[str, str]]:
@@ -210,4 +244,5 @@ FAULT_TYPE = FaultType(
     blast_radius=blast_radius,
     check=check,
     renamed={"ready_timeout": "ready_timeout_s"},
+    on_cluster=on_cluster,
 )
