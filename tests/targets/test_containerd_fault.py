@@ -1,10 +1,13 @@
 """container-failure on containerd through the kubernetes target: a fake pod list whose pods' containers are
 ``containerd://`` containers of a real containerd, reached through ``target.kubernetes.nodes.<node>.exec``; pause,
-recover, the offline undo from the record alone (``chaosml rollback``), and kill."""
+recover, the offline rollback from the ledger's record alone (``chaosml rollback``), and kill."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +16,9 @@ from containerd_node import Containerd, containerd  # noqa: F401 - the fixture
 
 from chaosml.faults.base import FaultContext, make_injector, undo_fault
 from chaosml.faults.containerfailure import ContainerFailureParams
+from chaosml.ledger import Ledger
 from chaosml.model.experiment import FaultSpec, KubernetesSpec, NodeAccessSpec
+from chaosml.rollback import rollback
 
 pytest.importorskip("kubernetes")
 from kubernetes.client import (  # noqa: E402 - after the skip
@@ -71,7 +76,7 @@ def _spec(params: ContainerFailureParams) -> FaultSpec:
 
 
 @pytest.mark.slow
-def test_pause_through_the_fault_then_recover_and_offline_undo(containerd: Containerd) -> None:  # noqa: F811
+def test_pause_through_the_fault_then_recover_and_offline_rollback(containerd: Containerd, tmp_path: Path) -> None:  # noqa: F811
     pods = [_pod("model-0", containerd.run("m0", "model-0", NS)), _pod("model-1", containerd.run("m1", "model-1", NS))]
     t = _target(containerd, pods)
     inj = make_injector(_spec(ContainerFailureParams(action="pause", mode="all")), t, FaultContext(seed=1))
@@ -86,11 +91,20 @@ def test_pause_through_the_fault_then_recover_and_offline_undo(containerd: Conta
     assert rec.ok and len(rec.detail["unpaused"]) == 2
     assert containerd.status("m0") == containerd.status("m1") == "RUNNING"
     # the run died with the containers paused: `chaosml rollback` resumes them from the ledger's record alone
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.open(run_id="r", run_dir=tmp_path, kind="fault", type="container-failure", record=record, fault="freeze",
+                injection=0)
     inj.apply(0)
-    assert containerd.status("m0") == "PAUSED"
-    done = undo_fault("container-failure", json.loads(json.dumps(record)))
-    assert done == ("container-failure pause: container containerd://m0 of model-0 unpaused; "
-                    "container containerd://m1 of model-1 unpaused")
+    assert containerd.status("m0") == containerd.status("m1") == "PAUSED"
+    entry = json.loads(ledger.path.read_text())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    entry["harness_pid"], entry["harness_start"] = dead.pid, 1  # the harness is gone: the entry is stale
+    ledger.path.write_text(json.dumps(entry) + "\n")
+    report = rollback(ledger)
+    assert report.failed == [] and len(report.undone) == 1, report
+    assert report.undone[0].endswith("container-failure pause: container containerd://m0 of model-0 unpaused; "
+                                     "container containerd://m1 of model-1 unpaused")
     assert containerd.status("m0") == containerd.status("m1") == "RUNNING"
     assert undo_fault("container-failure", record).count("is running: nothing to unpause") == 2  # idempotent
 
