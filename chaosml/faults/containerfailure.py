@@ -1,27 +1,31 @@
-"""container-failure: kill or pause a pod's container in place through its node's Docker engine (kubernetes target). Found by the fault-type registry.
+"""container-failure: kill or pause a pod's container in place through its node's runtime (kubernetes target). Found by the fault-type registry.
 
 Unlike pod-kill, the pod stays: ``action: kill`` sends ``signal`` to the container's main process
-(``docker kill``) and the kubelet restarts it in the same pod (restartCount + 1, with CrashLoopBackOff
-back-off from the second restart on); ``action: pause`` freezes it (``docker pause``) until recover
+(``docker kill`` / ``ctr task kill``) and the kubelet restarts it in the same pod (restartCount + 1, with CrashLoopBackOff
+back-off from the second restart on); ``action: pause`` freezes it (``docker pause`` / ``ctr task pause``) until recover
 unpauses it: its readiness probe takes it out of the Service, its liveness probe may restart it. The
 pod watch follows each pod to Ready again and records ``container_recovered`` (readiness lost,
 restarted, Ready, seconds after the fault) with the container IDs and restart counts.
 
 Victims are chosen like pod-kill's (``mode``/``value`` among the running pods of ``service`` or
-``selector``, seeded) in ``undo_record``, which holds every container's ID, node and Docker engine,
-so the offline undoer (``chaosml rollback``) unpauses them from the record alone. The engine of a
-node is ``target.kubernetes.nodes.<node>.docker_host`` (else ``DOCKER_HOST`` or the local socket);
-only nodes whose containers a Docker engine runs (dockershim, ``docker://`` IDs) are supported: a
-``containerd://`` container (kind) is refused before anything is applied.
+``selector``, seeded) in ``undo_record``, which holds every container's ID, node and runtime access,
+so the offline undoer (``chaosml rollback``) unpauses them from the record alone. The container-ID
+scheme chooses the path (targets/kubernetes/runtime.py): ``docker://`` (dockershim) through the node's
+Docker engine, ``target.kubernetes.nodes.<node>.docker_host`` (else ``DOCKER_HOST`` or the local
+socket); ``containerd://`` (kind) through ``ctr -n k8s.io`` run by ``nodes.<node>.exec`` (a command
+prefix, e.g. ``[ssh, node-1]``), else ``docker exec <node>`` (a kind node's container). Any other
+runtime is refused before anything is applied.
 """
 
 from __future__ import annotations
 
 import random
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chaosml.errors import TargetError
 from chaosml.faults._victims import Mode, mode_errors, service_errors, victim_count
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
@@ -34,7 +38,7 @@ from chaosml.model.faulttype import (
 )
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import LedgerScope, PodContainer, PodContainers
-from chaosml.targets.kubernetes.runtime import docker_id, unpause
+from chaosml.targets.kubernetes.runtime import unpause
 
 NAME = "container-failure"
 PAST = {"kill": "killed", "pause": "paused"}
@@ -70,7 +74,8 @@ class KubernetesContainers(PodContainers, LedgerScope, Protocol):
 
 def _ref(c: dict[str, Any]) -> PodContainer:
     return PodContainer(pod=c["pod"], node=c["node"], container=c["container"], container_id=c["container_id"],
-                        restarts=int(c["restarts"]), ready=bool(c["ready"]), docker_host=c["docker_host"])
+                        restarts=int(c["restarts"]), ready=bool(c["ready"]), docker_host=c["docker_host"],
+                        node_exec=tuple(c.get("exec") or ()))
 
 
 class ContainerFailure:
@@ -85,19 +90,19 @@ class ContainerFailure:
         self._applied_t: dict[int, float] = {}
 
     def undo_record(self, injection: int) -> dict[str, Any]:
-        """Choose the pods now and read their containers (ID, node, engine); refuse a runtime other than Docker."""
+        """Choose the pods now and read their containers (ID, node, runtime path); refuse a runtime no path reaches."""
         p = self.params
         members = list(self.target.select(p.selector) if p.selector else self.target.members(p.service))
         running = sorted(m.name for m in members if m.running)
         count = victim_count(p.mode, p.value, len(members))
         victims = sorted(self._rng.sample(running, min(count, len(running))))
         containers = self.target.pod_containers(victims, p.container) if victims else []
-        for c in containers:
-            docker_id(c.container_id, c.pod)
+        paths = [self.target.container_runtime(c) for c in containers]
         record = {**self.target.ledger_scope(), "service": p.service, "selector": p.selector, "action": p.action,
                   "signal": p.signal, "replicas": len(members), "running_before": len(running), "chosen": count,
                   "containers": [{"pod": c.pod, "node": c.node, "container": c.container, "container_id": c.container_id,
-                                  "restarts": c.restarts, "ready": c.ready, "docker_host": c.docker_host} for c in containers]}
+                                  "restarts": c.restarts, "ready": c.ready, "docker_host": c.docker_host,
+                                  "exec": list(c.node_exec), "runtime": path} for c, path in zip(containers, paths, strict=True)]}
         self._records[injection] = record
         return record
 
@@ -170,7 +175,7 @@ def undo(record: dict[str, Any]) -> str:
         pods = ", ".join(c["pod"] for c in record.get("containers", [])) or "nothing"
         return f"container-failure kill of {pods}: nothing to undo (the kubelet restarts the container)"
     ns = str(record.get("namespace") or "")
-    lines = [unpause(c["docker_host"], c["container_id"], c["pod"], ns) for c in record.get("containers", [])]
+    lines = [unpause(_ref(c), ns) for c in record.get("containers", [])]
     return "container-failure pause: " + ("; ".join(lines) or "no container was paused")
 
 
@@ -181,6 +186,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     how = (f"killed with {p.signal} in place (the kubelet restarts it: restartCount + 1, back-off from the second restart)"
            if p.action == "kill" else
            "paused until recovered (readiness probes take the pod out; liveness probes may restart it)")
+    how += f"; {_runtime_paths(target)}"
     svc = next((s for s in target.services if s.name == p.service), None)
     n = svc.replicas if svc is not None else reference_replicas(target.replicas).get(p.service, target.replicas)
     selector = p.selector or f"app={p.service}"
@@ -190,6 +196,37 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
     victims = victim_count(p.mode, p.value, n)
     text = f"{what} of {victims} of {plural(n, 'pod')} matching {selector!r} per injection, {injections}; {how}"
     return BlastRadius(fault.name, fault.type, victims, n, text)
+
+
+def _runtime_paths(target: TargetSpec) -> str:
+    """Which runtime path each container ID scheme will take, with the nodes configured (known before the cluster)."""
+    nodes = target.kubernetes.nodes if target.kubernetes is not None else {}
+    engines = [f"{n}: {a.docker_host}" for n, a in nodes.items() if a.docker_host]
+    execs = [f"{n}: `{shlex.join(a.exec)}`" for n, a in nodes.items() if a.exec]
+    return (f"reached by container ID: docker:// through the node's Docker engine ({_or_else(engines, 'DOCKER_HOST or the local socket')}), "
+            f"containerd:// with `ctr -n k8s.io` run by {_or_else(execs, '`docker exec <node>` (kind)')}")
+
+
+def _or_else(configured: list[str], default: str) -> str:
+    return "; ".join([*configured, f"else {default}"]) if configured else default
+
+
+def on_cluster(fault: FaultSpec, target: KubernetesContainers, nodes: list[dict[str, Any]]) -> str:
+    """The pods one injection would choose among now, and the runtime path of each one's container."""
+    p: ContainerFailureParams = fault.params
+    members = list(target.select(p.selector) if p.selector else target.members(p.service))
+    running = sorted(m.name for m in members if m.running)
+    paths: dict[str, list[str]] = {}
+    for c in target.pod_containers(running, p.container) if running else []:
+        try:
+            path = target.container_runtime(c)
+        except TargetError as e:
+            path = f"refused ({e})"
+        paths.setdefault(path, []).append(c.pod)
+    sel = p.selector or target.selector(p.service)
+    return (f"{victim_count(p.mode, p.value, len(members))} of {len(members)} pods matching {sel!r} per injection, chosen "
+            f"at apply among the running: {', '.join(running) or 'none'}; runtime: "
+            + ("; ".join(f"{path} ({', '.join(pods)})" for path, pods in paths.items()) or "nothing (no running pod)"))
 
 
 def check(params: ContainerFailureParams, facts: StackFacts) -> list[tuple[str, str]]:
@@ -207,4 +244,5 @@ FAULT_TYPE = FaultType(
     blast_radius=blast_radius,
     check=check,
     renamed={"ready_timeout": "ready_timeout_s"},
+    on_cluster=on_cluster,
 )

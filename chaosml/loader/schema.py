@@ -153,7 +153,8 @@ class ExperimentDecoder(DecodeState):
                                       lambda v: f"must be a Docker endpoint (unix://, tcp:// or ssh://), got {quote(v)}")
         schema = {"docker_host": ("docker_host", self.d.optional(docker_host)),
                   "stop": ("stop", self.d.list_of(self.d.string(), non_empty=True)),
-                  "start": ("start", self.d.list_of(self.d.string(), non_empty=True))}
+                  "start": ("start", self.d.list_of(self.d.string(), non_empty=True)),
+                  "exec": ("exec", self.d.list_of(self.d.string(), non_empty=True))}
         values = self.d.fields(y, path, schema)
         if values is not None and ("stop" in values) != ("start" in values):
             given, missing = ("stop", "start") if "stop" in values else ("start", "stop")

@@ -28,12 +28,14 @@ class KubernetesSpec:
 
 @dataclass(frozen=True, slots=True)
 class NodeAccessSpec:
-    """How chaosml reaches one node: its container runtime (container-failure; a node not listed uses the local Docker
-    engine) and, optionally, the commands that fail and restore it (node-failure, instead of a kind node's container)."""
+    """How chaosml reaches one node: its container runtime (container-failure: a Docker engine, or a command prefix
+    that runs ``ctr`` on a containerd node; a node not listed uses the local Docker engine) and, optionally, the
+    commands that fail and restore it (node-failure, instead of a kind node's container)."""
 
-    docker_host: str | None = None  # the Docker engine running the node's containers (dockershim): unix://, tcp://, ssh://
+    docker_host: str | None = None  # the Docker engine running the node's containers (dockershim) or a kind node: unix://, tcp://, ssh://
     stop: tuple[str, ...] = ()  # argv that takes the node down (e.g. ssh NODE systemctl stop kubelet); with start
     start: tuple[str, ...] = ()  # argv that brings it back (idempotent: the offline undo may run it again)
+    exec: tuple[str, ...] = ()  # argv prefix running a command on the node, for ctr (containerd://); (): docker exec <node>
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,7 +160,7 @@ class NodeCommands(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PodContainer:
-    """One container of a pod as the pod's status reports it, and the Docker engine of its node."""
+    """One container of a pod as the pod's status reports it, and how its node's runtime is reached."""
 
     pod: str
     node: str | None
@@ -169,6 +169,7 @@ class PodContainer:
     restarts: int
     ready: bool
     docker_host: str | None  # target.kubernetes.nodes.<node>.docker_host (None: DOCKER_HOST / the local socket)
+    node_exec: tuple[str, ...] = ()  # target.kubernetes.nodes.<node>.exec: runs ctr on the node (containerd; (): docker exec <node>)
 
 
 class PodContainers(Protocol):
@@ -182,6 +183,8 @@ class PodContainers(Protocol):
     def selector(self, group: str) -> str: ...
 
     def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]: ...
+
+    def container_runtime(self, container: PodContainer) -> str: ...
 
     def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]: ...
 

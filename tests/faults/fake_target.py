@@ -9,6 +9,7 @@ from typing import Any
 
 from chaosml.errors import TargetError
 from chaosml.targets.capabilities import PodContainer
+from chaosml.targets.kubernetes import runtime
 from chaosml.targets.supervisor import ReplicaStatus
 
 
@@ -118,6 +119,9 @@ class FakeTarget:
     def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]:
         return [PodContainer(n, "node-1", container or "main", self.container_ids.get(n, f"docker://{n}"), 0,
                              n not in self.down, None) for n in sorted(names)]
+
+    def container_runtime(self, container: PodContainer) -> str:
+        return runtime.path(container)  # pure: the ID scheme's path in words (refuses other runtimes), no I/O
 
     def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]:
         self.guard()

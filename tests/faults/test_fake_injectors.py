@@ -100,15 +100,30 @@ def test_container_failure_pause_records_the_containers_then_unpauses_them_on_re
     assert t.calls == [("container_fault", (pods, "pause", "SIGKILL")), ("unpause_containers", pods)]
 
 
-def test_container_failure_refuses_a_container_no_docker_engine_runs_before_applying() -> None:
-    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "containerd://abc", "model-1": "containerd://def",
-                                                         "model-2": "containerd://123"})
+def test_container_failure_refuses_a_container_no_runtime_path_reaches_before_applying() -> None:
+    # changed by issue 13 item 4: containerd:// (kind) is now reached through ctr; another runtime is still refused
+    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "cri-o://abc", "model-1": "cri-o://def",
+                                                         "model-2": "cri-o://123"})
     from chaosml.faults.containerfailure import ContainerFailureParams
 
     inj = make_injector(_spec("container-failure", ContainerFailureParams()), t, FaultContext())
-    with pytest.raises(TargetError, match=r"runs on containerd \(containerd://.*\).*Docker engine"):
+    with pytest.raises(TargetError, match=r"runs on cri-o \(cri-o://.*\).*Docker engine.*containerd"):
         inj.undo_record(0)
     assert t.calls == []
+
+
+def test_container_failure_records_the_runtime_path_of_each_container() -> None:
+    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "containerd://abc", "model-1": "containerd://def",
+                                                         "model-2": "docker://123"})
+    from chaosml.faults.containerfailure import ContainerFailureParams
+
+    inj = make_injector(_spec("container-failure", ContainerFailureParams(mode="all")), t, FaultContext())
+    record = inj.undo_record(0)
+    assert {c["pod"]: c["runtime"] for c in record["containers"]} == {
+        "model-0": "containerd through `docker exec node-1 ctr -n k8s.io`",
+        "model-1": "containerd through `docker exec node-1 ctr -n k8s.io`",
+        "model-2": "the Docker engine (DOCKER_HOST or the local socket)"}
+    assert all(c["exec"] == [] for c in record["containers"]) and t.calls == []
 
 
 def test_container_failure_that_kills_nothing_says_why() -> None:
@@ -150,3 +165,36 @@ def test_node_failure_whose_stop_command_fails_is_no_effect() -> None:
     inj = make_injector(_spec("node-failure", NodeFailureParams(node="n2", ready_timeout_s=0)), t, FaultContext())
     ev = inj.apply(0)
     assert not ev.ok and ev.no_effect == "failed no node: the stop command failed (exit 1: )"
+
+
+def test_container_failure_on_cluster_names_the_runtime_path_of_each_running_pod() -> None:
+    from chaosml.faults import containerfailure
+    from chaosml.faults.containerfailure import ContainerFailureParams
+
+    t = FakeTarget(platform="kubernetes", container_ids={"model-0": "containerd://a", "model-1": "docker://b",
+                                                         "model-2": "cri-o://c"})
+    text = containerfailure.on_cluster(_spec("container-failure", ContainerFailureParams()), t, [])
+    assert text == (
+        "1 of 3 pods matching 'app=model' per injection, chosen at apply among the running: model-0, model-1, model-2; "
+        "runtime: containerd through `docker exec node-1 ctr -n k8s.io` (model-0); "
+        "the Docker engine (DOCKER_HOST or the local socket) (model-1); "
+        "refused (pod model-2: its container runs on cri-o (cri-o://c); container faults reach containers through their "
+        "node's Docker engine (docker://, dockershim) or containerd (containerd://, e.g. kind), so this node is not "
+        "supported) (model-2)")
+    assert t.calls == []
+
+
+def test_container_failure_blast_radius_says_the_runtime_path_per_id_scheme_with_the_nodes_configured() -> None:
+    from chaosml.faults.containerfailure import ContainerFailureParams, blast_radius
+    from chaosml.model.experiment import KubernetesSpec, NodeAccessSpec, TargetSpec
+
+    f = _spec("container-failure", ContainerFailureParams(action="pause"))
+    kind = TargetSpec(platform="kubernetes", kubernetes=KubernetesSpec())
+    assert blast_radius(f, kind, None).description.endswith(
+        "reached by container ID: docker:// through the node's Docker engine (DOCKER_HOST or the local socket), "
+        "containerd:// with `ctr -n k8s.io` run by `docker exec <node>` (kind)")
+    nodes = {"n1": NodeAccessSpec(exec=("ssh", "node 1")), "n2": NodeAccessSpec(docker_host="ssh://root@n2")}
+    listed = TargetSpec(platform="kubernetes", kubernetes=KubernetesSpec(nodes=nodes))
+    assert blast_radius(f, listed, None).description.endswith(
+        "reached by container ID: docker:// through the node's Docker engine (n2: ssh://root@n2; else DOCKER_HOST or the "
+        "local socket), containerd:// with `ctr -n k8s.io` run by n1: `ssh 'node 1'`; else `docker exec <node>` (kind)")

@@ -196,11 +196,13 @@ def test_kubernetes_nodes_name_each_nodes_docker_engine_and_commands() -> None:
     exp = load_experiment_text(
         "title: k\ntarget:\n  platform: kubernetes\n  kubernetes:\n    nodes:\n"
         "      127.0.0.2: {docker_host: 'unix:///run/n2/docker.sock', stop: [kill, -STOP, '42'], start: [kill, -CONT, '42']}\n"
-        "      worker: {docker_host: 'ssh://root@worker'}\n")
+        "      worker: {docker_host: 'ssh://root@worker'}\n"
+        "      kind-worker: {exec: [ssh, node-1]}\n")
     assert exp.target.kubernetes is not None
     assert dict(exp.target.kubernetes.nodes) == {
         "127.0.0.2": NodeAccessSpec("unix:///run/n2/docker.sock", ("kill", "-STOP", "42"), ("kill", "-CONT", "42")),
-        "worker": NodeAccessSpec("ssh://root@worker")}
+        "worker": NodeAccessSpec("ssh://root@worker"),
+        "kind-worker": NodeAccessSpec(exec=("ssh", "node-1"))}
     assert experiment_from_dict(experiment_to_dict(exp)) == exp  # as the journal stores it
 
 

@@ -33,7 +33,7 @@ def container_ids(pod: Any) -> dict[str, str]:
     return {c.name: c.container_id for c in (pod.status.container_statuses if pod.status else None) or [] if c.container_id}
 
 
-def pod_container(pod: Any, name: str | None, docker_host: str | None) -> PodContainer:
+def pod_container(pod: Any, name: str | None, docker_host: str | None, node_exec: tuple[str, ...] = ()) -> PodContainer:
     """The pod's container ``name`` (None: its first) as its status reports it; a TargetError when it has none."""
     names = [c.name for c in pod.spec.containers]
     want = name or names[0]
@@ -43,7 +43,8 @@ def pod_container(pod: Any, name: str | None, docker_host: str | None) -> PodCon
     if st is None or not st.container_id:
         raise TargetError(f"pod {pod.metadata.name}: container {want!r} has not started (no container ID yet)")
     return PodContainer(pod=pod.metadata.name, node=pod.spec.node_name, container=want, container_id=st.container_id,
-                        restarts=int(st.restart_count or 0), ready=bool(st.ready), docker_host=docker_host)
+                        restarts=int(st.restart_count or 0), ready=bool(st.ready), docker_host=docker_host,
+                        node_exec=node_exec)
 
 
 def pod_status(pod: Any, group: str) -> ReplicaStatus:

@@ -1,102 +1,114 @@
-"""Pods' containers through their node's Docker engine (dockershim): kill, pause, unpause by ID; used by KubernetesTarget and container-failure.
+"""Pods' containers through their node's runtime: kill, pause, unpause by ID; used by KubernetesTarget and container-failure.
 
-A container is acted on only when the engine's own labels say it belongs to the named pod of the
-namespace (``io.kubernetes.pod.name`` / ``io.kubernetes.pod.namespace``, set by the kubelet), so a
-stale or wrong ID never touches anything else. Containers of other runtimes (``containerd://`` on
-kind) are refused with the reason.
+The container-ID scheme chooses the path: ``docker://`` through the node's Docker engine (dockershim,
+runtime_docker.py), ``containerd://`` through ``ctr -n k8s.io`` on the node (kind, runtime_containerd.py);
+any other runtime is refused with the reason. A container is acted on only when the runtime's own labels
+say it belongs to the named pod of the namespace (``io.kubernetes.pod.name`` /
+``io.kubernetes.pod.namespace``, set by the kubelet), so a stale or wrong ID never touches anything else.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
-from chaosml.docker_engine import docker_client
 from chaosml.errors import TargetError
+from chaosml.targets.capabilities import PodContainer
+from chaosml.targets.kubernetes import runtime_containerd, runtime_docker
 
-#: the container-ID scheme of containers run by a Docker engine (dockershim)
+#: the container-ID schemes of the runtimes container faults reach
 DOCKER_SCHEME = "docker://"
-DOCKER_TIMEOUT_S = 30
+CONTAINERD_SCHEME = "containerd://"
 
 
-def docker_id(container_id: str, pod: str) -> str:
-    """The Docker ID in ``docker://<id>``; a TargetError naming the runtime for any other scheme."""
-    if not container_id.startswith(DOCKER_SCHEME):
-        runtime = container_id.partition("://")[0] or "an unknown runtime"
-        raise TargetError(
-            f"pod {pod}: its container runs on {runtime} ({container_id}); container faults reach containers through "
-            "their node's Docker engine (nodes whose kubelet uses dockershim), so this node is not supported")
-    return container_id.removeprefix(DOCKER_SCHEME)
+class RuntimeContainer(Protocol):
+    """One container as a runtime path reaches it (runtime_docker.DockerContainer, runtime_containerd.CtrContainer)."""
+
+    resume_hint: str  # what to run by hand when a resume did not take
+
+    def labels(self) -> dict[str, str] | None: ...
+
+    def kill(self, sig: str) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def state(self) -> str: ...
+
+    def close(self) -> None: ...
 
 
-def _engine(host: str | None) -> Any:
-    return docker_client(
-        DOCKER_TIMEOUT_S,
-        "container faults need the docker Python SDK: pip install 'chaosml[kubernetes]'",
-        f"cannot reach the Docker engine {host or '(DOCKER_HOST or the local socket)'} of the node",
-        base_url=host,
-    )
+def _scheme(c: PodContainer) -> tuple[str, str]:
+    """(scheme, runtime ID) of the container; a TargetError naming the runtime when no path reaches it."""
+    for scheme in (DOCKER_SCHEME, CONTAINERD_SCHEME):
+        if c.container_id.startswith(scheme):
+            return scheme, c.container_id.removeprefix(scheme)
+    runtime = c.container_id.partition("://")[0] or "an unknown runtime"
+    raise TargetError(
+        f"pod {c.pod}: its container runs on {runtime} ({c.container_id}); container faults reach containers through "
+        "their node's Docker engine (docker://, dockershim) or containerd (containerd://, e.g. kind), so this node is not supported")
 
 
-def _container(client: Any, container_id: str, pod: str, namespace: str) -> Any:
-    """The engine's container of ``pod`` (None when gone); refused when its labels name another pod."""
-    import docker.errors
+def path(c: PodContainer) -> str:
+    """Which runtime path reaches the container, in words (refused like :func:`kill` when none does); touches nothing."""
+    scheme, _ = _scheme(c)
+    if scheme == DOCKER_SCHEME:
+        return runtime_docker.describe(c.docker_host)
+    return runtime_containerd.describe(runtime_containerd.node_prefix(c.node, c.node_exec, c.docker_host))
 
+
+def _open(c: PodContainer) -> RuntimeContainer:
+    scheme, rid = _scheme(c)
+    if scheme == DOCKER_SCHEME:
+        return runtime_docker.DockerContainer(c.docker_host, rid)
+    return runtime_containerd.CtrContainer(runtime_containerd.node_prefix(c.node, c.node_exec, c.docker_host), rid)
+
+
+@contextmanager
+def _owned(c: PodContainer, namespace: str) -> Iterator[RuntimeContainer | None]:
+    """The runtime's container of ``c.pod`` (None when gone), owner checked, with the runtime closed after."""
+    rc = _open(c)
     try:
-        c = client.containers.get(docker_id(container_id, pod))
-    except docker.errors.NotFound:
-        return None
-    labels = c.labels or {}
-    owner = (labels.get("io.kubernetes.pod.namespace"), labels.get("io.kubernetes.pod.name"))
-    if owner != (namespace, pod):
-        raise TargetError(f"container {container_id} belongs to {owner[0]}/{owner[1]}, not {namespace}/{pod}: not touched")
-    return c
+        labels = rc.labels()
+        if labels is not None:
+            owner = (labels.get("io.kubernetes.pod.namespace"), labels.get("io.kubernetes.pod.name"))
+            if owner != (namespace, c.pod):
+                raise TargetError(f"container {c.container_id} belongs to {owner[0]}/{owner[1]}, not {namespace}/{c.pod}: not touched")
+        yield None if labels is None else rc
+    finally:
+        rc.close()
 
 
-def _state(c: Any) -> str:
-    c.reload()
-    return str(c.attrs.get("State", {}).get("Status") or c.status)
-
-
-def kill(host: str | None, container_id: str, pod: str, namespace: str, sig: str) -> str:
+def kill(c: PodContainer, namespace: str, sig: str) -> str:
     """Send ``sig`` to the container's main process; its state after (``missing`` when it was gone)."""
-    client = _engine(host)
-    try:
-        c = _container(client, container_id, pod, namespace)
-        if c is None:
+    with _owned(c, namespace) as rc:
+        if rc is None:
             return "missing"
-        c.kill(signal=sig)
-        return _state(c)
-    finally:
-        client.close()
+        rc.kill(sig)
+        return rc.state()
 
 
-def pause(host: str | None, container_id: str, pod: str, namespace: str) -> str:
+def pause(c: PodContainer, namespace: str) -> str:
     """Freeze the container (cgroup freezer); its state after (``missing`` when it was gone)."""
-    client = _engine(host)
-    try:
-        c = _container(client, container_id, pod, namespace)
-        if c is None:
+    with _owned(c, namespace) as rc:
+        if rc is None:
             return "missing"
-        c.pause()
-        return _state(c)
-    finally:
-        client.close()
+        rc.pause()
+        return rc.state()
 
 
-def unpause(host: str | None, container_id: str, pod: str, namespace: str) -> str:
+def unpause(c: PodContainer, namespace: str) -> str:
     """Thaw the container if it is paused (idempotent); one line saying what was done."""
-    client = _engine(host)
-    try:
-        c = _container(client, container_id, pod, namespace)
-        if c is None:
-            return f"container {container_id} of {pod} is gone: nothing to unpause"
-        state = _state(c)
+    with _owned(c, namespace) as rc:
+        if rc is None:
+            return f"container {c.container_id} of {c.pod} is gone: nothing to unpause"
+        state = rc.state()
         if state != "paused":
-            return f"container {container_id} of {pod} is {state}: nothing to unpause"
-        c.unpause()
-        state = _state(c)
+            return f"container {c.container_id} of {c.pod} is {state}: nothing to unpause"
+        rc.resume()
+        state = rc.state()
         if state == "paused":
-            raise TargetError(f"container {container_id} of {pod} is still paused; run `docker unpause` on its node's engine")
-        return f"container {container_id} of {pod} unpaused"
-    finally:
-        client.close()
+            raise TargetError(f"container {c.container_id} of {c.pod} is still paused; {rc.resume_hint}")
+        return f"container {c.container_id} of {c.pod} unpaused"

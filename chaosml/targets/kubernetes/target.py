@@ -373,18 +373,23 @@ class KubernetesTarget:
         return actions.exec_in_pod(self._core, self.namespace, name, argv, container)
 
     def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]:
-        """The named pods' container ``container`` (None: each pod's first), with its node's Docker engine."""
+        """The named pods' container ``container`` (None: each pod's first), with how its node's runtime is reached."""
         if self._core is None:
             raise TargetError("the kubernetes target is not connected")
         pods = actions.read_pods(self._core, self.namespace, list(names))
-        return [actions.pod_container(pod, container, self._docker_host(pod.spec.node_name)) for pod in pods.values()]
+        return [actions.pod_container(pod, container, *self._node_runtime(pod.spec.node_name)) for pod in pods.values()]
 
-    def _docker_host(self, node: str | None) -> str | None:
+    def _node_runtime(self, node: str | None) -> tuple[str | None, tuple[str, ...]]:
+        """(docker_host, exec) of ``target.kubernetes.nodes.<node>``; (None, ()) when the node is not listed."""
         access = self.spec.nodes.get(node or "")
-        return None if access is None else access.docker_host
+        return (None, ()) if access is None else (access.docker_host, access.exec)
+
+    def container_runtime(self, container: PodContainer) -> str:
+        """Which runtime path reaches the container (Docker engine or containerd through a command); touches nothing."""
+        return runtime.path(container)
 
     def container_fault(self, containers: list[PodContainer], action: str, sig: str = "SIGKILL") -> list[dict[str, Any]]:
-        """Kill (``sig``) or pause each container in place through its node's Docker engine; the pod stays, the
+        """Kill (``sig``) or pause each container in place through its node's runtime; the pod stays, the
         watch follows it to Ready again (``container_recovered``). One result per container: state after, or error."""
         self.guard()
         out = []
@@ -393,9 +398,9 @@ class KubernetesTarget:
             self.watch.container_fault(c.pod, c.container_id, action, c.restarts, t)
             try:
                 if action == "kill":
-                    state = runtime.kill(c.docker_host, c.container_id, c.pod, self.namespace, sig)
+                    state = runtime.kill(c, self.namespace, sig)
                 else:
-                    state = runtime.pause(c.docker_host, c.container_id, c.pod, self.namespace)
+                    state = runtime.pause(c, self.namespace)
                 error = None
             except Exception as e:  # noqa: BLE001 - reported per container; the injection is not ok
                 state, error = None, str(e)
@@ -410,7 +415,7 @@ class KubernetesTarget:
         done, failed = [], []
         for c in containers:
             try:
-                line = runtime.unpause(c.docker_host, c.container_id, c.pod, self.namespace)
+                line = runtime.unpause(c, self.namespace)
             except Exception as e:  # noqa: BLE001 - every other container is still thawed; raised below
                 failed.append(str(e))
                 continue
