@@ -92,13 +92,22 @@ def _infer() -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+def _infer_or_none() -> dict[str, Any] | None:
+    try:
+        return _infer()
+    except OSError:  # refused, reset or timed out: the path is not programmed yet
+        return None
+
+
 def test_kserve_serves_v2_in_a_real_container_behind_the_proxy_link(real_cluster: RealCluster, kserve_stack: str) -> None:
     for pod in _pods(real_cluster):
         (cs,) = pod.status.container_statuses
         assert cs.ready and cs.container_id.startswith("docker://") and cs.image == KSERVE_IMAGE, cs
         assert pod.status.pod_ip == pod.spec.node_name  # hostNetwork: the node's 127.0.0.x
-    # client -> ingress NodePort (kube-proxy) -> chaosml's proxy "model-ingress" -> bc-model NodePort -> KServe
-    answer = _infer()
+    # client -> ingress NodePort (kube-proxy) -> chaosml's proxy "model-ingress" -> bc-model NodePort -> KServe;
+    # kube-proxy programs the two NodePorts a moment after the pods are Ready (one CI run: the first request's
+    # dial hung for the proxy's whole 10 s dial timeout), so the path gets a bounded minute to answer
+    answer = wait_for(_infer_or_none, 60, "an answer through the ingress link", interval=1.0)
     assert answer["model_name"] == "breast-cancer" and answer["model_version"] == "sklearn-logreg-v1", answer
     assert [o["name"] for o in answer["outputs"]] == ["predict", "probabilities"], answer
 
