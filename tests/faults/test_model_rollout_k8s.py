@@ -21,6 +21,7 @@ from chaosml.stack.models import ensure_artifact, load_artifact
 from chaosml.stack.service import Replica, ServiceConfig
 from chaosml.targets.supervisor import ReplicaStatus
 from chaosml.workload.builtin_dataset import load_dataset
+from tests.faults.fake_target import FakeTarget
 
 LABELS = {"model": {"app": "model", "track": "stable"}, "model-canary": {"app": "model", "track": "canary"},
           "other-canary": {"app": "model", "track": "canary", "team": "b"}, "gateway": {"app": "gateway"}}
@@ -209,3 +210,12 @@ def test_a_replica_booted_with_a_variant_serves_it_from_the_first_answer(tmp_pat
     assert r._primary(ds.X[int(ds.test_idx[0])])[1] == r.variant_version
     plain = Replica(ServiceConfig(name="model-0", redis_url="redis://127.0.0.1:1/0", artifact=artifact), base)
     assert plain.variant is None and plain._primary(ds.X[int(ds.test_idx[0])])[1] == base.primary_version
+
+
+def test_the_shared_fake_target_takes_the_kubernetes_injector() -> None:
+    target = FakeTarget(platform="kubernetes", groups={"model": ["model-0", "model-1"], "canary": ["canary-0"]},
+                        replicas={"model": 2, "canary": 0})
+    inj = make_injector(_spec(canary="app=canary", replicas=1), target, FaultContext())
+    assert inj.apply(0).targets == ("canary-0",) and inj.recover(0).ok
+    assert target.calls == [("scale", ("deploy-canary", 1)), ("scale", ("deploy-model", 1)),
+                            ("scale", ("deploy-model", 2)), ("scale", ("deploy-canary", 0))]
