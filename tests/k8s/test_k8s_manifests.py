@@ -267,3 +267,25 @@ def test_the_loopback_overlays_replace_a_hostnetwork_pod_before_starting_its_suc
     for d in deployments:
         assert d["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, (
             d["metadata"]["name"])
+
+
+def test_apply_recreates_a_deployment_whose_selector_changed(control_plane: Any, k8s_namespace: str) -> None:
+    """A cluster made before the model's selector gained track=stable: the API server refuses the change in place
+    (spec.selector is immutable), so apply deletes the Deployment and creates it anew instead of failing
+    `chaosml cluster up` (fails before: yes, 422 field is immutable)."""
+    from kubernetes import client
+
+    api = control_plane.api_client()
+
+    def deployment(labels: dict[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "namespace": k8s_namespace},
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels},
+                                      "spec": {"containers": [{"name": "c", "image": "local/none:1"}]}}}}
+
+    assert apply_manifests(api, [deployment({"app": "m"})]) == ["Deployment/m"]
+    assert apply_manifests(api, [deployment({"app": "m", "track": "stable"})]) == [
+        "Deployment/m (recreated: its selector changed)"]
+    got = client.AppsV1Api(api).read_namespaced_deployment("m", k8s_namespace)
+    assert got.spec.selector.match_labels == {"app": "m", "track": "stable"}
+    assert apply_manifests(api, [deployment({"app": "m", "track": "stable"})]) == ["Deployment/m"]  # then in place
