@@ -25,7 +25,8 @@ entity's features from Redis and answers ``{"prediction", "confidence", "served_
 ``POST /admin/model`` ``{"path": <variant npz>, "version": <model version>}`` serves a degraded
 primary variant (``chaosml.stack.models.ensure_variant``, the ``model-rollout`` fault) instead of the
 base one, reported as ``model_version``; ``DELETE /admin/model`` returns to the base primary (a
-restarted replica starts on it anyway). The hardened profile's shadow guard also runs the base
+restarted replica starts on it anyway). ``--variant <spec JSON>`` serves a variant from the start (trained
+before the replica listens: the kubernetes reference stack's ``model-canary`` Deployment). The hardened profile's shadow guard also runs the base
 primary on every request the variant answers and rolls the variant back by itself once, over the
 last ``SHADOW_WINDOW`` variant answers, more than ``SHADOW_MAX_DISAGREEMENT`` of the predictions
 differ from the base's.
@@ -57,7 +58,7 @@ from aiohttp import web
 from chaosml.stack.breaker import CircuitBreaker
 from chaosml.stack.featurestore import FeatureStoreError, fetch
 from chaosml.stack.metrics import CONTENT_TYPE, StackMetrics
-from chaosml.stack.models import Artifact, TreeEnsemble, load_artifact, load_variant
+from chaosml.stack.models import Artifact, TreeEnsemble, ensure_variant, load_artifact, load_variant
 from chaosml.stack.profiles import Profile, get_profile
 
 MAX_BODY_BYTES = 64 * 1024
@@ -82,6 +83,7 @@ class ServiceConfig:
     profile: str = "hardened"
     host: str = "127.0.0.1"
     port: int = 0
+    variant: dict[str, Any] | None = None  # serve this degraded variant from the start (ensure_variant's spec)
 
 
 class Rejected(Exception):
@@ -123,6 +125,9 @@ class Replica:
         self.variant: TreeEnsemble | None = None
         self.variant_version = ""
         self._shadow: list[bool] = []  # the last SHADOW_WINDOW variant answers: disagreed with the base primary
+        if cfg.variant is not None:
+            path, self.variant_version = ensure_variant(cfg.artifact, cfg.variant)
+            self.variant = load_variant(path)
 
     # --- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
@@ -435,8 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifact", type=Path, required=True)
     ap.add_argument("--profile", choices=("naive", "hardened"), default="hardened")
     ap.add_argument("--name", default="model-0")
+    ap.add_argument("--variant", type=json.loads, default=None,
+                    help='serve this degraded variant from the start, e.g. \'{"variant": "drop-cohort", "cohort": "mid-radius"}\'')
     a = ap.parse_args(argv)
-    cfg = ServiceConfig(name=a.name, redis_url=a.redis_url, artifact=a.artifact, profile=a.profile, host=a.host, port=a.port)
+    cfg = ServiceConfig(name=a.name, redis_url=a.redis_url, artifact=a.artifact, profile=a.profile, host=a.host, port=a.port,
+                        variant=a.variant)
     asyncio.run(serve(create_app(cfg), cfg.host, cfg.port))
     return 0
 

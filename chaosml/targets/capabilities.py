@@ -137,6 +137,23 @@ class DeploymentScaling(Protocol):
     def wait_group_ready(self, group: str, timeout_s: float) -> bool: ...
 
 
+class CanaryDeployments(Protocol):
+    """Kubernetes Deployments by name or pod labels: scaled (``scale`` returns the replicas before), their pods
+    listed, waited on until rolled out and Ready (``wait_deployment_ready``: None, or what is missing)."""
+
+    def deployment(self, group: str) -> str: ...
+
+    def find_deployments(self, ref: str) -> list[str]: ...
+
+    def deployment_replicas(self, name: str) -> int: ...
+
+    def deployment_pods(self, name: str) -> list[ReplicaStatus]: ...
+
+    def scale(self, deployment: str, replicas: int) -> int: ...
+
+    def wait_deployment_ready(self, name: str, timeout_s: float) -> str | None: ...
+
+
 class PrometheusEndpoint(Protocol):
     """A Prometheus the target started for the run (local: ``monitoring.prometheus.local``); None when it started none."""
 

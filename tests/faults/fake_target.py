@@ -115,6 +115,28 @@ class FakeTarget:
     def desired_replicas(self, group: str) -> int:
         return self.replicas[group]
 
+    # CanaryDeployments (by name, or the selector app=<group>)
+    def _group_of(self, name: str) -> str:
+        return next(g for g, d in self.deployments.items() if d == name)
+
+    def find_deployments(self, ref: str) -> list[str]:
+        return sorted(d for g, d in self.deployments.items() if ref in (d, f"app={g}"))
+
+    def deployment_replicas(self, name: str) -> int:
+        return self.replicas[self._group_of(name)]
+
+    def deployment_pods(self, name: str) -> list[ReplicaStatus]:
+        return self.members(self._group_of(name))
+
+    def scale(self, deployment: str, replicas: int) -> int:
+        self.calls.append(("scale", (deployment, replicas)))
+        group = self._group_of(deployment)
+        before, self.replicas[group] = self.replicas[group], replicas
+        return before
+
+    def wait_deployment_ready(self, name: str, timeout_s: float) -> str | None:
+        return None if self.wait_group_ready(self._group_of(name), timeout_s) else f"{name}: not every pod Ready"
+
     # PodContainers
     def pod_containers(self, names: list[str], container: str | None = None) -> list[PodContainer]:
         return [PodContainer(n, "node-1", container or "main", self.container_ids.get(n, f"docker://{n}"), 0,

@@ -7,7 +7,9 @@ used (traffic only to 127.0.0.0/8), so this generated variant changes, per Deplo
   from the downward API (127.0.0.1 on node 1, 127.0.0.2 on node 2);
 - ports: every app port moves to a distinct 28xxx port (below the ephemeral range, so no test's
   free port collides); with hostNetwork a containerPort is a hostPort, so the scheduler puts one
-  model replica per node. Apps bind ``$(POD_IP)`` (Redis binds 0.0.0.0: its entrypoint does);
+  model replica per node. The model-canary Deployment (model-rollout) listens on its own port, so a
+  canary pod runs next to a primary one on the same node; the model Service's targetPort is the port
+  name ``http``, which each pod resolves to its own. Apps bind ``$(POD_IP)`` (Redis binds 0.0.0.0: its entrypoint does);
 - addresses: no Service DNS or ClusterIP. Hops go to 127.0.0.1:<port> or to a NodePort (kube-proxy
   on 127.0.0.1): the proxy's "model" link reaches the model replicas through the model Service's
   NodePort, so kube-proxy spreads it over the nodes;
@@ -38,7 +40,7 @@ from typing import Any
 from chaosml.cluster import MANIFESTS_DIR, STACK_MANIFESTS, in_namespace, load_files, load_manifests
 
 NODE1 = "127.0.0.1"
-PORTS = {"redis": 28379, "model": 28080, "gateway": 28081, "proxy-api": 28474,
+PORTS = {"redis": 28379, "model": 28080, "model-canary": 28082, "gateway": 28081, "proxy-api": 28474,
          "link-gateway": 28000, "link-model": 28880, "link-feature-store": 28016}
 NODE_PORTS = {"redis": 32380, "model": 32088, "gateway": 32080, "proxy-api": 32474,
               "link-gateway": 32081, "link-model": 32180, "link-feature-store": 32379}
@@ -51,14 +53,21 @@ PROXY_LINKS = [
 POD_IP_ENV = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
 
 
-def _args(name: str) -> list[str]:
-    """Each container's arguments on loopback (what manifests/stack.yaml runs, re-addressed)."""
+def _args(name: str, manifest: list[str]) -> list[str]:
+    """Each container's arguments on loopback (what manifests/stack.yaml runs, re-addressed; the model canary keeps
+    its manifest's ``--variant``)."""
     features = f"redis://{NODE1}:{PORTS['link-feature-store']}/0"
+
+    def model(port: int) -> list[str]:
+        return ["python", "-m", "chaosml.stack.service", "--host", "$(POD_IP)", "--port", str(port),
+                "--redis-url", features, "--artifact", "/opt/chaosml/artifact", "--profile", "hardened",
+                "--name", "$(POD_NAME)"]
+
+    variant = manifest[manifest.index("--variant"):][:2] if "--variant" in manifest else []
     return {
         "redis": ["python", "-m", "chaosml.cluster", "redis", "--port", str(PORTS["redis"]), "--seed"],
-        "model": ["python", "-m", "chaosml.stack.service", "--host", "$(POD_IP)", "--port", str(PORTS["model"]),
-                  "--redis-url", features, "--artifact", "/opt/chaosml/artifact", "--profile", "hardened",
-                  "--name", "$(POD_NAME)"],
+        "model": model(PORTS["model"]),
+        "model-canary": model(PORTS["model-canary"]) + variant,
         "gateway": ["python", "-m", "chaosml.stack.gateway", "--host", "$(POD_IP)", "--port", str(PORTS["gateway"]),
                     "--backends", f"http://{NODE1}:{PORTS['link-model']}", "--artifact", "/opt/chaosml/artifact",
                     "--profile", "hardened"],
@@ -73,6 +82,7 @@ def _args(name: str) -> list[str]:
 _CONTAINER_PORTS = {
     "redis": {"redis": "redis"},
     "model": {"http": "model"},
+    "model-canary": {"http": "model-canary"},
     "gateway": {"http": "gateway"},
     "toxiproxy": {"api": "proxy-api", "gateway-link": "link-gateway", "model-link": "link-model",
                   "redis-link": "link-feature-store"},
@@ -106,7 +116,7 @@ def _pod_spec(spec: dict[str, Any], workload: str, stack_image: str) -> None:
         c["image"] = stack_image
         c["imagePullPolicy"] = "Never"
         c.pop("command", None)
-        c["args"] = _args(workload)
+        c["args"] = _args(workload, list(c.get("args", [])))
         env = [e for e in c.get("env", []) if e["name"] != "POD_IP"]
         c["env"] = [POD_IP_ENV, *env]
         names = _CONTAINER_PORTS.get(workload, {})
@@ -134,6 +144,8 @@ def loopback_stack(namespace: str = "chaosml", *, model_replicas: int = 1,
                 key = _SERVICE_PORTS[name][p["name"]]
                 p["port"] = p["targetPort"] = PORTS[key]
                 p["nodePort"] = NODE_PORTS[key]
+                if name == "model":  # by name: the primary's pods listen on 28080, the canary's on 28082
+                    p["targetPort"] = p["name"]
         elif kind == "ConfigMap" and name == "toxiproxy-config":
             d["data"]["toxiproxy.json"] = json.dumps(PROXY_LINKS, indent=1)
         out.append(d)

@@ -23,6 +23,8 @@ def experiment(tmp_path: Path, ns: str, context: str, **k8s: Any) -> Path:
     data["target"]["kubernetes"] = {"context": context, "namespace": ns, **k8s}
     data["faults"].append({"name": "fs-down", "type": "feature-store-outage", "at": "50s", "duration": "5s",
                            "params": {"mode": "kill"}})
+    data["faults"].append({"name": "canary", "type": "model-rollout", "at": "60s", "duration": "5s",
+                           "params": {"canary": "app=model,track=canary", "replicas": 1}})
     data["load"]["duration"] = "75s"
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -47,7 +49,10 @@ def test_plan_shows_resolved_pods_on_the_cluster(
     assert main(["plan", str(path)]) == EXIT_OK
     out = capsys.readouterr().out
     assert f"cluster: context kind-chaosml-test, namespace {k8s_namespace}" in out
-    assert "kill-model-pod: 1 of 3 pods matching 'app=model' per injection (33%), chosen at apply among: model-" in out
+    # the primary's selector holds track=stable since the reference stack has a canary Deployment (model-rollout)
+    assert "kill-model-pod: 1 of 3 pods matching 'app=model,track=stable' per injection (33%), chosen at apply among: model-" in out
+    assert ("canary: deployment model-canary scaled from 0 to 1 replicas (Ready first), then model from 3 to 2; "
+            "recover: model back to 3, then model-canary to 0") in out
     assert "fs-down: deployment redis scaled from 1 to 0 replicas, then back to 1" in out
     assert out.rstrip().endswith("dry run: nothing was injected")
     assert main(["plan", "--offline", str(path)]) == EXIT_OK

@@ -19,6 +19,7 @@ from chaosml.cluster import (
     wait_available,
 )
 from chaosml.loader import load_experiment
+from chaosml.targets.kubernetes.discovery import REFERENCE_POD_LABELS
 
 MANIFESTS = REPO / "manifests"
 YAML_FILES = sorted(p.name for p in MANIFESTS.glob("*.yaml"))
@@ -111,14 +112,17 @@ def test_every_manifest_parses_and_lives_in_the_chaosml_namespace() -> None:
 
 def test_deployments_labels_probes_resources() -> None:
     deps = by_kind("Deployment")
-    assert set(deps) == {"redis", "model", "toxiproxy", "gateway"}
+    assert set(deps) == {"redis", "model", "model-canary", "toxiproxy", "gateway"}
     assert deps["model"]["spec"]["replicas"] >= 2
     for name, d in deps.items():
         tmpl = d["spec"]["template"]
         labels = tmpl["metadata"]["labels"]
-        assert labels["app"] == name and labels["app.kubernetes.io/name"] == name
+        assert labels["app.kubernetes.io/name"] == name
         assert labels["app.kubernetes.io/part-of"] == "chaosml"
-        assert d["spec"]["selector"]["matchLabels"] == {"app": name}
+        # the pods' app/track labels are what model-rollout's validate check resolves a canary against
+        assert d["spec"]["selector"]["matchLabels"] == REFERENCE_POD_LABELS[name]
+        assert {k: labels[k] for k in REFERENCE_POD_LABELS[name]} == REFERENCE_POD_LABELS[name]
+        assert labels["app"] == ("model" if name == "model-canary" else name)
         for c in tmpl["spec"]["containers"]:
             assert c["resources"]["requests"], name
             assert c.get("readinessProbe") and c.get("livenessProbe"), name
@@ -132,7 +136,9 @@ def test_services_select_pods_and_name_real_ports() -> None:
     for name, svc in by_kind("Service").items():
         sel = svc["spec"]["selector"]
         matching = [d for d in deps.values() if all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())]
-        assert len(matching) == 1, f"service {name} selects {len(matching)} deployments"
+        # the model Service selects both tracks: the primary and model-rollout's canary
+        want = {"model", "model-canary"} if name == "model" else {name}
+        assert {d["metadata"]["name"] for d in matching} == want, f"service {name} selects {len(matching)} deployments"
         ports = {p["name"]: p["containerPort"] for c in matching[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
         for p in svc["spec"]["ports"]:
             tp = p["targetPort"]
@@ -200,6 +206,12 @@ def test_kubernetes_experiments_match_the_manifests(path: Path) -> None:
         if f.type == "pod-kill":
             assert f.params.service in deps
             assert exp.target.replicas == deps[f.params.service]["spec"]["replicas"]
+        if f.type == "model-rollout":  # the canary names model-canary (by its pods' labels), the primary the model group
+            want = dict(t.split("=") for t in f.params.canary.split(",")) if "=" in f.params.canary else None
+            hits = [n for n, d in deps.items() if n != f.params.primary and (
+                n == f.params.canary if want is None else want.items() <= d["spec"]["template"]["metadata"]["labels"].items())]
+            assert hits == ["model-canary"] and deps["model-canary"]["spec"]["replicas"] == 0
+            assert exp.target.replicas == deps[f.params.primary]["spec"]["replicas"]
         if f.type == "node-failure":
             assert f.params.node in ("worker", "random") or re.fullmatch(r"chaosml-(worker\d*|control-plane)", f.params.node)
 
@@ -221,7 +233,7 @@ def test_manifests_apply_to_the_api_server(control_plane: Any, k8s_namespace: st
     applied = apply_manifests(api, stack_docs(k8s_namespace, node_ports=True) + [in_namespace(cron, k8s_namespace)])
     assert "Deployment/model" in applied and "Job/seed-features" in applied and "CronJob/chaosml-gameday" in applied
     ready = wait_available(api, k8s_namespace, 60)
-    assert ready == {"redis": "1/1", "model": "3/3", "toxiproxy": "1/1", "gateway": "1/1"}
+    assert ready == {"redis": "1/1", "model": "3/3", "model-canary": "0/0", "toxiproxy": "1/1", "gateway": "1/1"}
     assert apply_manifests(api, stack_docs(k8s_namespace, node_ports=True))  # re-apply is idempotent
 
     target = make_target(control_plane, k8s_namespace)
@@ -255,3 +267,25 @@ def test_the_loopback_overlays_replace_a_hostnetwork_pod_before_starting_its_suc
     for d in deployments:
         assert d["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, (
             d["metadata"]["name"])
+
+
+def test_apply_recreates_a_deployment_whose_selector_changed(control_plane: Any, k8s_namespace: str) -> None:
+    """A cluster made before the model's selector gained track=stable: the API server refuses the change in place
+    (spec.selector is immutable), so apply deletes the Deployment and creates it anew instead of failing
+    `chaosml cluster up` (fails before: yes, 422 field is immutable)."""
+    from kubernetes import client
+
+    api = control_plane.api_client()
+
+    def deployment(labels: dict[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "namespace": k8s_namespace},
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels},
+                                      "spec": {"containers": [{"name": "c", "image": "local/none:1"}]}}}}
+
+    assert apply_manifests(api, [deployment({"app": "m"})]) == ["Deployment/m"]
+    assert apply_manifests(api, [deployment({"app": "m", "track": "stable"})]) == [
+        "Deployment/m (recreated: its selector changed)"]
+    got = client.AppsV1Api(api).read_namespaced_deployment("m", k8s_namespace)
+    assert got.spec.selector.match_labels == {"app": "m", "track": "stable"}
+    assert apply_manifests(api, [deployment({"app": "m", "track": "stable"})]) == ["Deployment/m"]  # then in place

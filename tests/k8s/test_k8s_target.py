@@ -120,7 +120,7 @@ def test_pod_kill_replacement_ready_with_mttr_breakdown(
     try:
         d = target.describe()
         assert d["platform"] == "kubernetes" and d["namespace"] == k8s_namespace
-        assert d["deployments"]["model"]["replicas"] == 3 and d["deployments"]["model"]["selector"] == "app=model"
+        assert d["deployments"]["model"]["replicas"] == 3 and d["deployments"]["model"]["selector"] == "app=model,track=stable"
         assert set(target.links()) == {"gateway", "model", "feature-store"}
         assert target.entry_url.startswith("http://127.0.0.1:") and target.redis_url.startswith("redis://127.0.0.1:")
         before = {m.name for m in target.members("model")}

@@ -107,6 +107,34 @@ def desired_replicas(apps: Any, namespace: str, name: str) -> int:
     return int(d.spec.replicas or 0)
 
 
+def parse_selector(selector: str) -> dict[str, str]:
+    """``k=v,k2=v2`` (equality only) as a dict; a TargetError naming the bad term otherwise."""
+    labels = {}
+    for term in (t.strip() for t in selector.split(",")):
+        k, eq, v = term.partition("=")
+        if not eq or not k.strip() or "!" in k or v.startswith("="):
+            raise TargetError(f"label selector {selector!r}: {term!r} is not key=value (only equality terms are supported)")
+        labels[k.strip()] = v.strip()
+    return labels
+
+
+def deployments_matching(apps: Any, namespace: str, ref: str) -> list[str]:
+    """The Deployments ``ref`` names: ``k=v,...`` -> those whose pod template carries every label; else the one named ``ref``."""
+    deps = apps.list_namespaced_deployment(namespace, _request_timeout=API_TIMEOUT_S).items
+    if "=" not in ref:
+        return [d.metadata.name for d in deps if d.metadata.name == ref]
+    want = parse_selector(ref)
+    return sorted(d.metadata.name for d in deps
+                  if all(((d.spec.template.metadata.labels if d.spec.template.metadata else None) or {}).get(k) == v
+                         for k, v in want.items()))
+
+
+def deployment_selector(apps: Any, namespace: str, name: str) -> str:
+    """The Deployment's pod selector (``spec.selector.matchLabels``) as ``k=v,...``."""
+    d = apps.read_namespaced_deployment(name, namespace, _request_timeout=API_TIMEOUT_S)
+    return ",".join(f"{k}={v}" for k, v in sorted((d.spec.selector.match_labels or {}).items()))
+
+
 # ------------------------------------------------------------------------------ nodes
 def list_nodes(core: Any, namespace: str) -> list[dict[str, Any]]:
     """Every node: name, roles, ready, pods of ``namespace`` on it, whether it is a control plane."""

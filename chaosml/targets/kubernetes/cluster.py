@@ -29,9 +29,46 @@ def apply_manifests(api_client: Any, docs: Iterable[dict[str, Any]], *, dry_run:
             kwargs["dry_run"] = "All"
         if res.namespaced:
             kwargs["namespace"] = md.get("namespace", DEFAULT_NAMESPACE)
-        res.server_side_apply(body=doc, name=md["name"], **kwargs)
+        try:
+            res.server_side_apply(body=doc, name=md["name"], **kwargs)
+        except Exception as e:
+            if dry_run or not _selector_changed(doc, e):
+                raise
+            # a Deployment's selector cannot change in place (e.g. the reference model's gained track=stable):
+            # delete it, its ReplicaSets and pods with it, and create it anew
+            res.delete(name=md["name"], namespace=kwargs.get("namespace"), propagation_policy="Foreground")
+            _wait_gone(res, md["name"], kwargs.get("namespace"), RECREATE_TIMEOUT_S)
+            res.server_side_apply(body=doc, name=md["name"], **kwargs)
+            done.append(f"{doc['kind']}/{md['name']} (recreated: its selector changed)")
+            continue
         done.append(f"{doc['kind']}/{md['name']}")
     return done
+
+
+#: how long a Deployment recreated for a changed selector may take to go (its pods' grace periods)
+RECREATE_TIMEOUT_S = 120.0
+
+
+def _selector_changed(doc: dict[str, Any], e: Exception) -> bool:
+    """The API server refused to change a Deployment's immutable ``spec.selector``."""
+    return (doc.get("kind") == "Deployment" and getattr(e, "status", None) == 422
+            and "spec.selector" in str(getattr(e, "body", "") or e) and "immutable" in str(getattr(e, "body", "") or e))
+
+
+def _wait_gone(res: Any, name: str, namespace: str | None, timeout_s: float) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            res.get(name=name, namespace=namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        if time.monotonic() >= deadline:
+            raise TargetError(f"Deployment {name} (being recreated for a changed selector) still there after {timeout_s:.0f}s")
+        time.sleep(0.5)
 
 
 def wait_available(api_client: Any, namespace: str, timeout_s: float) -> dict[str, str]:

@@ -30,6 +30,12 @@ from chaosml.targets.kubernetes.rollout import rollout_pending
 ENTRY_URL_ENV = "CHAOSML_K8S_ENTRY_URL"
 #: group -> Deployment name (also its ``app`` label)
 DEFAULT_GROUPS: dict[str, str] = {"feature-store": "redis", "model": "model", "gateway": "gateway", "proxy": "toxiproxy"}
+#: the reference stack's Deployments (manifests/stack.yaml) -> their pods' ``app``/``track`` labels; model-rollout's
+#: validate check resolves a canary against them (a test holds them to the manifests)
+REFERENCE_POD_LABELS: dict[str, dict[str, str]] = {
+    "redis": {"app": "redis"}, "model": {"app": "model", "track": "stable"}, "model-canary": {"app": "model", "track": "canary"},
+    "toxiproxy": {"app": "toxiproxy"}, "gateway": {"app": "gateway"},
+}
 #: Services and port names the endpoints come from (manifests/stack.yaml)
 GATEWAY_SERVICE, GATEWAY_PORT = "gateway", "http"
 REDIS_SERVICE, REDIS_PORT = "redis", "redis"
@@ -163,8 +169,11 @@ class Discovery:
 
     def wait_available(self, group: str, timeout_s: float) -> bool:
         """The group's Deployment is rolled out (:func:`rollout_pending`) and every desired replica ready (bounded)."""
+        return self.wait_deployment(self.layout.deployment(group), timeout_s)
+
+    def wait_deployment(self, name: str, timeout_s: float) -> bool:
+        """The Deployment ``name`` is rolled out (:func:`rollout_pending`) and every desired replica ready (bounded)."""
         deadline = time.monotonic() + timeout_s
-        name = self.layout.deployment(group)
         while True:
             d = self.apps.read_namespaced_deployment(name, self.namespace, _request_timeout=API_TIMEOUT_S)
             want = d.spec.replicas or 0
@@ -175,7 +184,10 @@ class Discovery:
             time.sleep(0.2)
 
     def deployment_summary(self, group: str) -> str:
-        name = self.layout.deployment(group)
+        return self.summary_of(self.layout.deployment(group))
+
+    def summary_of(self, name: str) -> str:
+        """``name: ready/desired ready, N available`` (or the error reading it), for messages."""
         try:
             d = self.apps.read_namespaced_deployment(name, self.namespace, _request_timeout=API_TIMEOUT_S)
         except Exception as e:  # noqa: BLE001 - for a message only

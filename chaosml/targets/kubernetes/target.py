@@ -305,7 +305,26 @@ class KubernetesTarget:
         return self._list_pods(self.selector(group))
 
     def desired_replicas(self, group: str) -> int:
-        return actions.desired_replicas(self._apps, self.namespace, self.deployment(group))
+        return self.deployment_replicas(self.deployment(group))
+
+    def deployment_replicas(self, name: str) -> int:
+        """The Deployment ``name``'s desired replicas (``spec.replicas``)."""
+        return actions.desired_replicas(self._apps, self.namespace, name)
+
+    def find_deployments(self, ref: str) -> list[str]:
+        """The Deployments of the namespace ``ref`` names: a label selector ``k=v,...`` (their pod template's
+        labels), or a Deployment's name."""
+        return actions.deployments_matching(self._apps, self.namespace, ref)
+
+    def deployment_pods(self, name: str) -> list[ReplicaStatus]:
+        """The non-terminating pods of the Deployment ``name`` (its ``spec.selector``)."""
+        return self.select(actions.deployment_selector(self._apps, self.namespace, name), name)
+
+    def wait_deployment_ready(self, name: str, timeout_s: float) -> str | None:
+        """Wait (bounded) until the Deployment ``name`` is rolled out and every desired replica Ready: None, or
+        what it still lacks at the deadline."""
+        found = self._connected()
+        return None if found.wait_deployment(name, timeout_s) else found.summary_of(name)
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node: name, roles, ready, pods of this namespace on it."""
