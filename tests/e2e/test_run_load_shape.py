@@ -17,17 +17,17 @@ version: 1
 title: spike run
 target: {platform: local, profile: hardened, replicas: 2, restart_delay: 1s}
 load:
-  duration: 12s
+  duration: 22s
   spawn_rate: 20
   rate_per_user: 4
-  shape: {type: spike, base: 4, peak: 16, at: 4s, for: 4s}
+  shape: {type: spike, base: 4, peak: 16, at: 6s, for: 8s}
 steady_state:
   slos:
     - {name: availability, sli: success_ratio, op: ">=", target: 0.95, phases: [baseline, after]}
 hypotheses:
   - {name: available-during-kill, during: kill, sli: success_ratio, op: ">=", target: 0.9}
 faults:
-  - {name: kill, type: pod-kill, at: 5s, duration: 2s, params: {service: model}}
+  - {name: kill, type: pod-kill, at: 8s, duration: 2s, params: {service: model}}
 """
 
 
@@ -42,7 +42,10 @@ def test_a_spike_run_delivers_each_stage_and_counts_every_request(tmp_path: Path
     analysis = json.loads((run_dir / "analysis.json").read_text())
     stages = analysis["load_stages"]
     assert [s["phase"] for s in stages] == ["stage 1 (4 users)", "stage 2 (16 users)", "stage 3 (4 users)"]
-    for s in stages:  # the users curve plan showed is the one the load process drove
+    # the users curve plan showed is the one the load process drove. Stages last 6-8 s: a user stopped at the
+    # spike's end may still send the request its pacing had due at that instant (up to 12 here; with 4 s stages
+    # that alone was 19% of the last stage's 64 requests: CI saw 1.17-1.19)
+    for s in stages:
         assert not s["short"] and 0.85 <= s["ratio"] <= 1.15, stages
     assert stages[1]["achieved_rps"] > 3 * stages[0]["achieved_rps"]
     assert "## Load shape: requested vs achieved per stage" in (run_dir / "report.md").read_text()
