@@ -104,19 +104,21 @@ def test_chaosml_run_pod_kill_on_the_real_node(
 ) -> None:
     """grace 0: the pod object goes at once; 30 s (Kubernetes' default): SIGTERM, the app exits at once,
     but the object stays until the kubelet's status sync (~10 s), and with hostNetwork the replica's
-    port is a hostPort, so the scheduler holds the replacement until then (Ready up to ~15 s after the
-    kill: the run lasts 45 s so that the second kill, at 23 s, is replaced inside it)."""
+    port is a hostPort, so the scheduler holds the replacement until then. The scheduler may miss the old
+    pod's deletion and retry only at its 60 s flush of unschedulable pods (kube-scheduler 1.20; one CI run:
+    scheduled +58.2 s, so a second kill at +23 s found no pod): grace 30 kills once, in an 80 s run."""
     params: dict[str, Any] = {"service": "model", "mode": "one", "grace_period_s": grace}
+    kills = 2 if grace == 0 else 1
     path = experiment(tmp_path, real_cluster, real_stack, f"pod-kill-{grace}", [
         {"name": "kill-model-pod", "type": "pod-kill", "at": "8s", "duration": "10s",
-         "repeat": {"count": 2, "every": "15s"}, "params": params}], "35s" if grace == 0 else "45s")
+         "repeat": {"count": kills, "every": "15s"}, "params": params}], "35s" if grace == 0 else "80s")
     journal = chaosml_run(real_cluster, tmp_path, path)
     replaced = events(journal, "pod_replaced")
-    assert len(replaced) == 2, json.dumps(journal["target_events"], indent=1)[-4000:]
+    assert len(replaced) == kills, json.dumps(journal["target_events"], indent=1)[-4000:]
     for e in replaced:
         d = e["detail"]
-        # the real watch saw every stage, in order
-        assert 0 <= d["created_s"] <= d["scheduled_s"] <= d["ready_s"] < 60, d
+        # the real watch saw every stage, in order (a replacement the scheduler held until its flush: < 70 s)
+        assert 0 <= d["created_s"] <= d["scheduled_s"] <= d["ready_s"] < 70, d
         assert d["node"] in {n.name for n in real_cluster.nodes}, d
     print(json.dumps({"grace": grace, "pod_replaced": [e["detail"] for e in replaced]}, indent=1))
 
