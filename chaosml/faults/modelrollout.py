@@ -334,7 +334,7 @@ def on_cluster(fault: FaultSpec, target: ClusterRollout, nodes: list[dict[str, A
 
 def _canary_errors(p: ModelRolloutParams, facts: StackFacts) -> list[tuple[str, str]]:
     """canary: required on kubernetes, refused elsewhere; on the reference stack it must name model-canary."""
-    from chaosml.targets.kubernetes.actions import parse_selector
+    from chaosml.targets.kubernetes.actions import labels_match, parse_selector
     from chaosml.targets.kubernetes.discovery import DEFAULT_GROUPS, REFERENCE_POD_LABELS
 
     if facts.platform != "kubernetes":
@@ -353,7 +353,7 @@ def _canary_errors(p: ModelRolloutParams, facts: StackFacts) -> list[tuple[str, 
         return errors  # else not known before the run: resolved at apply (NO EFFECT when it matches nothing)
     primary = DEFAULT_GROUPS.get(p.primary, p.primary)
     hits = [d for d, labels in REFERENCE_POD_LABELS.items() if d != primary
-            and (d == p.canary if want is None else all(labels.get(k) == v for k, v in want.items()))]
+            and (d == p.canary if want is None else labels_match(labels, want))]
     if hits != ["model-canary"]:
         hint = suggest(p.canary, REFERENCE_POD_LABELS) if want is None else ""
         found = (f"it matches {', '.join(hits)}" if hits else

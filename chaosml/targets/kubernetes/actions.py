@@ -118,6 +118,11 @@ def parse_selector(selector: str) -> dict[str, str]:
     return labels
 
 
+def labels_match(labels: dict[str, str] | None, want: dict[str, str]) -> bool:
+    """Every ``want`` label is on ``labels`` with its value (an equality label selector)."""
+    return all((labels or {}).get(k) == v for k, v in want.items())
+
+
 def deployments_matching(apps: Any, namespace: str, ref: str) -> list[str]:
     """The Deployments ``ref`` names: ``k=v,...`` -> those whose pod template carries every label; else the one named ``ref``."""
     deps = apps.list_namespaced_deployment(namespace, _request_timeout=API_TIMEOUT_S).items
@@ -125,8 +130,7 @@ def deployments_matching(apps: Any, namespace: str, ref: str) -> list[str]:
         return [d.metadata.name for d in deps if d.metadata.name == ref]
     want = parse_selector(ref)
     return sorted(d.metadata.name for d in deps
-                  if all(((d.spec.template.metadata.labels if d.spec.template.metadata else None) or {}).get(k) == v
-                         for k, v in want.items()))
+                  if labels_match(d.spec.template.metadata.labels if d.spec.template.metadata else None, want))
 
 
 def deployment_selector(apps: Any, namespace: str, name: str) -> str:

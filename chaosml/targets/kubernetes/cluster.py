@@ -51,8 +51,9 @@ RECREATE_TIMEOUT_S = 120.0
 
 def _selector_changed(doc: dict[str, Any], e: Exception) -> bool:
     """The API server refused to change a Deployment's immutable ``spec.selector``."""
+    text = str(getattr(e, "body", "") or e)
     return (doc.get("kind") == "Deployment" and getattr(e, "status", None) == 422
-            and "spec.selector" in str(getattr(e, "body", "") or e) and "immutable" in str(getattr(e, "body", "") or e))
+            and "spec.selector" in text and "immutable" in text)
 
 
 def _wait_gone(res: Any, name: str, namespace: str | None, timeout_s: float) -> None:
