@@ -43,6 +43,7 @@ PHASE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("throughput_rps", "req/s"),
     ("success_ratio", "success"),
     ("error_ratio", "errors"),
+    ("invalid_ratio", "invalid"),
     ("fallback_ratio", "fallback"),
     ("latency_p50_ms", "p50"),
     ("latency_p99_ms", "p99"),
@@ -319,8 +320,9 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     return [
         Heading("SLIs per phase"),
         Para("Phases come from the recorded fault events; a request cut by a fault counts in its window (see Definitions). "
-             "Latencies are over all requests, ratios as defined in the catalogue "
-             f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
+             "Latencies are over all requests, ratios as defined in the catalogue (invalid: a 2xx whose body is not an "
+             "answer, counted in errors too; confident wrong: wrong at confidence >= "
+             f"{analysis['confidence_threshold']:g})."),
         Table(headers, tuple(rows), header_links=definition_links("phase rule", "", *(k for k, _ in PHASE_COLUMNS))),
     ]
 
