@@ -283,13 +283,13 @@ class CanaryRollout:
 
 
 def undo_kubernetes(record: dict[str, Any]) -> str:
-    """Scale the primary, then the canary, back to the recorded counts (idempotent; from the record alone)."""
-    from chaosml.targets.kubernetes import scale_from_record
+    """Scale the primary, then the canary, back to the recorded counts (idempotent; from the record alone, on one API
+    client)."""
+    from chaosml.targets.kubernetes import scale_back_from_record
 
     if record.get("canary") is None:
         return f"model-rollout (canary): nothing was scaled ({record.get('missing', 'no canary')})"
-    done = [scale_from_record({**record, "deployment": record[role], "replicas_before": record[f"{role}_before"]})
-            for role in ("primary", "canary")]
+    done = scale_back_from_record(record, [(record[role], int(record[f"{role}_before"])) for role in ("primary", "canary")])
     return f"model-rollout (canary): primary {done[0]}; canary {done[1]}"
 
 
