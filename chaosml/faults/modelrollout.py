@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from chaosml.errors import TargetError
+from chaosml.faults._victims import choose
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
     BlastRadius,
@@ -159,7 +160,7 @@ class LocalModelRollout:
         members = self.target.members(SERVICE)
         running = sorted(m.name for m in members if m.running)
         count = self.params.victim_count(len(members))
-        victims = sorted(self._rng.sample(running, min(count, len(running))))
+        victims = choose(self._rng, running, count)
         urls = self.target.replica_urls()
         path, version = ensure_variant(self.target.artifact, self.params.spec())
         record = {"service": SERVICE, "victims": victims, "replicas": len(members), "urls": {v: urls[v] for v in victims},
