@@ -327,6 +327,12 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     ]
 
 
+def _achieved(d: dict[str, Any]) -> str:
+    """The achieved share of the requested load, marked SHORT and TARGET-LIMITED as the delivery check found it."""
+    return (("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
+            + (" TARGET-LIMITED" if d.get("target_limited") else ""))
+
+
 def load_table(analysis: dict[str, Any]) -> list[Block]:
     """Requested vs achieved load per phase; a short phase's sample verdicts are inconclusive."""
     rows = [d for d in analysis.get("load_delivery") or [] if d["duration_s"] > 0 and d["phase"] != "between"]
@@ -339,10 +345,7 @@ def load_table(analysis: dict[str, Any]) -> list[Block]:
              "are inconclusive. Each user waits for its answer, so a target answering slower than the pacing holds the "
              "rate down itself (TARGET-LIMITED): that is the stack's failure, judged as measured."),
         Table(("phase", "requested req/s", "achieved req/s", "achieved"),
-              tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
-                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
-                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
-                    for d in rows),
+              tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}", _achieved(d)) for d in rows),
               tuple("fail" if d["short"] else "" for d in rows)),
     ]
 
@@ -358,9 +361,7 @@ def stage_table(analysis: dict[str, Any]) -> list[Block]:
              f"users curve of the shape; a stage below {100 * (1 - SHORTFALL_MARGIN):.0f}% of it is SHORT."),
         Table(("stage", "duration", "requested req/s", "achieved req/s", "achieved"),
               tuple((d["phase"], f"{d['duration_s']:.1f} s", f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
-                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
-                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
-                    for d in rows),
+                     _achieved(d)) for d in rows),
               tuple("fail" if d["short"] else "" for d in rows)),
     ]
 
