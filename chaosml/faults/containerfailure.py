@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from chaosml.errors import TargetError
-from chaosml.faults._victims import Mode, mode_errors, service_errors, victim_count
+from chaosml.faults._victims import Mode, choose, mode_errors, service_errors, service_replicas, victim_count
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
     BlastRadius,
@@ -34,11 +34,11 @@ from chaosml.model.faulttype import (
     FaultType,
     StackFacts,
     plural,
-    reference_replicas,
 )
 from chaosml.records import FaultEvent
 from chaosml.targets.capabilities import LedgerScope, PodContainer, PodContainers
 from chaosml.targets.kubernetes.runtime import unpause
+from chaosml.targets.supervisor import ReplicaStatus
 
 NAME = "container-failure"
 PAST = {"kill": "killed", "pause": "paused"}
@@ -50,6 +50,7 @@ POLL_S = 0.25
 class ContainerFailureParams:
     """Kill or pause the container of chosen pods in place; the kubelet restarts a killed one, probes judge a paused one."""
 
+    # service, mode, value: as _victims.Selection, not inherited so that action stays second (plan lists params in field order)
     service: str = "model"  # the app label value (reference stack) or a custom stack's service
     action: Literal["kill", "pause"] = "kill"
     mode: Mode = "one"
@@ -72,6 +73,11 @@ class KubernetesContainers(PodContainers, LedgerScope, Protocol):
     """What container-failure needs of the kubernetes target."""
 
 
+def _members(target: KubernetesContainers, p: ContainerFailureParams) -> list[ReplicaStatus]:
+    """The pods the victims are chosen among: those ``selector`` matches, else the service's."""
+    return list(target.select(p.selector) if p.selector else target.members(p.service))
+
+
 def _ref(c: dict[str, Any]) -> PodContainer:
     return PodContainer(pod=c["pod"], node=c["node"], container=c["container"], container_id=c["container_id"],
                         restarts=int(c["restarts"]), ready=bool(c["ready"]), docker_host=c["docker_host"],
@@ -92,10 +98,10 @@ class ContainerFailure:
     def undo_record(self, injection: int) -> dict[str, Any]:
         """Choose the pods now and read their containers (ID, node, runtime path); refuse a runtime no path reaches."""
         p = self.params
-        members = list(self.target.select(p.selector) if p.selector else self.target.members(p.service))
+        members = _members(self.target, p)
         running = sorted(m.name for m in members if m.running)
         count = victim_count(p.mode, p.value, len(members))
-        victims = sorted(self._rng.sample(running, min(count, len(running))))
+        victims = choose(self._rng, running, count)
         containers = self.target.pod_containers(victims, p.container) if victims else []
         paths = [self.target.container_runtime(c) for c in containers]
         record = {**self.target.ledger_scope(), "service": p.service, "selector": p.selector, "action": p.action,
@@ -188,7 +194,7 @@ def blast_radius(fault: FaultSpec, target: TargetSpec, dataset: str | None) -> B
            "paused until recovered (readiness probes take the pod out; liveness probes may restart it)")
     how += f"; {_runtime_paths(target)}"
     svc = next((s for s in target.services if s.name == p.service), None)
-    n = svc.replicas if svc is not None else reference_replicas(target.replicas).get(p.service, target.replicas)
+    n = service_replicas(target, p.service)
     selector = p.selector or f"app={p.service}"
     if p.selector or (target.stack == "custom" and svc is not None and svc.selector):
         return BlastRadius(fault.name, fault.type, None, None,
@@ -214,7 +220,7 @@ def _or_else(configured: list[str], default: str) -> str:
 def on_cluster(fault: FaultSpec, target: KubernetesContainers, nodes: list[dict[str, Any]]) -> str:
     """The pods one injection would choose among now, and the runtime path of each one's container."""
     p: ContainerFailureParams = fault.params
-    members = list(target.select(p.selector) if p.selector else target.members(p.service))
+    members = _members(target, p)
     running = sorted(m.name for m in members if m.running)
     paths: dict[str, list[str]] = {}
     for c in target.pod_containers(running, p.container) if running else []:

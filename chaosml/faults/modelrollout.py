@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from chaosml.errors import TargetError
+from chaosml.faults._victims import choose
 from chaosml.model.experiment import FaultSpec, TargetSpec
 from chaosml.model.faulttype import (
     BlastRadius,
@@ -159,7 +160,7 @@ class LocalModelRollout:
         members = self.target.members(SERVICE)
         running = sorted(m.name for m in members if m.running)
         count = self.params.victim_count(len(members))
-        victims = sorted(self._rng.sample(running, min(count, len(running))))
+        victims = choose(self._rng, running, count)
         urls = self.target.replica_urls()
         path, version = ensure_variant(self.target.artifact, self.params.spec())
         record = {"service": SERVICE, "victims": victims, "replicas": len(members), "urls": {v: urls[v] for v in victims},
@@ -283,13 +284,13 @@ class CanaryRollout:
 
 
 def undo_kubernetes(record: dict[str, Any]) -> str:
-    """Scale the primary, then the canary, back to the recorded counts (idempotent; from the record alone)."""
-    from chaosml.targets.kubernetes import scale_from_record
+    """Scale the primary, then the canary, back to the recorded counts (idempotent; from the record alone, on one API
+    client)."""
+    from chaosml.targets.kubernetes import scale_back_from_record
 
     if record.get("canary") is None:
         return f"model-rollout (canary): nothing was scaled ({record.get('missing', 'no canary')})"
-    done = [scale_from_record({**record, "deployment": record[role], "replicas_before": record[f"{role}_before"]})
-            for role in ("primary", "canary")]
+    done = scale_back_from_record(record, [(record[role], int(record[f"{role}_before"])) for role in ("primary", "canary")])
     return f"model-rollout (canary): primary {done[0]}; canary {done[1]}"
 
 

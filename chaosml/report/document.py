@@ -43,6 +43,7 @@ PHASE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("throughput_rps", "req/s"),
     ("success_ratio", "success"),
     ("error_ratio", "errors"),
+    ("invalid_ratio", "invalid"),
     ("fallback_ratio", "fallback"),
     ("latency_p50_ms", "p50"),
     ("latency_p99_ms", "p99"),
@@ -319,10 +320,17 @@ def phase_table(analysis: dict[str, Any]) -> list[Block]:
     return [
         Heading("SLIs per phase"),
         Para("Phases come from the recorded fault events; a request cut by a fault counts in its window (see Definitions). "
-             "Latencies are over all requests, ratios as defined in the catalogue "
-             f"(confident wrong: wrong at confidence >= {analysis['confidence_threshold']:g})."),
+             "Latencies are over all requests, ratios as defined in the catalogue (invalid: a 2xx whose body is not an "
+             "answer, counted in errors too; confident wrong: wrong at confidence >= "
+             f"{analysis['confidence_threshold']:g})."),
         Table(headers, tuple(rows), header_links=definition_links("phase rule", "", *(k for k, _ in PHASE_COLUMNS))),
     ]
+
+
+def _achieved(d: dict[str, Any]) -> str:
+    """The achieved share of the requested load, marked SHORT and TARGET-LIMITED as the delivery check found it."""
+    return (("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
+            + (" TARGET-LIMITED" if d.get("target_limited") else ""))
 
 
 def load_table(analysis: dict[str, Any]) -> list[Block]:
@@ -337,10 +345,7 @@ def load_table(analysis: dict[str, Any]) -> list[Block]:
              "are inconclusive. Each user waits for its answer, so a target answering slower than the pacing holds the "
              "rate down itself (TARGET-LIMITED): that is the stack's failure, judged as measured."),
         Table(("phase", "requested req/s", "achieved req/s", "achieved"),
-              tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
-                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
-                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
-                    for d in rows),
+              tuple((d["phase"], f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}", _achieved(d)) for d in rows),
               tuple("fail" if d["short"] else "" for d in rows)),
     ]
 
@@ -356,9 +361,7 @@ def stage_table(analysis: dict[str, Any]) -> list[Block]:
              f"users curve of the shape; a stage below {100 * (1 - SHORTFALL_MARGIN):.0f}% of it is SHORT."),
         Table(("stage", "duration", "requested req/s", "achieved req/s", "achieved"),
               tuple((d["phase"], f"{d['duration_s']:.1f} s", f"{d['requested_rps']:.1f}", f"{d['achieved_rps']:.1f}",
-                     ("n/a" if d["ratio"] is None else f"{100 * d['ratio']:.0f}%") + (" SHORT" if d["short"] else "")
-                     + (" TARGET-LIMITED" if d.get("target_limited") else ""))
-                    for d in rows),
+                     _achieved(d)) for d in rows),
               tuple("fail" if d["short"] else "" for d in rows)),
     ]
 

@@ -139,23 +139,47 @@ def test_a_canary_that_names_no_single_deployment_is_no_effect(canary: str, why:
     assert undo_fault("model-rollout", {**inj.undo_record(0)}) == f"model-rollout (canary): nothing was scaled ({why})"
 
 
-def test_offline_undo_scales_the_primary_back_then_the_canary(monkeypatch: pytest.MonkeyPatch) -> None:
-    import chaosml.targets.kubernetes as k8s
+class FakeApiClient:
+    """Stands for the kubernetes ApiClient an offline undo opens from the record: counts the ones opened, and closed."""
 
-    done: list[tuple[str, int]] = []
+    opened: list[FakeApiClient] = []
 
-    def scale_from_record(record: dict[str, Any]) -> str:
-        done.append((record["deployment"], record["replicas_before"]))
-        return f"deployment ns/{record['deployment']} scaled back to {record['replicas_before']}"
+    def __init__(self) -> None:
+        self.closed = False
+        FakeApiClient.opened.append(self)
 
-    monkeypatch.setattr(k8s, "scale_from_record", scale_from_record)
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_offline_undo_scales_the_primary_back_then_the_canary_on_one_api_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # review: the undo opened one API client per Deployment (two for one record); one now, closed after.
+    import chaosml.targets.kubernetes.undo as k8s_undo
+
     cluster = Cluster()
+    used: list[Any] = []
+
+    def scale_deployment(apps: Any, namespace: str, name: str, replicas: int) -> int:
+        used.append((apps.api_client, namespace))
+        return cluster.scale(name, replicas)
+
+    monkeypatch.setattr(FakeApiClient, "opened", [])
+    monkeypatch.setattr(k8s_undo, "client_from_record", lambda record: FakeApiClient())
+    monkeypatch.setattr(k8s_undo, "scale_deployment", scale_deployment)
     inj = make_injector(_spec(canary="model-canary", replicas=1), cluster, FaultContext())
     record = inj.undo_record(0)
     inj.apply(0)
-    assert undo_fault("model-rollout", record) == ("model-rollout (canary): primary deployment ns/model scaled back to 3; "
-                                                   "canary deployment ns/model-canary scaled back to 0")
-    assert done == [("model", 3), ("model-canary", 0)]
+    cluster.calls.clear()
+    assert undo_fault("model-rollout", record) == ("model-rollout (canary): primary deployment ns/model scaled back from 2 "
+                                                   "to 3 replica(s); canary deployment ns/model-canary scaled back from 1 "
+                                                   "to 0 replica(s)")
+    assert cluster.calls == [("model", 3), ("model-canary", 0)]  # the primary first
+    (api,) = FakeApiClient.opened
+    assert api.closed and used == [(api, "ns"), (api, "ns")]
+    # idempotent: a second undo finds both at their counts, on one (closed) client again
+    assert undo_fault("model-rollout", record) == ("model-rollout (canary): primary deployment ns/model already at 3 "
+                                                   "replica(s); canary deployment ns/model-canary already at 0 replica(s)")
+    assert len(FakeApiClient.opened) == 2 and all(a.closed for a in FakeApiClient.opened)
 
 
 def _facts(platform: str, stack: str = "reference") -> StackFacts:

@@ -20,6 +20,7 @@ from chaosml.targets.kubernetes.target import KubernetesTarget
 from chaosml.targets.kubernetes.undo import (
     client_from_record,
     pod_exec_from_record,
+    scale_back_from_record,
     scale_from_record,
     undo_target,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "kubeconfig_facts",
     "new_api_client",
     "pod_exec_from_record",
+    "scale_back_from_record",
     "scale_from_record",
     "undo_target",
 ]

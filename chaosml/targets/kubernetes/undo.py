@@ -28,26 +28,43 @@ def client_from_record(record: dict[str, Any]) -> Any:
     return new_api_client(facts["kubeconfig"], record["context"])
 
 
-def scale_from_record(record: dict[str, Any]) -> str:
-    """Scale ``record["deployment"]`` back to ``record["replicas_before"]`` (idempotent); used by offline undoers."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
+@contextmanager
+def _api_from_record(record: dict[str, Any]) -> Iterator[Any]:
+    """One ApiClient for the record's cluster (see :func:`client_from_record`), closed when the block ends."""
     api = client_from_record(record)
     try:
-        apps = client.AppsV1Api(api)
-        ns, name, want = record["namespace"], record["deployment"], int(record["replicas_before"])
-        try:
-            now = scale_deployment(apps, ns, name, want)
-        except ApiException as e:
-            if e.status == 404:
-                return f"deployment {ns}/{name} no longer exists: nothing to scale back"
-            raise
-        if now == want:
-            return f"deployment {ns}/{name} already at {want} replica(s)"
-        return f"deployment {ns}/{name} scaled back from {now} to {want} replica(s)"
+        yield api
     finally:
         api.close()
+
+
+def scale_back_from_record(record: dict[str, Any], deployments: list[tuple[str, int]]) -> list[str]:
+    """Scale each ``(deployment, replicas_before)`` back, in order, in the record's namespace on one API client
+    (idempotent); what each one did. Used by offline undoers."""
+    from kubernetes import client
+
+    with _api_from_record(record) as api:
+        apps = client.AppsV1Api(api)
+        return [_scale_back(apps, record["namespace"], name, want) for name, want in deployments]
+
+
+def _scale_back(apps: Any, ns: str, name: str, want: int) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        now = scale_deployment(apps, ns, name, want)
+    except ApiException as e:
+        if e.status == 404:
+            return f"deployment {ns}/{name} no longer exists: nothing to scale back"
+        raise
+    if now == want:
+        return f"deployment {ns}/{name} already at {want} replica(s)"
+    return f"deployment {ns}/{name} scaled back from {now} to {want} replica(s)"
+
+
+def scale_from_record(record: dict[str, Any]) -> str:
+    """Scale ``record["deployment"]`` back to ``record["replicas_before"]`` (idempotent); used by offline undoers."""
+    return scale_back_from_record(record, [(record["deployment"], int(record["replicas_before"]))])[0]
 
 
 @contextmanager
@@ -56,12 +73,9 @@ def pod_exec_from_record(record: dict[str, Any]) -> Iterator[Callable[[str, list
     record's cluster only; used by offline undoers that act inside pods."""
     from kubernetes import client
 
-    api = client_from_record(record)
-    try:
+    with _api_from_record(record) as api:
         core = client.CoreV1Api(api)
         yield lambda pod, argv: exec_in_pod(core, record["namespace"], pod, argv, record.get("container"))
-    finally:
-        api.close()
 
 
 @target_undoer("kubernetes")
