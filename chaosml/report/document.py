@@ -54,6 +54,8 @@ PHASE_COLUMNS: tuple[tuple[str, str], ...] = (
 COHORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("requests", "requests"),
     ("success_ratio", "success"),
+    ("error_ratio", "errors"),
+    ("invalid_ratio", "invalid"),
     ("fallback_ratio", "fallback"),
     ("rejected_ratio", "rejected"),
     ("latency_p99_ms", "p99"),

@@ -60,3 +60,22 @@ def test_the_phase_table_shows_the_invalid_share_per_phase(tmp_path: Path) -> No
     anchor = definition_anchor("invalid_ratio")
     assert f"[invalid](#{anchor})" in (tmp_path / "report.md").read_text()
     assert anchor in anchors and f'<tr id="{anchor}">' in (tmp_path / "report.html").read_text()
+
+
+def test_the_cohort_table_shows_errors_and_the_invalid_share_per_cohort(tmp_path: Path) -> None:
+    _write_run_with_invalid_answers(tmp_path)
+    df = pd.read_csv(tmp_path / "samples.csv", keep_default_na=False, dtype=str)
+    render_report(tmp_path, experiment=experiment_model())
+    md = (tmp_path / "report.md").read_text()
+    table = md.split("## Per cohort")[1].split("\n## ")[0]
+    lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+    headers = [re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", h.strip()) for h in lines[0].strip("|").split("|")]
+    rows = {(r["cohort"], r["phase"]): r for r in
+            (dict(zip(headers, [c.strip() for c in ln.strip("|").split("|")], strict=True)) for ln in lines[2:])}
+    for cohort in ("clean", "out-of-range"):
+        mine = df[df["cohort"] == cohort]
+        invalid = int((mine["outcome"] == "invalid").sum())
+        errors = int(mine["outcome"].isin(["error", "timeout", "invalid"]).sum())
+        assert invalid > 0
+        assert rows[(cohort, "all")]["invalid"] == f"{100 * invalid / len(mine):.2f}%", cohort
+        assert rows[(cohort, "all")]["errors"] == f"{100 * errors / len(mine):.2f}%", cohort
