@@ -94,11 +94,14 @@ async def _serve(server: ProxyServer) -> int:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     print(f"chaosml proxy API listening on {server.url}", flush=True)
-    server.api_lost.add_done_callback(lambda _lost: stop.set())
+    stopping = loop.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait(
+            {stopping, server.api_lost}, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
-        api_died = server.api_lost.done()  # before stop() closes the control socket
+        stopping.cancel()
+        api_died = not stop.is_set()
         await server.stop()
     if api_died:
         print("chaosml proxy: the API process ended; stopping", file=sys.stderr)

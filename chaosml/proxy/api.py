@@ -1,4 +1,4 @@
-"""The fault proxy's REST API: an aiohttp app sending each operation to the proxies' loop; run by ProxyServer in a thread or a child process.
+"""The fault proxy's REST API over HTTP: an aiohttp app that runs each operation on the proxies' loop through the control socket; started by ProxyServer in a thread, or in its own process for ``python -m chaosml.proxy``.
 
 Each handler reads and parses its request here, then sends one operation to the
 proxies' loop (ProxyServer's, where every connection lives; chaosml.proxy.control runs

@@ -10,24 +10,13 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from proxy_support import HOST, connect, round_trip
+from proxy_support import connect, round_trip
 
 from chaosml.proxy import client
 from chaosml.proxy.apierrors import MAX_BODY_BYTES
-from chaosml.proxy.server import ProxyServer, ServerThread
-
-
-@pytest.fixture(params=["api-thread", "api-process"])
-def proxy_server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
-    """Both ways of serving the API: a thread (embedded use) and a child process (the CLI)."""
-    server = ProxyServer(HOST, 0, api_process=request.param == "api-process")
-    handle = server.start_in_thread(timeout_s=40.0)
-    yield handle
-    handle.stop()
 
 
 def send(
