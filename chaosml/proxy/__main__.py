@@ -1,8 +1,4 @@
-"""``python -m chaosml.proxy`` and ``chaosml proxy``: run the fault proxy and its Toxiproxy-compatible API until SIGINT/SIGTERM.
-
-The API is served by a child process (chaosml.proxy.api) that ends with this one: on a
-clean stop, and also when this one is killed (its control socket closes).
-"""
+"""``python -m chaosml.proxy`` and ``chaosml proxy``: run the fault proxy and its Toxiproxy-compatible API until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,6 +13,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chaosml.proxy.server import ProxyServer
+
+#: The GIL switch interval while serving (Python's default: 5 ms). The API thread waits for
+#: the GIL held by the busy data thread several times per call; at 0.5 ms the REST API's
+#: median under toxic churn with 200 busy connections fell from 12.9 to 9.7 ms (5 of 5
+#: interleaved pairs, load 6-7 on 2 cores) with no loss of proxied throughput.
+SWITCH_INTERVAL_S = 0.0005
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The proxy's options; shared by ``python -m chaosml.proxy`` and the ``chaosml proxy`` subcommand."""
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 4 for a bad option or config, 3 when the API cannot listen or its process died."""
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 4 for a bad option or config, 3 when the API cannot listen."""
     from chaosml.proxy.server import ApiError, ProxyServer  # aiohttp: only when serving, not to build `chaosml --help`
 
     logging.basicConfig(
@@ -67,14 +70,11 @@ def run(args: argparse.Namespace) -> int:
             )
             return 4
         loop_factory = uvloop.new_event_loop
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(
-                _serve(
-                    ProxyServer(
-                        args.host, args.port, config=args.config, api_process=True
-                    )
-                )
+                _serve(ProxyServer(args.host, args.port, config=args.config))
             )
     except ApiError as exc:
         print(f"chaosml proxy: {exc.message}", file=sys.stderr)
@@ -94,18 +94,10 @@ async def _serve(server: ProxyServer) -> int:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     print(f"chaosml proxy API listening on {server.url}", flush=True)
-    stopping = loop.create_task(stop.wait())
     try:
-        await asyncio.wait(
-            {stopping, server.api_lost}, return_when=asyncio.FIRST_COMPLETED
-        )
+        await stop.wait()
     finally:
-        stopping.cancel()
-        api_died = not stop.is_set()
         await server.stop()
-    if api_died:
-        print("chaosml proxy: the API process ended; stopping", file=sys.stderr)
-        return 3
     return 0
 
 

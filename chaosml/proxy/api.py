@@ -1,145 +1,77 @@
-"""The fault proxy's REST API over HTTP: an aiohttp app that runs each operation on the proxies' loop through the control socket; started by ProxyServer in a thread, or in its own process for ``python -m chaosml.proxy``.
+"""The fault proxy's REST API over HTTP: an aiohttp app on its own thread and event loop; started by ProxyServer.
 
-Each handler reads and parses its request here, then sends one operation to the
-proxies' loop (ProxyServer's, where every connection lives; chaosml.proxy.control runs
-it there) and renders what comes back. So a data path busy with hundreds of
-connections delays an API call by one turn of that loop, not by the several turns an
-HTTP exchange takes; GET /version never leaves this side. In its own process this side
-shares no GIL with the data path and gets a CPU of its own as soon as a request comes
-in. Changes are serialized by one lock, like Toxiproxy's collection locks. The frontend
-stops when the control socket closes: when the server stops, or its process dies.
-Routes, bodies and error shapes: see chaosml.proxy.server.
+Each handler reads and parses its request on the API loop, then runs one operation
+on the proxies' loop (ProxyServer's, where every connection lives) and renders what
+it returns. So a data path busy with hundreds of connections delays an API call by
+one turn of that loop, not by the several turns an HTTP exchange takes; GET /version
+never leaves the API loop. Changes are serialized by one lock, like Toxiproxy's
+collection locks. Routes, bodies and error shapes: see chaosml.proxy.server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import concurrent.futures
 import json
-import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from chaosml.proxy.apierrors import MAX_BODY_BYTES, VERSION, ApiError, parse_json
-from chaosml.proxy.control import READY, frame, unframe
+from chaosml.proxy.apierrors import (
+    MAX_BODY_BYTES,
+    VERSION,
+    ApiError,
+    PopulateError,
+    ProxyOperations,
+    parse_json,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
 
+T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 2.0  # in-flight requests get this long when the server stops
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # on the API process's sys.path
 
 
-def start_frontend(
-    listen: socket.socket, channel: socket.socket, *, process: bool
-) -> Callable[[float], None]:
-    """Serve the API on ``listen``, talking to the proxies' loop over ``channel``.
+class ApiThread:
+    """Serves ``server``'s API from a daemon thread; operations hop to ``data_loop``."""
 
-    In a daemon thread, or (``process``) in a child ``python -m chaosml.proxy.api`` that
-    gets both sockets (the caller's copies are closed here). Returns a blocking wait
-    for its end, which comes once the other end of ``channel`` is closed.
-    """
-    if not process:
-        thread = threading.Thread(
-            target=serve, args=(listen, channel), name="chaosml-proxy-api", daemon=True
-        )
-        thread.start()
-        return thread.join
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    paths = [str(_PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "chaosml.proxy.api",
-             str(listen.fileno()), str(channel.fileno()), level],
-            pass_fds=(listen.fileno(), channel.fileno()),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
-        )
-    finally:
-        listen.close()
-        channel.close()
-
-    def wait(timeout_s: float) -> None:
-        try:
-            child.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(timeout_s)
-
-    return wait
-
-
-def serve(listen: socket.socket, channel: socket.socket) -> None:
-    """The frontend's whole life: serve until ``channel`` closes."""
-    asyncio.run(ApiFrontend().serve(listen, channel))
-
-
-class Channel(asyncio.Protocol):
-    """The frontend's end of the control socket: numbered requests out, answers matched back."""
-
-    def __init__(self) -> None:
-        self.closed = asyncio.Event()
-        self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._pending: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
-        self._ids = itertools.count(READY + 1)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        for ident, ok, result in unframe(self._buffer):
-            future = self._pending.pop(ident, None)
-            if future is not None and not future.done():
-                future.set_result((ok, result))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(ConnectionError("the proxies' loop has stopped"))
-        self._pending.clear()
-        self.closed.set()
-
-    def send(self, ident: int, op: str, args: tuple[Any, ...]) -> None:
-        if self._transport is None or self._transport.is_closing():
-            raise ConnectionError("the proxies' loop has stopped")
-        self._transport.write(frame((ident, op, args)))
-
-    async def call(self, op: str, *args: Any) -> Any:
-        """Run ``op`` on the proxies' loop; its result, or its ApiError raised here."""
-        ident = next(self._ids)
-        future = asyncio.get_running_loop().create_future()
-        self.send(ident, op, args)
-        self._pending[ident] = future
-        ok, result = await future
-        if not ok:
-            raise ApiError(*result)
-        return result
-
-
-class ApiFrontend:
-    """The aiohttp app; each handler is one operation on the proxies' loop."""
-
-    def __init__(self) -> None:
-        self._channel = Channel()
+    def __init__(
+        self, server: ProxyOperations, data_loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.server = server
+        self.data_loop = data_loop
+        self._started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
-
-    async def serve(self, listen: socket.socket, channel: socket.socket) -> None:
-        self._lock = asyncio.Lock()
-        await asyncio.get_running_loop().create_unix_connection(
-            lambda: self._channel, sock=channel
+        self._thread = threading.Thread(
+            target=self._main, name="chaosml-proxy-api", daemon=True
         )
+        self._address = ("", 0)
+
+    def start(self, host: str, port: int) -> concurrent.futures.Future[int]:
+        """Start serving; the future holds the bound port (or the bind error)."""
+        self._address = (host, port)
+        self._thread.start()
+        return self._started
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop serving and wait for the thread (blocking: call it from a worker thread)."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and self._thread.is_alive():
+            loop.call_soon_threadsafe(stop.set)
+        self._thread.join(timeout_s)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
         app = web.Application(
             middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES
         )
@@ -152,11 +84,35 @@ class ApiFrontend:
         )
         await runner.setup()
         try:
-            await web.SockSite(runner, listen).start()
-            self._channel.send(READY, "ready", ())
-            await self._channel.closed.wait()
+            await web.TCPSite(runner, *self._address).start()
+        except OSError as exc:
+            await runner.cleanup()
+            self._started.set_exception(exc)
+            return
+        self._started.set_result(runner.addresses[0][1])
+        try:
+            await self._stop.wait()
         finally:
             await runner.cleanup()
+
+    # -- running operations on the proxies' loop ----------------------------------------
+    async def _now(self, op: Callable[[], T]) -> T:
+        """Run a plain function on the data loop in its next turn."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(op())
+            except Exception as exc:  # noqa: BLE001 - re-raised in the handler
+                done.set_exception(exc)
+
+        self.data_loop.call_soon_threadsafe(run)
+        return await asyncio.wrap_future(done)
+
+    async def _on_data(self, op: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a coroutine (one that must await, e.g. to bind a listener) on the data loop."""
+        future = asyncio.run_coroutine_threadsafe(op(), self.data_loop)
+        return await asyncio.wrap_future(future)
 
     # -- HTTP -----------------------------------------------------------------------
     @web.middleware
@@ -215,54 +171,96 @@ class ApiFrontend:
         )
 
     async def _h_reset(self, request: web.Request) -> web.Response:
-        await self._channel.call("reset")
+        await self._on_data(self.server.reset)
         return web.Response(status=204)
 
     async def _h_proxies(self, request: web.Request) -> web.Response:
-        return _json(await self._channel.call("proxies"))
+        proxies = self.server.proxies
+        return _json(
+            await self._now(lambda: {n: p.to_json() for n, p in proxies.items()})
+        )
 
     async def _h_create(self, request: web.Request) -> web.Response:
         body = parse_json(await request.read())
-        return _json(await self._channel.call("create", body), 201)
+
+        async def create() -> dict[str, Any]:
+            return (await self.server.create_proxy(body)).to_json()
+
+        return _json(await self._on_data(create), 201)
 
     async def _h_populate(self, request: web.Request) -> web.Response:
         try:
             body = parse_json(await request.read())
         except ApiError as exc:
             return _json({**exc.to_json(), "proxies": None}, exc.status)
-        status, result = await self._channel.call("populate", body)
+
+        async def populate() -> tuple[int, dict[str, Any]]:
+            try:
+                proxies = await self.server.populate(body)
+            except (
+                ApiError
+            ) as exc:  # upstream: {"error", "status", "proxies"}; null if none
+                applied = exc.proxies if isinstance(exc, PopulateError) else []
+                return exc.status, {
+                    **exc.to_json(),
+                    "proxies": [p.to_json() for p in applied] or None,
+                }
+            # Go marshals the empty result slice as null.
+            return 201, {"proxies": [p.to_json() for p in proxies] or None}
+
+        status, result = await self._on_data(populate)
         return _json(result, status)
 
     async def _h_show(self, request: web.Request) -> web.Response:
-        return _json(await self._channel.call("show", request.match_info["proxy"]))
+        name = request.match_info["proxy"]
+        return _json(await self._now(lambda: self.server.get_proxy(name).to_json()))
 
     async def _h_update(self, request: web.Request) -> web.Response:
         name, raw = request.match_info["proxy"], await request.read()
-        return _json(await self._channel.call("update", name, raw))
+
+        async def update() -> dict[str, Any]:
+            self.server.get_proxy(name)  # 404 before 400, as upstream
+            return (await self.server.update_proxy(name, parse_json(raw))).to_json()
+
+        return _json(await self._on_data(update))
 
     async def _h_delete(self, request: web.Request) -> web.Response:
-        await self._channel.call("delete", request.match_info["proxy"])
+        name = request.match_info["proxy"]
+        await self._on_data(lambda: self.server.delete_proxy(name))
         return web.Response(status=204)
 
     async def _h_toxics(self, request: web.Request) -> web.Response:
-        return _json(await self._channel.call("toxics", request.match_info["proxy"]))
+        name = request.match_info["proxy"]
+        return _json(await self._now(lambda: self.server.get_proxy(name).toxic_list()))
 
     async def _h_toxic_create(self, request: web.Request) -> web.Response:
         name, raw = request.match_info["proxy"], await request.read()
-        return _json(await self._channel.call("toxic_create", name, raw))
+
+        def add() -> dict[str, Any]:
+            self.server.get_proxy(name)  # 404 before 400, as upstream
+            return self.server.add_toxic(name, parse_json(raw)).to_json()
+
+        return _json(await self._now(add))
 
     async def _h_toxic_show(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
-        return _json(await self._channel.call("toxic_show", proxy, toxic))
+        return _json(
+            await self._now(lambda: self.server.get_toxic(proxy, toxic).to_json())
+        )
 
     async def _h_toxic_update(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
         raw = await request.read()
-        return _json(await self._channel.call("toxic_update", proxy, toxic, raw))
+
+        def update() -> dict[str, Any]:
+            self.server.get_toxic(proxy, toxic)  # 404 before 400, as upstream
+            return self.server.update_toxic(proxy, toxic, parse_json(raw)).to_json()
+
+        return _json(await self._now(update))
 
     async def _h_toxic_delete(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
-        await self._channel.call("toxic_delete", proxy, toxic)
+        await self._now(lambda: self.server.remove_toxic(proxy, toxic))
         return web.Response(status=204)
 
 
@@ -282,16 +280,3 @@ def _error(exc: ApiError) -> web.Response:
         status=exc.status,
         content_type="application/json",
     )
-
-
-def main(argv: list[str]) -> int:
-    """``python -m chaosml.proxy.api LISTEN_FD CHANNEL_FD LEVEL``: the API process (start_frontend)."""
-    listen_fd, channel_fd, level = argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us (channel EOF)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    serve(socket.socket(fileno=int(listen_fd)), socket.socket(fileno=int(channel_fd)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,5 +1,5 @@
 """The fault proxy API's shared vocabulary: version, body bound, errors in Toxiproxy's shape, JSON bodies, and what
-the API needs of the server (typed protocols); used by server.py, control.py and api.py, so that none imports server.py back."""
+the HTTP layer needs of the server (typed protocols); used by server.py and api.py, so that neither imports the other back."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class RenderedProxy(Rendered, Protocol):
 
 
 class ProxyOperations(Protocol):
-    """What the control socket's loop end (control.py) calls on the server (server.ProxyServer); each runs on the proxies' loop."""
+    """What the HTTP layer (api.py) calls on the server (server.ProxyServer); each runs on the proxies' loop."""
 
     @property
     def proxies(self) -> Mapping[str, Rendered]: ...

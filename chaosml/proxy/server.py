@@ -47,14 +47,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from chaosml.proxy import sockets
-from chaosml.proxy.api import start_frontend
+from chaosml.proxy.api import ApiThread
 from chaosml.proxy.apierrors import (
     ApiError,
     PopulateError,
     bad_body,
     missing,
 )
-from chaosml.proxy.control import Control
 from chaosml.proxy.link import STREAMS, Connection, Endpoint, Link, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
@@ -67,7 +66,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:0"
 DIAL_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-API_START_TIMEOUT_S = 30.0  # the API process imports aiohttp: seconds on a loaded machine
 
 
 PROXY_NOT_FOUND = ("proxy not found", 404)
@@ -317,38 +315,23 @@ def _toxicity(value: Any, name: str) -> float:
 
 
 class ProxyServer:
-    """Owns every proxy and serves the REST API (chaosml.proxy.api, in a thread or its own process).
+    """Owns every proxy and serves the REST API (chaosml.proxy.api, on its own thread).
 
     All proxy state lives on the loop that ran ``start``; its operations run there.
-    ``api_process``: serve the API from a child process (``python -m chaosml.proxy``
-    does) so that it shares no GIL with the data path; it ends with this one.
     """
 
     def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 8474,
-        *,
-        config: Path | None = None,
-        api_process: bool = False,
+        self, host: str = "127.0.0.1", port: int = 8474, *, config: Path | None = None
     ):
         self.host = host
         self.port = port
         self.config = config
-        self.api_process = api_process
         self.proxies: dict[str, Proxy] = {}
-        self._control: Control | None = None
-        self._frontend: Callable[[float], None] | None = None
+        self._api: ApiThread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{join_address(self.host, self.port)}"
-
-    @property
-    def api_lost(self) -> asyncio.Future[None]:
-        """Done once the API frontend has gone (stopped, or its process died)."""
-        assert self._control is not None, "not started"
-        return self._control.lost
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -359,33 +342,20 @@ class ProxyServer:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ApiError(f"config {self.config}: {exc}", 400) from exc
             await self.populate(data)
+        api = ApiThread(self, asyncio.get_running_loop())
         try:
-            await self._start_api()
-        except (OSError, TimeoutError):
-            await self.stop()
+            self.port = await asyncio.wrap_future(api.start(self.host, self.port))
+        except OSError:
+            await asyncio.to_thread(api.stop, STOP_TIMEOUT_S)
+            await self._stop_proxies()
             raise
+        self._api = api
         log.info("chaosml proxy API on %s", self.url)
 
-    async def _start_api(self) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        listen = socket.create_server((self.host, self.port), family=family)
-        self.port = listen.getsockname()[1]
-        ours, theirs = socket.socketpair()
-        self._control = control = Control(self)
-        await asyncio.get_running_loop().create_unix_connection(
-            lambda: control, sock=ours
-        )
-        self._frontend = start_frontend(listen, theirs, process=self.api_process)
-        async with asyncio.timeout(API_START_TIMEOUT_S):
-            await asyncio.shield(control.ready)
-
     async def stop(self) -> None:
-        control, self._control = self._control, None
-        frontend, self._frontend = self._frontend, None
-        if control is not None:
-            control.close()
-        if frontend is not None:
-            await asyncio.to_thread(frontend, STOP_TIMEOUT_S)
+        api, self._api = self._api, None
+        if api is not None:
+            await asyncio.to_thread(api.stop, STOP_TIMEOUT_S)
         await self._stop_proxies()
 
     async def _stop_proxies(self) -> None:
