@@ -3,9 +3,11 @@
 Each handler reads and parses its request on the API loop, then runs one operation
 on the proxies' loop (ProxyServer's, where every connection lives) and renders what
 it returns. So a data path busy with hundreds of connections delays an API call by
-one turn of that loop, not by the several turns an HTTP exchange takes; GET /version
-never leaves the API loop. Changes are serialized by one lock, like Toxiproxy's
-collection locks. Routes, bodies and error shapes: see chaosml.proxy.server.
+one turn of that loop, not by the several turns an HTTP exchange takes. Toxic changes
+and GET /version never leave the API thread: a change is registered here and each
+link applies it before its next read (chaosml.proxy.link.ChangeLog). Changes are
+serialized by one lock, like Toxiproxy's collection locks. Routes, bodies and error
+shapes: see chaosml.proxy.server.
 """
 
 from __future__ import annotations
@@ -240,7 +242,7 @@ class ApiThread:
             self.server.get_proxy(name)  # 404 before 400, as upstream
             return self.server.add_toxic(name, parse_json(raw)).to_json()
 
-        return _json(await self._now(add))
+        return _json(add())  # here: a toxic change does not wait for the proxies' loop
 
     async def _h_toxic_show(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
@@ -256,11 +258,11 @@ class ApiThread:
             self.server.get_toxic(proxy, toxic)  # 404 before 400, as upstream
             return self.server.update_toxic(proxy, toxic, parse_json(raw)).to_json()
 
-        return _json(await self._now(update))
+        return _json(update())
 
     async def _h_toxic_delete(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
-        await self._now(lambda: self.server.remove_toxic(proxy, toxic))
+        self.server.remove_toxic(proxy, toxic)
         return web.Response(status=204)
 
 

@@ -60,7 +60,8 @@ class RenderedProxy(Rendered, Protocol):
 
 
 class ProxyOperations(Protocol):
-    """What the HTTP layer (api.py) calls on the server (server.ProxyServer); each runs on the proxies' loop."""
+    """What the HTTP layer (api.py) calls on the server (server.ProxyServer); each runs on the proxies' loop, except the
+    toxic changes (add_toxic, update_toxic, remove_toxic), which are safe on the API's thread."""
 
     @property
     def proxies(self) -> Mapping[str, Rendered]: ...

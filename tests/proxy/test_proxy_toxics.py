@@ -6,12 +6,14 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from proxy_support import TcpServer, connect, listen_port, recv_exactly, round_trip
 
 from chaosml.proxy import client
+from chaosml.proxy.server import ServerThread
 
 
 def _median_rtt(sock: socket.socket, n: int = 7) -> float:
@@ -281,3 +283,52 @@ def test_toxic_churn_on_a_busy_connection_loses_no_bytes(
             client.remove_toxic(api, "echo", name)
         reader.join(20)
     assert result == [payload]
+
+
+@contextmanager
+def proxies_loop_held(proxy_server: ServerThread) -> Iterator[None]:
+    """Block the proxies' loop (as one long turn over hundreds of busy connections does) until the block ends."""
+    busy, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        busy.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=proxy_server.run, args=(hold(), 40))
+    holder.start()
+    try:
+        assert busy.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(40)
+
+
+def test_a_toxic_change_is_answered_while_the_proxies_loop_is_busy_and_holds_for_the_next_read(
+    proxy_server: ServerThread, api: str, echo_proxy: int
+) -> None:
+    """Issue 19: the API answers a toxic change without waiting for the proxies' loop, and the
+    toxic is in effect for every byte read after the answer (as Toxiproxy's links take it first)."""
+    with connect(echo_proxy) as sock:
+        round_trip(sock)  # a live connection, on the fast path
+        with proxies_loop_held(proxy_server):
+            client.add_toxic(api, "echo", "latency", attributes={"latency": 200}, timeout=5)
+            sock.sendall(b"ping")  # sent after the answer; read once the loop is free
+            freed = time.perf_counter()
+        assert recv_exactly(sock, 4) == b"ping"
+        delayed = time.perf_counter() - freed
+        with proxies_loop_held(proxy_server):
+            client.remove_toxic(api, "echo", "latency_downstream", timeout=5)
+        assert round_trip(sock) < 0.15  # back on the fast path
+    assert delayed >= 0.19, f"echo after {delayed * 1000:.0f} ms: the toxic missed the read"
+
+
+def test_a_toxic_added_while_the_loop_is_busy_reaches_an_idle_connection(
+    proxy_server: ServerThread, api: str, echo_proxy: int
+) -> None:
+    with connect(echo_proxy) as sock:
+        round_trip(sock)
+        with proxies_loop_held(proxy_server):
+            client.add_toxic(api, "echo", "timeout", attributes={"timeout": 100}, timeout=5)
+        data, _ = _read_until_closed(sock)  # nothing sent: only the loop's sweep can start it
+    assert data == b""
