@@ -100,6 +100,11 @@ class ChangeLog:
             self.seq += 1
             self._entries.append((self.seq, stream, apply))
 
+    @property
+    def pending(self) -> int:
+        """Changes that have not reached the loop's sweep yet."""
+        return len(self._entries)
+
     def snapshot(self) -> tuple[int, dict[str, ToxicSpec]]:
         """(seq, toxics) of one moment: a new connection starts from them."""
         with self._lock:

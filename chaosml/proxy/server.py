@@ -482,6 +482,11 @@ class ProxyServer:
             await proxy.start()
             proxy.reset_toxics()
 
+    def toxics_pending(self, proxy_name: str) -> int:
+        """Toxic changes of this proxy that have not reached the proxies' loop yet (any thread)."""
+        proxy = self.proxies.get(proxy_name)
+        return 0 if proxy is None else proxy.changes.pending
+
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
         spec = self.get_proxy(proxy_name).toxics.get(toxic_name)
         if spec is None:

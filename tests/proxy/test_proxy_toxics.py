@@ -13,6 +13,7 @@ import pytest
 from proxy_support import TcpServer, connect, listen_port, recv_exactly, round_trip
 
 from chaosml.proxy import client
+from chaosml.proxy.api import MAX_CHANGES_AHEAD
 from chaosml.proxy.server import ServerThread
 
 
@@ -332,3 +333,29 @@ def test_a_toxic_added_while_the_loop_is_busy_reaches_an_idle_connection(
             client.add_toxic(api, "echo", "timeout", attributes={"timeout": 100}, timeout=5)
         data, _ = _read_until_closed(sock)  # nothing sent: only the loop's sweep can start it
     assert data == b""
+
+
+def test_toxic_changes_wait_for_the_loop_only_when_too_many_are_ahead_of_it(
+    proxy_server: ServerThread, api: str, echo_proxy: int
+) -> None:
+    """Back-pressure: changes cannot pile up faster than the proxies' loop hands them to the links."""
+    errors: list[Exception] = []
+    ahead = [f"t{i}" for i in range(MAX_CHANGES_AHEAD)]
+
+    def one_more() -> None:
+        try:
+            client.add_toxic(api, "echo", "latency", name="last", attributes={"latency": 1}, timeout=20)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with proxies_loop_held(proxy_server):
+        for name in ahead:  # answered at once, the loop held
+            client.add_toxic(api, "echo", "latency", name=name, attributes={"latency": 1}, timeout=5)
+        waiting = threading.Thread(target=one_more)
+        waiting.start()
+        waiting.join(0.5)
+        answered_while_held = not waiting.is_alive()
+    waiting.join(20)
+    assert not answered_while_held
+    assert not errors and not waiting.is_alive()
+    assert [t["name"] for t in client.toxics(api, "echo")] == [*ahead, "last"]
