@@ -217,6 +217,7 @@ class Stage:
         self.held: Chunk | None = None
         self.closed = False
         self.removing = False  # a removal is scheduled: name lookups skip this stage
+        self.receiving = False  # the toxic waits for input, holding nothing
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -251,7 +252,9 @@ class Stage:
 
     # -- Stub -----------------------------------------------------------------
     async def recv(self) -> Chunk | None:
+        self.receiving = not self.has_held
         chunk = await self.input.get()
+        self.receiving = False
         self.has_held = True
         self.held = chunk
         return chunk
@@ -494,10 +497,19 @@ class Link:
         return None
 
     def remove(self, name: str) -> None:
-        """Schedule the removal of a toxic; data keeps its order meanwhile."""
+        """Remove a toxic: now if it waits for input and no change is queued before it,
+        else scheduled; data keeps its order either way."""
         stage = self._find(name)
-        if stage is not None:
-            stage.removing = True
+        if stage is None:
+            return
+        stage.removing = True
+        if stage.receiving and not self._changes:
+            # Suspended in Channel.get, which takes nothing before it resumes: cancelled
+            # there, it drops nothing, so no turn needs to pass before the splice.
+            if stage.task is not None:
+                stage.task.cancel()
+            self._splice(stage)
+        else:
             self._change(functools.partial(self._remove, stage))
 
     def update(self, spec: ToxicSpec) -> None:
@@ -524,8 +536,11 @@ class Link:
 
     async def _remove(self, stage: Stage) -> None:
         await stage.interrupt()
-        if stage not in self.stages:
-            return
+        if stage in self.stages:
+            self._splice(stage)
+
+    def _splice(self, stage: Stage) -> None:
+        """Take a stopped stage out of the chain, handing what it held to the next."""
         i = self.stages.index(stage)
         # From here on no await: the splice is atomic for every other task.
         items = stage.handover()
