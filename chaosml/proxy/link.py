@@ -216,8 +216,7 @@ class Stage:
         self.has_held = False
         self.held: Chunk | None = None
         self.closed = False
-        self.removing = False  # a removal is scheduled: name lookups skip this stage
-        self.receiving = False  # the toxic waits for input, holding nothing
+        self.removing = False  # removed: name lookups skip this stage
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -252,9 +251,7 @@ class Stage:
 
     # -- Stub -----------------------------------------------------------------
     async def recv(self) -> Chunk | None:
-        self.receiving = not self.has_held
         chunk = await self.input.get()
-        self.receiving = False
         self.has_held = True
         self.held = chunk
         return chunk
@@ -425,7 +422,7 @@ class Link:
         self.stages: list[Stage] = []
         self.writer: asyncio.Task[None] | None = None
         self._writer_waiting = False  # the writer awaits an empty sink
-        self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
+        self._changes: set[asyncio.Task[None]] = set()  # scheduled updates
         self._changes_lock: asyncio.Lock | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -497,20 +494,21 @@ class Link:
         return None
 
     def remove(self, name: str) -> None:
-        """Remove a toxic: now if it waits for input and no change is queued before it,
-        else scheduled; data keeps its order either way."""
+        """Take a toxic out of the chain now; data keeps its order.
+
+        Its task is suspended at an await (this runs on the same loop), where the stage's
+        held chunk and the toxic's state are whole, and nothing is taken or put before
+        it resumes (Channel.get and put move items only then); cancelled there, it hands
+        everything on in the splice, so no turn has to pass first (an update of the same
+        stage queued before finds it gone and does nothing).
+        """
         stage = self._find(name)
         if stage is None:
             return
         stage.removing = True
-        if stage.receiving and not self._changes:
-            # Suspended in Channel.get, which takes nothing before it resumes: cancelled
-            # there, it drops nothing, so no turn needs to pass before the splice.
-            if stage.task is not None:
-                stage.task.cancel()
-            self._splice(stage)
-        else:
-            self._change(functools.partial(self._remove, stage))
+        if stage.task is not None:
+            stage.task.cancel()
+        self._splice(stage)
 
     def update(self, spec: ToxicSpec) -> None:
         """Schedule a restart of the toxic ``spec.name`` with new attributes."""
@@ -534,11 +532,6 @@ class Link:
         async with self._changes_lock:
             await change()
 
-    async def _remove(self, stage: Stage) -> None:
-        await stage.interrupt()
-        if stage in self.stages:
-            self._splice(stage)
-
     def _splice(self, stage: Stage) -> None:
         """Take a stopped stage out of the chain, handing what it held to the next."""
         i = self.stages.index(stage)
@@ -560,7 +553,7 @@ class Link:
     async def _update(self, stage: Stage, spec: ToxicSpec) -> None:
         await stage.interrupt()
         if stage.removing or stage not in self.stages:
-            return  # its removal (scheduled after this) forwards what it holds
+            return  # removed meanwhile: the splice handed on what it held
         stage.spec = spec
         if stage.closed or self.conn.closing:
             return

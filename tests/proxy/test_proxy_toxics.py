@@ -362,7 +362,7 @@ def test_toxic_changes_wait_for_the_loop_only_when_too_many_are_ahead_of_it(
     assert [t["name"] for t in client.toxics(api, "echo")] == [*ahead, "last"]
 
 
-def test_removing_an_idle_toxic_takes_it_out_of_the_chain_at_once(
+def test_removing_a_toxic_takes_it_out_of_the_chain_at_once(
     proxy_server: ServerThread, api: str, echo_proxy: int
 ) -> None:
     """Issue 19: removals were one task each, serialized per link and 2-3 loop turns long, so
@@ -375,7 +375,7 @@ def test_removing_an_idle_toxic_takes_it_out_of_the_chain_at_once(
 
     client.add_toxic(api, "echo", "latency", attributes={"latency": 1})
     with connect(echo_proxy) as sock:
-        round_trip(sock)  # the toxic's stage is back waiting for input
+        round_trip(sock)
         with proxies_loop_held(proxy_server):
             client.remove_toxic(api, "echo", "latency_downstream")
             assert proxy_server._loop is not None
