@@ -3,11 +3,9 @@
 Each handler reads and parses its request on the API loop, then runs one operation
 on the proxies' loop (ProxyServer's, where every connection lives) and renders what
 it returns. So a data path busy with hundreds of connections delays an API call by
-one turn of that loop, not by the several turns an HTTP exchange takes. Toxic changes
-and GET /version never leave the API thread: a change is registered here and each
-link applies it before its next read (chaosml.proxy.link.ChangeLog). Changes are
-serialized by one lock, like Toxiproxy's collection locks. Routes, bodies and error
-shapes: see chaosml.proxy.server.
+one turn of that loop, not by the several turns an HTTP exchange takes; GET /version
+never leaves the API loop. Changes are serialized by one lock, like Toxiproxy's
+collection locks. Routes, bodies and error shapes: see chaosml.proxy.server.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 2.0  # in-flight requests get this long when the server stops
-MAX_CHANGES_AHEAD = 4  # toxic changes answered before the proxies' loop has taken them
 
 
 class ApiThread:
@@ -111,17 +108,6 @@ class ApiThread:
 
         self.data_loop.call_soon_threadsafe(run)
         return await asyncio.wrap_future(done)
-
-    async def _toxic_change(self, proxy_name: str, change: Callable[[], T]) -> T:
-        """Run a toxic change here, at once: the links take it before their next read.
-
-        Only while MAX_CHANGES_AHEAD of this proxy's changes have not reached the
-        proxies' loop does it wait one turn of that loop first, so changes cannot pile
-        up faster than the links take them (the back-pressure a wait per change gave).
-        """
-        if self.server.toxics_pending(proxy_name) >= MAX_CHANGES_AHEAD:
-            await self._now(lambda: None)
-        return change()
 
     async def _on_data(self, op: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run a coroutine (one that must await, e.g. to bind a listener) on the data loop."""
@@ -254,7 +240,7 @@ class ApiThread:
             self.server.get_proxy(name)  # 404 before 400, as upstream
             return self.server.add_toxic(name, parse_json(raw)).to_json()
 
-        return _json(await self._toxic_change(name, add))
+        return _json(await self._now(add))
 
     async def _h_toxic_show(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
@@ -270,11 +256,11 @@ class ApiThread:
             self.server.get_toxic(proxy, toxic)  # 404 before 400, as upstream
             return self.server.update_toxic(proxy, toxic, parse_json(raw)).to_json()
 
-        return _json(await self._toxic_change(proxy, update))
+        return _json(await self._now(update))
 
     async def _h_toxic_delete(self, request: web.Request) -> web.Response:
         proxy, toxic = request.match_info["proxy"], request.match_info["toxic"]
-        await self._toxic_change(proxy, lambda: self.server.remove_toxic(proxy, toxic))
+        await self._now(lambda: self.server.remove_toxic(proxy, toxic))
         return web.Response(status=204)
 
 

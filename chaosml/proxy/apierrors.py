@@ -60,8 +60,7 @@ class RenderedProxy(Rendered, Protocol):
 
 
 class ProxyOperations(Protocol):
-    """What the HTTP layer (api.py) calls on the server (server.ProxyServer); each runs on the proxies' loop, except the
-    toxic changes (add_toxic, update_toxic, remove_toxic), which are safe on the API's thread."""
+    """What the HTTP layer (api.py) calls on the server (server.ProxyServer); each runs on the proxies' loop."""
 
     @property
     def proxies(self) -> Mapping[str, Rendered]: ...
@@ -77,8 +76,6 @@ class ProxyOperations(Protocol):
     async def update_proxy(self, name: str, body: Any) -> Rendered: ...
 
     async def delete_proxy(self, name: str) -> None: ...
-
-    def toxics_pending(self, proxy_name: str) -> int: ...
 
     def get_toxic(self, proxy_name: str, toxic_name: str) -> Rendered: ...
 

@@ -14,12 +14,9 @@ into the peer. Bytes already written stay ahead of the chain's, so nothing is
 reordered. When the last toxic is removed, the writer flushes what the chain still
 holds and then hands the link back to the fast path.
 
-Toxic changes come through the proxy's ChangeLog, possibly from the API's thread: a
-link applies the ones it has not seen before it handles its next read, and idle links
-get them in the loop's next turn. Toxics are appended at the end of a live chain;
-removing or updating one cancels its stage and hands the chunk it held, plus its
-queued input, to the next stage, so no byte is lost or reordered (except by toxics
-whose job is to lose them).
+Toxics are appended at the end of a live chain; removing or updating one cancels
+its stage and hands the chunk it held, plus its queued input, to the next stage,
+so no byte is lost or reordered (except by toxics whose job is to lose them).
 When either link ends, its destination socket is closed; the other link then
 reads end-of-stream and closes too, as upstream does (no TCP half-close).
 """
@@ -33,7 +30,6 @@ import logging
 import random
 import socket
 import struct
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -72,52 +68,6 @@ class ToxicSpec:
             "stream": self.stream,
             "toxicity": self.toxicity,
         }
-
-
-class ChangeLog:
-    """One proxy's toxics and the changes to them, in order; written by any thread (the API's).
-
-    ``toxics`` is replaced on every change, never mutated, so a reader on another thread
-    sees a whole snapshot. Each link applies the changes it has not seen before it
-    handles its next read (``Link.catch_up``), so a change is in effect for every byte
-    read after the API answered, without the API waiting for the proxies' loop, as
-    Toxiproxy's links take a change before its API answers; idle links catch up in the
-    loop's next turn (the proxy's sweep), which then forgets what every link has seen.
-    """
-
-    def __init__(self) -> None:
-        self.seq = 0  # changes made so far; a link that has seen them all is in sync
-        self.toxics: dict[str, ToxicSpec] = {}  # insertion order = chain order per stream
-        self._entries: list[tuple[int, str, Callable[[Link], None]]] = []
-        self._lock = threading.Lock()
-
-    def change(
-        self, toxics: dict[str, ToxicSpec], stream: str, apply: Callable[[Link], None]
-    ) -> None:
-        """The new toxics, and what each link of ``stream`` must do to match them."""
-        with self._lock:
-            self.toxics = toxics
-            self.seq += 1
-            self._entries.append((self.seq, stream, apply))
-
-    @property
-    def pending(self) -> int:
-        """Changes that have not reached the loop's sweep yet."""
-        return len(self._entries)
-
-    def snapshot(self) -> tuple[int, dict[str, ToxicSpec]]:
-        """(seq, toxics) of one moment: a new connection starts from them."""
-        with self._lock:
-            return self.seq, self.toxics
-
-    def since(self, seq: int) -> list[tuple[int, str, Callable[[Link], None]]]:
-        with self._lock:
-            return [entry for entry in self._entries if entry[0] > seq]
-
-    def forget(self, seq: int) -> None:
-        """Every live link has seen the changes up to ``seq``."""
-        with self._lock:
-            self._entries = [entry for entry in self._entries if entry[0] > seq]
 
 
 class Channel:
@@ -400,17 +350,10 @@ class Link:
     """One direction of a connection: source socket -> (fast path | stages -> writer) -> dest socket."""
 
     def __init__(
-        self,
-        conn: Connection,
-        stream: str,
-        source: Endpoint,
-        dest: Endpoint,
-        log: ChangeLog,
+        self, conn: Connection, stream: str, source: Endpoint, dest: Endpoint
     ) -> None:
         self.conn = conn
         self.stream = stream
-        self.log = log
-        self.synced = 0  # the last of log's changes this link has applied
         self.source = source
         self.dest = dest
         self.fast = True  # no toxic chain: data_received writes to dest directly
@@ -432,8 +375,6 @@ class Link:
 
     # -- data from the source socket ---------------------------------------------------
     def feed(self, data: bytes) -> None:
-        if self.synced != self.log.seq:
-            self.catch_up()
         if self.fast:
             self.dest.write(data)
             return
@@ -452,8 +393,6 @@ class Link:
     def feed_eof(self) -> None:
         if self.eof:
             return
-        if self.synced != self.log.seq:
-            self.catch_up()
         self.eof = True
         if self.fast:
             self.dest.close()
@@ -461,13 +400,6 @@ class Link:
             self.head.resolve().force_extend([None])
 
     # -- toxics ----------------------------------------------------------------------
-    def catch_up(self) -> None:
-        """Apply the log's changes this link has not seen, in order."""
-        for seq, stream, apply in self.log.since(self.synced):
-            if stream == self.stream:
-                apply(self)
-            self.synced = seq
-
     def add(self, spec: ToxicSpec) -> None:
         """Append a toxic at the end of the chain (data already past it is not affected)."""
         if self.conn.closing or (self.fast and self.eof):
@@ -610,27 +542,23 @@ class Connection:
         client: Endpoint,
         upstream: Endpoint,
         on_done: Callable[[Connection], None],
-        log: ChangeLog,
     ) -> None:
         self.client = client
         self.upstream = upstream
         self.on_done = on_done
-        self.log = log
         self.links = {
-            UPSTREAM: Link(self, UPSTREAM, client, upstream, log),
-            DOWNSTREAM: Link(self, DOWNSTREAM, upstream, client, log),
+            UPSTREAM: Link(self, UPSTREAM, client, upstream),
+            DOWNSTREAM: Link(self, DOWNSTREAM, upstream, client),
         }
         self.closing = False  # set once teardown began: no new stage tasks after that
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def start(self) -> None:
-        """Wire both sockets to their links, start the log's toxics, and start reading."""
-        seq, toxics = self.log.snapshot()
+    def start(self, specs: Iterable[ToxicSpec]) -> None:
+        """Wire both sockets to their links, start the toxics, and start reading."""
         for stream, link in self.links.items():
             link.source.reading = link
             link.dest.writing = link
-            link.synced = seq
-            for spec in toxics.values():
+            for spec in specs:
                 if spec.stream == stream:
                     link.add(spec)
         for endpoint in (self.client, self.upstream):

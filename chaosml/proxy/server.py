@@ -54,7 +54,7 @@ from chaosml.proxy.apierrors import (
     bad_body,
     missing,
 )
-from chaosml.proxy.link import STREAMS, ChangeLog, Connection, Endpoint, Link, ToxicSpec
+from chaosml.proxy.link import STREAMS, Connection, Endpoint, Link, ToxicSpec
 from chaosml.proxy.toxics import TOXICS, ToxicAttributesError, decode_attributes
 
 if TYPE_CHECKING:
@@ -97,17 +97,13 @@ class Proxy:
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
-        self.changes = ChangeLog()  # the toxics; changed from the API's thread too
+        self.toxics: dict[
+            str, ToxicSpec
+        ] = {}  # insertion order = chain order per stream
         self.connections: set[Connection] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None  # the proxies' loop, once started
         self._listener: sockets.Listener | None = None
         self._dials: dict[sockets.Dial, socket.socket] = {}  # dial -> its client (numeric upstream)
         self._dialing: set[asyncio.Task[None]] = set()  # clients dialing a host name
-
-    @property
-    def toxics(self) -> dict[str, ToxicSpec]:
-        """A snapshot: insertion order = chain order per stream; never mutated."""
-        return self.changes.toxics
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,11 +115,10 @@ class Proxy:
         }
 
     def toxic_list(self) -> list[dict[str, Any]]:
-        toxics = self.toxics  # one snapshot for both streams
         return [
             spec.to_json()
             for stream in STREAMS
-            for spec in toxics.values()
+            for spec in self.toxics.values()
             if spec.stream == stream
         ]
 
@@ -135,8 +130,9 @@ class Proxy:
             socks = await sockets.listen(host, port)
         except (ValueError, OSError) as exc:
             raise ApiError(f"listen tcp {self.listen}: {exc}", 500) from exc
-        self._loop = asyncio.get_running_loop()
-        self._listener = sockets.Listener(self._loop, socks, self._accept)
+        self._listener = sockets.Listener(
+            asyncio.get_running_loop(), socks, self._accept
+        )
         sockname = socks[0].getsockname()
         self.listen = join_address(sockname[0], sockname[1])
         self.enabled = True
@@ -228,54 +224,42 @@ class Proxy:
             return
         client = Endpoint()
         sockets.wrap(client_sock, client)
-        conn = Connection(client, upstream, self.connections.discard, self.changes)
+        conn = Connection(client, upstream, self.connections.discard)
         self.connections.add(conn)
-        conn.start()
+        conn.start(self.toxics.values())
 
     # -- toxics -----------------------------------------------------------------
-    # Called from the API's thread (or the proxies' loop). A change is registered at once
-    # (ChangeLog) and every link applies it before handling its next read, so it is in
-    # effect for every byte read after the API answered without the API waiting for the
-    # proxies' loop; idle links take it in that loop's next turn (_sweep).
+    # A change is registered at once and reaches the live connections in the loop's
+    # next turn, in the order asked: that turn runs it before handling any data read
+    # after the API answered, so the API does not wait on hundreds of connections.
     def add_toxic(self, spec: ToxicSpec) -> None:
-        self._change(
-            {**self.toxics, spec.name: spec},
-            spec.stream,
-            functools.partial(Link.add, spec=spec),
-        )
+        self.toxics[spec.name] = spec
+        self._each_link(spec.stream, functools.partial(Link.add, spec=spec))
 
     def update_toxic(self, spec: ToxicSpec) -> None:
-        self._change(
-            {**self.toxics, spec.name: spec},
-            spec.stream,
-            functools.partial(Link.update, spec=spec),
-        )
+        self.toxics[spec.name] = spec
+        self._each_link(spec.stream, functools.partial(Link.update, spec=spec))
 
     def remove_toxic(self, name: str) -> None:
-        toxics = dict(self.toxics)
-        spec = toxics.pop(name)
-        self._change(toxics, spec.stream, functools.partial(Link.remove, name=name))
+        spec = self.toxics.pop(name)
+        self._each_link(spec.stream, functools.partial(Link.remove, name=name))
 
     def reset_toxics(self) -> None:
         for name in list(self.toxics):
             self.remove_toxic(name)
 
-    def _change(
-        self, toxics: dict[str, ToxicSpec], stream: str, apply: Callable[[Link], None]
-    ) -> None:
-        self.changes.change(toxics, stream, apply)
-        if self._loop is None:  # never started: no link to tell
-            self.changes.forget(self.changes.seq)
-        else:
-            self._loop.call_soon_threadsafe(self._sweep)
+    def _each_link(self, stream: str, change: Callable[[Link], None]) -> None:
+        if self.connections:
+            conns = list(self.connections)
+            asyncio.get_running_loop().call_soon(_change_links, conns, stream, change)
 
-    def _sweep(self) -> None:
-        seq = self.changes.seq
-        for conn in list(self.connections):
-            if not conn.closing:
-                for link in conn.links.values():
-                    link.catch_up()
-        self.changes.forget(seq)
+
+def _change_links(
+    conns: list[Connection], stream: str, change: Callable[[Link], None]
+) -> None:
+    for conn in conns:
+        if not conn.closing:
+            change(conn.links[stream])
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -481,11 +465,6 @@ class ProxyServer:
         for proxy in list(self.proxies.values()):
             await proxy.start()
             proxy.reset_toxics()
-
-    def toxics_pending(self, proxy_name: str) -> int:
-        """Toxic changes of this proxy that have not reached the proxies' loop yet (any thread)."""
-        proxy = self.proxies.get(proxy_name)
-        return 0 if proxy is None else proxy.changes.pending
 
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
         spec = self.get_proxy(proxy_name).toxics.get(toxic_name)
