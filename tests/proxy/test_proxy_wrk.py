@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from benchmarks import proxy_wrk
+from benchmarks import proxy_api_ab, proxy_wrk
 
 WRK_OUTPUT = """\
 Running 5s test @ http://127.0.0.1:40001/
@@ -100,3 +100,11 @@ def test_http_get_ms_reads_one_whole_answer_per_request() -> None:
         theirs.shutdown(socket.SHUT_WR)
         with pytest.raises(RuntimeError, match="incomplete"):
             proxy_wrk.http_get_ms(ours)
+
+
+def test_proxy_api_ab_skips_with_the_reason_without_wrk_or_nginx(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(proxy_wrk.shutil, "which", lambda _tool: None)
+    assert proxy_api_ab.main(["--side", "A=/nowhere/a", "--side", "B=/nowhere/b"]) == 0
+    assert "skipped: wrk and nginx not installed" in capsys.readouterr().out
