@@ -411,6 +411,7 @@ def measure(
     load_before = os.getloadavg()
     figures: dict[str, Figure] = {}
     api_ms: dict[str, list[float]] = {}
+    churn_req_s: dict[str, list[float]] = {}  # wrk's rate meanwhile: how busy the data path was
     toxics: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="chaosml-wrk-"))
@@ -439,18 +440,20 @@ def measure(
                 )
                 churn.start()
                 try:
-                    run_wrk(ports[side], busy, duration_s)
+                    rate = run_wrk(ports[side], busy, duration_s).req_s
                 finally:
                     stop.set()
                     churn.join(duration_s + 20)
                 api_ms.setdefault(side, []).extend(t * 1000 for t in times)
-                log(f"  rep {rep + 1} {side} API under churn: {len(times)} calls")
+                churn_req_s.setdefault(side, []).append(rate)
+                log(f"  rep {rep + 1} {side} API under churn: {len(times)} calls, wrk {rate:.0f} req/s")
         for side, api in apis.items():
             toxics[side] = toxic_accuracy(api, nginx_port, ports[side], max(duration_s, 1.0))
             log(f"  {side} toxics under load: {toxics[side]}")
     return {
         "figures": figures,
         "api_ms": api_ms,
+        "churn_req_s": churn_req_s,
         "toxics": toxics,
         "load_before": load_before,
         "load_after": os.getloadavg(),
@@ -508,12 +511,14 @@ def render(data: dict[str, object]) -> str:
             row += f"  >= {figure.goal}: {' / '.join(verdicts)}"
         lines.append(row)
     api_ms: dict[str, list[float]] = data["api_ms"]  # type: ignore[assignment]
+    churn_req_s: dict[str, list[float]] = data["churn_req_s"]  # type: ignore[assignment]
     for side, times in api_ms.items():
         api = percentiles(times)
         met = "MET" if api["p50"] <= 5.0 else "MISSED"
         lines.append(
             f"REST API under toxic churn, 200 busy connections, {side}: p50 {api['p50']:.2f} ms"
-            f" (goal <= 5 ms: {met}), p99 {api['p99']:.1f} ms, {len(times)} calls"
+            f" (goal <= 5 ms: {met}), p99 {api['p99']:.1f} ms, {len(times)} calls;"
+            f" wrk meanwhile {statistics.median(churn_req_s[side]):.0f} req/s"
         )
     toxics: dict[str, dict[str, float]] = data.get("toxics", {})  # type: ignore[assignment]
     for side, acc in toxics.items():

@@ -166,7 +166,7 @@ class Stage:
         self.has_held = False
         self.held: Chunk | None = None
         self.closed = False
-        self.removing = False  # a removal is scheduled: name lookups skip this stage
+        self.removing = False  # removed: name lookups skip this stage
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -365,7 +365,7 @@ class Link:
         self.stages: list[Stage] = []
         self.writer: asyncio.Task[None] | None = None
         self._writer_waiting = False  # the writer awaits an empty sink
-        self._changes: set[asyncio.Task[None]] = set()  # scheduled removals, updates
+        self._changes: set[asyncio.Task[None]] = set()  # scheduled updates
         self._changes_lock: asyncio.Lock | None = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -426,11 +426,21 @@ class Link:
         return None
 
     def remove(self, name: str) -> None:
-        """Schedule the removal of a toxic; data keeps its order meanwhile."""
+        """Take a toxic out of the chain now; data keeps its order.
+
+        Its task is suspended at an await (this runs on the same loop), where the stage's
+        held chunk and the toxic's state are whole, and nothing is taken or put before
+        it resumes (Channel.get and put move items only then); cancelled there, it hands
+        everything on in the splice, so no turn has to pass first (an update of the same
+        stage queued before finds it gone and does nothing).
+        """
         stage = self._find(name)
-        if stage is not None:
-            stage.removing = True
-            self._change(functools.partial(self._remove, stage))
+        if stage is None:
+            return
+        stage.removing = True
+        if stage.task is not None:
+            stage.task.cancel()
+        self._splice(stage)
 
     def update(self, spec: ToxicSpec) -> None:
         """Schedule a restart of the toxic ``spec.name`` with new attributes."""
@@ -454,10 +464,8 @@ class Link:
         async with self._changes_lock:
             await change()
 
-    async def _remove(self, stage: Stage) -> None:
-        await stage.interrupt()
-        if stage not in self.stages:
-            return
+    def _splice(self, stage: Stage) -> None:
+        """Take a stopped stage out of the chain, handing what it held to the next."""
         i = self.stages.index(stage)
         # From here on no await: the splice is atomic for every other task.
         items = stage.handover()
@@ -477,7 +485,7 @@ class Link:
     async def _update(self, stage: Stage, spec: ToxicSpec) -> None:
         await stage.interrupt()
         if stage.removing or stage not in self.stages:
-            return  # its removal (scheduled after this) forwards what it holds
+            return  # removed meanwhile: the splice handed on what it held
         stage.spec = spec
         if stage.closed or self.conn.closing:
             return

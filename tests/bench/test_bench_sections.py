@@ -21,6 +21,7 @@ def _fake_measure(repeats: int, duration_s: float, loops: list[str], log: Any) -
     return {
         "figures": figures,
         "api_ms": {"proxy asyncio": [3.0, 4.0, 6.0]},
+        "churn_req_s": {"proxy asyncio": [300.0, 900.0, 600.0]},
         "toxics": {"proxy asyncio": {
             "latency_configured_ms": 100, "latency_p50_ms": 103.5, "latency_p99_ms": 130.0,
             "latency_gross_error_ms": 3.5, "latency_req_s": 1900.0, "latency_probe_toxic_p50_ms": 101.5,
@@ -46,6 +47,7 @@ def test_wrk_section_turns_measure_into_ratios_and_goals(monkeypatch: pytest.Mon
     assert got["bulk_direct"] == (100.0, None)  # MB/s
     assert got["added_latency_p50"] == (pytest.approx(0.2), None)  # 0.4 - 0.2 ms
     assert got["api_p50_under_churn"] == (4.0, True)
+    assert got["c200_proxied_under_churn"] == (600.0, None)  # wrk's median rate meanwhile
     # The toxic's accuracy is net of the proxy's and nginx's own time (probe with - without the
     # toxic); wrk's p50 against the configured 100 ms is reported beside it (changed definition).
     assert got["latency_toxic_added_under_load"] == (100.3, None)

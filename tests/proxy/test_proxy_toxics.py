@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import statistics
 import threading
@@ -12,6 +13,7 @@ import pytest
 from proxy_support import TcpServer, connect, listen_port, recv_exactly, round_trip
 
 from chaosml.proxy import client
+from chaosml.proxy.server import ServerThread
 
 
 def _median_rtt(sock: socket.socket, n: int = 7) -> float:
@@ -281,3 +283,24 @@ def test_toxic_churn_on_a_busy_connection_loses_no_bytes(
             client.remove_toxic(api, "echo", name)
         reader.join(20)
     assert result == [payload]
+
+
+def test_removing_a_toxic_takes_it_out_of_the_chain_at_once(
+    proxy_server: ServerThread, api: str, echo_proxy: int
+) -> None:
+    """Issue 19: a removal was a task per link, serialized behind the link's other changes and
+    2-3 loop turns long, so under fast toxic churn removals fell behind the additions (run
+    in-process, the API churn benchmark left 40-46 latency stages stacked on every downstream
+    link after 4 s)."""
+
+    async def remove_and_count() -> list[int]:
+        proxy = proxy_server.server.proxies["echo"]
+        proxy.remove_toxic("latency_downstream")  # its links take it in the loop's next turn
+        await asyncio.sleep(0)  # that turn: the links' change first, then this
+        return [len(link.stages) for conn in proxy.connections for link in conn.links.values()]
+
+    client.add_toxic(api, "echo", "latency", attributes={"latency": 1})
+    with connect(echo_proxy) as sock:
+        round_trip(sock)
+        assert proxy_server.run(remove_and_count()) == [0, 0]
+        assert round_trip(sock) < 0.5

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from benchmarks import proxy_wrk
+from benchmarks import proxy_api_ab, proxy_wrk
 
 WRK_OUTPUT = """\
 Running 5s test @ http://127.0.0.1:40001/
@@ -54,6 +54,7 @@ def test_render_reports_ratios_goals_and_load() -> None:
     data: dict[str, object] = {
         "figures": figures,
         "api_ms": {"proxy asyncio": [2.0, 4.0, 9.0], "proxy uvloop": [6.0, 7.0]},
+        "churn_req_s": {"proxy asyncio": [500.0], "proxy uvloop": [700.0, 900.0]},
         "load_before": (1.0, 2.0, 3.0),
         "load_after": (1.5, 2.0, 3.0),
         "cpus": 2,
@@ -66,6 +67,7 @@ def test_render_reports_ratios_goals_and_load() -> None:
     assert "+0.200ms   +0.100ms" in text
     assert "proxy asyncio: p50 4.00 ms (goal <= 5 ms: MET)" in text
     assert "proxy uvloop: p50 6.50 ms (goal <= 5 ms: MISSED)" in text
+    assert "2 calls; wrk meanwhile 800 req/s" in text
     assert "load average before 1.00/2.00/3.00" in text
 
 
@@ -98,3 +100,11 @@ def test_http_get_ms_reads_one_whole_answer_per_request() -> None:
         theirs.shutdown(socket.SHUT_WR)
         with pytest.raises(RuntimeError, match="incomplete"):
             proxy_wrk.http_get_ms(ours)
+
+
+def test_proxy_api_ab_skips_with_the_reason_without_wrk_or_nginx(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(proxy_wrk.shutil, "which", lambda _tool: None)
+    assert proxy_api_ab.main(["--side", "A=/nowhere/a", "--side", "B=/nowhere/b"]) == 0
+    assert "skipped: wrk and nginx not installed" in capsys.readouterr().out
