@@ -104,6 +104,13 @@ class Toxic:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     async def pipe(self, stub: Stub) -> None:
+        """Move the stream from ``stub.recv()`` to ``stub.emit``/``emit_part``, forever.
+
+        A removal cancels this coroutine at whatever await it is suspended on and hands on what
+        the stub holds and ``pending(state)`` at once, before the cancellation is delivered: keep
+        every byte taken from the stream in the stub (recv/emit) or in ``state`` across each await,
+        and do not pass data on from an ``except``/``finally`` block.
+        """
         raise NotImplementedError
 
 
