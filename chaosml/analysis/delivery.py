@@ -13,8 +13,8 @@ requests no rate: nothing is judged.
 A user waits for each answer before its next request, so a target whose answers take longer than
 the pacing interval (``1 / rate_per_user``) itself holds the rate down: that is the stack's doing,
 not a shortfall of the load generator. The requested load of such a phase is scaled by
-``pace / mean request lifetime`` (the most its users could send while waiting) before it is
-judged, and the row says the target limited it. A naive stack that hangs during an outage thus
+``pace / mean(max(pace, request lifetime))`` (the most its users could send while waiting: each
+request takes its own cycle) before it is judged, and the row says the target limited it. A naive stack that hangs during an outage thus
 FAILs its availability hypothesis instead of hiding behind "load not delivered".
 """
 
@@ -146,15 +146,19 @@ def stage_delivery(spec: LoadSpec, a: SampleArrays, load: LoadRange) -> list[Del
 
 
 def _achievable(requested: float, pace_s: float, latency_ms: Any) -> float | None:
-    """Requests users could send when each waits for its answer: requested x pace / mean lifetime, or None when
-    the answers came faster than the pacing (the target did not hold the rate down)."""
+    """Requests users could send when each waits for its answer, or None when every answer came within the pacing
+    (the target did not hold the rate down).
+
+    locust's constant_throughput starts a user's next request max(pace, lifetime) after the last one started, so
+    each request takes its own cycle: requested x pace / mean(max(pace, lifetime)). A slow answer costs its user
+    time that a fast one cannot give back (a mean lifetime under the pacing can still hold the rate down)."""
     known = latency_ms[~np.isnan(latency_ms)]
     if len(known) == 0:
         return None
-    lifetime_s = float(known.mean()) / 1000.0
-    if lifetime_s <= pace_s:
+    cycle_s = float(np.maximum(known / 1000.0, pace_s).mean())
+    if cycle_s <= pace_s:
         return None
-    return requested * pace_s / lifetime_s
+    return requested * pace_s / cycle_s
 
 
 def short_load_verdicts(verdicts: Sequence[Verdict], deliveries: Sequence[Delivery]) -> list[Verdict]:
