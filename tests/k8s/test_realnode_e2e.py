@@ -249,8 +249,8 @@ def test_chaosml_run_node_failure_of_a_second_real_node(
         (victim,) = [p.metadata.name for p in _pods(real_cluster, real_stack, "model")
                      if p.metadata.deletion_timestamp is None]
         path = experiment(tmp_path, real_cluster, real_stack, "node-failure", [
-            {"name": "node-2-down", "type": "node-failure", "at": "6s", "duration": "75s",
-             "params": {"node": node2.name, "ready_timeout_s": "90s"}}], "95s", failable=(node2.name,))
+            {"name": "node-2-down", "type": "node-failure", "at": "6s", "duration": "90s",
+             "params": {"node": node2.name, "ready_timeout_s": "90s"}}], "110s", failable=(node2.name,))
         result: dict[str, Any] = {}
 
         def run() -> None:
@@ -295,7 +295,8 @@ def test_chaosml_run_node_failure_of_a_second_real_node(
         print(json.dumps({"node_failure": {"stages_s": rel, "evicted_s": evicted_s, "replaced": d,
                                            "node_ready_after_start_s": recover["detail"]["node_ready_s"]}}, indent=1))
         assert apply["t"] <= stages["not_ready"] <= stages["tainted"] <= stages["evicted"] <= stages["replaced"], rel
-        # the stack served from node 1 while node 2 was down (the replacement Ready ~55 s into the 75 s outage)
+        # the stack served from node 1 while node 2 was down: 90 s of outage for it (one run under load: evicted at
+        # +57 s, replacement Ready +61 s, the first answer through kube-proxy's new endpoint +71 s)
         assert "served_from_node_1" in stages, rel
     finally:
         if runner is not None:
