@@ -1,12 +1,14 @@
 """Container-level failures on a real node, through the node's Docker engine: a killed container is
 restarted in place by the kubelet (same pod, restartCount + 1, CrashLoopBackOff back-off from the
 second restart on), and a paused container is taken out of the endpoints by its readiness probe and
-restarted by its liveness probe; first by hand (docker kill/pause), then as chaosml's
-container-failure fault through `chaosml run`, and its offline undo (unpause from the record alone)."""
+restarted by its liveness probe; the pause first by hand (docker pause), then both as chaosml's
+container-failure fault through `chaosml run` (the kill run also followed by the test on its own), and its
+offline undo (unpause from the record alone)."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 from k8s_stack import wait_for
 from realnode import RealCluster
-from realnode_run import chaosml_run, events, experiment
+from realnode_run import RUN_TIMEOUT_S, chaosml_run, events, experiment
 
 pytestmark = [pytest.mark.k8s, pytest.mark.realnode]
 
@@ -35,35 +37,6 @@ def _running_container(cluster: RealCluster, pod: Any) -> str:
                       "--filter", f"label=io.kubernetes.container.name={pod.spec.containers[0].name}").stdout.split()
     assert len(out) == 1, out
     return out[0]
-
-
-def test_a_killed_container_restarts_in_place_with_back_off(real_cluster: RealCluster, real_stack: str) -> None:
-    pod = _model_pod(real_cluster, real_stack)
-    node = next(n for n in real_cluster.nodes if n.name == pod.spec.node_name)
-    base = _status(real_cluster, real_stack, pod.metadata.name).restart_count
-    timings = []
-    for i in (1, 2):
-        wait_for(lambda: _status(real_cluster, real_stack, pod.metadata.name).ready, 60, "model Ready", interval=0.2)
-        cid = _running_container(real_cluster, pod)
-        assert _status(real_cluster, real_stack, pod.metadata.name).container_id == f"docker://{cid}"
-        t0 = time.monotonic()
-        node.docker("kill", cid)
-        wait_for(lambda: not _status(real_cluster, real_stack, pod.metadata.name).ready, 30, "model NotReady",
-                 interval=0.1)
-        unready = time.monotonic() - t0
-        wait_for(lambda n=i: _status(real_cluster, real_stack, pod.metadata.name).restart_count == base + n, 60,
-                 f"restart {i}", interval=0.1)
-        restarted = time.monotonic() - t0
-        st = wait_for(lambda: (s := _status(real_cluster, real_stack, pod.metadata.name)).ready and s, 60,
-                      f"Ready after restart {i}", interval=0.1)
-        timings.append({"unready_s": round(unready, 2), "restarted_s": round(restarted, 2),
-                        "ready_s": round(time.monotonic() - t0, 2), "new_container": st.container_id != f"docker://{cid}"})
-    print(json.dumps({"container_kill": timings}))
-    # the same pod all along (no ReplicaSet replacement); new containers; the second restart waited
-    # for the kubelet's back-off (10 s) that the first did not
-    assert _model_pod(real_cluster, real_stack).metadata.uid == pod.metadata.uid
-    assert all(t["new_container"] for t in timings)
-    assert timings[1]["restarted_s"] > timings[0]["restarted_s"] + 5, timings
 
 
 def test_a_paused_container_is_unready_then_restarted_by_its_liveness_probe(
@@ -114,16 +87,42 @@ def _fresh_model_pod(cluster: RealCluster, ns: str) -> Any:
                     "a new model pod Ready", interval=0.5)
 
 
+def _observe(cluster: RealCluster, ns: str, name: str, stop: threading.Event, seen: list[tuple[float, bool, int, str]]) -> None:
+    """Every change of the pod's (ready, restartCount, containerID), polled from the API every 0.1 s, with its wall
+    clock time (the journal's clock), until ``stop`` (bounded by the run's timeout)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        st = _status(cluster, ns, name)
+        now = time.time()
+        if not seen or seen[-1][1:] != (bool(st.ready), st.restart_count, st.container_id):
+            seen.append((now, bool(st.ready), st.restart_count, st.container_id))
+        stop.wait(0.1)
+
+
 def test_chaosml_run_container_kill_restarts_in_place_with_back_off(
     real_cluster: RealCluster, real_stack: str, tmp_path: Path
 ) -> None:
     """Two kills 12 s apart: the same pod each time, a new container ID, restartCount + 1; the second restart
-    waits for the kubelet's back-off. Each step comes from the target's real watch (container_recovered)."""
+    waits for the kubelet's back-off. Each step comes from the target's real watch (container_recovered), and the
+    test follows the same pod on its own (API polls, the node's engine) during the run: NotReady after each kill,
+    restartCount + 1, Ready in a new container, the second restart later by the back-off. (One run: a test that
+    killed the container twice by hand, before this one, saw the same.)"""
     pod = _fresh_model_pod(real_cluster, real_stack)
+    name = pod.metadata.name
+    base = _status(real_cluster, real_stack, name).restart_count
+    assert _status(real_cluster, real_stack, name).container_id == f"docker://{_running_container(real_cluster, pod)}"
     path = experiment(tmp_path, real_cluster, real_stack, "container-kill", [
         {"name": "kill-model-container", "type": "container-failure", "at": "6s", "duration": "10s",
          "repeat": {"count": 2, "every": "12s"}, "params": {"service": "model", "action": "kill"}}], "50s")
-    journal = chaosml_run(real_cluster, tmp_path, path)
+    seen: list[tuple[float, bool, int, str]] = []
+    stop = threading.Event()
+    observer = threading.Thread(target=_observe, args=(real_cluster, real_stack, name, stop, seen), daemon=True)
+    observer.start()
+    try:
+        journal = chaosml_run(real_cluster, tmp_path, path)
+    finally:
+        stop.set()
+        observer.join(timeout=30)
     applies = [e for e in journal["fault_events"] if e["action"] == "apply"]
     assert [e["ok"] for e in applies] == [True, True], applies
     killed = [e["detail"]["containers"][0] for e in applies]
@@ -138,8 +137,23 @@ def test_chaosml_run_container_kill_restarts_in_place_with_back_off(
     assert second["container_id"] == first["container_ids"]["model"]  # the second kill hit the restarted container
     assert second["restarted_s"] > first["restarted_s"] + 5, (first, second)  # CrashLoopBackOff: 10 s before restart 2
     assert not events(journal, "pod_replaced")  # no ReplicaSet replacement: the pod stayed
+    # the test's own view of the same pod: after each kill NotReady, restartCount + 1, Ready in a new container
+    timings = []
+    for i, (apply, k) in enumerate(zip(applies, killed), start=1):
+        after = [o for o in seen if o[0] >= apply["t"]]
+        unready = next((o for o in after if not o[1]), None)
+        restarted = next((o for o in after if o[2] == base + i), None)
+        ready = next((o for o in after if o[1] and o[2] == base + i), None)
+        assert unready and restarted and ready, (i, seen)
+        assert unready[0] <= restarted[0] <= ready[0] and ready[3] != k["container_id"], (i, seen)
+        timings.append({"unready_s": round(unready[0] - apply["t"], 2), "restarted_s": round(restarted[0] - apply["t"], 2),
+                        "ready_s": round(ready[0] - apply["t"], 2)})
+    assert timings[1]["restarted_s"] > timings[0]["restarted_s"] + 5, timings  # the back-off, seen by the test too
+    after_run = _model_pod(real_cluster, real_stack)
+    assert after_run.metadata.uid == pod.metadata.uid  # the same pod all along
+    assert _status(real_cluster, real_stack, name).container_id == f"docker://{_running_container(real_cluster, after_run)}"
     print(json.dumps({"container_kill": [{k: d[k] for k in ("unready_s", "restarted_s", "ready_s", "restarts")}
-                                         for d in (first, second)]}))
+                                         for d in (first, second)], "container_kill_polled": timings}))
 
 
 def test_chaosml_run_container_pause_is_unready_then_ready_after_unpause(
