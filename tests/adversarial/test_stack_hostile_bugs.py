@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
+from testutil import unless_fetch_timed_out
 
 from chaosml.targets.local import LocalTarget
 from chaosml.workload.builtin_dataset import load_dataset
@@ -51,8 +52,8 @@ def test_hostile_requests_do_not_push_clean_traffic_to_the_default(tmp_path: Pat
     with LocalTarget(tmp_path / "run", profile="hardened", replicas=2, restart_delay_s=0.5) as t:
         port = int(t.entry_url.rsplit(":", 1)[1])
         clean = json.dumps(DS.row_payload(int(DS.test_idx[0]))).encode()
-        assert post(port, clean)[1].get("served_by") == "primary"
+        assert unless_fetch_timed_out(lambda: post(port, clean))[1].get("served_by") == "primary"
         for _ in range(4):
             post(port, huge_int_body())
-        status, body = post(port, clean)
+        status, body = unless_fetch_timed_out(lambda: post(port, clean))
         assert status == 200 and body.get("served_by") == "primary", body

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testutil import unless_fetch_timed_out
 
 from chaosml.records import TargetEvent
 from chaosml.targets.base import Target, TargetError
@@ -93,13 +94,13 @@ def test_hardened_survives_replica_and_feature_store_kills(tmp_path: Path) -> No
         assert d["proxy_api_url"] == f"http://127.0.0.1:{d['ports']['proxy']}" and d["links"] == links
         assert t.groups() == ["proxy", "feature-store", "model", "gateway"]
         rows = [int(i) for i in DS.test_idx[:20]]
-        answers = [post(t.entry_url, DS.row_payload(i)) for i in rows[:4]]
-        assert all(s == 200 and b["served_by"] == "primary" for s, b in answers)
+        answers = [unless_fetch_timed_out(lambda i=i: post(t.entry_url, DS.row_payload(i))) for i in rows[:4]]
+        assert all(s == 200 and b["served_by"] == "primary" for s, b in answers), answers
         assert {b["replica"] for _, b in answers} == {"model-0", "model-1"}
 
         old_pid = t.members("model")[0].pid
         t.kill(["model-0"])
-        answers = [post(t.entry_url, DS.row_payload(i)) for i in rows]
+        answers = [unless_fetch_timed_out(lambda i=i: post(t.entry_url, DS.row_payload(i))) for i in rows]
         assert [s for s, _ in answers] == [200] * 20
         assert all(b["served_by"] == "primary" and b["replica"] == "model-1" for _, b in answers)
         assert t.wait_group_ready("model", 15)
