@@ -14,8 +14,9 @@ A user waits for each answer before its next request, so a target whose answers 
 the pacing interval (``1 / rate_per_user``) itself holds the rate down: that is the stack's doing,
 not a shortfall of the load generator. The requested load of such a phase is scaled by
 ``pace / mean(max(pace, request lifetime))`` (the most its users could send while waiting: each
-request takes its own cycle) before it is judged, and the row says the target limited it. A naive stack that hangs during an outage thus
-FAILs its availability hypothesis instead of hiding behind "load not delivered".
+request takes its own cycle) before it is judged, and the row says the target limited it. A naive
+stack that hangs during an outage thus FAILs its availability hypothesis instead of hiding behind
+"load not delivered".
 """
 
 from __future__ import annotations
