@@ -31,6 +31,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from chaosml.analysis.delivery import ramp_warning
     from chaosml.gameday import load_gameday
     from chaosml.loader import GameDayFileError, load_experiment
+    from chaosml.plan import build_plan, short_search_warnings
 
     issues = []
     for f in args.files:
@@ -48,8 +49,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             issues.extend(exc.issues)
             continue
         print(f"{f}: ok")
-        warning = ramp_warning(experiment.load)  # the same warning `plan` prints: valid, but most of the run ramps up
-        if warning:
+        # the warnings `plan` prints: valid, but most of the run ramps up / a hypothesis its search cannot fail
+        for warning in [w for w in (ramp_warning(experiment.load),) if w] + short_search_warnings(build_plan(experiment)):
             print(f"{f}: {warning}", file=sys.stderr)
     if issues:
         for issue in issues:

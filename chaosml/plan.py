@@ -33,6 +33,7 @@ __all__ = [
     "build_plan",
     "render_plan",
     "resolve_on_cluster",
+    "short_search_warnings",
     "starting_what",
 ]
 
@@ -230,6 +231,7 @@ def render_plan(plan: Plan) -> str:
     ] or ["  none"]
     out.append("hypotheses:")
     out += [f"  {_hypothesis(h)}" for h in exp.hypotheses] or ["  none"]
+    out += short_search_warnings(plan)
     out.append("abort when:")
     out += [
         f"  {a.sli} {a.op} {_num(a.target)} for {_s(a.for_)}{_cohort(a.cohort)}" for a in exp.abort
@@ -271,6 +273,35 @@ def _data(load: LoadSpec) -> str:
     if load.data is None:
         return f"built-in dataset {load.dataset}"
     return f"data file {load.data.file} (label {load.data.label!r})"
+
+
+def short_search_warnings(plan: Plan) -> list[str]:
+    """A warning per ``mttr_s``/``ttd_s`` hypothesis with an upper target that some injection's search cannot reach.
+
+    MTTR and TTD are searched from an injection's apply to the next apply of any fault (or the load
+    end), and recovery needs ``hold`` healthy windows after its edge (analysis/mttr.py). When that
+    span is shorter than the target (plus hold x window for MTTR), a stack that is too slow cannot
+    be told from one that was cut off: its verdict is inconclusive, never fail.
+    """
+    ss = plan.experiment.steady_state
+    starts = sorted({i.start for i in plan.injections})
+    out = []
+    for h in plan.experiment.hypotheses:
+        if h.sli not in ("mttr_s", "ttd_s") or h.op not in ("<=", "<"):
+            continue
+        fault = h.fault or h.during
+        need = float(h.target) + (ss.hold * ss.window if h.sli == "mttr_s" else 0.0)
+        for inj in plan.injections:
+            if fault is not None and inj.fault != fault:
+                continue
+            end = min([s for s in starts if s > inj.start] + [plan.load_end])
+            if end - inj.start < need:
+                until = "the load end" if end == plan.load_end else f"the next apply at {_s(end)}"
+                extra = f" + hold {ss.hold} x window {_s(ss.window)}" if h.sli == "mttr_s" else ""
+                out.append(f"WARNING: hypothesis {h.name}: {inj.fault} #{inj.index} at {_s(inj.start)} is searched only "
+                           f"{_s(end - inj.start)}, until {until}, less than its target {_s(float(h.target))}{extra}: "
+                           f"a stack too slow for it would be inconclusive, not fail (space the faults or lengthen the load)")
+    return out
 
 
 def _hypothesis(h: Any) -> str:

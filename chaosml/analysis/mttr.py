@@ -22,6 +22,11 @@
   never later than the healthy run's start. MTTR = apply -> that edge, ``mttr_precision_s`` =
   half the gap around it (the whole window when no request located it). MTTR 0 = the SLOs never
   broke after apply (the first window was already healthy).
+- ``mttr_min_s`` (only when not recovered): the least MTTR consistent with what was observed,
+  (windows searched - ``hold``) x window: a recovery edge earlier than that would have been found,
+  since a run of ``hold`` healthy windows after it fits in the search. ``ttd_min_s`` (only when
+  nothing was observable): the time searched, apply -> the next apply (or load end). A hypothesis
+  that these bounds cannot decide is inconclusive, not failed (see verdicts).
 - ready_s: apply -> the last of the first ``replica_ready`` events of each replica named in the
   apply event's ``targets`` (each searched until that replica is targeted again). None if one of
   them never came back, or the injection named no replicas.
@@ -82,6 +87,8 @@ class InjectionResult:
     recovered: bool
     mttr_precision_s: float | None  # +- around mttr_s: half the request gap at the edge, or the window
     windows_searched: int  # whole windows between apply and the next apply (or load end)
+    mttr_min_s: float | None  # not recovered: MTTR is at least this (None when mttr_s is a number)
+    ttd_min_s: float | None  # nothing observable: TTD is at least this, the time searched (None when ttd_s is)
     ready_s: float | None
     ready_detail: str
     restart_delay_s: float
@@ -132,6 +139,16 @@ def first_run(healthy: np.ndarray, hold: int) -> int | None:
     runs = np.convolve(healthy.astype(np.int64), np.ones(hold, dtype=np.int64), mode="valid")
     hits = np.flatnonzero(runs == hold)
     return int(hits[0]) if len(hits) else None
+
+
+def least_mttr(windows_searched: int, steady: SteadyState) -> float:
+    """The least MTTR of an injection that did not recover in ``windows_searched`` whole windows.
+
+    Recovery is found at the first window starting ``hold`` healthy ones, and its edge lies in the
+    window before: had the edge come before (windows_searched - hold) x window, the run of healthy
+    windows after it would have fitted in the search.
+    """
+    return round(max(int(windows_searched) - max(1, int(steady.hold)), 0) * float(steady.window), 6)
 
 
 def slo_failures(a: SampleArrays, slo: Slo) -> np.ndarray | None:
@@ -373,6 +390,8 @@ def injection_results(
                 recovered=mttr[k] is not None,
                 mttr_precision_s=precision[k],
                 windows_searched=searched[k],
+                mttr_min_s=least_mttr(searched[k], steady) if mttr[k] is None else None,
+                ttd_min_s=round(inj.search_end - inj.apply_t, 6) if ttd[k][0] is None else None,
                 ready_s=ready[k][0],
                 ready_detail=ready[k][1],
                 restart_delay_s=float(restart_delay),
@@ -443,6 +462,7 @@ __all__ = [
     "detection_times",
     "first_run",
     "injection_results",
+    "least_mttr",
     "ready_times",
     "recovery_edge",
     "recovery_times",

@@ -5,10 +5,16 @@
   hypothesis' ``fault``, else the "fault" phase), over its cohort.
 - A hypothesis on an injection SLI (ttd_s, mttr_s, ready_s) is judged over the injections of its
   ``fault`` (or of ``during`` when that names a fault; default: every injection), aggregated by
-  ``agg``. Any injection that did not recover / was not detected / whose replicas did not come
-  back makes it fail with measured None: such an injection has no number; unless the run was
-  interrupted before that could be observed (``cut_short``: the injection's search window was ended
-  by the end of a run that did not complete): then it is inconclusive.
+  ``agg``. An injection that did not recover / was not detected / whose replicas did not come
+  back has no number (measured None). For mttr_s and ttd_s it has a least value, what its search
+  proved (``mttr_min_s``, ``ttd_min_s``): the aggregate with those in their place is the least
+  the aggregate can be, and the verdict is fail (or pass) only when every value from there up
+  fails (passes) the hypothesis; otherwise it is inconclusive: the search, ended by the next
+  fault's apply or the load end, was too short to tell (e.g. ``mttr_s <= 15`` on a kill whose next
+  fault came 11 s later). ready_s has no such bound: a replica not ready again fails, unless the
+  run was interrupted before that could be observed (``cut_short``: the injection's search window
+  was ended by the end of a run that did not complete): then it is inconclusive, as is any
+  undecided one.
 - A verdict scoped to a fault some injection of which took no effect (its apply event's
   ``no_effect``: it selected, changed or stopped nothing) is inconclusive with that reason, as is
   one over the "fault" phase or every injection while any fault took no effect: nothing was tested.
@@ -225,9 +231,19 @@ def injection_verdict(
     missing = sum(v is None for v in values)
     if missing:
         detail = f"{_MISSING[h.sli]} in {missing} of {n} injections"
+        least = _least_values(h.sli, rs)
+        if least is not None:
+            low = aggregate_values(least, h.agg)
+            detail += f" ({h.agg} at least {low:.3g} s: {_searched(h.sli, rs)})"
+            decided = _decided_from(low, h.op, float(h.target))
+            if decided is not None:
+                return make(measured=None, samples=n, verdict=decided, detail=detail)
         cut = [(cut_short or {}).get((r.fault, r.injection)) for r, v in zip(rs, values, strict=True) if v is None]
         if all(cut):
             return make(measured=None, samples=n, verdict="inconclusive", detail=f"{detail}: {cut[0]}")
+        if least is not None:
+            return make(measured=None, samples=n, verdict="inconclusive",
+                        detail=f"{detail}; too short a search to judge {h.sli} {h.op} {h.target:g}")
         return make(measured=None, samples=n, verdict="fail", detail=detail)
     measured = aggregate_values([float(v) for v in values], h.agg)
     shown = ", ".join(f"{v:.3g}" for v in values[:10]) + (", ..." if n > 10 else "")
@@ -237,6 +253,36 @@ def injection_verdict(
     if n < min_n:
         return make(measured=measured, samples=n, verdict="inconclusive", detail=f"{detail}; {n} < min_samples {min_n}")
     return make(measured=measured, samples=n, verdict=judge(measured, h.op, h.target), detail=detail)
+
+
+def _least_values(sli: str, rs: Sequence[InjectionResult]) -> list[float] | None:
+    """Each injection's value, or for a missing one the least it can be; None when the SLI has no such bound."""
+    bound = {"mttr_s": "mttr_min_s", "ttd_s": "ttd_min_s"}.get(sli)
+    if bound is None:
+        return None
+    out = []
+    for r in rs:
+        v = getattr(r, sli)
+        least = getattr(r, bound) if v is None else v
+        if least is None:
+            return None
+        out.append(float(least))
+    return out
+
+
+def _searched(sli: str, rs: Sequence[InjectionResult]) -> str:
+    """How long the injections without a value were searched, for the verdict's detail."""
+    spans = [f"{r.fault}#{r.injection} searched {r.windows_searched} windows" if sli == "mttr_s"
+             else f"{r.fault}#{r.injection} searched {r.ttd_min_s:.3g} s" for r in rs if getattr(r, sli) is None]
+    return ", ".join(spans[:5]) + (", ..." if len(spans) > 5 else "")
+
+
+def _decided_from(low: float, op: str, target: float) -> str | None:
+    """The verdict on a value known only to be >= ``low`` (unbounded above): pass when every such value
+    passes, fail when every one fails, None when the bound cannot tell."""
+    if op in ("<=", "<", "=="):
+        return "fail" if not OPERATORS[op](low, target) and (op != "==" or low > target) else None
+    return "pass" if OPERATORS[op](low, target) else None
 
 
 def without_effect(verdicts: Sequence[Verdict], no_effect: Mapping[str, str]) -> list[Verdict]:

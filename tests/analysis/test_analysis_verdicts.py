@@ -102,13 +102,18 @@ def test_injection_sli_aggregates(agg, expected, verdict):
     assert (v.measured, v.verdict, v.samples) == (expected, verdict, 3)
 
 
-def test_injection_not_recovered_fails_with_measured_none():
+def test_injection_not_recovered_fails_with_measured_none_when_its_least_value_already_fails():
+    """The second kill (40 s) never recovers in the 60 s left: MTTR >= 57 s, mean >= (2 + 57) / 2 = 29.5 s."""
     df, injections, fault = _repeated([2, None])
-    hyps = (Hypothesis("mttr", "mttr_s", "<=", 100.0, fault="kill", agg="mean"),)
+    hyps = (Hypothesis("mttr", "mttr_s", "<=", 20.0, fault="kill", agg="mean"),
+            Hypothesis("mttr-100", "mttr_s", "<=", 100.0, fault="kill", agg="mean"))
     an = analyze(experiment(hypotheses=hyps, faults=(fault,)), journal(duration=100, injections=injections), df)
     v = by_name(an)[("mttr", "kill")]
     assert v.verdict == "fail" and v.measured is None
-    assert v.detail == "not recovered in 1 of 2 injections"
+    assert v.detail == "not recovered in 1 of 2 injections (mean at least 29.5 s: kill#1 searched 60 windows)"
+    v = by_name(an)[("mttr-100", "kill")]
+    assert v.verdict == "inconclusive" and v.measured is None
+    assert v.detail.endswith("; too short a search to judge mttr_s <= 100"), v.detail
 
 
 def test_injection_sli_min_samples_and_never_applied():

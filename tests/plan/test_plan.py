@@ -198,4 +198,23 @@ def test_validate_prints_the_ramp_warning_the_plan_prints(tmp_path, capsys) -> N
     assert f"{path}: {warning}" in captured.err
     path.write_text(SMALL)
     assert main(["validate", str(path)]) == 0
+    assert "WARNING: the ramp" not in capsys.readouterr().err
+
+
+def test_plan_and_validate_warn_of_an_mttr_search_shorter_than_its_target(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """kill #1 (10 s) is searched only until kill-all's apply (12 s): 2 s, less than recovers' 10 s + hold 3 x 1 s, so a
+    stack too slow for it is inconclusive, never fail (analysis/verdicts.py); kills #2 (30 s) and #3 (50 s) have 20 s and 40 s."""
+    from chaosml.cli import main
+
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    warning = ("WARNING: hypothesis recovers: kill #1 at 10s is searched only 2s, until the next apply at 12s, less than its "
+               "target 10s + hold 3 x window 1s: a stack too slow for it would be inconclusive, not fail")
+    text = render_plan(build_plan(load_experiment_text(SMALL, "small.yaml")))
+    assert warning in text and text.count("WARNING: hypothesis") == 1, text
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}: {warning}" in err and err.count("WARNING") == 1, err
+    path.write_text(SMALL.replace("at: 12s", "at: 75s"))  # kill #1 searched 20 s now, kill #3 (50 s) until 75 s: 25 s
+    assert main(["validate", str(path)]) == 0
     assert "WARNING" not in capsys.readouterr().err

@@ -215,10 +215,11 @@ def test_report_files_are_world_readable_like_the_others(tmp_path):
     assert modes == dict.fromkeys(modes, 0o644)
 
 
-@pytest.mark.parametrize(("status", "verdict"), [("aborted", "inconclusive"), ("completed", "fail")])
+@pytest.mark.parametrize(("status", "verdict"), [("aborted", "inconclusive"), ("completed", "inconclusive")])
 def test_mttr_of_an_injection_cut_short_by_an_interrupt_is_inconclusive(tmp_path, status, verdict):
     # issue 14 item 13: a run interrupted before recovery could be observed reported MTTR hypotheses
-    # FAIL ("not recovered"). The load ends 1 s into the second outage (25 s .. 27 s).
+    # FAIL ("not recovered"). The load ends 1 s into the second outage (25 s .. 27 s). A completed run
+    # whose load ends there is as short a search: 1 s says nothing of a 5 s target either.
     journal = write_run(tmp_path, status=status, reason="interrupted by SIGINT" if status == "aborted" else None)
     journal["load"]["ended_at"] = T0 + 26.0
     (tmp_path / "journal.json").write_text(json.dumps(journal))
@@ -226,4 +227,7 @@ def test_mttr_of_an_injection_cut_short_by_an_interrupt_is_inconclusive(tmp_path
     (v,) = [v for v in analysis["verdicts"] if v["name"] == "recovers-fast"]
     assert v["verdict"] == verdict
     if status == "aborted":
-        assert v["detail"] == "not recovered in 1 of 2 injections: the run ended (aborted) before recovery could be observed"
+        assert v["detail"] == ("not recovered in 1 of 2 injections (max at least 3 s: kill-replica#1 searched 1 windows): "
+                               "the run ended (aborted) before recovery could be observed")
+    else:
+        assert v["detail"].endswith("; too short a search to judge mttr_s <= 10"), v["detail"]

@@ -62,3 +62,16 @@ def test_the_stacks_own_signal_counts_when_it_comes_first() -> None:
     assert inj.detected_by == "gateway readiness check failed (probe failed)"
     inj = _inj(df, [*HARNESS, {"t": 10.2, "kind": "breaker_open", "subject": "model-1"}])
     assert inj.detected_source == "stack" and inj.detected_by == "breaker_open model-1"
+
+
+def test_nothing_observable_in_a_short_search_cannot_fail_a_longer_target() -> None:
+    """Searched for 30 s (apply at 10 s, load end at 40 s): TTD >= 30 s, so ``<= 10`` fails, ``<= 60`` is inconclusive."""
+    from chaosml.model.experiment import Hypothesis
+
+    hyps = (Hypothesis("within-10", "ttd_s", "<=", 10.0, fault="kill"), Hypothesis("within-60", "ttd_s", "<=", 60.0, fault="kill"))
+    an = analyze(experiment(hypotheses=hyps), journal(duration=40.0, injections=[KILL], target_events=HARNESS), samples(40.0, 20.0))
+    (inj,) = an.injections
+    assert inj.ttd_s is None and inj.ttd_min_s == 30.0
+    v = {x.name: x for x in an.verdicts}
+    assert v["within-10"].verdict == "fail" and v["within-10"].measured is None, v["within-10"]
+    assert v["within-60"].verdict == "inconclusive" and "at least 30 s" in v["within-60"].detail, v["within-60"]
