@@ -112,16 +112,14 @@ def test_kserve_serves_v2_in_a_real_container_behind_the_proxy_link(real_cluster
     assert [o["name"] for o in answer["outputs"]] == ["predict", "probabilities"], answer
 
 
-#: the shipped kill (the pod's own 5 s grace) and the same kill with grace 0, added right after it (see _experiment)
-KILLS = {"kill-pod": None, "kill-pod-grace-0": 0}
-
-
 def _experiment(cluster: RealCluster, tmp_path: Path) -> Path:
-    """The shipped experiment with the real cluster's context (namespace and Toxiproxy Service as shipped), plus a
-    second kill with grace 0 (and its copies of the kill's hypotheses) at 20-30 s, the ingress toxic moved from 26 s
-    to 32 s (its 6 s and the 8 s after it as shipped): one run for both kills. The kills come first: the kubelet
-    removes a deleted pod's containers at its periodic container garbage collection (once a minute in 1.20), which
-    the test waits for, and the run's last 16 s cover part of that wait (a kill at 40 s of a 58 s run: +33 s)."""
+    """The shipped experiment as it is, with the real cluster's context (namespace and Toxiproxy Service as
+    shipped): kill-pod at 8 s for 10 s (grace 0, pod-kill's default: the pod object goes at once), the ingress
+    toxic at 26 s for 6 s, a 40 s load. The kill's recovery is searched until the toxic's apply, 18 s: its
+    15 s target plus hold 3 x 1 s, so `chaosml validate` has no warning and a slow recovery can fail.
+    (This test used to add a second kill 12 s after the first, called grace 0 though both were: on a busy
+    machine the first replacement was Ready at +8.5 s and recovery, needing 3 healthy seconds after it,
+    was cut off by the second kill, which the analysis then called a failure; see CHANGELOG.)"""
     data = yaml.safe_load(EXPERIMENT.read_text())
     assert data["target"]["kubernetes"]["namespace"] == NS
     data["target"]["kubernetes"]["context"] = cluster.control_plane.context  # type: ignore[union-attr]
@@ -129,61 +127,53 @@ def _experiment(cluster: RealCluster, tmp_path: Path) -> Path:
     assert kill["name"] == "kill-pod" and "grace_period_s" not in kill["params"], kill
     assert (kill["at"], kill["duration"], slow["name"], slow["at"], slow["duration"], data["load"]["duration"]) == \
         ("8s", "10s", "slow-ingress", "26s", "6s", "40s"), data
-    slow["at"] = "32s"
-    data["faults"].insert(1, {**kill, "name": "kill-pod-grace-0", "at": "20s",
-                              "params": {**kill["params"], "grace_period_s": 0}})
-    copies = []
-    for h in data["hypotheses"]:
-        for key in ("during", "fault"):
-            if h.get(key) == "kill-pod":
-                copies.append({**h, "name": f"{h['name']}-grace-0", key: "kill-pod-grace-0"})
-    assert len(copies) == 3, copies
-    data["hypotheses"] += copies
-    data["load"]["duration"] = "46s"  # the shipped 8 s after the last fault's end
     path = tmp_path / "byo-k8s-kserve.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
 def test_chaosml_run_byo_kserve_on_the_real_node(real_cluster: RealCluster, kserve_stack: str, tmp_path: Path) -> None:
-    """The shipped experiment: kill-pod (the pod's own 5 s grace), the same kill with grace 0 in the same run, and a
-    200 ms toxic on the ingress link. Each replacement's stages come from the real pod watch; nothing of the
-    run is left afterwards. (One run: each grace had its own run of the whole experiment before.)"""
+    """The shipped experiment: kill-pod (grace 0) and a 200 ms toxic on the ingress link. The replacement's
+    stages come from the real pod watch; every verdict is judged from KServe's own answers; nothing of the run
+    is left afterwards."""
     journal = chaosml_run(real_cluster, tmp_path, _experiment(real_cluster, tmp_path))
     (run_dir,) = [d for d in (tmp_path / "reports").iterdir() if d.is_dir()]
     analysis = json.loads((run_dir / "analysis.json").read_text())
     verdicts = {v["name"]: v for v in analysis["verdicts"]}
-    print(json.dumps({n: [v["verdict"], v["measured"]] for n, v in verdicts.items()}))
-    for sfx in ("", "-grace-0"):
-        # every hypothesis judged from KServe's own answers, none inconclusive
-        for name in ("mostly-available-during-kill", "accurate-during-kill", "recovers-from-kill"):
-            v = verdicts[name + sfx]
-            assert v["verdict"] in ("pass", "fail") and v["measured"] is not None, v
-        for name in ("accurate-during-kill", "recovers-from-kill"):
-            assert verdicts[name + sfx]["verdict"] == "pass", verdicts[name + sfx]
-        # one replica per node (a hostPort): killing it leaves no other to answer, and the run must show that
-        assert len(real_cluster.nodes) > 1 or verdicts["mostly-available-during-kill" + sfx]["measured"] < 1.0, verdicts
+    (kill,) = [e for e in journal["fault_events"] if e["action"] == "apply" and e["fault"] == "kill-pod"]
+    (victim,) = kill["targets"]
+    replaced = [e["detail"] for e in events(journal, "pod_replaced") if e["subject"] == victim]
+    print(json.dumps({"verdicts": {n: [v["verdict"], v["measured"], v["samples"]] for n, v in verdicts.items()},
+                      "pod_replaced": replaced}))
+    # the pod kill: the KServe pod deleted through the API server with grace 0 and replaced, each stage from the watch
+    assert kill["ok"] and victim.startswith("bc-kserve-") and kill["detail"]["grace_period"] == 0.0, kill
+    (replaced,) = replaced
+    assert replaced["deletion"] == "requested" and replaced["node"] in {n.name for n in real_cluster.nodes}, replaced
+    assert 0 <= replaced["created_s"] <= replaced["scheduled_s"] <= replaced["ready_s"] < 60, replaced
+    # one replica per node (a hostPort): killing it leaves no other to answer, and the run must show that
+    during = verdicts["mostly-available-during-kill"]
+    assert during["verdict"] in ("pass", "fail") and during["measured"] is not None, during
+    assert len(real_cluster.nodes) > 1 or during["measured"] < 1.0, during
+    # accuracy over the 2xx answers of the kill's 10 s: a replacement slow to start (KServe's imports, a busy
+    # machine) may leave fewer than min_samples (20) of them, which must then be inconclusive, never judged
+    acc = verdicts["accurate-during-kill"]
+    if acc["samples"] >= 20:
+        assert acc["verdict"] == "pass" and acc["measured"] >= 0.9, acc
+    else:
+        assert acc["verdict"] == "inconclusive" and "min_samples" in acc["detail"], acc
+    rec = verdicts["recovers-from-kill"]
+    assert rec["verdict"] == "pass" and rec["measured"] <= 15, rec
     p99 = verdicts["p99-under-ingress-latency"]
-    assert p99["verdict"] in ("pass", "fail") and p99["measured"] is not None, p99
-    for name in ("availability", "p99-under-ingress-latency"):
-        assert verdicts[name]["verdict"] == "pass", verdicts[name]
+    assert p99["verdict"] == "pass" and p99["measured"] is not None, p99
+    assert verdicts["availability"]["verdict"] == "pass", verdicts["availability"]
     slow = next(p for p in analysis["phases"] if p["name"] == "slow-ingress")
     base = next(p for p in analysis["phases"] if p["name"] == "baseline")
     assert slow["slis"]["latency_p50_ms"] > base["slis"]["latency_p50_ms"] + 150, (slow["slis"], base["slis"])
     from chaosml.proxy import client as toxiproxy
 
-    # nothing left: no toxic in the owner's proxy
+    # nothing left: no toxic in the owner's proxy, the Deployment whole, the victim's containers gone
     assert all(p["toxics"] == [] and p["enabled"] for p in toxiproxy.proxies(PROXY_API).values())
-    for fault, grace in KILLS.items():
-        # the pod kill: one KServe pod deleted through the API server and replaced, each stage from the real watch
-        (kill,) = [e for e in journal["fault_events"] if e["action"] == "apply" and e["fault"] == fault]
-        (victim,) = kill["targets"]
-        assert kill["ok"] and victim.startswith("bc-kserve-"), kill
-        (replaced,) = [e["detail"] for e in events(journal, "pod_replaced") if e["subject"] == victim]
-        assert replaced["deletion"] == "requested" and replaced["node"] in {n.name for n in real_cluster.nodes}, replaced
-        assert 0 <= replaced["created_s"] <= replaced["scheduled_s"] <= replaced["ready_s"] < 60, replaced
-        print(json.dumps({"grace": grace, "pod_replaced": replaced}))
-        _nothing_left_of(real_cluster, victim)
+    _nothing_left_of(real_cluster, victim)
 
 
 def _nothing_left_of(real_cluster: RealCluster, victim: str) -> None:
