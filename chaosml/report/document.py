@@ -206,7 +206,8 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
                 f"{r['offset_s']:.2f} s",
                 fmt_s(r["duration_s"]) if r["duration_s"] is not None else "no recover",
                 ", ".join(r["targets"]) or "-",
-                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "nothing observable",
+                fmt_s(r["ttd_s"]) if r["ttd_s"] is not None else "nothing observable"
+                + ("" if r.get("ttd_min_s") is None else f" (TTD ≥ {fmt_s(r['ttd_min_s'])})"),
                 f"{r['detected_source']}: {r['detected_by']}" if r.get("detected_source") else (r["detected_by"] or "-"),
                 _fmt_mttr(r),
                 fmt_s(r["ready_s"]) if r["ready_s"] is not None else ("-" if not r["targets"] else "not ready"),
@@ -257,7 +258,8 @@ def injection_tables(analysis: dict[str, Any]) -> list[Block]:
 
 def _fmt_mttr(r: dict[str, Any]) -> str:
     if not r["recovered"]:
-        return "not recovered"
+        least = r.get("mttr_min_s")
+        return "not recovered" + ("" if least is None else f" (MTTR ≥ {fmt_s(least)})")
     precision = r.get("mttr_precision_s")
     if r["mttr_s"] == 0.0:
         return fmt_s(0.0) + " (SLOs never broke)"

@@ -85,6 +85,10 @@ def test_a_recovery_search_cut_short_by_the_next_fault_cannot_fail_a_target_it_n
     assert "at least 8 s" in v["within-15"].detail and "too short a search" in v["within-15"].detail
     assert v["within-5"].verdict == "fail" and v["within-5"].measured is None, v["within-5"]
     assert v["slower-than-8"].verdict == "pass", v["slower-than-8"]  # every value it can have is >= 8
+    from chaosml.report.document import injection_tables
+
+    rows = [b for b in injection_tables(an.to_dict()) if hasattr(b, "rows")][0].rows
+    assert any("not recovered (MTTR ≥ 8.00 s)" in cell for cell in rows[0]), rows[0]
 
 
 def test_a_search_long_enough_for_the_target_still_fails_a_stack_that_never_recovered() -> None:
