@@ -91,18 +91,25 @@ def test_bandwidth_50kbs_moves_100kb_in_about_2s(api: str, echo_proxy: int) -> N
     assert 1.7 <= elapsed <= 2.3, elapsed
 
 
+def _least_rtt(sock: socket.socket, n: int = 3) -> float:
+    """The least of ``n`` round trips: a busy machine only ever adds to one (CI, three workers on 2 cores:
+    one round trip under a 150 ms toxic took 209.5 ms), so the least is the toxic's own delay plus the
+    proxy's; a toxic applied twice, or to only some round trips, still shows."""
+    return min(round_trip(sock) for _ in range(n))
+
+
 def test_toxic_changes_apply_to_live_connections(api: str, echo_proxy: int) -> None:
     with connect(echo_proxy) as sock:
-        assert round_trip(sock) < 0.05
+        assert _least_rtt(sock) < 0.05
         client.add_toxic(api, "echo", "latency", attributes={"latency": 150})
-        assert 0.15 <= round_trip(sock) < 0.2
+        assert 0.15 <= _least_rtt(sock) < 0.2
         updated = client.update_toxic(
             api, "echo", "latency_downstream", attributes={"latency": 30}
         )
         assert updated["attributes"] == {"latency": 30, "jitter": 0}
-        assert 0.03 <= round_trip(sock) < 0.08
+        assert 0.03 <= _least_rtt(sock) < 0.08
         client.remove_toxic(api, "echo", "latency_downstream")
-        assert round_trip(sock) < 0.05
+        assert _least_rtt(sock) < 0.05
 
 
 def test_removing_a_toxic_releases_held_data_in_order(
