@@ -289,10 +289,9 @@ def short_search_warnings(plan: Plan) -> list[str]:
     for h in plan.experiment.hypotheses:
         if h.sli not in ("mttr_s", "ttd_s") or h.op not in ("<=", "<"):
             continue
-        fault = h.fault or h.during
         need = float(h.target) + (ss.hold * ss.window if h.sli == "mttr_s" else 0.0)
         for inj in plan.injections:
-            if fault is not None and inj.fault != fault:
+            if inj.fault != h.fault:  # the loader requires `fault:` on an injection SLI
                 continue
             end = min([s for s in starts if s > inj.start] + [plan.load_end])
             if end - inj.start < need:
