@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosml.analysis.delivery import ramp_warning
+from chaosml.analysis.mttr import least_mttr, whole_windows
+from chaosml.analysis.verdicts import decided_from_least
 from chaosml.loader import ROLLBACK_PARAMS
 from chaosml.model import catalog
 from chaosml.model.experiment import Experiment, FaultSpec, LoadSpec, MonitoringSpec, TargetSpec
@@ -276,12 +278,13 @@ def _data(load: LoadSpec) -> str:
 
 
 def short_search_warnings(plan: Plan) -> list[str]:
-    """A warning per ``mttr_s``/``ttd_s`` hypothesis with an upper target that some injection's search cannot reach.
+    """A warning per ``mttr_s``/``ttd_s`` hypothesis that some injection's search could not fail.
 
     MTTR and TTD are searched from an injection's apply to the next apply of any fault (or the load
-    end), and recovery needs ``hold`` healthy windows after its edge (analysis/mttr.py). When that
-    span is shorter than the target (plus hold x window for MTTR), a stack that is too slow cannot
-    be told from one that was cut off: its verdict is inconclusive, never fail.
+    end). An injection with no value is judged from the least value that search proves
+    (``analysis.mttr.least_mttr``, or the span for TTD) by the analysis' own rule
+    (``analysis.verdicts.decided_from_least``): when that rule cannot fail the hypothesis, a stack too
+    slow for it cannot be told from one that was cut off, and its verdict would be inconclusive.
     """
     ss = plan.experiment.steady_state
     starts = sorted({i.start for i in plan.injections})
@@ -289,17 +292,19 @@ def short_search_warnings(plan: Plan) -> list[str]:
     for h in plan.experiment.hypotheses:
         if h.sli not in ("mttr_s", "ttd_s") or h.op not in ("<=", "<"):
             continue
-        need = float(h.target) + (ss.hold * ss.window if h.sli == "mttr_s" else 0.0)
         for inj in plan.injections:
             if inj.fault != h.fault:  # the loader requires `fault:` on an injection SLI
                 continue
             end = min([s for s in starts if s > inj.start] + [plan.load_end])
-            if end - inj.start < need:
+            span = end - inj.start
+            least = least_mttr(whole_windows(span, ss.window), ss) if h.sli == "mttr_s" else span
+            if decided_from_least(least, h.op, float(h.target)) != "fail":
                 until = "the load end" if end == plan.load_end else f"the next apply at {_s(end)}"
-                extra = f" + hold {ss.hold} x window {_s(ss.window)}" if h.sli == "mttr_s" else ""
+                none = "no recovery" if h.sli == "mttr_s" else "nothing observed"
                 out.append(f"WARNING: hypothesis {h.name}: {inj.fault} #{inj.index} at {_s(inj.start)} is searched only "
-                           f"{_s(end - inj.start)}, until {until}, less than its target {_s(float(h.target))}{extra}: "
-                           f"a stack too slow for it would be inconclusive, not fail (space the faults or lengthen the load)")
+                           f"{_s(span)}, until {until}; {none} in it proves only {h.sli} >= {_s(least)}, which does not "
+                           f"fail {h.op} {_s(float(h.target))}: a stack too slow for it would be inconclusive, not fail "
+                           "(space the faults or lengthen the load)")
     return out
 
 

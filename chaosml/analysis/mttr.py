@@ -141,6 +141,11 @@ def first_run(healthy: np.ndarray, hold: int) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
+def whole_windows(span_s: float, window_s: float) -> int:
+    """The whole MTTR windows in a search of ``span_s`` seconds (as :func:`recovery_times` counts them)."""
+    return max(int(math.floor(span_s / window_s + _EPS)), 0) if window_s > 0 else 0
+
+
 def least_mttr(windows_searched: int, steady: SteadyState) -> float:
     """The least MTTR of an injection that did not recover in ``windows_searched`` whole windows.
 
@@ -469,5 +474,6 @@ __all__ = [
     "slo_failures",
     "stack_signals",
     "stats",
+    "whole_windows",
     "window_health",
 ]

@@ -235,7 +235,7 @@ def injection_verdict(
         if least is not None:
             low = aggregate_values(least, h.agg)
             detail += f" ({h.agg} at least {low:.3g} s: {_searched(h.sli, rs)})"
-            decided = _decided_from(low, h.op, float(h.target))
+            decided = decided_from_least(low, h.op, float(h.target))
             if decided is not None:
                 return make(measured=None, samples=n, verdict=decided, detail=detail)
         cut = [(cut_short or {}).get((r.fault, r.injection)) for r, v in zip(rs, values, strict=True) if v is None]
@@ -277,7 +277,7 @@ def _searched(sli: str, rs: Sequence[InjectionResult]) -> str:
     return ", ".join(spans[:5]) + (", ..." if len(spans) > 5 else "")
 
 
-def _decided_from(low: float, op: str, target: float) -> str | None:
+def decided_from_least(low: float, op: str, target: float) -> str | None:
     """The verdict on a value known only to be >= ``low`` (unbounded above): pass when every such value
     passes, fail when every one fails, None when the bound cannot tell."""
     if op in ("<=", "<", "=="):

@@ -208,8 +208,8 @@ def test_plan_and_validate_warn_of_an_mttr_search_shorter_than_its_target(tmp_pa
 
     path = tmp_path / "small.yaml"
     path.write_text(SMALL)
-    warning = ("WARNING: hypothesis recovers: kill #1 at 10s is searched only 2s, until the next apply at 12s, less than its "
-               "target 10s + hold 3 x window 1s: a stack too slow for it would be inconclusive, not fail")
+    warning = ("WARNING: hypothesis recovers: kill #1 at 10s is searched only 2s, until the next apply at 12s; no recovery in "
+               "it proves only mttr_s >= 0s, which does not fail <= 10s: a stack too slow for it would be inconclusive, not fail")
     text = render_plan(build_plan(load_experiment_text(SMALL, "small.yaml")))
     assert warning in text and text.count("WARNING: hypothesis") == 1, text
     assert main(["validate", str(path)]) == 0
@@ -218,3 +218,13 @@ def test_plan_and_validate_warn_of_an_mttr_search_shorter_than_its_target(tmp_pa
     path.write_text(SMALL.replace("at: 12s", "at: 75s"))  # kill #1 searched 20 s now, kill #3 (50 s) until 75 s: 25 s
     assert main(["validate", str(path)]) == 0
     assert "WARNING" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("kill_all_at", "warned"), [("23s", True), ("24s", False)])
+def test_the_plan_warns_exactly_when_the_analysis_could_not_fail_the_hypothesis(kill_all_at: str, warned: bool) -> None:
+    """kill #1 at 10 s searched 13 s (kill-all at 23 s): 13 whole windows - hold 3 = MTTR >= 10 s, which does not fail
+    ``<= 10`` (an MTTR of exactly 10 s passes); 14 s proves >= 11 s, which does. The plan used target + hold x window
+    (13 s) as enough, one window short of what the verdict needs: it said nothing where the run would be inconclusive."""
+    text = SMALL.replace("at: 12s", f"at: {kill_all_at}")
+    plan_text = render_plan(build_plan(load_experiment_text(text, "small.yaml")))
+    assert ("WARNING: hypothesis recovers: kill #1" in plan_text) is warned, plan_text
