@@ -20,6 +20,13 @@ def _median_rtt(sock: socket.socket, n: int = 7) -> float:
     return statistics.median(round_trip(sock) for _ in range(n))
 
 
+def _least_rtt(sock: socket.socket, n: int = 3) -> float:
+    """The least of ``n`` round trips: a busy machine only ever adds to one (CI, three workers on 2 cores:
+    one round trip under a 150 ms toxic took 209.5 ms), so the least is the toxic's own delay plus the
+    proxy's; a toxic applied twice, or to only some round trips, still shows."""
+    return min(round_trip(sock) for _ in range(n))
+
+
 def _read_until_closed(
     sock: socket.socket, limit_s: float = 5.0
 ) -> tuple[bytes, float]:
@@ -89,13 +96,6 @@ def test_bandwidth_50kbs_moves_100kb_in_about_2s(api: str, echo_proxy: int) -> N
         elapsed = time.perf_counter() - start
     assert received == payload
     assert 1.7 <= elapsed <= 2.3, elapsed
-
-
-def _least_rtt(sock: socket.socket, n: int = 3) -> float:
-    """The least of ``n`` round trips: a busy machine only ever adds to one (CI, three workers on 2 cores:
-    one round trip under a 150 ms toxic took 209.5 ms), so the least is the toxic's own delay plus the
-    proxy's; a toxic applied twice, or to only some round trips, still shows."""
-    return min(round_trip(sock) for _ in range(n))
 
 
 def test_toxic_changes_apply_to_live_connections(api: str, echo_proxy: int) -> None:
